@@ -1,0 +1,386 @@
+//! The Falco alert: what Falco's `json_output` prints and its `http_output` posts.
+//!
+//! Serialisation follows Falco exactly (keys in sorted order, `time` with nine fractional digits,
+//! title-case priority) plus the `uuid` that Falcosidekick-style gateways add. Parsing is strict
+//! about the fields a router depends on (`rule`, `priority`, `time`) and names the offending field,
+//! because a gateway must reject a bad alert with a message its sender can act on.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::priority::Priority;
+use crate::time::EventTime;
+
+/// Output fields: field reference (`proc.name`, `proc.aname[2]`) to a scalar JSON value.
+/// A `serde_json::Map` keeps keys sorted, which is also Falco's order.
+pub type OutputFields = Map<String, Value>;
+
+/// A Falco alert.
+///
+/// Field order is alphabetical on purpose: derived serialisation then matches the sorted keys of
+/// Falco's nlohmann::json writer byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub output: String,
+    pub output_fields: OutputFields,
+    pub priority: Priority,
+    pub rule: String,
+    pub source: String,
+    pub tags: Vec<String>,
+    pub time: EventTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<AlertId>,
+}
+
+/// The identity an alert keeps everywhere downstream: retries, replays and idempotency keys.
+///
+/// Either a sender-supplied id or a generated UUID v4. Bounded to 128 printable ASCII characters so
+/// it fits every destination's id field (SNS deduplication ids are the tightest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AlertId(String);
+
+impl AlertId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn generate() -> Self {
+        AlertId(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(format!(
+                "must be 1 to {} characters, got {}",
+                Self::MAX_LEN,
+                s.len()
+            ));
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces".to_string());
+        }
+        Ok(AlertId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an alert body was refused, naming the field (`priority`, `output_fields.proc.name`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct AlertError {
+    pub field: String,
+    pub message: String,
+    pub kind: AlertErrorKind,
+}
+
+/// A coarse, bounded classification of [`AlertError`], fit for a metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertErrorKind {
+    NotAnObject,
+    MissingRule,
+    BadRule,
+    MissingPriority,
+    UnknownPriority,
+    MissingTime,
+    BadTime,
+    BadField,
+}
+
+impl AlertErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertErrorKind::NotAnObject => "not_an_object",
+            AlertErrorKind::MissingRule => "missing_rule",
+            AlertErrorKind::BadRule => "bad_rule",
+            AlertErrorKind::MissingPriority => "missing_priority",
+            AlertErrorKind::UnknownPriority => "unknown_priority",
+            AlertErrorKind::MissingTime => "missing_time",
+            AlertErrorKind::BadTime => "bad_time",
+            AlertErrorKind::BadField => "bad_field",
+        }
+    }
+}
+
+fn err(field: impl Into<String>, kind: AlertErrorKind, message: impl Into<String>) -> AlertError {
+    AlertError {
+        field: field.into(),
+        message: message.into(),
+        kind,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Alert {
+    /// Validates a decoded JSON value as a Falco alert body.
+    ///
+    /// Unknown top-level keys are ignored, as Falcosidekick ignores them; everything a router or
+    /// an output reads is checked.
+    pub fn from_json(value: Value) -> Result<Alert, AlertError> {
+        let Value::Object(mut obj) = value else {
+            return Err(err(
+                "(body)",
+                AlertErrorKind::NotAnObject,
+                format!("expected a JSON object, got {}", type_name(&value)),
+            ));
+        };
+
+        let rule = match obj.remove("rule") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(Value::String(_)) => {
+                return Err(err("rule", AlertErrorKind::BadRule, "must not be empty"))
+            }
+            None | Some(Value::Null) => {
+                return Err(err("rule", AlertErrorKind::MissingRule, "is required"))
+            }
+            Some(other) => {
+                return Err(err(
+                    "rule",
+                    AlertErrorKind::BadRule,
+                    format!("expected a string, got {}", type_name(&other)),
+                ))
+            }
+        };
+
+        let priority = match obj.remove("priority") {
+            Some(Value::String(s)) => s
+                .parse::<Priority>()
+                .map_err(|e| err("priority", AlertErrorKind::UnknownPriority, e.to_string()))?,
+            None | Some(Value::Null) => {
+                return Err(err(
+                    "priority",
+                    AlertErrorKind::MissingPriority,
+                    "is required",
+                ))
+            }
+            Some(other) => {
+                return Err(err(
+                    "priority",
+                    AlertErrorKind::UnknownPriority,
+                    format!("expected a string, got {}", type_name(&other)),
+                ))
+            }
+        };
+
+        let time = match obj.remove("time") {
+            Some(Value::String(s)) => EventTime::parse_rfc3339(&s)
+                .map_err(|e| err("time", AlertErrorKind::BadTime, e.to_string()))?,
+            None | Some(Value::Null) => {
+                return Err(err("time", AlertErrorKind::MissingTime, "is required"))
+            }
+            Some(other) => {
+                return Err(err(
+                    "time",
+                    AlertErrorKind::BadTime,
+                    format!("expected an RFC 3339 string, got {}", type_name(&other)),
+                ))
+            }
+        };
+
+        let output = optional_string(&mut obj, "output")?.unwrap_or_default();
+        let source = optional_string(&mut obj, "source")?.unwrap_or_else(|| "syscall".to_string());
+        let hostname = optional_string(&mut obj, "hostname")?;
+
+        let uuid = match optional_string(&mut obj, "uuid")? {
+            Some(s) => {
+                Some(AlertId::parse(&s).map_err(|m| err("uuid", AlertErrorKind::BadField, m))?)
+            }
+            None => None,
+        };
+
+        let tags = match obj.remove("tags") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut tags = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        Value::String(s) => tags.push(s),
+                        other => {
+                            return Err(err(
+                                format!("tags[{i}]"),
+                                AlertErrorKind::BadField,
+                                format!("expected a string, got {}", type_name(&other)),
+                            ))
+                        }
+                    }
+                }
+                tags
+            }
+            Some(other) => {
+                return Err(err(
+                    "tags",
+                    AlertErrorKind::BadField,
+                    format!("expected an array of strings, got {}", type_name(&other)),
+                ))
+            }
+        };
+
+        let output_fields = match obj.remove("output_fields") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(fields)) => {
+                for (name, v) in &fields {
+                    if matches!(v, Value::Array(_) | Value::Object(_)) {
+                        return Err(err(
+                            format!("output_fields.{name}"),
+                            AlertErrorKind::BadField,
+                            format!(
+                                "expected a string, number, boolean or null, got {}",
+                                type_name(v)
+                            ),
+                        ));
+                    }
+                }
+                fields
+            }
+            Some(other) => {
+                return Err(err(
+                    "output_fields",
+                    AlertErrorKind::BadField,
+                    format!("expected an object, got {}", type_name(&other)),
+                ))
+            }
+        };
+
+        Ok(Alert {
+            hostname,
+            output,
+            output_fields,
+            priority,
+            rule,
+            source,
+            tags,
+            time,
+            uuid,
+        })
+    }
+
+    /// Parses and validates one alert from JSON text.
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Alert, AlertError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            err(
+                "(body)",
+                AlertErrorKind::NotAnObject,
+                format!("malformed JSON: {e}"),
+            )
+        })?;
+        Alert::from_json(value)
+    }
+
+    /// The alert as one line of JSON, in Falco's key order.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an Alert always serialises")
+    }
+}
+
+fn optional_string(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, AlertError> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(err(
+            key,
+            AlertErrorKind::BadField,
+            format!("expected a string, got {}", type_name(&other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "hostname": "node-1",
+            "output": "09:23:10.123456789: Warning Sensitive file opened",
+            "output_fields": {"proc.name": "cat", "user.uid": 0, "proc.pname": null, "evt.time": 1781256190123456789u64},
+            "priority": "warning",
+            "rule": "Read sensitive file untrusted",
+            "source": "syscall",
+            "tags": ["filesystem", "mitre_credential_access"],
+            "time": "2026-06-12T09:23:10.123456789Z"
+        })
+    }
+
+    #[test]
+    fn round_trips_in_falco_key_order() {
+        let alert = Alert::from_json(sample()).unwrap();
+        assert_eq!(alert.priority, Priority::Warning);
+        let text = String::from_utf8(alert.to_json_bytes()).unwrap();
+        assert!(
+            text.starts_with(r#"{"hostname":"node-1","output":"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""priority":"Warning","rule":"#), "{text}");
+        assert!(
+            text.ends_with(r#""time":"2026-06-12T09:23:10.123456789Z"}"#),
+            "{text}"
+        );
+        assert_eq!(Alert::from_json_slice(text.as_bytes()).unwrap(), alert);
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let cases: [(&str, Value, &str); 6] = [
+            ("rule", Value::Null, "rule: is required"),
+            (
+                "priority",
+                json!("urgent"),
+                "priority: unknown priority 'urgent'",
+            ),
+            ("priority", Value::Null, "priority: is required"),
+            (
+                "time",
+                json!("yesterday"),
+                "time: 'yesterday' is not an RFC 3339",
+            ),
+            ("tags", json!(["a", 3]), "tags[1]: expected a string"),
+            (
+                "output_fields",
+                json!({"x": [1]}),
+                "output_fields.x: expected a string",
+            ),
+        ];
+        for (key, value, expected) in cases {
+            let mut body = sample();
+            if value.is_null() {
+                body.as_object_mut().unwrap().remove(key);
+            } else {
+                body[key] = value;
+            }
+            let e = Alert::from_json(body).unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{key}: got {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_source_and_keeps_a_given_uuid() {
+        let mut body = sample();
+        body.as_object_mut().unwrap().remove("source");
+        body["uuid"] = json!("sender-key-1");
+        let alert = Alert::from_json(body).unwrap();
+        assert_eq!(alert.source, "syscall");
+        assert_eq!(alert.uuid.unwrap().as_str(), "sender-key-1");
+    }
+}

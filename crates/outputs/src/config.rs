@@ -1,0 +1,133 @@
+//! Type-specific output settings: which types exist and how each one's keys are read.
+//!
+//! The gateway reads the keys every output shares (name, routing, retries); the keys after
+//! `type:` belong to the output and are parsed here, each type by its own `config.rs`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::output::Output;
+use crate::{stdout, webhook};
+
+/// The output types this build provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    Webhook,
+    Stdout,
+}
+
+impl OutputKind {
+    pub const ALL: [OutputKind; 2] = [OutputKind::Webhook, OutputKind::Stdout];
+
+    /// Types the contract names that later versions add.
+    const PLANNED: [&'static str; 7] = [
+        "slack",
+        "teams",
+        "pagerduty",
+        "elasticsearch",
+        "loki",
+        "sns",
+        "kafka",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::Webhook => "webhook",
+            OutputKind::Stdout => "stdout",
+        }
+    }
+}
+
+impl fmt::Display for OutputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OutputKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(kind) = Self::ALL.into_iter().find(|k| k.as_str() == s) {
+            return Ok(kind);
+        }
+        let available = Self::ALL.map(|k| k.as_str()).join(", ");
+        if Self::PLANNED.contains(&s) {
+            Err(format!(
+                "output type '{s}' is not available in this version (available: {available})"
+            ))
+        } else {
+            Err(format!(
+                "unknown output type '{s}' (available: {available})"
+            ))
+        }
+    }
+}
+
+/// A problem in an output's own keys, with the path below the output (`url`, `headers.X`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SettingsError {
+    pub path: String,
+    pub message: String,
+}
+
+/// What building an output needs from the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext {
+    pub max_in_flight: usize,
+}
+
+/// The parsed, validated type-specific settings of one output.
+#[derive(Debug, Clone)]
+pub enum OutputSettings {
+    Webhook(webhook::WebhookConfig),
+    Stdout(stdout::StdoutConfig),
+}
+
+impl OutputSettings {
+    /// Reads the keys of an output of type `kind`. `value` holds only the type's own keys; an
+    /// unknown key is an error.
+    pub fn parse(kind: OutputKind, value: serde_json::Value) -> Result<Self, SettingsError> {
+        Ok(match kind {
+            OutputKind::Webhook => OutputSettings::Webhook(parse_keys(value)?),
+            OutputKind::Stdout => OutputSettings::Stdout(parse_keys(value)?),
+        })
+    }
+
+    pub fn kind(&self) -> OutputKind {
+        match self {
+            OutputSettings::Webhook(_) => OutputKind::Webhook,
+            OutputSettings::Stdout(_) => OutputKind::Stdout,
+        }
+    }
+
+    pub fn build(&self, ctx: BuildContext) -> Arc<dyn Output> {
+        match self {
+            OutputSettings::Webhook(c) => Arc::new(webhook::build(c, ctx)),
+            OutputSettings::Stdout(c) => Arc::new(stdout::StdoutOutput::new(c)),
+        }
+    }
+
+    /// Where alerts go, safe to print (`--check-config`, start-up log).
+    pub fn describe(&self) -> String {
+        match self {
+            OutputSettings::Webhook(c) => format!("{} {}", c.method, c.url),
+            OutputSettings::Stdout(_) => "standard output".to_string(),
+        }
+    }
+}
+
+/// Deserialises a type's keys, reporting the failing key's path.
+pub fn parse_keys<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, SettingsError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        SettingsError {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}

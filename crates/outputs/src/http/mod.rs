@@ -1,0 +1,164 @@
+//! The transport shared by every HTTP destination.
+//!
+//! An HTTP output is an [`HttpEncoder`]: it turns a batch into a request and reads the answer.
+//! [`HttpOutput`] wraps it into an [`Output`](crate::Output), sending with one pooled client per
+//! output and turning transport errors into retryable failures with the URL stripped.
+
+mod classify;
+
+pub use classify::{classify_status, parse_retry_after};
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+
+use crate::delivery::{Delivery, Failure};
+use crate::envelope::Envelope;
+use crate::output::{BatchLimits, Output};
+use crate::secret::SecretUrl;
+
+/// A request ready to send. Outputs fill it; only the transport touches the network.
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: SecretUrl,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The answer, read whole (destinations answer with small bodies; the read is capped).
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Largest response body read for classification; the rest is discarded.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// What an HTTP destination knows: how to build its request and how to read its answers.
+pub trait HttpEncoder: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits::SINGLE
+    }
+
+    /// Builds the request for `batch`. An error is permanent: the batch can never be sent as is.
+    fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure>;
+
+    /// Reads the destination's answer. The default is the generic webhook table
+    /// ([`classify_status`]).
+    fn classify(&self, response: &HttpResponse, _batch: &[Envelope]) -> Delivery {
+        classify_status(response.status, &response.headers)
+    }
+}
+
+/// Builds the client every HTTP output uses: a connection pool sized to its concurrency, no
+/// redirects (a redirect to another host would carry a credential-bearing body along), and
+/// Nagle's algorithm off for small requests.
+pub fn client(max_in_flight: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(max_in_flight.max(1))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// An [`HttpEncoder`] made into an [`Output`].
+pub struct HttpOutput<E> {
+    encoder: E,
+    client: reqwest::Client,
+}
+
+impl<E: HttpEncoder> HttpOutput<E> {
+    pub fn new(encoder: E, client: reqwest::Client) -> Self {
+        HttpOutput { encoder, client }
+    }
+
+    pub fn encoder(&self) -> &E {
+        &self.encoder
+    }
+}
+
+#[async_trait]
+impl<E: HttpEncoder> Output for HttpOutput<E> {
+    fn kind(&self) -> &'static str {
+        self.encoder.kind()
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.encoder.batch_limits()
+    }
+
+    async fn deliver(&self, batch: &[Envelope]) -> Delivery {
+        let request = match self.encoder.build(batch) {
+            Ok(r) => r,
+            Err(failure) => return Delivery::Permanent(failure),
+        };
+        match send(&self.client, request).await {
+            Ok(response) => self.encoder.classify(&response, batch),
+            Err(failure) => Delivery::Retry(failure),
+        }
+    }
+}
+
+/// Sends one request. Errors are described without the URL, which may hold a credential.
+pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, Failure> {
+    let response = client
+        .request(request.method, request.url.expose().clone())
+        .headers(request.headers)
+        .body(request.body)
+        .send()
+        .await
+        .map_err(|e| Failure::new(None, describe_transport_error(&e)))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_capped(response).await;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Bytes {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_RESPONSE_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_RESPONSE_BODY {
+            break;
+        }
+    }
+    Bytes::from(body)
+}
+
+/// A short, URL-free description of a transport error with its root cause. reqwest's own message
+/// includes the URL, so only the innermost source is kept, and dropped if it names a URL too.
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response could not be read"
+    } else {
+        "request failed"
+    };
+    let mut root = std::error::Error::source(e);
+    while let Some(next) = root.and_then(|r| r.source()) {
+        root = Some(next);
+    }
+    match root.map(|r| r.to_string()) {
+        Some(cause) if !cause.contains("://") => format!("{kind}: {cause}"),
+        _ => kind.to_string(),
+    }
+}

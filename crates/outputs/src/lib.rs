@@ -1,0 +1,24 @@
+//! Peregrine's alert destinations.
+//!
+//! Every destination implements [`Output`]: it is handed a batch of spooled alerts and answers with
+//! a [`Delivery`] saying what happened. Everything else — timeouts, retries with backoff,
+//! `Retry-After` pauses, giving up — lives once in [`retry`], so each output only knows how to build
+//! its request and how to read its service's answer.
+//!
+//! Outputs never see the gateway: they know nothing about spools, cursors or metrics.
+
+pub mod config;
+pub mod delivery;
+pub mod duration;
+pub mod envelope;
+pub mod http;
+pub mod output;
+pub mod retry;
+pub mod secret;
+pub mod stdout;
+pub mod webhook;
+
+pub use config::{OutputKind, OutputSettings};
+pub use delivery::{Delivery, Failure, ItemResult};
+pub use envelope::Envelope;
+pub use output::{BatchLimits, Output};

@@ -1,0 +1,43 @@
+//! The trait every destination implements.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::delivery::Delivery;
+use crate::envelope::Envelope;
+
+/// How many alerts an output wants per attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    /// How long to wait for a batch to fill once its first alert is there.
+    pub max_wait: Duration,
+}
+
+impl BatchLimits {
+    /// One alert per request, sent at once: chat, paging and webhooks.
+    pub const SINGLE: BatchLimits = BatchLimits {
+        max_events: 1,
+        max_bytes: usize::MAX,
+        max_wait: Duration::ZERO,
+    };
+}
+
+/// A destination for alerts.
+///
+/// Implementations make exactly one attempt per call and describe the result; they never sleep,
+/// retry or time themselves out — [`crate::retry`] does that the same way for every output.
+#[async_trait]
+pub trait Output: Send + Sync + 'static {
+    /// The configured type (`webhook`, `slack`, ...), used in metrics labels.
+    fn kind(&self) -> &'static str;
+
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits::SINGLE
+    }
+
+    /// One attempt to deliver `batch` (never empty, at most `batch_limits()` long).
+    async fn deliver(&self, batch: &[Envelope]) -> Delivery;
+}
