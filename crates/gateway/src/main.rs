@@ -1,1 +1,94 @@
-fn main() {}
+//! `peregrine-gateway`: run the gateway, or check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use peregrine_gateway::{Config, Gateway};
+use tracing_subscriber::EnvFilter;
+
+/// Durable Falco-compatible alert gateway (the Falcosidekick role).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The YAML configuration file.
+    #[arg(long, default_value = "config/gateway.yaml")]
+    config: PathBuf,
+    /// Validate the configuration, print every problem with its key path, and exit 0 or 1.
+    #[arg(long)]
+    check_config: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Logs go to stderr: stdout belongs to the `stdout` output.
+    let filter =
+        EnvFilter::try_from_env("PEREGRINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{}: {e}", args.config.display());
+            }
+            eprintln!("{}: {} problem(s)", args.config.display(), errors.0.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check_config {
+        println!("{}: OK", args.config.display());
+        println!("  listen {}", config.listen);
+        println!(
+            "  spool {} (max {} bytes)",
+            config.spool.dir.display(),
+            config.spool.max_bytes
+        );
+        for o in &config.outputs {
+            println!(
+                "  output {} ({}) -> {}",
+                o.name,
+                o.kind(),
+                o.settings.describe()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(config: Config) -> anyhow::Result<()> {
+    let gateway = Gateway::start(config, shutdown_signal())
+        .await
+        .context("gateway failed to start")?;
+    gateway.wait().await.context("gateway failed")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -36,9 +36,9 @@ impl FromStr for ConfigDuration {
 impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
-        } else if ms % 60_000 != 0 || ms == 0 {
+        } else if !ms.is_multiple_of(60_000) || ms == 0 {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{}m", ms / 60_000)

@@ -1,0 +1,186 @@
+//! Wiring: open the spool, start one worker per output, serve HTTP, and shut down in order.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use peregrine_outputs::config::BuildContext;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::deadletter::DeadLetterFile;
+use crate::delivery::{OutputStatus, Tracker, Worker};
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::spool::Spool;
+
+/// How often fully passed segments are deleted.
+const COMPACT_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot open the spool at {dir}: {source}")]
+    Spool { dir: String, source: io::Error },
+    #[error("cannot set up output '{output}': {source}")]
+    Output { output: String, source: io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(io::Error),
+}
+
+/// A gateway that is listening.
+pub struct Gateway {
+    pub local_addr: SocketAddr,
+    serve: tokio::task::JoinHandle<Result<(), GatewayError>>,
+}
+
+impl Gateway {
+    /// Opens the spool, starts the workers and binds the listener. Serving begins at once and
+    /// lasts until `shutdown` resolves; then [`Gateway::wait`] finishes the shutdown.
+    pub async fn start(
+        config: Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Gateway, GatewayError> {
+        let spool = Spool::open(&config.spool).map_err(|source| GatewayError::Spool {
+            dir: config.spool.dir.display().to_string(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let stop = CancellationToken::new();
+        let mut workers = JoinSet::new();
+        let mut statuses: Vec<Arc<OutputStatus>> = Vec::new();
+
+        for o in &config.outputs {
+            let setup = |source| GatewayError::Output {
+                output: o.name.clone(),
+                source,
+            };
+            let cursor = spool.open_cursor(&o.name).map_err(setup)?;
+            let dead_letters =
+                DeadLetterFile::open(&spool.dead_letter_path(&o.name), &o.name).map_err(setup)?;
+            let reader = spool.reader(cursor.position());
+            let output = o.settings.build(BuildContext {
+                max_in_flight: o.max_in_flight,
+            });
+            let status = Worker::status(&o.name, output.kind(), Tracker::new(cursor));
+            tracing::info!(
+                output = %o.name,
+                r#type = output.kind(),
+                to = %o.settings.describe(),
+                from = reader.position().seq,
+                "output ready"
+            );
+            statuses.push(status.clone());
+            let worker = Worker {
+                output,
+                route: o.route.clone(),
+                policy: o.policy,
+                max_in_flight: o.max_in_flight,
+                reader,
+                dead_letters: Arc::new(dead_letters),
+                metrics: metrics.clone(),
+                status,
+            };
+            workers.spawn(worker.run(stop.clone(), config.shutdown_grace));
+        }
+        note_stale_cursors(&spool, &config);
+        tokio::spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
+
+        let state = Arc::new(AppState {
+            spool: spool.clone(),
+            metrics,
+            outputs: statuses,
+            bearer_token: config.bearer_token.clone(),
+            max_body_bytes: config.max_body_bytes,
+            custom_fields: config.custom_fields.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(GatewayError::Serve)?;
+        tracing::info!(%local_addr, outputs = config.outputs.len(), spool = %spool.dir().display(), "gateway listening");
+
+        let grace = config.shutdown_grace;
+        let serve = tokio::spawn(async move {
+            // One signal stops both intake and workers: in-flight requests finish storing their
+            // alerts while in-flight deliveries get their grace period, side by side.
+            let server = axum::serve(listener, http::router(state)).with_graceful_shutdown({
+                let stop = stop.clone();
+                async move {
+                    shutdown.await;
+                    tracing::info!("shutting down: no new requests");
+                    stop.cancel();
+                }
+            });
+            // A client holding a keep-alive connection open must not hold up the exit.
+            let served = tokio::select! {
+                served = server => served.map_err(GatewayError::Serve),
+                _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => Ok(()),
+            };
+            while workers.join_next().await.is_some() {}
+            tracing::info!("gateway stopped; undelivered alerts stay in the spool");
+            served
+        });
+        Ok(Gateway { local_addr, serve })
+    }
+
+    /// Waits until the gateway has shut down.
+    pub async fn wait(self) -> Result<(), GatewayError> {
+        self.serve
+            .await
+            .map_err(|e| GatewayError::Serve(io::Error::other(e)))?
+    }
+}
+
+/// Deletes segments every output has passed. Cursors are fsync'd first, so a power loss can
+/// never leave a cursor pointing into a deleted segment.
+async fn compact(spool: Spool, outputs: Vec<Arc<OutputStatus>>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(COMPACT_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let outputs = outputs.clone();
+        let spool = spool.clone();
+        let result = tokio::task::spawn_blocking(move || -> io::Result<usize> {
+            let mut min = spool.end().offset;
+            for o in &outputs {
+                let handle = o.flush_cursor()?;
+                handle.sync_data()?;
+                min = min.min(o.committed().offset);
+            }
+            spool.release_before(min)
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(segments = n, "released spool segments"),
+            Ok(Err(e)) => tracing::error!(error = %e, "spool compaction failed"),
+            Err(e) => tracing::error!(error = %e, "spool compaction task failed"),
+        }
+    }
+}
+
+/// Cursors of outputs no longer configured do not hold segments back; say so once.
+fn note_stale_cursors(spool: &Spool, config: &Config) {
+    let Ok(entries) = std::fs::read_dir(spool.dir().join("cursors")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(output) = name.to_str().and_then(|n| n.strip_suffix(".cursor")) else {
+            continue;
+        };
+        if !config.outputs.iter().any(|o| o.name == output) {
+            tracing::info!(output, "cursor of an output that is no longer configured; it is ignored (delete it to forget the output)");
+        }
+    }
+}

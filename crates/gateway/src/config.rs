@@ -1,0 +1,572 @@
+//! The gateway's YAML configuration.
+//!
+//! Every problem is reported with the path of the key that has it (`outputs[2].retry.max_backoff`),
+//! and all problems are collected before giving up, so one `--check-config` run shows them all.
+//! `${VAR}` in any string value reads an environment variable; interpolation happens after YAML
+//! parsing, so a variable's value can never change the file's structure.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peregrine_engine::Priority;
+use peregrine_outputs::config::SettingsError;
+use peregrine_outputs::duration::ConfigDuration;
+use peregrine_outputs::retry::RetryPolicy;
+use peregrine_outputs::secret::Secret;
+use peregrine_outputs::{OutputKind, OutputSettings};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::routing::Route;
+use crate::spool::SpoolOptions;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:2801";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// When set, `POST` routes need `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    pub spool: SpoolOptions,
+    /// Added to every alert's `output_fields`.
+    pub custom_fields: Map<String, Value>,
+    /// How long in-flight deliveries may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub outputs: Vec<OutputConfig>,
+}
+
+/// One configured output instance.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Unique; names the cursor and dead-letter files and the `output` metrics label.
+    pub name: String,
+    pub settings: OutputSettings,
+    pub route: Route,
+    pub policy: RetryPolicy,
+    pub max_in_flight: usize,
+}
+
+impl OutputConfig {
+    pub fn kind(&self) -> OutputKind {
+        self.settings.kind()
+    }
+}
+
+/// One problem, at a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, with `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }])
+        })?;
+        Config::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates configuration text. `env` resolves `${VAR}`.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+        let mut errors = Errors::default();
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("not valid YAML: {e}"),
+            }])
+        })?;
+        let mut root = match serde_json::to_value(&yaml) {
+            Ok(Value::Object(map)) => map,
+            Ok(Value::Null) => Map::new(),
+            Ok(_) => return Err(errors.fail("", "the configuration must be a mapping of keys")),
+            Err(e) => return Err(errors.fail("", format!("unsupported YAML: {e}"))),
+        };
+        for (key, value) in root.iter_mut() {
+            interpolate(value, key, env, &mut errors);
+        }
+
+        const KEYS: [&str; 7] = [
+            "listen",
+            "max_body_bytes",
+            "auth",
+            "spool",
+            "custom_fields",
+            "shutdown_grace",
+            "outputs",
+        ];
+        for key in root.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                errors.push(
+                    key,
+                    format!("unknown key (expected one of {})", KEYS.join(", ")),
+                );
+            }
+        }
+
+        let listen = errors
+            .section::<String>("listen", root.remove("listen"))
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = match listen.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errors.push(
+                    "listen",
+                    format!("'{listen}' is not an address:port such as 127.0.0.1:2801"),
+                );
+                DEFAULT_LISTEN.parse().expect("default parses")
+            }
+        };
+
+        let max_body_bytes = errors
+            .section::<ByteSize>("max_body_bytes", root.remove("max_body_bytes"))
+            .map(|b| b.0)
+            .unwrap_or(1024 * 1024);
+        if max_body_bytes == 0 {
+            errors.push("max_body_bytes", "must be greater than 0");
+        }
+
+        let bearer_token = errors
+            .section::<RawAuth>("auth", root.remove("auth"))
+            .and_then(|a| a.bearer_token);
+        if bearer_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+            errors.push(
+                "auth.bearer_token",
+                "is empty (remove it to turn authentication off)",
+            );
+        }
+
+        let raw_spool = errors
+            .section::<RawSpool>("spool", root.remove("spool"))
+            .unwrap_or_default();
+        let spool = SpoolOptions {
+            dir: raw_spool
+                .dir
+                .unwrap_or_else(|| PathBuf::from("./data/spool")),
+            max_bytes: raw_spool.max_bytes.map_or(1 << 30, |b| b.0 as u64),
+            segment_bytes: raw_spool.segment_bytes.map_or(64 << 20, |b| b.0 as u64),
+        };
+        if spool.segment_bytes == 0 {
+            errors.push("spool.segment_bytes", "must be greater than 0");
+        }
+        if spool.max_bytes < max_body_bytes as u64 {
+            errors.push(
+                "spool.max_bytes",
+                "must be at least max_body_bytes, or no request could ever be stored",
+            );
+        }
+
+        let custom_fields = errors
+            .section::<Map<String, Value>>("custom_fields", root.remove("custom_fields"))
+            .unwrap_or_default();
+        for (k, v) in &custom_fields {
+            if matches!(v, Value::Array(_) | Value::Object(_)) {
+                errors.push(
+                    format!("custom_fields.{k}"),
+                    "must be a string, number, boolean or null",
+                );
+            }
+        }
+
+        let shutdown_grace = errors
+            .section::<ConfigDuration>("shutdown_grace", root.remove("shutdown_grace"))
+            .map_or(Duration::from_secs(10), |d| d.0);
+
+        let mut outputs: Vec<OutputConfig> = Vec::new();
+        match root.remove("outputs") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let path = format!("outputs[{i}]");
+                    let Some(output) = parse_output(&path, item, &mut errors) else {
+                        continue;
+                    };
+                    if outputs.iter().any(|o| o.name == output.name) {
+                        errors.push(
+                            format!("{path}.name"),
+                            format!("'{}' is already used by another output", output.name),
+                        );
+                    }
+                    outputs.push(output);
+                }
+            }
+            Some(_) => errors.push("outputs", "must be a list of outputs"),
+        }
+
+        errors.finish(Config {
+            listen,
+            max_body_bytes,
+            bearer_token,
+            spool,
+            custom_fields,
+            shutdown_grace,
+            outputs,
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    bearer_token: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    dir: Option<PathBuf>,
+    max_bytes: Option<ByteSize>,
+    segment_bytes: Option<ByteSize>,
+}
+
+/// The keys every output has, whatever its type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommon {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    min_priority: Option<String>,
+    #[serde(rename = "match")]
+    matcher: Option<RawMatch>,
+    timeout: Option<ConfigDuration>,
+    retry: Option<RawRetry>,
+    max_in_flight: Option<usize>,
+}
+
+const COMMON_KEYS: [&str; 7] = [
+    "name",
+    "type",
+    "min_priority",
+    "match",
+    "timeout",
+    "retry",
+    "max_in_flight",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    rules: Option<StringList>,
+    tags: Option<StringList>,
+    sources: Option<StringList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<u32>,
+    initial_backoff: Option<ConfigDuration>,
+    max_backoff: Option<ConfigDuration>,
+}
+
+fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputConfig> {
+    let Value::Object(mut map) = item else {
+        errors.push(path, "must be a mapping with at least 'name' and 'type'");
+        return None;
+    };
+    let mut common = Map::new();
+    for key in COMMON_KEYS {
+        if let Some(v) = map.remove(key) {
+            common.insert(key.to_string(), v);
+        }
+    }
+    let raw: RawCommon = errors.at(path, Value::Object(common))?;
+
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 64
+        && raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !raw.name.starts_with('.');
+    if !name_ok {
+        errors.push(format!("{path}.name"), format!("'{}' must be 1-64 letters, digits, '-', '_' or '.' (it names files and metric labels)", raw.name));
+    }
+    let kind = match raw.kind.parse::<OutputKind>() {
+        Ok(k) => k,
+        Err(message) => {
+            errors.push(format!("{path}.type"), message);
+            return None;
+        }
+    };
+    let settings = match OutputSettings::parse(kind, Value::Object(map)) {
+        Ok(s) => s,
+        Err(SettingsError { path: sub, message }) => {
+            let at = if sub.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{sub}")
+            };
+            errors.push(at, message);
+            return None;
+        }
+    };
+
+    let min_priority = match raw.min_priority.as_deref() {
+        None => Priority::Debug,
+        Some(text) => match text.parse::<Priority>() {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("{path}.min_priority"), e.to_string());
+                Priority::Debug
+            }
+        },
+    };
+    let matcher = raw.matcher.unwrap_or_default();
+    let route = match Route::new(
+        min_priority,
+        matcher.rules.map(|l| l.0).unwrap_or_default(),
+        matcher.tags.map(|l| l.0).unwrap_or_default(),
+        matcher.sources.map(|l| l.0).unwrap_or_default(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(format!("{path}.match.rules"), e);
+            return None;
+        }
+    };
+
+    let defaults = RetryPolicy::default();
+    let retry = raw.retry.unwrap_or_default();
+    let policy = RetryPolicy {
+        max_attempts: retry.max_attempts.unwrap_or(defaults.max_attempts),
+        initial_backoff: retry
+            .initial_backoff
+            .map_or(defaults.initial_backoff, |d| d.0),
+        max_backoff: retry.max_backoff.map_or(defaults.max_backoff, |d| d.0),
+        timeout: raw.timeout.map_or(defaults.timeout, |d| d.0),
+    };
+    if policy.max_attempts == 0 {
+        errors.push(format!("{path}.retry.max_attempts"), "must be at least 1");
+    }
+    if policy.initial_backoff > policy.max_backoff {
+        errors.push(
+            format!("{path}.retry.max_backoff"),
+            "must not be shorter than initial_backoff",
+        );
+    }
+    if policy.timeout.is_zero() {
+        errors.push(format!("{path}.timeout"), "must be greater than 0");
+    }
+    let max_in_flight = raw.max_in_flight.unwrap_or(4);
+    if max_in_flight == 0 {
+        errors.push(format!("{path}.max_in_flight"), "must be at least 1");
+    }
+
+    Some(OutputConfig {
+        name: raw.name,
+        settings,
+        route,
+        policy,
+        max_in_flight,
+    })
+}
+
+/// Replaces `${VAR}` in every string below `value`.
+fn interpolate(
+    value: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Errors,
+) {
+    match value {
+        Value::String(s) if s.contains("${") => match expand(s, env) {
+            Ok(expanded) => *s = expanded,
+            Err(message) => errors.push(path, message),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, &format!("{path}[{i}]"), env, errors);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                interpolate(v, &format!("{path}.{k}"), env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("unclosed '${' (write ${NAME})".to_string());
+        };
+        let name = &after[..end];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("'${{{name}}}' is not a valid variable reference"));
+        }
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A list given as a YAML sequence or as one comma-separated string.
+#[derive(Debug, Clone, Default)]
+struct StringList(Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        let items = match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a list of strings or a comma-separated string")
+        })? {
+            Form::One(s) => s
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            Form::Many(v) => v,
+        };
+        Ok(StringList(items))
+    }
+}
+
+/// A size in bytes: an integer, or a string with a unit (`512KiB`, `64MiB`, `1GiB`, `10MB`).
+#[derive(Debug, Clone, Copy)]
+struct ByteSize(usize);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Number(u64),
+            Text(String),
+        }
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "'{s}' is not a size (write bytes, or e.g. 64MiB, 1GiB)"
+            ))
+        };
+        match Form::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a size in bytes"))?
+        {
+            Form::Number(n) => Ok(ByteSize(n as usize)),
+            Form::Text(s) => {
+                let t = s.trim();
+                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                let (num, unit) = t.split_at(split);
+                let n: u64 = num.parse().map_err(|_| bad(&s))?;
+                let mult: u64 = match unit.trim() {
+                    "" | "B" => 1,
+                    "KB" => 1000,
+                    "MB" => 1000 * 1000,
+                    "GB" => 1000 * 1000 * 1000,
+                    "KiB" => 1 << 10,
+                    "MiB" => 1 << 20,
+                    "GiB" => 1 << 30,
+                    _ => return Err(bad(&s)),
+                };
+                n.checked_mul(mult)
+                    .map(|b| ByteSize(b as usize))
+                    .ok_or_else(|| bad(&s))
+            }
+        }
+    }
+}
+
+/// Collects problems while the rest of the file is still checked.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn fail(mut self, path: &str, message: impl Into<String>) -> ConfigErrors {
+        self.push(path, message);
+        ConfigErrors(self.0)
+    }
+
+    /// Deserialises an optional top-level section, recording its problem.
+    fn section<T: DeserializeOwned>(&mut self, path: &str, value: Option<Value>) -> Option<T> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(v) => self.at(path, v),
+        }
+    }
+
+    /// Deserialises `value`, recording a problem under `path` plus the failing key's own path.
+    fn at<T: DeserializeOwned>(&mut self, path: &str, value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let sub = e.path().to_string();
+                let at = match (path.is_empty(), sub == ".") {
+                    (_, true) => path.to_string(),
+                    (true, false) => sub,
+                    (false, false) => format!("{path}.{sub}"),
+                };
+                self.push(at, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+
+    fn finish(self, config: Config) -> Result<Config, ConfigErrors> {
+        if self.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "HOOK_TOKEN" => Some("tok-123".into()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    Config::parse(text, &env)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn the_contract_example_loads() {
+    let text = r#"
+listen: "127.0.0.1:2801"
+max_body_bytes: 1048576
+auth:
+  bearer_token: "${HOOK_TOKEN}"
+spool:
+  dir: "./data/spool"
+custom_fields: { cluster: prod }
+outputs:
+  - name: ops-hook
+    type: webhook
+    url: "http://127.0.0.1:9000/hook"
+    min_priority: warning
+    match:
+      rules: ["Read sensitive file*"]
+      tags: [mitre_credential_access]
+      sources: [syscall]
+    timeout: 5s
+    retry: { max_attempts: 12, initial_backoff: 200ms, max_backoff: 60s }
+  - name: console
+    type: stdout
+"#;
+    let c = Config::parse(text, &env).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:2801");
+    assert_eq!(c.bearer_token.as_ref().unwrap().expose(), "tok-123");
+    assert_eq!(c.custom_fields["cluster"], "prod");
+    assert_eq!(c.outputs.len(), 2);
+    let hook = &c.outputs[0];
+    assert_eq!(hook.name, "ops-hook");
+    assert_eq!(hook.kind(), OutputKind::Webhook);
+    assert_eq!(hook.policy.max_attempts, 12);
+    assert_eq!(hook.policy.initial_backoff, Duration::from_millis(200));
+    assert_eq!(hook.policy.max_backoff, Duration::from_secs(60));
+    assert_eq!(hook.policy.timeout, Duration::from_secs(5));
+    assert_eq!(hook.max_in_flight, 4);
+    assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    // The secret never prints.
+    assert!(!format!("{c:?}").contains("tok-123"));
+}
+
+#[test]
+fn defaults_follow_falcosidekick() {
+    let c = Config::parse("outputs: []", &env).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:2801");
+    assert_eq!(c.max_body_bytes, 1 << 20);
+    assert!(c.bearer_token.is_none());
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key_path() {
+    let text = r#"
+listen: "nowhere"
+colour: blue
+spool: { dir: /tmp/x, max_bytes: "lots" }
+outputs:
+  - name: a
+    type: webhook
+    url: "http://127.0.0.1/x"
+    retry: { max_backoff: 5 }
+  - name: a
+    type: webhook
+    url: "http://127.0.0.1/y"
+    urll: "typo"
+  - name: b
+    type: carrier-pigeon
+  - name: c
+    type: slack
+  - name: d
+    type: webhook
+    url: "http://127.0.0.1/${MISSING}"
+    min_priority: urgent
+    max_in_flight: 0
+"#;
+    let got = problems(text);
+    let expect = [
+        "listen: 'nowhere' is not an address:port",
+        "colour: unknown key",
+        "spool.max_bytes: 'lots' is not a size",
+        "outputs[0].retry.max_backoff: invalid type",
+        "outputs[1].urll: unknown field `urll`, expected one of `url`, `method`, `headers`",
+        "outputs[2].type: unknown output type 'carrier-pigeon'",
+        "outputs[3].type: output type 'slack' is not available in this version",
+        "outputs[4].url: environment variable MISSING is not set",
+        "outputs[4].min_priority: unknown priority 'urgent'",
+        "outputs[4].max_in_flight: must be at least 1",
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|g| g.starts_with(e)),
+            "missing '{e}' in {got:#?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_names_and_bad_names_are_refused() {
+    let got = problems(
+        r#"
+outputs:
+  - { name: a, type: stdout }
+  - { name: a, type: stdout }
+  - { name: "../etc", type: stdout }
+"#,
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("outputs[1].name: 'a' is already used")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("outputs[2].name: '../etc' must be")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn interpolation_is_not_yaml_injection() {
+    let c = Config::parse(
+        "custom_fields:\n  note: \"${HOOK_TOKEN}: [1, 2]\"\n  empty: \"${EMPTY}\"",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.custom_fields["note"], "tok-123: [1, 2]");
+    assert_eq!(c.custom_fields["empty"], "");
+}
+
+#[test]
+fn lists_take_a_sequence_or_a_comma_separated_string() {
+    let c = Config::parse(
+        r#"
+outputs:
+  - name: a
+    type: stdout
+    match: { tags: "a, b", sources: [syscall, k8s_audit] }
+"#,
+        &env,
+    )
+    .unwrap();
+    let route = &c.outputs[0].route;
+    let alert = |tags: &[&str], source: &str| {
+        peregrine_engine::Alert::from_json(serde_json::json!({
+            "rule": "r", "priority": "Debug", "time": "2026-01-01T00:00:00Z", "tags": tags, "source": source
+        }))
+        .unwrap()
+    };
+    assert!(route.matches(&alert(&["b"], "k8s_audit")));
+    assert!(!route.matches(&alert(&["c"], "syscall")));
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_location() {
+    let got = problems("outputs:\n  - name: a\n   type: stdout\n");
+    assert!(got[0].starts_with("not valid YAML"), "{got:?}");
+    assert!(got[0].contains("line"), "{got:?}");
+}

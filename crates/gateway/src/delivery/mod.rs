@@ -1,0 +1,393 @@
+//! One worker per output: read the spool from the output's cursor, pick the alerts its route
+//! selects, deliver them with bounded concurrency through the shared retry core, dead-letter what
+//! can never be delivered, and move the cursor.
+//!
+//! Each output reads the log independently, so a dead or black-holed destination only lets its
+//! own backlog grow on disk; it never slows ingest or another output.
+
+mod tracker;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peregrine_engine::Alert;
+use peregrine_outputs::retry::{
+    deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy,
+};
+use peregrine_outputs::{BatchLimits, Envelope, Failure, Output};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter::{DeadLetter, DeadLetterFile};
+use crate::metrics::Metrics;
+use crate::routing::Route;
+use crate::spool::{flags, Position, Reader, StoredRecord};
+
+pub use tracker::Tracker;
+
+/// How much of the log a worker reads at once.
+const READ_BYTES: usize = 256 * 1024;
+
+/// What the rest of the gateway can see of a running output.
+pub struct OutputStatus {
+    pub name: String,
+    pub kind: &'static str,
+    tracker: Mutex<Tracker>,
+    in_flight: AtomicI64,
+    /// Acceptance time of the next alert waiting to be read, when one is buffered.
+    next_waiting_ns: AtomicU64,
+    gate: PauseGate,
+}
+
+impl OutputStatus {
+    /// The output's durable position (where it resumes after a restart).
+    pub fn committed(&self) -> Position {
+        self.tracker.lock().expect("tracker lock").committed()
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.gate.paused_until().is_some()
+    }
+
+    /// Age of the oldest alert this output has not finished with.
+    pub fn oldest_pending_age(&self) -> Duration {
+        let in_flight = self
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .oldest_in_flight_ns();
+        let waiting = match self.next_waiting_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(ns),
+        };
+        let oldest = match (in_flight, waiting) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        if oldest == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(now_ns().saturating_sub(oldest))
+    }
+
+    /// Writes a moved cursor and returns a handle that can make it durable.
+    pub fn flush_cursor(&self) -> std::io::Result<std::fs::File> {
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        if tracker.is_dirty() {
+            tracker.persist()?;
+        }
+        tracker.cursor().sync_handle()
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Everything a worker needs.
+pub struct Worker {
+    pub output: Arc<dyn Output>,
+    pub route: Route,
+    pub policy: RetryPolicy,
+    pub max_in_flight: usize,
+    pub reader: Reader,
+    pub dead_letters: Arc<DeadLetterFile>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<OutputStatus>,
+}
+
+impl Worker {
+    pub fn status(name: &str, kind: &'static str, tracker: Tracker) -> Arc<OutputStatus> {
+        Arc::new(OutputStatus {
+            name: name.to_string(),
+            kind,
+            tracker: Mutex::new(tracker),
+            in_flight: AtomicI64::new(0),
+            next_waiting_ns: AtomicU64::new(0),
+            gate: PauseGate::default(),
+        })
+    }
+
+    /// Runs until `stop` is cancelled, then gives in-flight deliveries `grace` to finish. Alerts
+    /// still unfinished after that stay in the spool for the next start.
+    pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
+        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let limits = self.output.batch_limits();
+        let shared = Arc::new(Delivering {
+            output: self.output.clone(),
+            policy: self.policy,
+            dead_letters: self.dead_letters.clone(),
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+            labels: [self.status.name.clone(), self.status.kind.to_string()],
+        });
+        let mut buffered: VecDeque<StoredRecord> = VecDeque::new();
+        let mut tasks = JoinSet::new();
+
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("semaphore never closes"),
+                _ = stop.cancelled() => break,
+            };
+            tokio::select! {
+                _ = self.status.gate.wait() => {}
+                _ = stop.cancelled() => break,
+            }
+            let batch = tokio::select! {
+                batch = self.next_batch(&mut buffered, limits) => batch,
+                _ = stop.cancelled() => break,
+            };
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                shared.deliver(batch).await;
+                drop(slot);
+            });
+        }
+
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                output = %self.status.name,
+                alerts = self.status.in_flight(),
+                "shutdown grace over; unfinished alerts stay in the spool for the next start"
+            );
+            tasks.abort_all();
+        }
+        let mut tracker = self.status.tracker.lock().expect("tracker lock");
+        if let Err(e) = tracker.persist().and_then(|_| tracker.cursor().sync()) {
+            tracing::error!(output = %self.status.name, error = %e, "could not save the cursor");
+        }
+    }
+
+    /// The next batch of alerts this output's route selects, as the output's limits allow.
+    /// Waits for the first alert; after it, waits at most `max_wait` for the batch to fill.
+    async fn next_batch(
+        &mut self,
+        buffered: &mut VecDeque<StoredRecord>,
+        limits: BatchLimits,
+    ) -> Vec<Item> {
+        let mut batch: Vec<Item> = Vec::new();
+        let mut bytes = 0usize;
+        let mut deadline = None;
+        loop {
+            if buffered.is_empty() {
+                let read = match deadline {
+                    None => self.reader.read(READ_BYTES).await,
+                    Some(at) => {
+                        match tokio::time::timeout_at(at, self.reader.read(READ_BYTES)).await {
+                            Ok(read) => read,
+                            Err(_) => return batch,
+                        }
+                    }
+                };
+                match read {
+                    Ok(records) => buffered.extend(records),
+                    Err(e) => {
+                        tracing::error!(output = %self.status.name, error = %e, "cannot read the spool; retrying in 1s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                self.note_waiting(buffered);
+                continue;
+            }
+            let record = buffered.pop_front().expect("not empty");
+            let next = record.next_position();
+            let alert = match Alert::from_json_slice(&record.payload) {
+                Ok(alert) => alert,
+                Err(e) => {
+                    // The gateway validated this JSON before storing it and the record's checksum
+                    // held, so this is a bug; say so loudly rather than stall the output.
+                    tracing::error!(output = %self.status.name, seq = record.position.seq, error = %e, "stored alert does not decode; skipping it");
+                    self.status
+                        .tracker
+                        .lock()
+                        .expect("tracker lock")
+                        .skipped(next);
+                    continue;
+                }
+            };
+            if record.flags & flags::TEST == 0 && !self.route.matches(&alert) {
+                self.status
+                    .tracker
+                    .lock()
+                    .expect("tracker lock")
+                    .skipped(next);
+                self.metrics
+                    .filtered
+                    .with_label_values(&[&self.status.name, self.status.kind])
+                    .inc();
+                continue;
+            }
+            if !batch.is_empty() && bytes + record.payload.len() > limits.max_bytes {
+                buffered.push_front(record);
+                return batch;
+            }
+            self.status.tracker.lock().expect("tracker lock").started(
+                record.position,
+                next,
+                record.accepted_at_ns,
+            );
+            bytes += record.payload.len();
+            batch.push(Item {
+                position: record.position,
+                accepted_at_ns: record.accepted_at_ns,
+                envelope: Envelope {
+                    alert: Arc::new(alert),
+                    json: record.payload,
+                },
+            });
+            self.note_waiting(buffered);
+            if batch.len() >= limits.max_events || limits.max_wait.is_zero() {
+                return batch;
+            }
+            if deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + limits.max_wait);
+            }
+        }
+    }
+
+    fn note_waiting(&self, buffered: &VecDeque<StoredRecord>) {
+        let ns = buffered.front().map_or(0, |r| r.accepted_at_ns);
+        self.status.next_waiting_ns.store(ns, Ordering::Relaxed);
+    }
+}
+
+/// One alert in a batch.
+struct Item {
+    position: Position,
+    accepted_at_ns: u64,
+    envelope: Envelope,
+}
+
+/// What a delivery task shares with its worker.
+struct Delivering {
+    output: Arc<dyn Output>,
+    policy: RetryPolicy,
+    dead_letters: Arc<DeadLetterFile>,
+    metrics: Arc<Metrics>,
+    status: Arc<OutputStatus>,
+    labels: [String; 2],
+}
+
+impl AttemptObserver for Delivering {
+    fn retrying(&self, failure: &Failure, alerts: usize) {
+        self.metrics
+            .retries
+            .with_label_values(&self.labels)
+            .inc_by(alerts as u64);
+        tracing::debug!(output = %self.status.name, %failure, alerts, "delivery failed; retrying");
+    }
+}
+
+impl Delivering {
+    async fn deliver(self: Arc<Self>, batch: Vec<Item>) {
+        let n = batch.len() as i64;
+        self.status.in_flight.fetch_add(n, Ordering::Relaxed);
+        let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
+        let outcomes = deliver_with_retries(
+            self.output.as_ref(),
+            &envelopes,
+            &self.policy,
+            &self.status.gate,
+            self.as_ref(),
+        )
+        .await;
+
+        let mut finished = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        let now = now_ns();
+        for (item, outcome) in batch.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Delivered => {
+                    self.metrics.sent.with_label_values(&self.labels).inc();
+                    let secs = now.saturating_sub(item.accepted_at_ns) as f64 / 1e9;
+                    self.metrics
+                        .delivery_seconds
+                        .with_label_values(&self.labels)
+                        .observe(secs);
+                    finished.push(item.position);
+                }
+                Outcome::DeadLetter { failure, attempts } => dead.push((item, failure, *attempts)),
+            }
+        }
+
+        if !dead.is_empty() && self.write_dead_letters(&dead).await {
+            for (item, failure, _) in &dead {
+                tracing::warn!(
+                    output = %self.status.name,
+                    uuid = item.envelope.id(),
+                    rule = %item.envelope.alert.rule,
+                    %failure,
+                    "alert dead-lettered"
+                );
+                finished.push(item.position);
+            }
+            self.metrics
+                .dead_lettered
+                .with_label_values(&self.labels)
+                .inc_by(dead.len() as u64);
+        }
+
+        if let Err(e) = self
+            .status
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .finished(finished)
+        {
+            tracing::error!(output = %self.status.name, error = %e, "could not write the cursor; alerts may be delivered again after a restart");
+        }
+        self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Writes dead letters durably; false (and the alerts stay pending) if that fails.
+    async fn write_dead_letters(&self, dead: &[(&Item, &Failure, u32)]) -> bool {
+        let owned: Vec<(Option<u16>, String, u32, bytes::Bytes)> = dead
+            .iter()
+            .map(|(item, f, attempts)| {
+                (
+                    f.status,
+                    f.reason.clone(),
+                    *attempts,
+                    item.envelope.json.clone(),
+                )
+            })
+            .collect();
+        let file = self.dead_letters.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let entries: Vec<DeadLetter<'_>> = owned
+                .iter()
+                .map(|(status, reason, attempts, json)| DeadLetter {
+                    status: *status,
+                    reason,
+                    attempts: *attempts,
+                    alert_json: json,
+                })
+                .collect();
+            file.write(&entries)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!(output = %self.status.name, error = %e, path = %self.dead_letters.path().display(), "cannot write dead letters; the alerts stay in the spool");
+                false
+            }
+            Err(e) => {
+                tracing::error!(output = %self.status.name, error = %e, "dead-letter task failed");
+                false
+            }
+        }
+    }
+}

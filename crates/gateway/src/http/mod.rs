@@ -1,0 +1,292 @@
+//! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
+
+mod decode;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use peregrine_engine::{Alert, AlertId, EventTime, Priority};
+use peregrine_outputs::secret::Secret;
+use serde_json::{json, Map, Value};
+
+use crate::delivery::OutputStatus;
+use crate::metrics::Metrics;
+use crate::spool::{flags, AppendError, NewRecord, Spool};
+
+/// Seconds a client is asked to wait when the spool is full.
+const FULL_RETRY_AFTER_SECS: u64 = 5;
+
+pub struct AppState {
+    pub spool: Spool,
+    pub metrics: Arc<Metrics>,
+    pub outputs: Vec<Arc<OutputStatus>>,
+    pub bearer_token: Option<Secret>,
+    pub max_body_bytes: usize,
+    pub custom_fields: Map<String, Value>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(ingest))
+        .route("/test", post(test_alert))
+        .route("/ping", get(|| async { "pong" }))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// A refused request: status, a message for the sender, and a bounded metrics reason.
+struct Rejection {
+    status: StatusCode,
+    message: String,
+    reason: &'static str,
+    retry_after: Option<u64>,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+            reason,
+            retry_after: None,
+        }
+    }
+
+    fn into_response(self, metrics: &Metrics) -> Response {
+        metrics.rejected.with_label_values(&[self.reason]).inc();
+        let mut response = (self.status, Json(json!({"error": self.message}))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    match accept(&app, &headers, body).await {
+        Ok(n) => Json(json!({"accepted": n})).into_response(),
+        Err(rejection) => rejection.into_response(&app.metrics),
+    }
+}
+
+async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, Rejection> {
+    authorize(app, headers)?;
+    let bytes = read_body(body, headers, app.max_body_bytes).await?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("ndjson"));
+    let alerts = decode::decode(&bytes, ndjson)
+        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason, e.message))?;
+    store(app, alerts, 0).await
+}
+
+/// Assigns ids, adds custom fields, and appends durably. Returns the count stored.
+async fn store(app: &AppState, alerts: Vec<Alert>, record_flags: u8) -> Result<usize, Rejection> {
+    let n = alerts.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut counts: Vec<(String, Priority)> = Vec::with_capacity(n);
+    let mut records = Vec::with_capacity(n);
+    for mut alert in alerts {
+        if alert.uuid.is_none() {
+            alert.uuid = Some(AlertId::generate());
+        }
+        for (k, v) in &app.custom_fields {
+            alert.output_fields.insert(k.clone(), v.clone());
+        }
+        counts.push((alert.source.clone(), alert.priority));
+        records.push(NewRecord {
+            payload: alert.to_json_bytes(),
+            flags: record_flags,
+        });
+    }
+    match app.spool.append(records).await {
+        Ok(_) => {
+            for (source, priority) in counts {
+                app.metrics.received(&source, priority.as_str(), 1);
+            }
+            Ok(n)
+        }
+        Err(e @ AppendError::Full { .. }) => Err(Rejection {
+            retry_after: Some(FULL_RETRY_AFTER_SECS),
+            ..Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "spool_full", e.to_string())
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "could not store alerts");
+            Err(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "spool_error",
+                e.to_string(),
+            ))
+        }
+    }
+}
+
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(token) = &app.bearer_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a guess is right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, &x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Rejection> {
+    let too_large = || {
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body is larger than max_body_bytes ({limit} bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            format!("could not read the body: {e}"),
+        )),
+    }
+}
+
+/// Falcosidekick's test alert, delivered to every output whatever its routing.
+async fn test_alert(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(rejection) = authorize(&app, &headers) {
+        return rejection.into_response(&app.metrics);
+    }
+    let alert = Alert {
+        hostname: Some(hostname()),
+        output: "This is a test from peregrine-gateway".to_string(),
+        output_fields: [
+            ("proc.name".to_string(), json!("peregrine-gateway")),
+            ("user.name".to_string(), json!("peregrine-gateway")),
+        ]
+        .into_iter()
+        .collect(),
+        priority: Priority::Debug,
+        rule: "Test rule".to_string(),
+        source: "internal".to_string(),
+        tags: vec!["example".to_string(), "test".to_string()],
+        time: EventTime::now(),
+        uuid: None,
+    };
+    match store(&app, vec![alert], flags::TEST).await {
+        Ok(n) => Json(json!({"accepted": n})).into_response(),
+        Err(rejection) => rejection.into_response(&app.metrics),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "peregrine-gateway".to_string())
+}
+
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    if app.spool.is_writable() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": "the spool is not writable"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    refresh_gauges(&app);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Gauges are computed at scrape time from the spool and the workers' state.
+fn refresh_gauges(app: &AppState) {
+    let m = &app.metrics;
+    let end = app.spool.end();
+    for o in &app.outputs {
+        let labels = [o.name.as_str(), o.kind];
+        let depth = end.seq.saturating_sub(o.committed().seq);
+        m.queue_depth.with_label_values(&labels).set(depth as i64);
+        m.in_flight.with_label_values(&labels).set(o.in_flight());
+        m.oldest_pending_seconds
+            .with_label_values(&labels)
+            .set(o.oldest_pending_age().as_secs() as i64);
+        m.paused
+            .with_label_values(&labels)
+            .set(i64::from(o.is_paused()));
+    }
+    m.spool_bytes.set(app.spool.disk_bytes() as i64);
+    m.spool_max_bytes.set(app.spool.max_bytes() as i64);
+    m.spool_segments.set(app.spool.segment_count() as i64);
+    let (commits, records) = app.spool.commit_stats();
+    m.spool_commits
+        .inc_by(commits.saturating_sub(m.spool_commits.get()));
+    m.spool_records
+        .inc_by(records.saturating_sub(m.spool_records.get()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,17 @@
+//! Peregrine's gateway: the Falcosidekick role, durable.
+//!
+//! Alerts arrive over HTTP ([`http`]), are appended to one log on disk with group commit
+//! ([`spool`]) and answered only then; one worker per output ([`delivery`]) reads the log from its
+//! own cursor, filters by its route ([`routing`]), and delivers through the shared retry core.
+
+pub mod app;
+pub mod config;
+pub mod deadletter;
+pub mod delivery;
+pub mod http;
+pub mod metrics;
+pub mod routing;
+pub mod spool;
+
+pub use app::{Gateway, GatewayError};
+pub use config::Config;

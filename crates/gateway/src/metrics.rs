@@ -1,0 +1,196 @@
+//! Prometheus metrics. Labels hold only output names, output types, priorities, sources and
+//! fixed reason words — never a URL, key or token.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Distinct `source` label values kept before the rest are counted as `other`: sources come
+/// from senders, and an unbounded label would let any client blow up the series count.
+const MAX_SOURCES: usize = 32;
+
+pub struct Metrics {
+    registry: Registry,
+    received: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub sent: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub filtered: IntCounterVec,
+    pub queue_depth: IntGaugeVec,
+    pub in_flight: IntGaugeVec,
+    pub oldest_pending_seconds: IntGaugeVec,
+    pub paused: IntGaugeVec,
+    pub delivery_seconds: HistogramVec,
+    pub spool_bytes: IntGauge,
+    pub spool_max_bytes: IntGauge,
+    pub spool_segments: IntGauge,
+    pub spool_commits: IntCounter,
+    pub spool_records: IntCounter,
+    sources: Mutex<HashSet<String>>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let out = &["output", "type"];
+        let delivery_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "peregrine_output_delivery_seconds",
+                "Time from an alert's acceptance to its delivery to the output.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                300.0, 900.0, 3600.0,
+            ]),
+            out,
+        )
+        .expect("valid metric");
+        r.register(Box::new(delivery_seconds.clone()))
+            .expect("unique metric");
+        let single = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let single_counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            r.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        Metrics {
+            received: counter(
+                &r,
+                "peregrine_alerts_received_total",
+                "Alerts accepted and durably stored.",
+                &["source", "priority"],
+            ),
+            rejected: counter(
+                &r,
+                "peregrine_alerts_rejected_total",
+                "Alert requests refused, by reason.",
+                &["reason"],
+            ),
+            sent: counter(
+                &r,
+                "peregrine_output_sent_total",
+                "Alerts delivered to an output.",
+                out,
+            ),
+            retries: counter(
+                &r,
+                "peregrine_output_retries_total",
+                "Alerts whose delivery attempt failed and will be retried.",
+                out,
+            ),
+            dead_lettered: counter(
+                &r,
+                "peregrine_output_dead_lettered_total",
+                "Alerts written to an output's dead-letter file.",
+                out,
+            ),
+            filtered: counter(
+                &r,
+                "peregrine_output_filtered_total",
+                "Alerts an output's routing did not select.",
+                out,
+            ),
+            queue_depth: gauge(
+                &r,
+                "peregrine_output_queue_depth",
+                "Alerts in the spool that an output has not finished with.",
+                out,
+            ),
+            in_flight: gauge(
+                &r,
+                "peregrine_output_in_flight",
+                "Alerts in delivery attempts (including backoff) right now.",
+                out,
+            ),
+            oldest_pending_seconds: gauge(
+                &r,
+                "peregrine_output_oldest_pending_age_seconds",
+                "Age of the oldest alert an output is still working on.",
+                out,
+            ),
+            paused: gauge(
+                &r,
+                "peregrine_output_paused",
+                "1 while a Retry-After from the destination pauses the output.",
+                out,
+            ),
+            delivery_seconds,
+            spool_bytes: single(
+                "peregrine_spool_bytes",
+                "Bytes of accepted alerts kept on disk.",
+            ),
+            spool_max_bytes: single(
+                "peregrine_spool_max_bytes",
+                "Spool size at which ingest answers 503.",
+            ),
+            spool_segments: single("peregrine_spool_segments", "Segment files in the spool."),
+            spool_commits: single_counter(
+                "peregrine_spool_commits_total",
+                "Group commits (one fsync each).",
+            ),
+            spool_records: single_counter(
+                "peregrine_spool_records_total",
+                "Alerts written by group commits.",
+            ),
+            registry: r,
+            sources: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Counts accepted alerts, folding sources beyond the first few into `other`.
+    pub fn received(&self, source: &str, priority: &str, n: u64) {
+        let source = {
+            let mut seen = self.sources.lock().expect("sources lock");
+            if seen.contains(source)
+                || (seen.len() < MAX_SOURCES && seen.insert(source.to_string()))
+            {
+                source
+            } else {
+                "other"
+            }
+        };
+        self.received
+            .with_label_values(&[source, priority])
+            .inc_by(n);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding of gathered metrics");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

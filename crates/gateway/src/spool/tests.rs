@@ -1,0 +1,200 @@
+//! The spool on a real file system.
+
+use std::time::Duration;
+
+use super::*;
+
+fn options(dir: &Path, segment_bytes: u64) -> SpoolOptions {
+    SpoolOptions {
+        dir: dir.to_path_buf(),
+        max_bytes: 1 << 30,
+        segment_bytes,
+    }
+}
+
+fn rec(i: usize) -> NewRecord {
+    NewRecord {
+        payload: format!("{{\"n\":{i}}}").into_bytes(),
+        flags: 0,
+    }
+}
+
+/// Reopens after the previous instance's writer thread let go of the lock.
+async fn reopen(options: &SpoolOptions) -> Spool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Spool::open(options) {
+            Ok(s) => return s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+async fn read_all(reader: &mut Reader, count: usize) -> Vec<StoredRecord> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let got = tokio::time::timeout(Duration::from_secs(5), reader.read(4096))
+            .await
+            .expect("records arrive")
+            .unwrap();
+        out.extend(got);
+    }
+    out
+}
+
+#[tokio::test]
+async fn appended_records_read_back_in_order_across_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&options(tmp.path(), 256)).unwrap();
+    let mut reader = spool.reader(Position::default());
+    for i in 0..100 {
+        spool.append(vec![rec(i)]).await.unwrap();
+    }
+    assert!(spool.segment_count() > 5, "small segments rotate");
+    let got = read_all(&mut reader, 100).await;
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.position.seq, i as u64);
+        assert_eq!(r.payload, format!("{{\"n\":{i}}}").as_bytes());
+    }
+    assert_eq!(reader.position(), spool.end());
+    assert_eq!(spool.end().seq, 100);
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_commits_and_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&options(tmp.path(), 1 << 20)).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let spool = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50 {
+                spool
+                    .append(vec![rec(t * 1000 + i), rec(t * 1000 + i + 500)])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut reader = spool.reader(Position::default());
+    let got = read_all(&mut reader, 1600).await;
+    let mut payloads: Vec<_> = got.iter().map(|r| r.payload.clone()).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), 1600);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_every_acknowledged_record_and_cuts_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path(), 300);
+    let spool = Spool::open(&opts).unwrap();
+    for i in 0..20 {
+        spool.append(vec![rec(i)]).await.unwrap();
+    }
+    let end = spool.end();
+    drop(spool);
+
+    // A crash in the middle of a write leaves half a record behind.
+    let last = segments::list(&tmp.path().join("segments"))
+        .unwrap()
+        .into_values()
+        .next_back()
+        .unwrap();
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(segments::path(&tmp.path().join("segments"), last))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[9, 0, 0, 0, 1, 2]).unwrap();
+    drop(f);
+
+    let spool = reopen(&opts).await;
+    assert_eq!(spool.end(), end);
+    spool.append(vec![rec(20)]).await.unwrap();
+    let got = read_all(&mut spool.reader(Position::default()), 21).await;
+    assert_eq!(got.last().unwrap().payload, &b"{\"n\":20}"[..]);
+    assert_eq!(got.last().unwrap().position.seq, 20);
+}
+
+#[tokio::test]
+async fn a_full_spool_refuses_appends_and_stores_nothing_of_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&SpoolOptions {
+        dir: tmp.path().to_path_buf(),
+        max_bytes: 200,
+        segment_bytes: 1 << 20,
+    })
+    .unwrap();
+    let mut accepted = 0;
+    loop {
+        match spool.append(vec![rec(accepted)]).await {
+            Ok(_) => accepted += 1,
+            Err(AppendError::Full { used, max }) => {
+                assert!(used <= max);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(accepted > 0);
+    assert_eq!(spool.end().seq, accepted as u64);
+}
+
+#[tokio::test]
+async fn releasing_deletes_only_segments_every_cursor_passed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&options(tmp.path(), 100)).unwrap();
+    for i in 0..30 {
+        spool.append(vec![rec(i)]).await.unwrap();
+    }
+    let before = spool.segment_count();
+    let got = read_all(&mut spool.reader(Position::default()), 30).await;
+    let middle = got[15].position;
+    let released = spool.release_before(middle.offset).unwrap();
+    assert!(released > 0 && released < before);
+    assert!(spool.head().offset <= middle.offset);
+    // Everything from the cursor on is still readable.
+    let rest = read_all(&mut spool.reader(middle), 15).await;
+    assert_eq!(rest[0].position, middle);
+    // A reader behind the head skips to the oldest kept record.
+    let behind = read_all(&mut spool.reader(Position::default()), 1).await;
+    assert_eq!(behind[0].position, spool.head());
+    // The active segment is never released.
+    spool.release_before(u64::MAX).unwrap();
+    assert_eq!(spool.segment_count(), 1);
+}
+
+#[tokio::test]
+async fn one_spool_one_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _first = Spool::open(&options(tmp.path(), 1 << 20)).unwrap();
+    let second = Spool::open(&options(tmp.path(), 1 << 20));
+    assert!(second
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("in use by another gateway"));
+}
+
+#[tokio::test]
+async fn a_reader_waits_for_new_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&options(tmp.path(), 1 << 20)).unwrap();
+    let mut reader = spool.reader(spool.end());
+    let waiting = tokio::spawn(async move { reader.read(4096).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    spool.append(vec![rec(1)]).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 1);
+}

@@ -1,0 +1,184 @@
+//! The spool's single writer: group commit on a dedicated thread.
+//!
+//! Requests queue on a channel while an fsync is in progress; the writer then takes everything
+//! queued, writes it with one `write`, makes it durable with one `fdatasync`, and answers every
+//! request. Under load one fsync covers many requests, so durability costs little throughput; with
+//! a single client it costs one fsync of latency, as it must.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{self, Header};
+use super::segments;
+use super::{AppendError, NewRecord, Position, Shared};
+
+/// Requests waiting for the writer. Beyond this, `append` waits: back-pressure on ingest.
+const QUEUE: usize = 4096;
+/// Upper bound of one group's bytes, so one commit's latency stays bounded.
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
+pub(super) struct AppendRequest {
+    pub records: Vec<NewRecord>,
+    pub reply: oneshot::Sender<Result<Position, AppendError>>,
+}
+
+impl AppendRequest {
+    fn encoded_len(&self) -> u64 {
+        self.records
+            .iter()
+            .map(|r| (record::HEADER_LEN + r.payload.len()) as u64)
+            .sum()
+    }
+}
+
+pub(super) struct ActiveSegment {
+    pub file: File,
+    pub len: u64,
+}
+
+pub(super) fn start(
+    shared: Arc<Shared>,
+    active: ActiveSegment,
+    segment_bytes: u64,
+) -> io::Result<mpsc::Sender<AppendRequest>> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let mut writer = Writer {
+        shared,
+        active,
+        segment_bytes,
+        buf: Vec::with_capacity(1 << 20),
+    };
+    std::thread::Builder::new()
+        .name("spool-writer".into())
+        .spawn(move || writer.run(rx))?;
+    Ok(tx)
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    active: ActiveSegment,
+    segment_bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<AppendRequest>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            let mut group_bytes = group[0].encoded_len() as usize;
+            while group_bytes < MAX_GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        group_bytes += next.encoded_len() as usize;
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(group);
+        }
+    }
+
+    fn commit(&mut self, group: Vec<AppendRequest>) {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            for request in group {
+                let _ = request.reply.send(Err(AppendError::Io(
+                    "an earlier write could not be made durable; restart the gateway".into(),
+                )));
+            }
+            return;
+        }
+        if self.active.len >= self.segment_bytes {
+            if let Err(e) = self.rotate() {
+                tracing::error!(error = %e, "could not start a new spool segment");
+                for request in group {
+                    let _ = request.reply.send(Err(AppendError::Io(e.to_string())));
+                }
+                return;
+            }
+        }
+
+        let start_end = *self.shared.end.borrow();
+        let head = self.shared.head().offset;
+        let max = self.shared.max_bytes;
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+
+        let mut end = start_end;
+        let mut accepted = Vec::with_capacity(group.len());
+        self.buf.clear();
+        for request in group {
+            let bytes = request.encoded_len();
+            let used = end.offset - head;
+            if used + bytes > max {
+                let _ = request.reply.send(Err(AppendError::Full { used, max }));
+                continue;
+            }
+            for r in &request.records {
+                let header = Header {
+                    seq: end.seq,
+                    accepted_at_ns: now_ns,
+                    flags: r.flags,
+                };
+                let before = self.buf.len();
+                record::encode(&mut self.buf, header, &r.payload);
+                end.offset += (self.buf.len() - before) as u64;
+                end.seq += 1;
+            }
+            accepted.push((request.reply, end));
+        }
+        if accepted.is_empty() {
+            return;
+        }
+
+        if let Err(e) = self.active.file.write_all(&self.buf) {
+            // Nothing of this group was acknowledged: cut whatever part of it reached the file so
+            // the log stays a clean run of records, and refuse the group.
+            tracing::error!(error = %e, "spool write failed");
+            let keep = self.active.len;
+            if self.active.file.set_len(keep).is_err() {
+                self.shared.failed.store(true, Ordering::Relaxed);
+            }
+            for (reply, _) in accepted {
+                let _ = reply.send(Err(AppendError::Io(e.to_string())));
+            }
+            return;
+        }
+        if let Err(e) = self.active.file.sync_data() {
+            tracing::error!(error = %e, "spool fsync failed; refusing writes until restart");
+            self.shared.failed.store(true, Ordering::Relaxed);
+            for (reply, _) in accepted {
+                let _ = reply.send(Err(AppendError::Io(e.to_string())));
+            }
+            return;
+        }
+        self.active.len += self.buf.len() as u64;
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .records
+            .fetch_add(end.seq - start_end.seq, Ordering::Relaxed);
+        self.shared.end.send_replace(end);
+        for (reply, end) in accepted {
+            let _ = reply.send(Ok(end));
+        }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let start = *self.shared.end.borrow();
+        let file = segments::create(&self.shared.segments_dir, start)?;
+        self.shared
+            .segments
+            .write()
+            .expect("segments lock")
+            .insert(start.offset, start);
+        self.active = ActiveSegment { file, len: 0 };
+        Ok(())
+    }
+}
