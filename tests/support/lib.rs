@@ -1,1 +1,55 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: the real binaries as child processes, and local HTTP
+//! receivers on 127.0.0.1 that record what they get and answer as scripted.
+
+pub mod gateway;
+pub mod receiver;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The path of a workspace binary, built (or confirmed up to date) once per test process so a
+/// test never runs a stale binary.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bins"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the workspace binaries failed");
+    });
+    workspace_root().join("target/debug").join(name)
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// A one-line Falco alert body, as Falco's http_output posts it.
+pub fn falco_alert(rule: &str, priority: &str, tags: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": "node-1",
+        "output": format!("09:23:10.123456789: {priority} {rule} | user=root proc=cat file=/etc/shadow"),
+        "output_fields": {
+            "evt.time": 1781256190123456789u64,
+            "fd.name": "/etc/shadow",
+            "proc.cmdline": "cat /etc/shadow",
+            "proc.name": "cat",
+            "user.name": "root",
+            "user.uid": 0,
+            "container.id": "host",
+            "proc.pname": null
+        },
+        "priority": priority,
+        "rule": rule,
+        "source": "syscall",
+        "tags": tags,
+        "time": "2026-06-12T09:23:10.123456789Z"
+    })
+}

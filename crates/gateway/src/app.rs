@@ -50,6 +50,7 @@ impl Gateway {
             source,
         })?;
         let metrics = Arc::new(Metrics::new());
+        metrics.register_rejection_reasons(http::REJECTION_REASONS);
         let stop = CancellationToken::new();
         let mut workers = JoinSet::new();
         let mut statuses: Vec<Arc<OutputStatus>> = Vec::new();
@@ -59,14 +60,17 @@ impl Gateway {
                 output: o.name.clone(),
                 source,
             };
-            let cursor = spool.open_cursor(&o.name).map_err(setup)?;
-            let dead_letters =
-                DeadLetterFile::open(&spool.dead_letter_path(&o.name), &o.name).map_err(setup)?;
-            let reader = spool.reader(cursor.position());
             let output = o.settings.build(BuildContext {
                 max_in_flight: o.max_in_flight,
             });
-            let status = Worker::status(&o.name, output.kind(), Tracker::new(cursor));
+            let capacity = o.max_in_flight * output.batch_limits().max_events;
+            let cursor = spool.open_cursor(&o.name, capacity).map_err(setup)?;
+            let dead_letters =
+                DeadLetterFile::open(&spool.dead_letter_path(&o.name), &o.name).map_err(setup)?;
+            let tracker = Tracker::new(cursor);
+            let reader = spool.reader(tracker.start());
+            let status = Worker::status(&o.name, output.kind(), tracker);
+            metrics.register_output(&o.name, output.kind());
             tracing::info!(
                 output = %o.name,
                 r#type = output.kind(),

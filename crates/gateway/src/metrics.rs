@@ -162,6 +162,26 @@ impl Metrics {
         }
     }
 
+    /// Creates an output's series at zero, so dashboards and `rate()` see it before its first
+    /// event.
+    pub fn register_output(&self, name: &str, kind: &str) {
+        let labels = [name, kind];
+        for c in [&self.sent, &self.retries, &self.dead_lettered, &self.filtered] {
+            c.with_label_values(&labels);
+        }
+        for g in [&self.queue_depth, &self.in_flight, &self.oldest_pending_seconds, &self.paused] {
+            g.with_label_values(&labels);
+        }
+        self.delivery_seconds.with_label_values(&labels);
+    }
+
+    /// Creates the rejection series at zero for every reason the gateway can give.
+    pub fn register_rejection_reasons(&self, reasons: &[&str]) {
+        for reason in reasons {
+            self.rejected.with_label_values(&[reason]);
+        }
+    }
+
     /// Counts accepted alerts, folding sources beyond the first few into `other`.
     pub fn received(&self, source: &str, priority: &str, n: u64) {
         let source = {

@@ -165,7 +165,7 @@ impl Worker {
             tasks.abort_all();
         }
         let mut tracker = self.status.tracker.lock().expect("tracker lock");
-        if let Err(e) = tracker.persist().and_then(|_| tracker.cursor().sync()) {
+        if let Err(e) = tracker.persist().and_then(|()| tracker.cursor().sync()) {
             tracing::error!(output = %self.status.name, error = %e, "could not save the cursor");
         }
     }
@@ -203,6 +203,13 @@ impl Worker {
             }
             let record = buffered.pop_front().expect("not empty");
             let next = record.next_position();
+            {
+                let mut tracker = self.status.tracker.lock().expect("tracker lock");
+                if tracker.finished_before(record.position.seq) {
+                    tracker.skipped(next);
+                    continue;
+                }
+            }
             let alert = match Alert::from_json_slice(&record.payload) {
                 Ok(alert) => alert,
                 Err(e) => {

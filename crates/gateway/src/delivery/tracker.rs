@@ -1,35 +1,66 @@
-//! Which alerts an output has finished with, and the cursor that follows from it.
+//! Which alerts an output has finished with, kept in its cursor file.
 //!
-//! Deliveries finish out of order (several are in flight), so the cursor may only move up to the
-//! oldest alert still being worked on. After a crash, alerts between that point and the read
-//! position are delivered again: those are exactly the ones that were in flight.
+//! Deliveries finish out of order (several are in flight), so progress is the triple of
+//! [`CursorState`]: everything before `committed` is finished, everything from `frontier` on is
+//! untouched, and in between only the `outstanding` seqs are unfinished. After a crash the worker
+//! resends exactly those and skips the rest of that range.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
-use crate::spool::{CursorFile, Position};
+use crate::spool::{CursorFile, CursorState, Position};
 
 pub struct Tracker {
-    /// In-flight alerts by seq: their position and acceptance time.
+    /// In flight in this run, by seq: position and acceptance time.
     outstanding: BTreeMap<u64, (Position, u64)>,
-    /// Every record before this one has been taken from the log (delivered, in flight or skipped).
+    /// Every record before this one was taken from the log in this run (or finished before it).
     frontier: Position,
     cursor: CursorFile,
     /// A skipped record moved the frontier but the cursor was not written yet.
     dirty: bool,
+    /// What the previous run left unfinished, until this run reads past it.
+    resume: Option<Resume>,
+}
+
+struct Resume {
+    frontier: Position,
+    resend: BTreeSet<u64>,
 }
 
 impl Tracker {
     pub fn new(cursor: CursorFile) -> Self {
+        let state = cursor.state().clone();
+        let resume = (state.frontier > state.committed).then(|| Resume {
+            frontier: state.frontier,
+            resend: state.outstanding.into_iter().collect(),
+        });
         Tracker {
             outstanding: BTreeMap::new(),
-            frontier: cursor.position(),
+            frontier: state.committed,
             cursor,
             dirty: false,
+            resume,
         }
     }
 
-    /// Where the output resumes after a restart.
+    /// Where the output's reader starts.
+    pub fn start(&self) -> Position {
+        self.frontier
+    }
+
+    /// True for a record the previous run already finished (it is skipped, not resent).
+    pub fn finished_before(&mut self, seq: u64) -> bool {
+        match &self.resume {
+            Some(r) if seq < r.frontier.seq => !r.resend.contains(&seq),
+            Some(_) => {
+                self.resume = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Everything before this is finished.
     pub fn committed(&self) -> Position {
         self.outstanding
             .values()
@@ -44,19 +75,18 @@ impl Tracker {
 
     /// A record was taken from the log for delivery.
     pub fn started(&mut self, position: Position, next: Position, accepted_at_ns: u64) {
-        self.outstanding
-            .insert(position.seq, (position, accepted_at_ns));
+        self.outstanding.insert(position.seq, (position, accepted_at_ns));
         self.frontier = next;
     }
 
-    /// A record was taken from the log and will not be delivered here (routing). The cursor is
-    /// written lazily: redoing a skip after a crash is harmless.
+    /// A record was taken from the log and needs no delivery here (routing, or finished in the
+    /// previous run). The cursor is written lazily: redoing a skip after a crash is harmless.
     pub fn skipped(&mut self, next: Position) {
         self.frontier = next;
         self.dirty = true;
     }
 
-    /// Deliveries finished (delivered or dead-lettered): the cursor moves if it can.
+    /// Deliveries finished (delivered or dead-lettered): the cursor records it at once.
     pub fn finished(&mut self, positions: impl IntoIterator<Item = Position>) -> io::Result<()> {
         for p in positions {
             self.outstanding.remove(&p.seq);
@@ -64,11 +94,27 @@ impl Tracker {
         self.persist()
     }
 
-    /// Writes the cursor if it moved.
+    fn state(&self) -> CursorState {
+        let mut outstanding: Vec<u64> = self.outstanding.keys().copied().collect();
+        let mut frontier = self.frontier;
+        if let Some(r) = &self.resume {
+            if r.frontier > frontier {
+                outstanding.extend(r.resend.range(frontier.seq..));
+                frontier = r.frontier;
+            }
+        }
+        CursorState {
+            committed: self.committed(),
+            frontier,
+            outstanding,
+        }
+    }
+
+    /// Writes the cursor if it changed.
     pub fn persist(&mut self) -> io::Result<()> {
-        let committed = self.committed();
-        if committed != self.cursor.position() {
-            self.cursor.store(committed)?;
+        let state = self.state();
+        if &state != self.cursor.state() {
+            self.cursor.store(&state)?;
         }
         self.dirty = false;
         Ok(())
@@ -88,17 +134,17 @@ mod tests {
     use super::*;
 
     fn p(seq: u64) -> Position {
-        Position {
-            offset: seq * 10,
-            seq,
-        }
+        Position { offset: seq * 10, seq }
+    }
+
+    fn tracker(dir: &std::path::Path) -> Tracker {
+        Tracker::new(CursorFile::open_or_create(&dir.join("c"), p(0), 8).unwrap())
     }
 
     #[test]
-    fn the_cursor_waits_for_the_oldest_in_flight_alert() {
+    fn the_cursor_records_what_is_still_in_flight() {
         let tmp = tempfile::tempdir().unwrap();
-        let cursor = CursorFile::open_or_create(&tmp.path().join("c"), p(0)).unwrap();
-        let mut t = Tracker::new(cursor);
+        let mut t = tracker(tmp.path());
         t.started(p(0), p(1), 100);
         t.skipped(p(2));
         t.started(p(2), p(3), 300);
@@ -107,11 +153,52 @@ mod tests {
 
         t.finished([p(2)]).unwrap();
         assert_eq!(t.committed(), p(0), "seq 0 is still in flight");
+        assert_eq!(
+            t.cursor().state(),
+            &CursorState { committed: p(0), frontier: p(4), outstanding: vec![0, 3] }
+        );
         t.finished([p(0)]).unwrap();
         assert_eq!(t.committed(), p(3));
-        assert_eq!(t.cursor().position(), p(3));
         t.finished([p(3)]).unwrap();
-        assert_eq!(t.committed(), p(4));
+        assert_eq!(t.cursor().state(), &CursorState::at(p(4)));
         assert_eq!(t.oldest_in_flight_ns(), None);
+    }
+
+    #[test]
+    fn after_a_crash_only_the_unfinished_are_resent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = tracker(tmp.path());
+        for s in 0..6 {
+            t.started(p(s), p(s + 1), 0);
+        }
+        t.finished([p(1), p(2), p(4)]).unwrap();
+        drop(t); // the crash
+
+        let mut t = tracker(tmp.path());
+        assert_eq!(t.start(), p(0));
+        let resent: Vec<u64> = (0..8).filter(|&s| !t.finished_before(s)).collect();
+        assert_eq!(resent, vec![0, 3, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_second_crash_during_the_resend_keeps_what_the_first_run_finished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = tracker(tmp.path());
+        for s in 0..6 {
+            t.started(p(s), p(s + 1), 0);
+        }
+        t.finished([p(1), p(2), p(4)]).unwrap();
+        drop(t);
+
+        let mut t = tracker(tmp.path());
+        assert!(!t.finished_before(0));
+        t.started(p(0), p(1), 0);
+        t.finished([p(0)]).unwrap();
+        drop(t);
+
+        let mut t = tracker(tmp.path());
+        assert_eq!(t.start(), p(1));
+        let resent: Vec<u64> = (1..8).filter(|&s| !t.finished_before(s)).collect();
+        assert_eq!(resent, vec![3, 5, 6, 7]);
     }
 }

@@ -19,6 +19,25 @@ use crate::delivery::OutputStatus;
 use crate::metrics::Metrics;
 use crate::spool::{flags, AppendError, NewRecord, Spool};
 
+/// Every `reason` label `peregrine_alerts_rejected_total` can carry.
+pub const REJECTION_REASONS: &[&str] = &[
+    "malformed_json",
+    "empty_body",
+    "not_an_object",
+    "missing_rule",
+    "bad_rule",
+    "missing_priority",
+    "unknown_priority",
+    "missing_time",
+    "bad_time",
+    "bad_field",
+    "body_too_large",
+    "body_unreadable",
+    "unauthorized",
+    "spool_full",
+    "spool_error",
+];
+
 /// Seconds a client is asked to wait when the spool is full.
 const FULL_RETRY_AFTER_SECS: u64 = 5;
 

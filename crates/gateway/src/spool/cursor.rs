@@ -1,10 +1,16 @@
-//! One output's durable position in the log, like a Kafka consumer offset.
+//! One output's durable progress through the log.
 //!
-//! The file holds two checksummed slots written alternately, each with a generation number. A
-//! write is a single small `pwrite` into the page cache, so it survives `kill -9` at once; if a
-//! power loss tears a slot, the other one still holds the previous position. An older position
-//! only means redelivering a few alerts, never losing one, because segments are deleted only
-//! after [`CursorFile::sync`].
+//! Deliveries finish out of order, so a single offset (as a Kafka consumer commits) would make a
+//! restart resend every alert after the oldest unfinished one, finished or not. The cursor
+//! therefore records three things: `committed` (everything before it is finished), `frontier`
+//! (everything from it on is untouched) and the `outstanding` seqs in between that were still in
+//! flight. After a crash exactly those are delivered again.
+//!
+//! The file holds a header and two checksummed slots written alternately, each with a generation
+//! number. A write is one `pwrite` into the page cache, so it survives `kill -9` at once; if a
+//! power loss tears a slot, the other still holds the previous state. An older state only means
+//! redelivering a few alerts, never losing one, because segments are deleted only after
+//! [`CursorFile::sync`].
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,73 +19,104 @@ use std::path::Path;
 
 use super::Position;
 
-const SLOT: usize = 32;
+const MAGIC: &[u8; 8] = b"PGCURS01";
+const HEADER: u64 = 16;
+/// generation, committed (offset, seq), frontier (offset, seq), count.
+const SLOT_FIXED: usize = 8 + 16 + 16 + 4;
+const CRC: usize = 4;
+
+/// An output's progress: see the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CursorState {
+    pub committed: Position,
+    pub frontier: Position,
+    /// Seqs in `[committed, frontier)` not finished yet, ascending.
+    pub outstanding: Vec<u64>,
+}
+
+impl CursorState {
+    /// A state where nothing is in flight.
+    pub fn at(position: Position) -> Self {
+        CursorState {
+            committed: position,
+            frontier: position,
+            outstanding: Vec::new(),
+        }
+    }
+}
 
 pub struct CursorFile {
     file: File,
+    slot_size: u64,
+    capacity: usize,
     generation: u64,
-    position: Position,
+    state: CursorState,
 }
 
 impl CursorFile {
-    /// Opens the cursor at `path`, or creates it at `initial` (made durable before returning, so a
-    /// restart never mistakes an existing output for a new one).
-    pub fn open_or_create(path: &Path, initial: Position) -> io::Result<CursorFile> {
-        let exists = path.exists();
+    /// Opens the cursor at `path`, or creates it at `initial` (durably, so a restart never takes
+    /// an existing output for a new one). `capacity` is the most seqs that can be outstanding
+    /// (in-flight limit × batch size).
+    pub fn open_or_create(path: &Path, initial: Position, capacity: usize) -> io::Result<CursorFile> {
+        let capacity = capacity.max(1);
+        let slot_size = (SLOT_FIXED + 8 * capacity + CRC) as u64;
+        let existing = if path.exists() { read_state(path)? } else { None };
+        let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?;
-        if exists {
-            let mut bytes = [0u8; 2 * SLOT];
-            let n = file.read_at(&mut bytes, 0)?;
-            let slots = [
-                decode(&bytes[..n.min(SLOT)]),
-                decode(bytes.get(SLOT..n).unwrap_or(&[])),
-            ];
-            if let Some((generation, position)) = slots.into_iter().flatten().max_by_key(|s| s.0) {
-                return Ok(CursorFile {
-                    file,
-                    generation,
-                    position,
-                });
+        let (generation, state) = match existing {
+            Some(found) => found,
+            None if created => (0, CursorState::at(initial)),
+            None => {
+                tracing::warn!(path = %path.display(), "cursor file unreadable; starting from the oldest retained alert");
+                (0, CursorState::at(Position::default()))
             }
-            tracing::warn!(path = %path.display(), "cursor file unreadable; starting from the oldest retained alert");
-            let mut cursor = CursorFile {
-                file,
-                generation: 0,
-                position: Position::default(),
-            };
-            cursor.store(Position::default())?;
-            cursor.sync()?;
-            return Ok(cursor);
-        }
+        };
+        // (Re)lay out the file for this capacity, writing the state into both slots.
+        file.set_len(0)?;
+        let mut header = [0u8; HEADER as usize];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..].copy_from_slice(&slot_size.to_le_bytes());
+        file.write_at(&header, 0)?;
         let mut cursor = CursorFile {
             file,
-            generation: 0,
-            position: initial,
+            slot_size,
+            capacity,
+            generation,
+            state: CursorState::default(),
         };
-        cursor.store(initial)?;
+        cursor.store(&state)?;
+        cursor.store(&state)?;
         cursor.sync()?;
-        if let Some(dir) = path.parent() {
-            super::segments::sync_dir(dir)?;
+        if created {
+            if let Some(dir) = path.parent() {
+                super::segments::sync_dir(dir)?;
+            }
         }
         Ok(cursor)
     }
 
-    pub fn position(&self) -> Position {
-        self.position
+    pub fn state(&self) -> &CursorState {
+        &self.state
     }
 
-    /// Records a new position (page cache only; see [`CursorFile::sync`]).
-    pub fn store(&mut self, position: Position) -> io::Result<()> {
+    /// Records a new state (page cache only; see [`CursorFile::sync`]). Should more seqs be
+    /// outstanding than the file has room for (the capacity covers the configured limits, so this
+    /// is a safety net), only `committed` is kept: a crash then resends more, but never skips.
+    pub fn store(&mut self, state: &CursorState) -> io::Result<()> {
+        let state = if state.outstanding.len() > self.capacity {
+            CursorState::at(state.committed)
+        } else {
+            state.clone()
+        };
         self.generation += 1;
-        let slot = (self.generation % 2) * SLOT as u64;
-        self.file
-            .write_at(&encode(self.generation, position), slot)?;
-        self.position = position;
+        let slot = HEADER + (self.generation % 2) * self.slot_size;
+        self.file.write_at(&encode(self.generation, &state), slot)?;
+        self.state = state;
         Ok(())
     }
 
@@ -88,61 +125,109 @@ impl CursorFile {
         self.file.try_clone()
     }
 
-    /// Makes the last stored position survive a power loss.
+    /// Makes the last stored state survive a power loss.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
 }
 
-fn encode(generation: u64, p: Position) -> [u8; SLOT] {
-    let mut b = [0u8; SLOT];
-    b[0..8].copy_from_slice(&generation.to_le_bytes());
-    b[8..16].copy_from_slice(&p.offset.to_le_bytes());
-    b[16..24].copy_from_slice(&p.seq.to_le_bytes());
-    let crc = crc32fast::hash(&b[0..24]);
-    b[24..28].copy_from_slice(&crc.to_le_bytes());
+fn read_state(path: &Path) -> io::Result<Option<(u64, CursorState)>> {
+    let bytes = std::fs::read(path)?;
+    if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC {
+        return Ok(None);
+    }
+    let slot_size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let slot = |i: usize| {
+        let start = HEADER as usize + i * slot_size;
+        bytes.get(start..(start + slot_size).min(bytes.len())).and_then(decode)
+    };
+    Ok([slot(0), slot(1)].into_iter().flatten().max_by_key(|(g, _)| *g))
+}
+
+fn encode(generation: u64, s: &CursorState) -> Vec<u8> {
+    let mut b = Vec::with_capacity(SLOT_FIXED + 8 * s.outstanding.len() + CRC);
+    b.extend_from_slice(&generation.to_le_bytes());
+    for p in [s.committed, s.frontier] {
+        b.extend_from_slice(&p.offset.to_le_bytes());
+        b.extend_from_slice(&p.seq.to_le_bytes());
+    }
+    b.extend_from_slice(&(s.outstanding.len() as u32).to_le_bytes());
+    for seq in &s.outstanding {
+        b.extend_from_slice(&seq.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
     b
 }
 
-fn decode(b: &[u8]) -> Option<(u64, Position)> {
-    if b.len() < 28 {
+fn decode(b: &[u8]) -> Option<(u64, CursorState)> {
+    let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
+    let count = u32::from_le_bytes(b.get(40..44)?.try_into().ok()?) as usize;
+    let end = SLOT_FIXED.checked_add(count.checked_mul(8)?)?;
+    let crc = u32::from_le_bytes(b.get(end..end + CRC)?.try_into().ok()?);
+    if crc32fast::hash(&b[..end]) != crc {
         return None;
     }
-    let crc = u32::from_le_bytes(b[24..28].try_into().ok()?);
-    if crc32fast::hash(&b[0..24]) != crc {
-        return None;
-    }
-    let generation = u64::from_le_bytes(b[0..8].try_into().ok()?);
-    let offset = u64::from_le_bytes(b[8..16].try_into().ok()?);
-    let seq = u64::from_le_bytes(b[16..24].try_into().ok()?);
-    (generation > 0).then_some((generation, Position { offset, seq }))
+    let generation = u64_at(0)?;
+    let state = CursorState {
+        committed: Position { offset: u64_at(8)?, seq: u64_at(16)? },
+        frontier: Position { offset: u64_at(24)?, seq: u64_at(32)? },
+        outstanding: (0..count).map(|k| u64_at(SLOT_FIXED + 8 * k)).collect::<Option<_>>()?,
+    };
+    (generation > 0).then_some((generation, state))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn p(seq: u64) -> Position {
+        Position { offset: seq * 10, seq }
+    }
+
+    fn state(c: u64, f: u64, out: &[u64]) -> CursorState {
+        CursorState { committed: p(c), frontier: p(f), outstanding: out.to_vec() }
+    }
+
     #[test]
-    fn keeps_the_newest_position_and_survives_a_torn_slot() {
+    fn keeps_the_newest_state_and_survives_a_torn_slot() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("out.cursor");
-        let mut c = CursorFile::open_or_create(&path, Position { offset: 10, seq: 1 }).unwrap();
-        for i in 2..=5 {
-            c.store(Position {
-                offset: 10 * i,
-                seq: i,
-            })
-            .unwrap();
-        }
+        let mut c = CursorFile::open_or_create(&path, p(1), 4).unwrap();
+        assert_eq!(c.state(), &CursorState::at(p(1)));
+        c.store(&state(2, 6, &[2, 4])).unwrap();
+        c.store(&state(4, 9, &[4, 7, 8])).unwrap();
+        let newest_generation = c.generation;
         drop(c);
-        let c = CursorFile::open_or_create(&path, Position::default()).unwrap();
-        assert_eq!(c.position(), Position { offset: 50, seq: 5 });
+        let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
+        assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
         drop(c);
 
-        // Tear the newest slot (generation 5 sits in slot 1): the previous position survives.
+        // Reopening wrote the state into both slots; tear the newer one and it still holds.
+        let slot_size = (SLOT_FIXED + 8 * 4 + CRC) as u64;
+        let newer = HEADER + ((newest_generation + 2) % 2) * slot_size;
         let file = OpenOptions::new().write(true).open(&path).unwrap();
-        file.write_at(&[0xff; 4], SLOT as u64 + 8).unwrap();
-        let c = CursorFile::open_or_create(&path, Position::default()).unwrap();
-        assert_eq!(c.position(), Position { offset: 40, seq: 4 });
+        file.write_at(&[0xff; 4], newer + 8).unwrap();
+        let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
+        assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
+    }
+
+    #[test]
+    fn a_new_capacity_keeps_the_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("out.cursor");
+        let mut c = CursorFile::open_or_create(&path, p(0), 2).unwrap();
+        c.store(&state(3, 7, &[3, 5])).unwrap();
+        drop(c);
+        let c = CursorFile::open_or_create(&path, p(0), 1000).unwrap();
+        assert_eq!(c.state(), &state(3, 7, &[3, 5]));
+    }
+
+    #[test]
+    fn too_many_outstanding_resends_rather_than_skips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = CursorFile::open_or_create(&tmp.path().join("c"), p(0), 2).unwrap();
+        c.store(&state(3, 9, &[3, 5, 7])).unwrap();
+        assert_eq!(c.state(), &CursorState::at(p(3)));
     }
 }

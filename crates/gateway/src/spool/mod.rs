@@ -24,7 +24,7 @@ mod record;
 mod segments;
 mod writer;
 
-pub use cursor::CursorFile;
+pub use cursor::{CursorFile, CursorState};
 pub use reader::{Reader, StoredRecord};
 pub use record::flags;
 
@@ -213,8 +213,9 @@ impl Spool {
 
     /// Opens an output's cursor; a new output starts at the current end of the log (like a
     /// consumer group with `auto.offset.reset=latest`): it gets alerts accepted from now on.
-    pub fn open_cursor(&self, output: &str) -> io::Result<CursorFile> {
-        CursorFile::open_or_create(&self.cursor_path(output), self.end())
+    /// `capacity` is the most alerts the output can have in flight.
+    pub fn open_cursor(&self, output: &str, capacity: usize) -> io::Result<CursorFile> {
+        CursorFile::open_or_create(&self.cursor_path(output), self.end(), capacity)
     }
 
     fn cursor_path(&self, output: &str) -> PathBuf {

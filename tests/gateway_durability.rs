@@ -1,0 +1,123 @@
+//! Nothing accepted is lost: `kill -9`, SIGTERM and restarts with the real binary.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use peregrine_e2e::falco_alert;
+use peregrine_e2e::gateway::GatewayProcess;
+use peregrine_e2e::receiver::{unused_port, Receiver, Reply};
+
+fn config(port: u16, grace: &str) -> String {
+    format!(
+        "shutdown_grace: {grace}\noutputs:\n  - name: hook\n    type: webhook\n    url: \"http://127.0.0.1:{port}/hook\"\n    retry: {{ max_attempts: 1000, initial_backoff: 20ms, max_backoff: 200ms }}\n"
+    )
+}
+
+async fn post_many(gw: &GatewayProcess, n: usize, tag: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for chunk in 0..n / 10 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| {
+                let id = format!("{tag}-{}", chunk * 10 + i);
+                ids.insert(id.clone());
+                let mut a = falco_alert("Read sensitive file untrusted", "Warning", &[]);
+                a["uuid"] = id.into();
+                a
+            })
+            .collect();
+        let r = gw.post(&serde_json::Value::Array(batch)).await;
+        assert_eq!(r.status(), 200);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_the_webhook_is_down_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = unused_port();
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "10s")).await;
+    let sent = post_many(&gw, 500, "crash").await;
+    gw.kill9();
+
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "10s")).await;
+    assert_eq!(
+        gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#).await,
+        500.0,
+        "after the restart every alert is pending"
+    );
+    let hook = Receiver::scripted_on(port, |_, _| Reply::status(200)).await;
+    hook.wait_for(500, Duration::from_secs(30)).await;
+    let got: BTreeSet<String> = hook.uuids().into_iter().collect();
+    assert_eq!(got, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_delivery_duplicates_at_most_what_was_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = unused_port();
+    // A slow receiver: each answer takes 20 ms, so deliveries are in flight at the kill.
+    let hook = Receiver::scripted_on(port, |_, _| {
+        std::thread::sleep(Duration::from_millis(20));
+        Reply::status(200)
+    })
+    .await;
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "10s")).await;
+    let sent = post_many(&gw, 300, "mid").await;
+    hook.wait_for(50, Duration::from_secs(10)).await;
+    gw.kill9();
+    let before_restart = hook.requests().len();
+
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "10s")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: BTreeSet<String> = hook.uuids().into_iter().collect();
+        if got == sent {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {} arrived", got.len(), sent.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = hook.requests().len();
+    let duplicates = total - sent.len();
+    // max_in_flight is 4: at most the 4 requests open at the kill come again.
+    assert!(duplicates <= 4, "{duplicates} duplicates ({before_restart} before the restart, {total} in all)");
+    drop(gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_0_and_the_next_start_delivers_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = unused_port();
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "1s")).await;
+    let sent = post_many(&gw, 100, "term").await;
+    let status = gw.terminate(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+
+    let gw = GatewayProcess::start(tmp.path(), &config(port, "1s")).await;
+    let hook = Receiver::scripted_on(port, |_, _| Reply::status(200)).await;
+    hook.wait_for(100, Duration::from_secs(20)).await;
+    let got: BTreeSet<String> = hook.uuids().into_iter().collect();
+    assert_eq!(got, sent);
+    assert!(gw.logs().contains("output ready"), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_segments_are_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::ok().await;
+    let config = format!(
+        "spool: {{ dir: \"{}\", segment_bytes: 4096 }}\noutputs:\n  - {{ name: hook, type: webhook, url: \"{}\" }}\n",
+        tmp.path().join("spool").display(),
+        hook.url("/")
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    post_many(&gw, 200, "gc").await;
+    hook.wait_for(200, Duration::from_secs(20)).await;
+    let segments = || std::fs::read_dir(tmp.path().join("spool/segments")).unwrap().count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while segments() > 1 {
+        assert!(std::time::Instant::now() < deadline, "{} segments left after delivery", segments());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.metric("peregrine_spool_segments").await, 1.0);
+}

@@ -1,0 +1,236 @@
+//! What senders see at the gateway's door: formats, refusals, probes, metrics and configuration.
+
+use std::process::Command;
+use std::time::Duration;
+
+use peregrine_e2e::gateway::GatewayProcess;
+use peregrine_e2e::receiver::Receiver;
+use peregrine_e2e::{bin, falco_alert};
+
+/// Records in the spool, read from the group-commit counter.
+async fn stored(gw: &GatewayProcess) -> f64 {
+    gw.metric("peregrine_spool_records_total").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_status_and_message_and_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::ok().await;
+    let config = format!(
+        "max_body_bytes: 4096\nauth: {{ bearer_token: s3cret }}\noutputs:\n  - {{ name: hook, type: webhook, url: \"{}\" }}\n",
+        hook.url("/")
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    let client = reqwest::Client::new();
+    let post = |body: String, token: Option<&'static str>, content_type: &'static str| {
+        let mut req = client
+            .post(format!("{}/", gw.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let good = falco_alert("Read sensitive file untrusted", "Warning", &[]);
+    let with = |key: &str, value: serde_json::Value| {
+        let mut a = good.clone();
+        if value.is_null() {
+            a.as_object_mut().unwrap().remove(key);
+        } else {
+            a[key] = value;
+        }
+        a.to_string()
+    };
+    let cases: Vec<(&str, String, Option<&'static str>, &'static str, u16, &str, &str)> = vec![
+        ("malformed JSON", "{\"rule\": \"x\",".into(), Some("s3cret"), "application/json", 400, "malformed JSON", "malformed_json"),
+        ("unknown priority", with("priority", "Urgent".into()), Some("s3cret"), "application/json", 400, "priority: unknown priority 'Urgent'", "unknown_priority"),
+        ("missing rule", with("rule", serde_json::Value::Null), Some("s3cret"), "application/json", 400, "rule: is required", "missing_rule"),
+        ("bad time", with("time", "12 June 2026".into()), Some("s3cret"), "application/json", 400, "time: '12 June 2026' is not an RFC 3339", "bad_time"),
+        ("one bad alert in an array", format!("[{good}, {}]", with("priority", serde_json::Value::Null)), Some("s3cret"), "application/json", 400, "[1].priority: is required", "missing_priority"),
+        ("one bad NDJSON line", format!("{good}\n{}\n", with("time", 5.into())), Some("s3cret"), "application/x-ndjson", 400, "line 2: time: expected an RFC 3339 string", "bad_time"),
+        ("oversized body", format!("[{}]", vec![good.to_string(); 20].join(",")), Some("s3cret"), "application/json", 413, "larger than max_body_bytes (4096 bytes)", "body_too_large"),
+        ("no token", good.to_string(), None, "application/json", 401, "missing or wrong bearer token", "unauthorized"),
+        ("wrong token", good.to_string(), Some("s3cre"), "application/json", 401, "missing or wrong bearer token", "unauthorized"),
+    ];
+    for (what, body, token, content_type, status, message, reason) in cases {
+        let before = stored(&gw).await;
+        let r = post(body, token, content_type).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let answer: serde_json::Value = r.json().await.unwrap();
+        let error = answer["error"].as_str().unwrap_or_else(|| panic!("{what}: {answer}"));
+        assert!(error.contains(message), "{what}: got '{error}'");
+        assert_eq!(stored(&gw).await, before, "{what} stored something");
+        let rejected = gw.metric(&format!("peregrine_alerts_rejected_total{{reason=\"{reason}\"}}")).await;
+        assert!(rejected >= 1.0, "{what}: reason {reason} not counted");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(hook.requests().is_empty(), "a refused body reached an output");
+
+    // And the good forms are taken: one object, an array, NDJSON.
+    let r = post(good.to_string(), Some("s3cret"), "application/json").await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 1);
+    let r = post(format!("[{good},{good}]"), Some("s3cret"), "application/json").await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 2);
+    let r = post(format!("{good}\n{good}\n{good}\n"), Some("s3cret"), "application/x-ndjson").await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 3);
+    hook.wait_for(6, Duration::from_secs(10)).await;
+    assert_eq!(stored(&gw).await, 6.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(tmp.path(), "outputs: []\n").await;
+    let get = |path: &str| reqwest::get(format!("{}{path}", gw.base));
+    assert_eq!(get("/ping").await.unwrap().text().await.unwrap(), "pong");
+    let health: serde_json::Value = get("/healthz").await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let Ok(promtool) = which("promtool") else {
+        panic!("promtool is missing: install Debian's 'prometheus' package (make deps does)");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::ok().await;
+    let config = format!("outputs:\n  - {{ name: hook, type: webhook, url: \"{}\" }}\n  - {{ name: console, type: stdout }}\n", hook.url("/"));
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    gw.post(&falco_alert("r", "Warning", &[])).await;
+    gw.post(&serde_json::json!({"rule": "x"})).await;
+    hook.wait_for(1, Duration::from_secs(5)).await;
+    let text = gw.metrics().await;
+    for name in [
+        "peregrine_alerts_received_total",
+        "peregrine_alerts_rejected_total",
+        "peregrine_output_sent_total",
+        "peregrine_output_retries_total",
+        "peregrine_output_dead_lettered_total",
+        "peregrine_output_queue_depth",
+        "peregrine_output_delivery_seconds",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing from /metrics");
+    }
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_answers_503_with_retry_after_and_drops_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = peregrine_e2e::receiver::unused_port();
+    let config = format!(
+        "max_body_bytes: 4096\nspool: {{ dir: \"{}\", max_bytes: 8192, segment_bytes: 2048 }}\noutputs:\n  - {{ name: hook, type: webhook, url: \"http://127.0.0.1:{port}/\", retry: {{ initial_backoff: 20ms, max_backoff: 100ms, max_attempts: 1000 }} }}\n",
+        tmp.path().join("spool").display()
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..100 {
+        let mut alert = falco_alert("Read sensitive file untrusted", "Warning", &[]);
+        alert["uuid"] = format!("full-{i}").into();
+        let r = gw.post(&alert).await;
+        match r.status().as_u16() {
+            200 => accepted.push(format!("full-{i}")),
+            503 => {
+                assert_eq!(r.headers()["retry-after"], "5");
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert!(body["error"].as_str().unwrap().contains("spool is full"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0 && !accepted.is_empty(), "accepted {} refused {refused}", accepted.len());
+    assert_eq!(gw.metric(r#"peregrine_alerts_rejected_total{reason="spool_full"}"#).await, refused as f64);
+
+    // The destination comes up: exactly the accepted alerts arrive, and the spool drains.
+    let hook = Receiver::scripted_on(port, |_, _| peregrine_e2e::receiver::Reply::status(200)).await;
+    hook.wait_for(accepted.len(), Duration::from_secs(15)).await;
+    let mut got = hook.uuids();
+    got.sort();
+    got.dedup();
+    accepted.sort();
+    assert_eq!(got, accepted);
+    // Once compaction released the delivered segments, ingest takes alerts again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if gw.post(&falco_alert("after", "Warning", &[])).await.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the spool never freed space");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_path_and_no_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        r#"
+listen: "127.0.0.1:2801"
+outputs:
+  - name: hook
+    type: webhook
+    url: "https://hooks.example.com/services/T00/B00/SECRETPART"
+    retry: { max_backoff: forever }
+  - name: second
+    type: webhook
+    url: "https://hooks.example.com/x/SECRETPART2"
+    timeout: 5
+"#,
+    )
+    .unwrap();
+    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&bad).arg("--check-config").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("outputs[0].retry.max_backoff: invalid duration 'forever'"), "{text}");
+    assert!(text.contains("outputs[1].timeout: invalid type"), "{text}");
+    assert!(text.contains("2 problem(s)"), "{text}");
+
+    let good = tmp.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "outputs:\n  - { name: hook, type: webhook, url: \"https://hooks.example.com/services/T00/B00/SECRETPART\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&good).arg("--check-config").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("output hook (webhook) -> POST https://hooks.example.com/…"), "{text}");
+    assert!(!text.contains("SECRETPART") && !text.contains("T00"), "{text}");
+}
+
+#[test]
+fn the_shipped_configuration_is_valid() {
+    let config = peregrine_e2e::workspace_root().join("config/gateway.yaml");
+    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&config).arg("--check-config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen 127.0.0.1:2801"), "{text}");
+    assert!(text.contains("output console (stdout)"), "{text}");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+        .ok_or(())
+}

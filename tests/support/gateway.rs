@@ -1,0 +1,145 @@
+//! `peregrine-gateway` as a child process on 127.0.0.1.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::bin;
+
+pub struct GatewayProcess {
+    pub base: String,
+    child: Child,
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway with `config` (YAML; `listen` is set here to a free loopback port) and
+    /// waits until it is ready. `dir` holds the config file, the logs and, by default, the spool.
+    pub async fn start(dir: &Path, config: &str) -> GatewayProcess {
+        Self::start_with_env(dir, config, &[]).await
+    }
+
+    pub async fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        fs::create_dir_all(dir).unwrap();
+        let port = crate::receiver::unused_port();
+        let mut text = format!("listen: \"127.0.0.1:{port}\"\n");
+        if !config.contains("spool:") {
+            text.push_str(&format!("spool: {{ dir: \"{}\" }}\n", dir.join("spool").display()));
+        }
+        text.push_str(config);
+        let config_path = dir.join("gateway.yaml");
+        fs::write(&config_path, text).unwrap();
+        let log = dir.join(format!("gateway-{port}.log"));
+        let stdout = dir.join(format!("gateway-{port}.stdout"));
+        let child = Command::new(bin("peregrine-gateway"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("PEREGRINE_LOG", "info,peregrine_gateway=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(fs::File::create(&stdout).unwrap()))
+            .stderr(Stdio::from(fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("the gateway starts");
+        let mut gw = GatewayProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            dir: dir.to_path_buf(),
+            log,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the gateway exited with {status} before it was ready:\n{}", self.logs());
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the gateway did not become ready:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        let path = self.log.with_extension("stdout");
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status (within `timeout`).
+    pub async fn terminate(mut self, timeout: Duration) -> ExitStatus {
+        // SAFETY: sending a signal to our own child, whose pid is valid until we wait on it.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the gateway did not exit within {timeout:?} of SIGTERM:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// POSTs a JSON body to `/`.
+    pub async fn post(&self, body: &serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A sample's value from `/metrics`, e.g. `peregrine_output_sent_total{output="a",type="webhook"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sample's value in Prometheus text (0 when the series is absent).
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
