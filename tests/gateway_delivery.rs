@@ -19,28 +19,57 @@ async fn an_accepted_alert_arrives_with_its_uuid() {
     let hook = Receiver::ok().await;
     let config = format!(
         "custom_fields: {{ cluster: prod }}\noutputs:\n{}",
-        webhook("hook", &hook.url("/falco"), "    headers: { X-Api-Key: k-1 }\n")
+        webhook(
+            "hook",
+            &hook.url("/falco"),
+            "    headers: { X-Api-Key: k-1 }\n"
+        )
     );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
 
-    let mut given = falco_alert("Read sensitive file untrusted", "Warning", &["filesystem", "mitre_credential_access"]);
+    let mut given = falco_alert(
+        "Read sensitive file untrusted",
+        "Warning",
+        &["filesystem", "mitre_credential_access"],
+    );
     given["uuid"] = "sender-chosen-id-1".into();
     let r = gw.post(&given).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"accepted": 1}));
-    let r = gw.post(&falco_alert("Terminal shell in container", "Notice", &["shell"])).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"accepted": 1})
+    );
+    let r = gw
+        .post(&falco_alert(
+            "Terminal shell in container",
+            "Notice",
+            &["shell"],
+        ))
+        .await;
     assert_eq!(r.status(), 200);
 
     let got = hook.wait_for(2, Duration::from_secs(10)).await;
     let bodies: Vec<serde_json::Value> = got.iter().map(|r| r.json()).collect();
-    let first = bodies.iter().find(|b| b["rule"] == "Read sensitive file untrusted").unwrap();
+    let first = bodies
+        .iter()
+        .find(|b| b["rule"] == "Read sensitive file untrusted")
+        .unwrap();
     assert_eq!(first["uuid"], "sender-chosen-id-1", "a given uuid is kept");
     assert_eq!(first["priority"], "Warning");
     assert_eq!(first["time"], "2026-06-12T09:23:10.123456789Z");
     assert_eq!(first["output_fields"]["fd.name"], "/etc/shadow");
-    assert_eq!(first["output_fields"]["cluster"], "prod", "custom_fields are added");
-    assert_eq!(first["tags"], serde_json::json!(["filesystem", "mitre_credential_access"]));
-    let second = bodies.iter().find(|b| b["rule"] == "Terminal shell in container").unwrap();
+    assert_eq!(
+        first["output_fields"]["cluster"], "prod",
+        "custom_fields are added"
+    );
+    assert_eq!(
+        first["tags"],
+        serde_json::json!(["filesystem", "mitre_credential_access"])
+    );
+    let second = bodies
+        .iter()
+        .find(|b| b["rule"] == "Terminal shell in container")
+        .unwrap();
     let generated = second["uuid"].as_str().unwrap();
     assert_eq!(generated.len(), 36, "a generated uuid: {generated}");
     assert_eq!(generated.as_bytes()[14], b'4', "UUID v4: {generated}");
@@ -49,17 +78,31 @@ async fn an_accepted_alert_arrives_with_its_uuid() {
         assert_eq!(r.headers["x-api-key"], "k-1");
         assert_eq!(r.headers["content-type"], "application/json");
     }
-    assert_eq!(gw.metric(r#"peregrine_output_sent_total{output="hook",type="webhook"}"#).await, 2.0);
-    assert_eq!(gw.metric(r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"peregrine_output_sent_total{output="hook",type="webhook"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        gw.metric(r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#)
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_failing_with_500_still_gets_every_alert() {
     let tmp = tempfile::tempdir().unwrap();
     let hook = Receiver::scripted(|n, _| Reply::status(if n < 6 { 500 } else { 200 })).await;
-    let gw = GatewayProcess::start(tmp.path(), &format!("outputs:\n{}", webhook("hook", &hook.url("/"), ""))).await;
+    let gw = GatewayProcess::start(
+        tmp.path(),
+        &format!("outputs:\n{}", webhook("hook", &hook.url("/"), "")),
+    )
+    .await;
     for i in 0..5 {
-        let r = gw.post(&falco_alert(&format!("rule {i}"), "Error", &[])).await;
+        let r = gw
+            .post(&falco_alert(&format!("rule {i}"), "Error", &[]))
+            .await;
         assert_eq!(r.status(), 200);
     }
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -77,8 +120,16 @@ async fn a_receiver_failing_with_500_still_gets_every_alert() {
         assert!(Instant::now() < deadline, "only {ok:?} delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(gw.metric(r#"peregrine_output_retries_total{output="hook",type="webhook"}"#).await >= 6.0);
-    assert_eq!(gw.metric(r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#).await, 0.0);
+    assert!(
+        gw.metric(r#"peregrine_output_retries_total{output="hook",type="webhook"}"#)
+            .await
+            >= 6.0
+    );
+    assert_eq!(
+        gw.metric(r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#)
+            .await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +143,14 @@ async fn retry_after_pauses_the_whole_output() {
         }
     })
     .await;
-    let gw = GatewayProcess::start(tmp.path(), &format!("outputs:\n{}", webhook("hook", &hook.url("/"), "    max_in_flight: 1\n"))).await;
+    let gw = GatewayProcess::start(
+        tmp.path(),
+        &format!(
+            "outputs:\n{}",
+            webhook("hook", &hook.url("/"), "    max_in_flight: 1\n")
+        ),
+    )
+    .await;
     gw.post(&falco_alert("first", "Warning", &[])).await;
     hook.wait_for(1, Duration::from_secs(5)).await;
     // Alerts accepted during the pause wait too.
@@ -100,8 +158,14 @@ async fn retry_after_pauses_the_whole_output() {
     let got = hook.wait_for(3, Duration::from_secs(10)).await;
     let answered_429 = hook.answered_at()[0];
     let gap = got[1].at.duration_since(answered_429);
-    assert!(gap >= Duration::from_millis(1990), "next request came {gap:?} after 429 Retry-After: 2");
-    let rules: BTreeSet<_> = got[1..].iter().map(|r| r.json()["rule"].as_str().unwrap().to_string()).collect();
+    assert!(
+        gap >= Duration::from_millis(1990),
+        "next request came {gap:?} after 429 Retry-After: 2"
+    );
+    let rules: BTreeSet<_> = got[1..]
+        .iter()
+        .map(|r| r.json()["rule"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(rules, ["first".to_string(), "second".to_string()].into());
 }
 
@@ -109,7 +173,11 @@ async fn retry_after_pauses_the_whole_output() {
 async fn a_400_dead_letters_the_alert_without_retrying() {
     let tmp = tempfile::tempdir().unwrap();
     let hook = Receiver::scripted(|_, _| Reply::status(400)).await;
-    let gw = GatewayProcess::start(tmp.path(), &format!("outputs:\n{}", webhook("hook", &hook.url("/"), ""))).await;
+    let gw = GatewayProcess::start(
+        tmp.path(),
+        &format!("outputs:\n{}", webhook("hook", &hook.url("/"), "")),
+    )
+    .await;
     let mut alert = falco_alert("Clear Log Activities", "Warning", &[]);
     alert["uuid"] = "dl-1".into();
     gw.post(&alert).await;
@@ -118,10 +186,17 @@ async fn a_400_dead_letters_the_alert_without_retrying() {
     let path = tmp.path().join("spool/dead-letter/hook.jsonl");
     let deadline = Instant::now() + Duration::from_secs(5);
     let line = loop {
-        if let Some(line) = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next().map(str::to_string)) {
+        if let Some(line) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+        {
             break line;
         }
-        assert!(Instant::now() < deadline, "no dead letter in {}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter in {}",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -133,27 +208,56 @@ async fn a_400_dead_letters_the_alert_without_retrying() {
     assert!(entry["time"].as_str().unwrap().ends_with('Z'));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(hook.requests().len(), 1, "a 400 is not retried");
-    assert_eq!(gw.metric(r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#).await, 1.0);
-    assert_eq!(gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#).await, 0.0);
+    assert_eq!(
+        gw.metric(r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#)
+            .await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_sends_each_alert_only_where_it_matches() {
     let tmp = tempfile::tempdir().unwrap();
-    let (warn, sensitive, k8s, all) = (Receiver::ok().await, Receiver::ok().await, Receiver::ok().await, Receiver::ok().await);
+    let (warn, sensitive, k8s, all) = (
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+        Receiver::ok().await,
+    );
     let config = format!(
         "outputs:\n{}{}{}{}",
         webhook("warn", &warn.url("/"), "    min_priority: warning\n"),
-        webhook("sensitive", &sensitive.url("/"), "    match: { rules: [\"Read sensitive file*\"], tags: [mitre_credential_access] }\n"),
-        webhook("k8s", &k8s.url("/"), "    match: { sources: [k8s_audit] }\n"),
+        webhook(
+            "sensitive",
+            &sensitive.url("/"),
+            "    match: { rules: [\"Read sensitive file*\"], tags: [mitre_credential_access] }\n"
+        ),
+        webhook(
+            "k8s",
+            &k8s.url("/"),
+            "    match: { sources: [k8s_audit] }\n"
+        ),
         webhook("all", &all.url("/"), ""),
     );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
     let mut k8s_alert = falco_alert("Create Privileged Pod", "Notice", &["k8s"]);
     k8s_alert["source"] = "k8s_audit".into();
     let alerts = serde_json::json!([
-        falco_alert("Read sensitive file untrusted", "Warning", &["mitre_credential_access"]),
-        falco_alert("Read sensitive file trusted after startup", "Notice", &["mitre_credential_access"]),
+        falco_alert(
+            "Read sensitive file untrusted",
+            "Warning",
+            &["mitre_credential_access"]
+        ),
+        falco_alert(
+            "Read sensitive file trusted after startup",
+            "Notice",
+            &["mitre_credential_access"]
+        ),
         falco_alert("Read sensitive file untrusted", "Critical", &["filesystem"]),
         falco_alert("Terminal shell in container", "Informational", &["shell"]),
         k8s_alert,
@@ -165,7 +269,13 @@ async fn routing_sends_each_alert_only_where_it_matches() {
     // Every output has passed every alert once `all` has them and the queues are empty.
     for name in ["warn", "sensitive", "k8s", "all"] {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while gw.metric(&format!("peregrine_output_queue_depth{{output=\"{name}\",type=\"webhook\"}}")).await > 0.0 {
+        while gw
+            .metric(&format!(
+                "peregrine_output_queue_depth{{output=\"{name}\",type=\"webhook\"}}"
+            ))
+            .await
+            > 0.0
+        {
             assert!(Instant::now() < deadline, "{name} never drained");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -176,7 +286,10 @@ async fn routing_sends_each_alert_only_where_it_matches() {
             .iter()
             .map(|q| {
                 let b = q.json();
-                (b["rule"].as_str().unwrap().to_string(), b["priority"].as_str().unwrap().to_string())
+                (
+                    b["rule"].as_str().unwrap().to_string(),
+                    b["priority"].as_str().unwrap().to_string(),
+                )
             })
             .collect();
         v.sort();
@@ -185,15 +298,25 @@ async fn routing_sends_each_alert_only_where_it_matches() {
     let pair = |r: &str, p: &str| (r.to_string(), p.to_string());
     assert_eq!(
         rules(&warn),
-        vec![pair("Read sensitive file untrusted", "Critical"), pair("Read sensitive file untrusted", "Warning")]
+        vec![
+            pair("Read sensitive file untrusted", "Critical"),
+            pair("Read sensitive file untrusted", "Warning")
+        ]
     );
     assert_eq!(
         rules(&sensitive),
-        vec![pair("Read sensitive file trusted after startup", "Notice"), pair("Read sensitive file untrusted", "Warning")]
+        vec![
+            pair("Read sensitive file trusted after startup", "Notice"),
+            pair("Read sensitive file untrusted", "Warning")
+        ]
     );
     assert_eq!(rules(&k8s), vec![pair("Create Privileged Pod", "Notice")]);
     assert_eq!(all.requests().len(), 5);
-    assert_eq!(gw.metric(r#"peregrine_output_filtered_total{output="k8s",type="webhook"}"#).await, 4.0);
+    assert_eq!(
+        gw.metric(r#"peregrine_output_filtered_total{output="k8s",type="webhook"}"#)
+            .await,
+        4.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,18 +331,32 @@ async fn a_black_holed_output_does_not_slow_the_others() {
     );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
     let started = Instant::now();
-    let batch: Vec<_> = (0..200).map(|i| falco_alert(&format!("r{i}"), "Warning", &[])).collect();
+    let batch: Vec<_> = (0..200)
+        .map(|i| falco_alert(&format!("r{i}"), "Warning", &[]))
+        .collect();
     let r = gw.post(&serde_json::Value::Array(batch)).await;
     assert_eq!(r.status(), 200);
     healthy.wait_for(200, Duration::from_secs(10)).await;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(5), "the healthy output took {took:?} beside a black hole");
-    let depth = gw.metric(r#"peregrine_output_queue_depth{output="hole",type="webhook"}"#).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "the healthy output took {took:?} beside a black hole"
+    );
+    let depth = gw
+        .metric(r#"peregrine_output_queue_depth{output="hole",type="webhook"}"#)
+        .await;
     assert_eq!(depth, 200.0, "the black hole's backlog stays in the spool");
-    assert!(gw.metric(r#"peregrine_output_in_flight{output="hole",type="webhook"}"#).await <= 4.0);
+    assert!(
+        gw.metric(r#"peregrine_output_in_flight{output="hole",type="webhook"}"#)
+            .await
+            <= 4.0
+    );
     // Ingest still answers at once.
     let t = Instant::now();
-    assert_eq!(gw.post(&falco_alert("late", "Warning", &[])).await.status(), 200);
+    assert_eq!(
+        gw.post(&falco_alert("late", "Warning", &[])).await.status(),
+        200
+    );
     assert!(t.elapsed() < Duration::from_secs(1));
 }
 
@@ -230,10 +367,18 @@ async fn the_test_route_reaches_every_output_whatever_its_routing() {
     let config = format!(
         "outputs:\n{}{}",
         webhook("critical-only", &a.url("/"), "    min_priority: critical\n"),
-        webhook("k8s-only", &b.url("/"), "    match: { sources: [k8s_audit] }\n"),
+        webhook(
+            "k8s-only",
+            &b.url("/"),
+            "    match: { sources: [k8s_audit] }\n"
+        ),
     );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
-    let r = reqwest::Client::new().post(format!("{}/test", gw.base)).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/test", gw.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     for receiver in [&a, &b] {
         let got = receiver.wait_for(1, Duration::from_secs(5)).await;
@@ -252,7 +397,12 @@ async fn secrets_stay_out_of_logs_and_metrics() {
         "auth: {{ bearer_token: \"${{GW_TOKEN}}\" }}\noutputs:\n{}    headers: {{ Authorization: \"Bearer ${{HOOK_TOKEN}}\" }}\n",
         webhook("hook", &format!("http://127.0.0.1:{port}/services/T00/B00/URLSECRET?key=QUERYSECRET"), "")
     );
-    let gw = GatewayProcess::start_with_env(tmp.path(), &config, &[("GW_TOKEN", "GWSECRET"), ("HOOK_TOKEN", "HEADERSECRET")]).await;
+    let gw = GatewayProcess::start_with_env(
+        tmp.path(),
+        &config,
+        &[("GW_TOKEN", "GWSECRET"), ("HOOK_TOKEN", "HEADERSECRET")],
+    )
+    .await;
     let r = reqwest::Client::new()
         .post(format!("{}/", gw.base))
         .bearer_auth("GWSECRET")
@@ -271,10 +421,26 @@ async fn secrets_stay_out_of_logs_and_metrics() {
     assert_eq!(wrong.status(), 401);
     // Let it fail to connect a few times, so the failures are logged.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(gw.metric(r#"peregrine_output_retries_total{output="hook",type="webhook"}"#).await > 0.0);
+    assert!(
+        gw.metric(r#"peregrine_output_retries_total{output="hook",type="webhook"}"#)
+            .await
+            > 0.0
+    );
     let everything = format!("{}\n{}\n{}", gw.logs(), gw.metrics().await, gw.stdout());
-    assert!(everything.contains("127.0.0.1"), "the logs name the destination host:\n{everything}");
-    for secret in ["URLSECRET", "QUERYSECRET", "T00", "HEADERSECRET", "GWSECRET"] {
-        assert!(!everything.contains(secret), "{secret} leaked:\n{everything}");
+    assert!(
+        everything.contains("127.0.0.1"),
+        "the logs name the destination host:\n{everything}"
+    );
+    for secret in [
+        "URLSECRET",
+        "QUERYSECRET",
+        "T00",
+        "HEADERSECRET",
+        "GWSECRET",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
     }
 }

@@ -41,7 +41,8 @@ async fn kill_9_while_the_webhook_is_down_loses_nothing() {
 
     let gw = GatewayProcess::start(tmp.path(), &config(port, "10s")).await;
     assert_eq!(
-        gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#).await,
+        gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#)
+            .await,
         500.0,
         "after the restart every alert is pending"
     );
@@ -74,13 +75,21 @@ async fn kill_9_mid_delivery_duplicates_at_most_what_was_in_flight() {
         if got == sent {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{} of {} arrived", got.len(), sent.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} arrived",
+            got.len(),
+            sent.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = hook.requests().len();
     let duplicates = total - sent.len();
     // max_in_flight is 4: at most the 4 requests open at the kill come again.
-    assert!(duplicates <= 4, "{duplicates} duplicates ({before_restart} before the restart, {total} in all)");
+    assert!(
+        duplicates <= 4,
+        "{duplicates} duplicates ({before_restart} before the restart, {total} in all)"
+    );
     drop(gw);
 }
 
@@ -113,10 +122,18 @@ async fn delivered_segments_are_deleted() {
     let gw = GatewayProcess::start(tmp.path(), &config).await;
     post_many(&gw, 200, "gc").await;
     hook.wait_for(200, Duration::from_secs(20)).await;
-    let segments = || std::fs::read_dir(tmp.path().join("spool/segments")).unwrap().count();
+    let segments = || {
+        std::fs::read_dir(tmp.path().join("spool/segments"))
+            .unwrap()
+            .count()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while segments() > 1 {
-        assert!(std::time::Instant::now() < deadline, "{} segments left after delivery", segments());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} segments left after delivery",
+            segments()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(gw.metric("peregrine_spool_segments").await, 1.0);

@@ -7,6 +7,17 @@ use peregrine_e2e::gateway::GatewayProcess;
 use peregrine_e2e::receiver::Receiver;
 use peregrine_e2e::{bin, falco_alert};
 
+/// One refused request and what its sender must see.
+struct Case {
+    what: &'static str,
+    body: String,
+    token: Option<&'static str>,
+    content_type: &'static str,
+    status: u16,
+    message: &'static str,
+    reason: &'static str,
+}
+
 /// Records in the spool, read from the group-commit counter.
 async fn stored(gw: &GatewayProcess) -> f64 {
     gw.metric("peregrine_spool_records_total").await
@@ -42,37 +53,141 @@ async fn bad_input_gets_its_status_and_message_and_stores_nothing() {
         }
         a.to_string()
     };
-    let cases: Vec<(&str, String, Option<&'static str>, &'static str, u16, &str, &str)> = vec![
-        ("malformed JSON", "{\"rule\": \"x\",".into(), Some("s3cret"), "application/json", 400, "malformed JSON", "malformed_json"),
-        ("unknown priority", with("priority", "Urgent".into()), Some("s3cret"), "application/json", 400, "priority: unknown priority 'Urgent'", "unknown_priority"),
-        ("missing rule", with("rule", serde_json::Value::Null), Some("s3cret"), "application/json", 400, "rule: is required", "missing_rule"),
-        ("bad time", with("time", "12 June 2026".into()), Some("s3cret"), "application/json", 400, "time: '12 June 2026' is not an RFC 3339", "bad_time"),
-        ("one bad alert in an array", format!("[{good}, {}]", with("priority", serde_json::Value::Null)), Some("s3cret"), "application/json", 400, "[1].priority: is required", "missing_priority"),
-        ("one bad NDJSON line", format!("{good}\n{}\n", with("time", 5.into())), Some("s3cret"), "application/x-ndjson", 400, "line 2: time: expected an RFC 3339 string", "bad_time"),
-        ("oversized body", format!("[{}]", vec![good.to_string(); 20].join(",")), Some("s3cret"), "application/json", 413, "larger than max_body_bytes (4096 bytes)", "body_too_large"),
-        ("no token", good.to_string(), None, "application/json", 401, "missing or wrong bearer token", "unauthorized"),
-        ("wrong token", good.to_string(), Some("s3cre"), "application/json", 401, "missing or wrong bearer token", "unauthorized"),
+    let cases = [
+        Case {
+            what: "malformed JSON",
+            body: "{\"rule\": \"x\",".into(),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 400,
+            message: "malformed JSON",
+            reason: "malformed_json",
+        },
+        Case {
+            what: "unknown priority",
+            body: with("priority", "Urgent".into()),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 400,
+            message: "priority: unknown priority 'Urgent'",
+            reason: "unknown_priority",
+        },
+        Case {
+            what: "missing rule",
+            body: with("rule", serde_json::Value::Null),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 400,
+            message: "rule: is required",
+            reason: "missing_rule",
+        },
+        Case {
+            what: "bad time",
+            body: with("time", "12 June 2026".into()),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 400,
+            message: "time: '12 June 2026' is not an RFC 3339",
+            reason: "bad_time",
+        },
+        Case {
+            what: "one bad alert in an array",
+            body: format!("[{good}, {}]", with("priority", serde_json::Value::Null)),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 400,
+            message: "[1].priority: is required",
+            reason: "missing_priority",
+        },
+        Case {
+            what: "one bad NDJSON line",
+            body: format!("{good}\n{}\n", with("time", 5.into())),
+            token: Some("s3cret"),
+            content_type: "application/x-ndjson",
+            status: 400,
+            message: "line 2: time: expected an RFC 3339 string",
+            reason: "bad_time",
+        },
+        Case {
+            what: "oversized body",
+            body: format!("[{}]", vec![good.to_string(); 20].join(",")),
+            token: Some("s3cret"),
+            content_type: "application/json",
+            status: 413,
+            message: "larger than max_body_bytes (4096 bytes)",
+            reason: "body_too_large",
+        },
+        Case {
+            what: "no token",
+            body: good.to_string(),
+            token: None,
+            content_type: "application/json",
+            status: 401,
+            message: "missing or wrong bearer token",
+            reason: "unauthorized",
+        },
+        Case {
+            what: "wrong token",
+            body: good.to_string(),
+            token: Some("s3cre"),
+            content_type: "application/json",
+            status: 401,
+            message: "missing or wrong bearer token",
+            reason: "unauthorized",
+        },
     ];
-    for (what, body, token, content_type, status, message, reason) in cases {
+    for Case {
+        what,
+        body,
+        token,
+        content_type,
+        status,
+        message,
+        reason,
+    } in cases
+    {
         let before = stored(&gw).await;
         let r = post(body, token, content_type).await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{what}");
         let answer: serde_json::Value = r.json().await.unwrap();
-        let error = answer["error"].as_str().unwrap_or_else(|| panic!("{what}: {answer}"));
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {answer}"));
         assert!(error.contains(message), "{what}: got '{error}'");
         assert_eq!(stored(&gw).await, before, "{what} stored something");
-        let rejected = gw.metric(&format!("peregrine_alerts_rejected_total{{reason=\"{reason}\"}}")).await;
+        let rejected = gw
+            .metric(&format!(
+                "peregrine_alerts_rejected_total{{reason=\"{reason}\"}}"
+            ))
+            .await;
         assert!(rejected >= 1.0, "{what}: reason {reason} not counted");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(hook.requests().is_empty(), "a refused body reached an output");
+    assert!(
+        hook.requests().is_empty(),
+        "a refused body reached an output"
+    );
 
     // And the good forms are taken: one object, an array, NDJSON.
-    let r = post(good.to_string(), Some("s3cret"), "application/json").await.unwrap();
+    let r = post(good.to_string(), Some("s3cret"), "application/json")
+        .await
+        .unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 1);
-    let r = post(format!("[{good},{good}]"), Some("s3cret"), "application/json").await.unwrap();
+    let r = post(
+        format!("[{good},{good}]"),
+        Some("s3cret"),
+        "application/json",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 2);
-    let r = post(format!("{good}\n{good}\n{good}\n"), Some("s3cret"), "application/x-ndjson").await.unwrap();
+    let r = post(
+        format!("{good}\n{good}\n{good}\n"),
+        Some("s3cret"),
+        "application/x-ndjson",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["accepted"], 3);
     hook.wait_for(6, Duration::from_secs(10)).await;
     assert_eq!(stored(&gw).await, 6.0);
@@ -112,7 +227,10 @@ async fn metrics_pass_promtool() {
         "peregrine_output_queue_depth",
         "peregrine_output_delivery_seconds",
     ] {
-        assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing from /metrics");
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing from /metrics"
+        );
     }
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
@@ -151,17 +269,29 @@ async fn a_full_spool_answers_503_with_retry_after_and_drops_nothing() {
             503 => {
                 assert_eq!(r.headers()["retry-after"], "5");
                 let body: serde_json::Value = r.json().await.unwrap();
-                assert!(body["error"].as_str().unwrap().contains("spool is full"), "{body}");
+                assert!(
+                    body["error"].as_str().unwrap().contains("spool is full"),
+                    "{body}"
+                );
                 refused += 1;
             }
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(refused > 0 && !accepted.is_empty(), "accepted {} refused {refused}", accepted.len());
-    assert_eq!(gw.metric(r#"peregrine_alerts_rejected_total{reason="spool_full"}"#).await, refused as f64);
+    assert!(
+        refused > 0 && !accepted.is_empty(),
+        "accepted {} refused {refused}",
+        accepted.len()
+    );
+    assert_eq!(
+        gw.metric(r#"peregrine_alerts_rejected_total{reason="spool_full"}"#)
+            .await,
+        refused as f64
+    );
 
     // The destination comes up: exactly the accepted alerts arrive, and the spool drains.
-    let hook = Receiver::scripted_on(port, |_, _| peregrine_e2e::receiver::Reply::status(200)).await;
+    let hook =
+        Receiver::scripted_on(port, |_, _| peregrine_e2e::receiver::Reply::status(200)).await;
     hook.wait_for(accepted.len(), Duration::from_secs(15)).await;
     let mut got = hook.uuids();
     got.sort();
@@ -171,10 +301,18 @@ async fn a_full_spool_answers_503_with_retry_after_and_drops_nothing() {
     // Once compaction released the delivered segments, ingest takes alerts again.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if gw.post(&falco_alert("after", "Warning", &[])).await.status() == 200 {
+        if gw
+            .post(&falco_alert("after", "Warning", &[]))
+            .await
+            .status()
+            == 200
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the spool never freed space");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool never freed space"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -199,10 +337,22 @@ outputs:
 "#,
     )
     .unwrap();
-    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&bad).arg("--check-config").output().unwrap();
+    let out = Command::new(bin("peregrine-gateway"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check-config")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("outputs[0].retry.max_backoff: invalid duration 'forever'"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("outputs[0].retry.max_backoff: invalid duration 'forever'"),
+        "{text}"
+    );
     assert!(text.contains("outputs[1].timeout: invalid type"), "{text}");
     assert!(text.contains("2 problem(s)"), "{text}");
 
@@ -212,18 +362,38 @@ outputs:
         "outputs:\n  - { name: hook, type: webhook, url: \"https://hooks.example.com/services/T00/B00/SECRETPART\" }\n",
     )
     .unwrap();
-    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&good).arg("--check-config").output().unwrap();
+    let out = Command::new(bin("peregrine-gateway"))
+        .arg("--config")
+        .arg(&good)
+        .arg("--check-config")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("output hook (webhook) -> POST https://hooks.example.com/…"), "{text}");
-    assert!(!text.contains("SECRETPART") && !text.contains("T00"), "{text}");
+    assert!(
+        text.contains("output hook (webhook) -> POST https://hooks.example.com/…"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SECRETPART") && !text.contains("T00"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_shipped_configuration_is_valid() {
     let config = peregrine_e2e::workspace_root().join("config/gateway.yaml");
-    let out = Command::new(bin("peregrine-gateway")).arg("--config").arg(&config).arg("--check-config").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("peregrine-gateway"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("listen 127.0.0.1:2801"), "{text}");
     assert!(text.contains("output console (stdout)"), "{text}");
@@ -231,6 +401,10 @@ fn the_shipped_configuration_is_valid() {
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
         .ok_or(())
 }

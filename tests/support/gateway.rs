@@ -26,7 +26,10 @@ impl GatewayProcess {
         let port = crate::receiver::unused_port();
         let mut text = format!("listen: \"127.0.0.1:{port}\"\n");
         if !config.contains("spool:") {
-            text.push_str(&format!("spool: {{ dir: \"{}\" }}\n", dir.join("spool").display()));
+            text.push_str(&format!(
+                "spool: {{ dir: \"{}\" }}\n",
+                dir.join("spool").display()
+            ));
         }
         text.push_str(config);
         let config_path = dir.join("gateway.yaml");
@@ -56,7 +59,10 @@ impl GatewayProcess {
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the gateway exited with {status} before it was ready:\n{}", self.logs());
+                panic!(
+                    "the gateway exited with {status} before it was ready:\n{}",
+                    self.logs()
+                );
             }
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
                 if r.status().is_success() {
@@ -98,7 +104,10 @@ impl GatewayProcess {
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the gateway did not exit within {timeout:?} of SIGTERM:\n{}", self.logs());
+                panic!(
+                    "the gateway did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -140,6 +149,9 @@ impl Drop for GatewayProcess {
 /// A sample's value in Prometheus text (0 when the series is absent).
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }

@@ -75,13 +75,20 @@ impl Receiver {
 
     /// A receiver whose answer to the n-th request (from 0) is `script(n, request)`.
     pub async fn scripted(script: impl FnMut(usize, &Received) -> Reply + Send + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         Self::serve(listener, Box::new(script))
     }
 
     /// Like [`Receiver::scripted`], on a given port (to bring a "down" destination back up).
-    pub async fn scripted_on(port: u16, script: impl FnMut(usize, &Received) -> Reply + Send + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the reserved port");
+    pub async fn scripted_on(
+        port: u16,
+        script: impl FnMut(usize, &Received) -> Reply + Send + 'static,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the reserved port");
         Self::serve(listener, Box::new(script))
     }
 
@@ -100,7 +107,11 @@ impl Receiver {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("receiver serves");
         });
-        Receiver { addr, shared, server }
+        Receiver {
+            addr,
+            shared,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -125,7 +136,10 @@ impl Receiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("expected {count} requests within {timeout:?}, got {}", self.requests().len());
+                panic!(
+                    "expected {count} requests within {timeout:?}, got {}",
+                    self.requests().len()
+                );
             }
         }
     }
@@ -144,7 +158,13 @@ impl Receiver {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = Received {
         at: Instant::now(),
         method,
@@ -160,11 +180,14 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
         reply
     };
     shared.arrived.notify_waiters();
-    let mut response = Response::builder().status(StatusCode::from_u16(reply.status).expect("status"));
+    let mut response =
+        Response::builder().status(StatusCode::from_u16(reply.status).expect("status"));
     for (name, value) in &reply.headers {
         response = response.header(*name, value.as_str());
     }
-    let response = response.body(axum::body::Body::from(reply.body)).expect("response");
+    let response = response
+        .body(axum::body::Body::from(reply.body))
+        .expect("response");
     shared.answered.lock().unwrap().push(Instant::now());
     response
 }

@@ -276,7 +276,13 @@ impl Alert {
     }
 
     /// Parses and validates one alert from JSON text.
+    ///
+    /// Valid alerts take a typed fast path; only a body that fails it is parsed again the slow,
+    /// precise way, to name the bad field.
     pub fn from_json_slice(bytes: &[u8]) -> Result<Alert, AlertError> {
+        if let Some(alert) = Alert::from_json_slice_fast(bytes) {
+            return Ok(alert);
+        }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             err(
                 "(body)",
@@ -287,9 +293,70 @@ impl Alert {
         Alert::from_json(value)
     }
 
+    /// The typed fast path: `None` for anything it does not accept, which
+    /// [`Alert::from_json`] then explains. It accepts exactly what `from_json` accepts.
+    pub fn from_json_slice_fast(bytes: &[u8]) -> Option<Alert> {
+        serde_json::from_slice::<Wire<'_>>(bytes).ok()?.validate()
+    }
+
+    /// The fast path for a JSON array of alerts (see [`Alert::from_json_slice_fast`]).
+    pub fn from_json_array_slice_fast(bytes: &[u8]) -> Option<Vec<Alert>> {
+        let wires = serde_json::from_slice::<Vec<Wire<'_>>>(bytes).ok()?;
+        wires.into_iter().map(Wire::validate).collect()
+    }
+
     /// The alert as one line of JSON, in Falco's key order.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an Alert always serialises")
+    }
+}
+
+/// The alert body as it arrives, before validation. Unknown keys are ignored, as in
+/// [`Alert::from_json`].
+#[derive(serde::Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    rule: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    priority: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
+    output: Option<String>,
+    source: Option<String>,
+    hostname: Option<String>,
+    #[serde(borrow)]
+    uuid: Option<std::borrow::Cow<'a, str>>,
+    tags: Option<Vec<String>>,
+    output_fields: Option<OutputFields>,
+}
+
+impl Wire<'_> {
+    fn validate(self) -> Option<Alert> {
+        let rule = self.rule.filter(|r| !r.trim().is_empty())?.into_owned();
+        let priority = self.priority?.parse().ok()?;
+        let time = EventTime::parse_rfc3339(&self.time?).ok()?;
+        let uuid = match self.uuid {
+            Some(id) => Some(AlertId::parse(&id).ok()?),
+            None => None,
+        };
+        let output_fields = self.output_fields.unwrap_or_default();
+        if output_fields
+            .values()
+            .any(|v| matches!(v, Value::Array(_) | Value::Object(_)))
+        {
+            return None;
+        }
+        Some(Alert {
+            hostname: self.hostname,
+            output: self.output.unwrap_or_default(),
+            output_fields,
+            priority,
+            rule,
+            source: self.source.unwrap_or_else(|| "syscall".to_string()),
+            tags: self.tags.unwrap_or_default(),
+            time,
+            uuid,
+        })
     }
 }
 
@@ -371,6 +438,35 @@ mod tests {
             }
             let e = Alert::from_json(body).unwrap_err().to_string();
             assert!(e.starts_with(expected), "{key}: got {e}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_accepts_exactly_what_the_precise_one_does() {
+        let good = sample();
+        let mut cases = vec![good.clone()];
+        for (key, value) in [
+            ("rule", json!("")),
+            ("rule", json!(5)),
+            ("priority", json!("urgent")),
+            ("priority", Value::Null),
+            ("time", json!("nope")),
+            ("tags", json!(["a", 1])),
+            ("output_fields", json!({"a": {"b": 1}})),
+            ("uuid", json!("has space")),
+            ("hostname", json!(7)),
+            ("source", Value::Null),
+            ("extra", json!({"ignored": true})),
+        ] {
+            let mut v = good.clone();
+            v[key] = value;
+            cases.push(v);
+        }
+        for case in cases {
+            let text = case.to_string();
+            let precise = Alert::from_json(case.clone()).ok();
+            let fast = Alert::from_json_slice_fast(text.as_bytes());
+            assert_eq!(fast, precise, "{text}");
         }
     }
 

@@ -36,6 +36,7 @@ pub enum GatewayError {
 pub struct Gateway {
     pub local_addr: SocketAddr,
     serve: tokio::task::JoinHandle<Result<(), GatewayError>>,
+    delivery: tokio::runtime::Runtime,
 }
 
 impl Gateway {
@@ -52,6 +53,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         metrics.register_rejection_reasons(http::REJECTION_REASONS);
         let stop = CancellationToken::new();
+        let delivery = delivery_runtime().map_err(GatewayError::Serve)?;
         let mut workers = JoinSet::new();
         let mut statuses: Vec<Arc<OutputStatus>> = Vec::new();
 
@@ -89,10 +91,13 @@ impl Gateway {
                 metrics: metrics.clone(),
                 status,
             };
-            workers.spawn(worker.run(stop.clone(), config.shutdown_grace));
+            workers.spawn_on(
+                worker.run(stop.clone(), config.shutdown_grace),
+                delivery.handle(),
+            );
         }
         note_stale_cursors(&spool, &config);
-        tokio::spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
+        delivery.spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
 
         let state = Arc::new(AppState {
             spool: spool.clone(),
@@ -115,33 +120,70 @@ impl Gateway {
         let serve = tokio::spawn(async move {
             // One signal stops both intake and workers: in-flight requests finish storing their
             // alerts while in-flight deliveries get their grace period, side by side.
-            let server = axum::serve(listener, http::router(state)).with_graceful_shutdown({
-                let stop = stop.clone();
-                async move {
-                    shutdown.await;
-                    tracing::info!("shutting down: no new requests");
-                    stop.cancel();
-                }
-            });
-            // A client holding a keep-alive connection open must not hold up the exit.
-            let served = tokio::select! {
-                served = server => served.map_err(GatewayError::Serve),
-                _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => Ok(()),
+            let server = http::server::serve(listener, http::router(state), stop.clone());
+            let signal = async {
+                shutdown.await;
+                tracing::info!("shutting down: no new requests");
+                stop.cancel();
             };
+            // A client holding a keep-alive connection open must not hold up the exit.
+            tokio::pin!(server);
+            tokio::select! {
+                _ = &mut server => {}
+                _ = signal => {}
+            }
+            tokio::select! {
+                _ = server => {}
+                _ = tokio::time::sleep(grace) => {}
+            }
             while workers.join_next().await.is_some() {}
             tracing::info!("gateway stopped; undelivered alerts stay in the spool");
-            served
+            Ok(())
         });
-        Ok(Gateway { local_addr, serve })
+        Ok(Gateway {
+            local_addr,
+            serve,
+            delivery,
+        })
     }
 
     /// Waits until the gateway has shut down.
     pub async fn wait(self) -> Result<(), GatewayError> {
-        self.serve
+        let served = self
+            .serve
             .await
-            .map_err(|e| GatewayError::Serve(io::Error::other(e)))?
+            .map_err(|e| GatewayError::Serve(io::Error::other(e)));
+        // The workers have finished; nothing on this runtime holds an alert any more.
+        self.delivery.shutdown_background();
+        served?
     }
 }
+
+/// The runtime that delivers: its own threads, at a lower scheduling priority (nice 10) than
+/// ingest.
+///
+/// When the machine is saturated, accepting alerts comes first: a slow answer to Falco's
+/// `http_output` makes Falco drop events, while a delivery that runs late only leaves alerts
+/// waiting in the spool, which is what the spool is for. When there is CPU to spare, niceness
+/// changes nothing.
+fn delivery_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("delivery")
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(|| {
+            // SAFETY: setpriority on the calling thread (Linux applies nice per thread); a
+            // failure only leaves the default priority.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, DELIVERY_NICE);
+            }
+        })
+        .build()
+}
+
+/// Niceness of delivery threads (0 is normal, 19 the lowest priority).
+const DELIVERY_NICE: libc::c_int = 10;
 
 /// Deletes segments every output has passed. Cursors are fsync'd first, so a power loss can
 /// never leave a cursor pointing into a deleted segment.

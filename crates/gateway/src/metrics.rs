@@ -166,10 +166,20 @@ impl Metrics {
     /// event.
     pub fn register_output(&self, name: &str, kind: &str) {
         let labels = [name, kind];
-        for c in [&self.sent, &self.retries, &self.dead_lettered, &self.filtered] {
+        for c in [
+            &self.sent,
+            &self.retries,
+            &self.dead_lettered,
+            &self.filtered,
+        ] {
             c.with_label_values(&labels);
         }
-        for g in [&self.queue_depth, &self.in_flight, &self.oldest_pending_seconds, &self.paused] {
+        for g in [
+            &self.queue_depth,
+            &self.in_flight,
+            &self.oldest_pending_seconds,
+            &self.paused,
+        ] {
             g.with_label_values(&labels);
         }
         self.delivery_seconds.with_label_values(&labels);

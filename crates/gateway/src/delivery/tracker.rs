@@ -75,7 +75,8 @@ impl Tracker {
 
     /// A record was taken from the log for delivery.
     pub fn started(&mut self, position: Position, next: Position, accepted_at_ns: u64) {
-        self.outstanding.insert(position.seq, (position, accepted_at_ns));
+        self.outstanding
+            .insert(position.seq, (position, accepted_at_ns));
         self.frontier = next;
     }
 
@@ -134,7 +135,10 @@ mod tests {
     use super::*;
 
     fn p(seq: u64) -> Position {
-        Position { offset: seq * 10, seq }
+        Position {
+            offset: seq * 10,
+            seq,
+        }
     }
 
     fn tracker(dir: &std::path::Path) -> Tracker {
@@ -155,7 +159,11 @@ mod tests {
         assert_eq!(t.committed(), p(0), "seq 0 is still in flight");
         assert_eq!(
             t.cursor().state(),
-            &CursorState { committed: p(0), frontier: p(4), outstanding: vec![0, 3] }
+            &CursorState {
+                committed: p(0),
+                frontier: p(4),
+                outstanding: vec![0, 3]
+            }
         );
         t.finished([p(0)]).unwrap();
         assert_eq!(t.committed(), p(3));

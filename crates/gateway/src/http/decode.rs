@@ -53,11 +53,24 @@ pub fn decode(body: &[u8], ndjson: bool) -> Result<Vec<Alert>, BodyError> {
             if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
+            if let Some(alert) = Alert::from_json_slice_fast(line) {
+                alerts.push(alert);
+                continue;
+            }
             let at = format!("line {}", i + 1);
             let value: Value =
                 serde_json::from_slice(line).map_err(|e| malformed(&format!("{at}: "), e))?;
             alerts.push(Alert::from_json(value).map_err(|e| invalid(Some((&at, ": ")), e))?);
         }
+        return Ok(alerts);
+    }
+    // Valid bodies take the typed fast path; the slow one below only explains what is wrong.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let fast = match first {
+        Some(b'[') => Alert::from_json_array_slice_fast(body),
+        _ => Alert::from_json_slice_fast(body).map(|a| vec![a]),
+    };
+    if let Some(alerts) = fast {
         return Ok(alerts);
     }
     match serde_json::from_slice::<Value>(body).map_err(|e| malformed("", e))? {

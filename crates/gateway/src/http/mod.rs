@@ -1,6 +1,7 @@
 //! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
 
 mod decode;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::delivery::OutputStatus;
 use crate::metrics::Metrics;
-use crate::spool::{flags, AppendError, NewRecord, Spool};
+use crate::spool::{flags, AppendError, NewRecord, PendingAppend, Spool};
 
 /// Every `reason` label `peregrine_alerts_rejected_total` can carry.
 pub const REJECTION_REASONS: &[&str] = &[
@@ -105,6 +106,7 @@ async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body
 
 async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, Rejection> {
     authorize(app, headers)?;
+    let pending = app.spool.prepare_append();
     let bytes = read_body(body, headers, app.max_body_bytes).await?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -112,11 +114,16 @@ async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize
         .is_some_and(|ct| ct.contains("ndjson"));
     let alerts = decode::decode(&bytes, ndjson)
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason, e.message))?;
-    store(app, alerts, 0).await
+    store(app, alerts, 0, pending).await
 }
 
 /// Assigns ids, adds custom fields, and appends durably. Returns the count stored.
-async fn store(app: &AppState, alerts: Vec<Alert>, record_flags: u8) -> Result<usize, Rejection> {
+async fn store(
+    app: &AppState,
+    alerts: Vec<Alert>,
+    record_flags: u8,
+    pending: PendingAppend<'_>,
+) -> Result<usize, Rejection> {
     let n = alerts.len();
     if n == 0 {
         return Ok(0);
@@ -136,7 +143,7 @@ async fn store(app: &AppState, alerts: Vec<Alert>, record_flags: u8) -> Result<u
             flags: record_flags,
         });
     }
-    match app.spool.append(records).await {
+    match pending.append(records).await {
         Ok(_) => {
             for (source, priority) in counts {
                 app.metrics.received(&source, priority.as_str(), 1);
@@ -234,7 +241,7 @@ async fn test_alert(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
         time: EventTime::now(),
         uuid: None,
     };
-    match store(&app, vec![alert], flags::TEST).await {
+    match store(&app, vec![alert], flags::TEST, app.spool.prepare_append()).await {
         Ok(n) => Json(json!({"accepted": n})).into_response(),
         Err(rejection) => rejection.into_response(&app.metrics),
     }

@@ -57,10 +57,18 @@ impl CursorFile {
     /// Opens the cursor at `path`, or creates it at `initial` (durably, so a restart never takes
     /// an existing output for a new one). `capacity` is the most seqs that can be outstanding
     /// (in-flight limit × batch size).
-    pub fn open_or_create(path: &Path, initial: Position, capacity: usize) -> io::Result<CursorFile> {
+    pub fn open_or_create(
+        path: &Path,
+        initial: Position,
+        capacity: usize,
+    ) -> io::Result<CursorFile> {
         let capacity = capacity.max(1);
         let slot_size = (SLOT_FIXED + 8 * capacity + CRC) as u64;
-        let existing = if path.exists() { read_state(path)? } else { None };
+        let existing = if path.exists() {
+            read_state(path)?
+        } else {
+            None
+        };
         let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -139,9 +147,14 @@ fn read_state(path: &Path) -> io::Result<Option<(u64, CursorState)>> {
     let slot_size = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
     let slot = |i: usize| {
         let start = HEADER as usize + i * slot_size;
-        bytes.get(start..(start + slot_size).min(bytes.len())).and_then(decode)
+        bytes
+            .get(start..(start + slot_size).min(bytes.len()))
+            .and_then(decode)
     };
-    Ok([slot(0), slot(1)].into_iter().flatten().max_by_key(|(g, _)| *g))
+    Ok([slot(0), slot(1)]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(g, _)| *g))
 }
 
 fn encode(generation: u64, s: &CursorState) -> Vec<u8> {
@@ -170,9 +183,17 @@ fn decode(b: &[u8]) -> Option<(u64, CursorState)> {
     }
     let generation = u64_at(0)?;
     let state = CursorState {
-        committed: Position { offset: u64_at(8)?, seq: u64_at(16)? },
-        frontier: Position { offset: u64_at(24)?, seq: u64_at(32)? },
-        outstanding: (0..count).map(|k| u64_at(SLOT_FIXED + 8 * k)).collect::<Option<_>>()?,
+        committed: Position {
+            offset: u64_at(8)?,
+            seq: u64_at(16)?,
+        },
+        frontier: Position {
+            offset: u64_at(24)?,
+            seq: u64_at(32)?,
+        },
+        outstanding: (0..count)
+            .map(|k| u64_at(SLOT_FIXED + 8 * k))
+            .collect::<Option<_>>()?,
     };
     (generation > 0).then_some((generation, state))
 }
@@ -182,11 +203,18 @@ mod tests {
     use super::*;
 
     fn p(seq: u64) -> Position {
-        Position { offset: seq * 10, seq }
+        Position {
+            offset: seq * 10,
+            seq,
+        }
     }
 
     fn state(c: u64, f: u64, out: &[u64]) -> CursorState {
-        CursorState { committed: p(c), frontier: p(f), outstanding: out.to_vec() }
+        CursorState {
+            committed: p(c),
+            frontier: p(f),
+            outstanding: out.to_vec(),
+        }
     }
 
     #[test]

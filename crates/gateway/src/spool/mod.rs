@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -81,6 +81,9 @@ struct Shared {
     /// Set when an fsync failed: after that the page cache cannot be trusted, so the spool refuses
     /// writes until a restart recovers from what is really on disk.
     failed: AtomicBool,
+    /// Appends being prepared (body read, alerts validated) that will reach the writer shortly.
+    /// The writer waits a moment for them so that one fsync covers them too.
+    arriving: AtomicUsize,
     /// Group commits made and records they wrote, to show how well group commit batches.
     commits: AtomicU64,
     records: AtomicU64,
@@ -144,6 +147,7 @@ impl Spool {
             end,
             max_bytes: options.max_bytes,
             failed: AtomicBool::new(false),
+            arriving: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
             _lock: lock,
@@ -162,12 +166,18 @@ impl Spool {
     /// Appends records and returns once they are on disk (fsync'd), with the log's end after them.
     /// Concurrent calls share one fsync.
     pub async fn append(&self, records: Vec<NewRecord>) -> Result<Position, AppendError> {
-        let (reply, answer) = oneshot::channel();
-        self.appends
-            .send(writer::AppendRequest { records, reply })
-            .await
-            .map_err(|_| AppendError::Closed)?;
-        answer.await.map_err(|_| AppendError::Closed)?
+        self.prepare_append().append(records).await
+    }
+
+    /// Announces an append that is being prepared (a request body being read and validated), so
+    /// the writer waits briefly for it rather than spend an fsync on a group without it. Under
+    /// load this makes groups larger; with one client nothing is announced and nothing waits.
+    pub fn prepare_append(&self) -> PendingAppend<'_> {
+        self.shared.arriving.fetch_add(1, Ordering::AcqRel);
+        PendingAppend {
+            spool: self,
+            announced: true,
+        }
     }
 
     /// The end of the durable log.
@@ -264,6 +274,38 @@ impl Spool {
             }
         }
         Ok(doomed.len())
+    }
+}
+
+/// An append on its way (see [`Spool::prepare_append`]). Dropping it withdraws the announcement.
+pub struct PendingAppend<'a> {
+    spool: &'a Spool,
+    announced: bool,
+}
+
+impl PendingAppend<'_> {
+    pub async fn append(mut self, records: Vec<NewRecord>) -> Result<Position, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .spool
+            .appends
+            .send(writer::AppendRequest { records, reply })
+            .await;
+        self.withdraw();
+        sent.map_err(|_| AppendError::Closed)?;
+        answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    fn withdraw(&mut self) {
+        if std::mem::take(&mut self.announced) {
+            self.spool.shared.arriving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for PendingAppend<'_> {
+    fn drop(&mut self) {
+        self.withdraw();
     }
 }
 

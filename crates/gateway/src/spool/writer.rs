@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +21,12 @@ use super::{AppendError, NewRecord, Position, Shared};
 const QUEUE: usize = 4096;
 /// Upper bound of one group's bytes, so one commit's latency stays bounded.
 const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+/// How long the writer waits for announced appends before it commits without them. An fsync
+/// costs this machine about 200 µs and much CPU; a group of one under load wastes both.
+///
+/// The wait yields rather than sleeps: a 20 µs sleep took about 150 µs to return on these
+/// virtual machines (measured with strace), longer than the appends it waits for.
+const ARRIVAL_WAIT: Duration = Duration::from_micros(150);
 
 pub(super) struct AppendRequest {
     pub records: Vec<NewRecord>,
@@ -71,13 +77,20 @@ impl Writer {
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
             let mut group_bytes = group[0].encoded_len() as usize;
+            let waiting_since = Instant::now();
             while group_bytes < MAX_GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(next) => {
                         group_bytes += next.encoded_len() as usize;
                         group.push(next);
                     }
-                    Err(_) => break,
+                    Err(_) => {
+                        let announced = self.shared.arriving.load(Ordering::Acquire) > 0;
+                        if !announced || waiting_since.elapsed() >= ARRIVAL_WAIT {
+                            break;
+                        }
+                        std::thread::yield_now();
+                    }
                 }
             }
             self.commit(group);

@@ -1,0 +1,385 @@
+//! `peregrine-loadgen`: the gateway's ingest benchmark.
+//!
+//! In one run it measures, over the same keep-alive HTTP/1.1 client:
+//! 1. a bare hyper server that only answers 200 (the baseline), and
+//! 2. `peregrine-gateway` (release build) with its durable spool and three webhook outputs to a
+//!    local receiver,
+//!
+//! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
+//! latency and the ratio gateway/bare. It then waits until the three outputs have delivered every
+//! accepted alert and reports that end-to-end rate too. Rounds alternate bare and gateway so
+//! machine noise hits both; the median round is reported.
+//!
+//! Everything binds 127.0.0.1; each load phase is bounded in time and request count.
+//!
+//! ```text
+//! cargo build --release --bins && target/release/peregrine-loadgen
+//! ```
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+const ALERT: &str = r#"{"hostname":"node-1","output":"09:23:10.123456789: Warning Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=systemd ggparent=<NA> gggparent=<NA> evt_type=openat user=root user_uid=0 user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34816 container_id=host container_name=host","output_fields":{"container.id":"host","container.name":"host","evt.time":1781256190123456789,"evt.type":"openat","fd.name":"/etc/shadow","proc.aname[2]":"systemd","proc.cmdline":"cat /etc/shadow","proc.exepath":"/usr/bin/cat","proc.name":"cat","proc.pname":"bash","proc.tty":34816,"user.loginuid":-1,"user.name":"root","user.uid":0},"priority":"Warning","rule":"Read sensitive file untrusted","source":"syscall","tags":["T1555","container","filesystem","host","maturity_stable","mitre_credential_access"],"time":"2026-06-12T09:23:10.123456789Z"}"#;
+
+struct Options {
+    connections: usize,
+    duration: Duration,
+    max_requests: u64,
+    rounds: usize,
+    outputs: usize,
+    gateway_bin: PathBuf,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        connections: 32,
+        duration: Duration::from_secs(8),
+        max_requests: 2_000_000,
+        rounds: 3,
+        outputs: 3,
+        gateway_bin: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("peregrine-gateway")))
+            .unwrap_or_else(|| PathBuf::from("target/release/peregrine-gateway")),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--connections" => o.connections = value.parse().expect("--connections N"),
+            "--seconds" => o.duration = Duration::from_secs(value.parse().expect("--seconds N")),
+            "--max-requests" => o.max_requests = value.parse().expect("--max-requests N"),
+            "--rounds" => o.rounds = value.parse().expect("--rounds N"),
+            "--outputs" => o.outputs = value.parse().expect("--outputs N"),
+            "--gateway-bin" => o.gateway_bin = PathBuf::from(value),
+            other => {
+                eprintln!("unknown argument {other}\nusage: peregrine-loadgen [--connections 32] [--seconds 8] [--max-requests 2000000] [--rounds 3] [--outputs 3] [--gateway-bin PATH]");
+                std::process::exit(2);
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn main() {
+    // Child modes: a bare server or a counting receiver, each in its own process.
+    match std::env::args().nth(1).as_deref() {
+        Some("serve-bare") => return serve(false),
+        Some("serve-receiver") => return serve(true),
+        _ => {}
+    }
+    let o = parse_args();
+    assert!(
+        o.gateway_bin.exists(),
+        "{} not found: run `cargo build --release --bins` first",
+        o.gateway_bin.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (mut receiver, receiver_addr) = spawn_self("serve-receiver");
+    let (mut bare, bare_addr) = spawn_self("serve-bare");
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut gateway, gateway_addr) = spawn_gateway(&o, tmp.path(), receiver_addr);
+
+    println!(
+        "peregrine-loadgen: {} connections, {}s per phase, {} rounds, gateway with durable spool and {} webhook outputs",
+        o.connections,
+        o.duration.as_secs(),
+        o.rounds,
+        o.outputs
+    );
+    println!(
+        "{:<10} {:>6} {:>12} {:>10} {:>10} {:>10}",
+        "target", "round", "alerts/s", "p50 ms", "p99 ms", "errors"
+    );
+    let mut bare_runs = Vec::new();
+    let mut gateway_runs = Vec::new();
+    let mut accepted_total = 0u64;
+    let mut drain = Vec::new();
+    for round in 1..=o.rounds {
+        let b = rt.block_on(load(bare_addr, &o));
+        print_row("bare", round, &b);
+        bare_runs.push(b);
+        let before = rt.block_on(received(receiver_addr));
+        let started = Instant::now();
+        let g = rt.block_on(load(gateway_addr, &o));
+        print_row("gateway", round, &g);
+        accepted_total += g.ok;
+        // Wait until every output delivered every accepted alert: the end-to-end rate.
+        let want = before + g.ok * o.outputs as u64;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let got = rt.block_on(received(receiver_addr));
+            if got >= want {
+                break;
+            }
+            if Instant::now() > deadline {
+                println!("  deliveries incomplete after 300s: {got} of {want}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let e2e = started.elapsed();
+        drain.push((g.ok as f64) / e2e.as_secs_f64());
+        gateway_runs.push(g);
+    }
+
+    let median = |runs: &mut Vec<Stats>| {
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        runs[runs.len() / 2].clone()
+    };
+    let (b, g) = (median(&mut bare_runs), median(&mut gateway_runs));
+    drain.sort_by(|a, b| a.total_cmp(b));
+    let e2e = drain[drain.len() / 2];
+    println!();
+    println!(
+        "median bare:    {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+        b.rate, b.p50_ms, b.p99_ms
+    );
+    println!(
+        "median gateway: {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+        g.rate, g.p50_ms, g.p99_ms
+    );
+    println!("ratio gateway/bare (accept rate): {:.2}", g.rate / b.rate);
+    println!(
+        "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
+        o.outputs,
+        e2e,
+        e2e / b.rate
+    );
+    let metrics = rt.block_on(get(gateway_addr, "/metrics"));
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let (commits, records) = (
+        value("peregrine_spool_commits_total"),
+        value("peregrine_spool_records_total"),
+    );
+    println!(
+        "group commit: {records:.0} alerts in {commits:.0} fsyncs ({:.1} alerts per fsync); {accepted_total} accepted in all",
+        records / commits.max(1.0)
+    );
+    for child in [&mut gateway, &mut bare, &mut receiver] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[derive(Clone)]
+struct Stats {
+    ok: u64,
+    errors: u64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn print_row(target: &str, round: usize, s: &Stats) {
+    println!(
+        "{target:<10} {round:>6} {:>12.0} {:>10.2} {:>10.2} {:>10}",
+        s.rate, s.p50_ms, s.p99_ms, s.errors
+    );
+}
+
+/// N keep-alive connections, each posting one alert at a time until the time or count runs out.
+async fn load(addr: SocketAddr, o: &Options) -> Stats {
+    let sent = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + o.duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..o.connections {
+        let sent = sent.clone();
+        let max = o.max_requests;
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
+                let req = Request::post("/")
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from_static(ALERT.as_bytes())))
+                    .unwrap();
+                let t = Instant::now();
+                match sender.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let _ = resp.into_body().collect().await;
+                        if ok {
+                            latencies.push(t.elapsed().as_micros() as u32);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |&us| us as f64 / 1000.0)
+    };
+    Stats {
+        ok: all.len() as u64,
+        errors,
+        rate: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+/// Starts this binary in a server mode and reads the address it prints.
+fn spawn_self(mode: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn a server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        child,
+        line.trim().parse().expect("the server prints its address"),
+    )
+}
+
+fn spawn_gateway(o: &Options, dir: &std::path::Path, receiver: SocketAddr) -> (Child, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = format!(
+        "listen: \"127.0.0.1:{port}\"\nspool: {{ dir: \"{}\" }}\noutputs:\n",
+        dir.join("spool").display()
+    );
+    for i in 0..o.outputs {
+        config.push_str(&format!(
+            "  - {{ name: hook{i}, type: webhook, url: \"http://{receiver}/hook{i}\" }}\n"
+        ));
+    }
+    let path = dir.join("gateway.yaml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(config.as_bytes())
+        .unwrap();
+    let child = Command::new(&o.gateway_bin)
+        .arg("--config")
+        .arg(&path)
+        .env("PEREGRINE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the gateway");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
+async fn get(addr: SocketAddr, path: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "127.0.0.1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("answer");
+    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
+}
+
+/// Requests the receiver has counted.
+async fn received(addr: SocketAddr) -> u64 {
+    get(addr, "/count").await.trim().parse().unwrap_or(0)
+}
+
+/// A hyper server on 127.0.0.1 that answers 200 to everything. As a receiver it also counts the
+/// requests it got and reports the count on `GET /count`.
+fn serve(count: bool) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap());
+        let counter = Arc::new(AtomicU64::new(0));
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let counter = counter.clone();
+                    async move {
+                        let is_count = count && req.uri().path() == "/count";
+                        let _ = req.into_body().collect().await;
+                        let body = if is_count {
+                            counter.load(Ordering::Relaxed).to_string()
+                        } else {
+                            if count {
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
+                            String::new()
+                        };
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
