@@ -381,22 +381,27 @@ outputs:
 }
 
 #[test]
-fn the_shipped_configuration_is_valid() {
-    let config = peregrine_e2e::workspace_root().join("config/gateway.yaml");
-    let out = Command::new(bin("peregrine-gateway"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("listen 127.0.0.1:2801"), "{text}");
-    assert!(text.contains("output console (stdout)"), "{text}");
+fn the_shipped_configurations_are_valid() {
+    for (file, listen) in [
+        ("config/gateway.yaml", "127.0.0.1:2801"),
+        ("config/gateway.docker.yaml", "0.0.0.0:2801"),
+    ] {
+        let config = peregrine_e2e::workspace_root().join(file);
+        let out = Command::new(bin("peregrine-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("listen {listen}")), "{file}: {text}");
+        assert!(text.contains("output console (stdout)"), "{file}: {text}");
+    }
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {

@@ -1,0 +1,43 @@
+# Peregrine — the two commands users rely on are `make run` and `make test`.
+CARGO ?= cargo
+COMPOSE ?= docker-compose
+
+.PHONY: run test build release lint bench-gateway check-compose deps-run deps-test clean
+
+## run: set up what is missing, build, and start the gateway with config/gateway.yaml
+run: deps-run release
+	./target/release/peregrine-gateway --config config/gateway.yaml
+
+## test: set up what is missing and run the whole test suite
+test: deps-test lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+	$(MAKE) check-compose
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench-gateway: ingest benchmark, the gateway against a bare hyper server in one run
+bench-gateway: release
+	./target/release/peregrine-loadgen --connections 128
+
+check-compose:
+	$(COMPOSE) -f docker-compose.yml config -q
+	promtool check config config/prometheus.yml
+
+deps-run:
+	@scripts/setup.sh run
+
+deps-test:
+	@scripts/setup.sh test
+
+clean:
+	$(CARGO) clean
+	rm -rf data

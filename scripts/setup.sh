@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what `make run` or `make test` needs and is missing, on Debian/Ubuntu.
+# Usage: scripts/setup.sh run|test
+# Idempotent and quiet when everything is there. As root it uses apt-get; otherwise sudo.
+set -euo pipefail
+
+mode=${1:-test}
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing. Install Rust from https://rustup.rs (stable 1.89 or newer)." >&2
+  exit 1
+fi
+
+# command -> Debian package that provides it
+declare -A run_needs=(
+  [cc]=gcc
+  [make]=make
+)
+declare -A test_needs=(
+  [cc]=gcc
+  [make]=make
+  [promtool]=prometheus            # metrics tests run `promtool check metrics`
+  [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
+)
+
+missing=()
+if [ "$mode" = run ]; then
+  for cmd in "${!run_needs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${run_needs[$cmd]}"); done
+else
+  for cmd in "${!test_needs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${test_needs[$cmd]}"); done
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  apt=(apt-get)
+elif command -v sudo >/dev/null 2>&1; then
+  apt=(sudo apt-get)
+else
+  echo "setup: need root or sudo to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${apt[@]}" update -qq
+"${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
