@@ -341,7 +341,7 @@ fn rhs_list(ty: FieldType, op: Op, items: &[Value]) -> Result<eval::Rhs, Compile
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

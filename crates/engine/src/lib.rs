@@ -12,9 +12,15 @@ pub mod filter;
 pub mod matchers;
 pub mod output;
 pub mod priority;
+pub mod replay;
+pub mod rules;
+pub mod ruleset;
 pub mod time;
 pub mod yaml;
 
 pub use alert::{Alert, AlertError, AlertId};
+pub use eval::Event;
 pub use priority::{Priority, UnknownPriority};
+pub use rules::{LoadResult, RulesLoader};
+pub use ruleset::{CompiledRule, Matching, Ruleset};
 pub use time::EventTime;

@@ -11,7 +11,7 @@ pub fn glob(pattern: &str, text: &str, fold: bool) -> bool {
 
 fn eq_char(a: u8, b: u8, fold: bool) -> bool {
     if fold {
-        a.to_ascii_lowercase() == b.to_ascii_lowercase()
+        a.eq_ignore_ascii_case(&b)
     } else {
         a == b
     }

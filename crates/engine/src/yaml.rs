@@ -113,8 +113,53 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Parses every document of `text`. A document that is empty is returned as a null scalar.
+/// Parses every document of `text`.
+///
+/// Falco reads rules with yaml-cpp, which accepts a flow collection whose continuation lines
+/// (typically the closing `]`) are indented less than YAML 1.2 requires; Falco's own sandbox
+/// rules file has such lists. yaml-rust2 follows the specification, so when it reports an
+/// indentation error we indent that line like the line before it and parse again. Only leading
+/// spaces are added, so every line number stays right (columns on a re-indented line shift).
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    // Each round fixes one line; a file needing more than this is not a yaml-cpp quirk.
+    for _ in 0..256 {
+        match parse_strict(&text) {
+            Err(e) if e.message.starts_with("invalid indentation") => {
+                match reindent(&text, e.pos.line) {
+                    Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                    None => return Err(e),
+                }
+            }
+            other => return other,
+        }
+    }
+    parse_strict(&text)
+}
+
+/// Indents 1-based `line` to match the previous non-blank line, if that adds indentation.
+fn reindent(text: &str, line: u32) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let idx = (line as usize).checked_sub(1)?;
+    let target = lines.get(idx)?;
+    let indent_of = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let previous = lines[..idx].iter().rev().find(|l| !l.trim().is_empty())?;
+    let want = indent_of(previous);
+    let have = indent_of(target);
+    if want <= have {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + want - have);
+    for (i, l) in lines.iter().enumerate() {
+        if i == idx {
+            out.push_str(&" ".repeat(want - have));
+        }
+        out.push_str(l);
+    }
+    Some(out)
+}
+
+fn parse_strict(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, true).map_err(|e| SyntaxError {
@@ -263,6 +308,15 @@ mod tests {
         assert_eq!(items[1].pos, Pos { line: 2, col: 14 });
         let cond = docs[1].as_seq().unwrap()[0].get("condition").unwrap();
         assert_eq!(cond.as_str(), Some("proc.name = x\n"));
+    }
+
+    #[test]
+    fn accepts_yaml_cpp_flow_indentation() {
+        let text = "- list: a\n  items: [\n    x,\n    y\n  ]\n\n- list: b\n  items: [z]\n";
+        let docs = parse(text).unwrap();
+        let seq = docs[0].as_seq().unwrap();
+        assert_eq!(seq[0].get("items").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(seq[1].pos.line, 7);
     }
 
     #[test]

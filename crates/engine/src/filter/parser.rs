@@ -436,7 +436,9 @@ impl<'a> Parser<'a> {
             }
         }
         for op in Op::WORDS {
-            if self.at_keyword(op.as_str(), op.takes_list()) {
+            let closes = op == Op::Exists
+                && self.text.as_bytes().get(self.pos + op.as_str().len()) == Some(&b')');
+            if closes || self.at_keyword(op.as_str(), op.takes_list()) {
                 self.pos += op.as_str().len();
                 return Some(op);
             }
@@ -740,6 +742,7 @@ mod tests {
             "proc.name in (bash, sh, \"a b\")"
         );
         assert_eq!(canon("fd.name exists"), "fd.name exists");
+        assert_eq!(canon("(container.id exists)"), "container.id exists");
         assert_eq!(canon("proc.aname[2] = sshd"), "proc.aname[2] = sshd");
         assert_eq!(
             canon("evt.arg.flags contains O_WRONLY"),

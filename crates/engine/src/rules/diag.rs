@@ -78,9 +78,12 @@ impl Code {
 
     pub fn severity(self) -> Severity {
         match self {
-            Code::FileRead | Code::YamlParse | Code::YamlValidate | Code::CompileCondition | Code::CompileOutput | Code::Validate => {
-                Severity::Error
-            }
+            Code::FileRead
+            | Code::YamlParse
+            | Code::YamlValidate
+            | Code::CompileCondition
+            | Code::CompileOutput
+            | Code::Validate => Severity::Error,
             _ => Severity::Warning,
         }
     }
@@ -121,10 +124,17 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{name}:{}:{}: {level}: {self}", self.loc.pos.line, self.loc.pos.col);
+        let mut out = format!(
+            "{name}:{}:{}: {level}: {self}",
+            self.loc.pos.line, self.loc.pos.col
+        );
         if let Some(line) = source.and_then(|s| s.line(self.loc.pos.line)) {
             let caret_at = (self.loc.pos.col.max(1) - 1) as usize;
-            let pad: String = line.chars().take(caret_at).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let pad: String = line
+                .chars()
+                .take(caret_at)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             out.push_str(&format!("\n    {line}\n    {pad}^"));
         }
         out

@@ -115,13 +115,22 @@ pub fn read(file: usize, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Item> {
             return Vec::new();
         }
     };
-    let mut r = Reader { file, diags, items: Vec::new() };
+    let mut r = Reader {
+        file,
+        diags,
+        items: Vec::new(),
+    };
     for doc in &docs {
         if doc.is_null() {
             continue;
         }
         let Some(entries) = doc.as_seq() else {
-            r.error(doc.pos, None, Code::YamlValidate, "Rules content is not yaml array of objects");
+            r.error(
+                doc.pos,
+                None,
+                Code::YamlValidate,
+                "Rules content is not yaml array of objects",
+            );
             continue;
         };
         for entry in entries {
@@ -162,11 +171,19 @@ const RULE_KEYS: &[&str] = &[
 
 impl Reader<'_> {
     fn loc(&self, pos: Pos) -> Loc {
-        Loc { file: self.file, pos }
+        Loc {
+            file: self.file,
+            pos,
+        }
     }
 
     fn error(&mut self, pos: Pos, item: Option<&ItemRef>, code: Code, message: impl Into<String>) {
-        self.diags.push(Diagnostic { code, loc: self.loc(pos), item: item.cloned(), message: message.into() });
+        self.diags.push(Diagnostic {
+            code,
+            loc: self.loc(pos),
+            item: item.cloned(),
+            message: message.into(),
+        });
     }
 
     fn warn(&mut self, pos: Pos, item: Option<&ItemRef>, code: Code, message: impl Into<String>) {
@@ -175,7 +192,12 @@ impl Reader<'_> {
 
     fn item(&mut self, entry: &Node) {
         if entry.as_map().is_none() {
-            self.error(entry.pos, None, Code::YamlValidate, "Unexpected element type. Each element should be a yaml associative array.");
+            self.error(
+                entry.pos,
+                None,
+                Code::YamlValidate,
+                "Unexpected element type. Each element should be a yaml associative array.",
+            );
             return;
         }
         if let Some(v) = entry.get("required_engine_version") {
@@ -199,11 +221,24 @@ impl Reader<'_> {
         match node.as_str() {
             Some(s) if !s.trim().is_empty() && !node.is_null() => Some(s.to_string()),
             Some(_) => {
-                self.error(node.pos, None, Code::YamlValidate, format!("Mapping for key '{key}' is empty"));
+                self.error(
+                    node.pos,
+                    None,
+                    Code::YamlValidate,
+                    format!("Mapping for key '{key}' is empty"),
+                );
                 None
             }
             None => {
-                self.error(node.pos, None, Code::YamlValidate, format!("Can't decode YAML scalar value: '{key}' must be a string, not {}", node.describe()));
+                self.error(
+                    node.pos,
+                    None,
+                    Code::YamlValidate,
+                    format!(
+                        "Can't decode YAML scalar value: '{key}' must be a string, not {}",
+                        node.describe()
+                    ),
+                );
                 None
             }
         }
@@ -213,7 +248,12 @@ impl Reader<'_> {
         for (k, _) in entry.as_map().unwrap_or(&[]) {
             let key = k.as_str().unwrap_or("");
             if !known.contains(&key) {
-                self.warn(k.pos, Some(item), Code::UnknownKey, format!("Unknown key '{key}'. The key will be ignored."));
+                self.warn(
+                    k.pos,
+                    Some(item),
+                    Code::UnknownKey,
+                    format!("Unknown key '{key}'. The key will be ignored."),
+                );
             }
         }
     }
@@ -224,7 +264,12 @@ impl Reader<'_> {
             Some(v) => match v.as_bool() {
                 Some(b) => Ok(Some(b)),
                 None => {
-                    self.error(v.pos, Some(item), Code::YamlValidate, format!("Can't decode YAML scalar value: '{key}' must be true or false"));
+                    self.error(
+                        v.pos,
+                        Some(item),
+                        Code::YamlValidate,
+                        format!("Can't decode YAML scalar value: '{key}' must be true or false"),
+                    );
                     Err(())
                 }
             },
@@ -235,9 +280,20 @@ impl Reader<'_> {
         match entry.get(key) {
             None => Ok(None),
             Some(v) => match v.as_str() {
-                Some(s) if !v.is_null() || key != "condition" => Ok(Some(Text { text: s.to_string(), loc: self.loc(v.pos) })),
+                Some(s) if !v.is_null() || key != "condition" => Ok(Some(Text {
+                    text: s.to_string(),
+                    loc: self.loc(v.pos),
+                })),
                 _ => {
-                    self.error(v.pos, Some(item), Code::YamlValidate, format!("Can't decode YAML scalar value: '{key}' must be a string, not {}", v.describe()));
+                    self.error(
+                        v.pos,
+                        Some(item),
+                        Code::YamlValidate,
+                        format!(
+                            "Can't decode YAML scalar value: '{key}' must be a string, not {}",
+                            v.describe()
+                        ),
+                    );
                     Err(())
                 }
             },
@@ -250,7 +306,12 @@ impl Reader<'_> {
             return Ok(Vec::new());
         };
         let Some(map) = node.as_map() else {
-            self.error(node.pos, Some(item), Code::YamlValidate, "'override' must be a mapping of keys to append or replace");
+            self.error(
+                node.pos,
+                Some(item),
+                Code::YamlValidate,
+                "'override' must be a mapping of keys to append or replace",
+            );
             return Err(());
         };
         let mut out = Vec::new();
@@ -284,46 +345,100 @@ impl Reader<'_> {
 
     fn plugin_versions(&mut self, v: &Node) {
         let Some(seq) = v.as_seq() else {
-            self.error(v.pos, None, Code::YamlValidate, "Value of required_plugin_versions must be a sequence");
+            self.error(
+                v.pos,
+                None,
+                Code::YamlValidate,
+                "Value of required_plugin_versions must be a sequence",
+            );
             return;
         };
         let mut reqs = Vec::new();
         for req in seq {
-            let (Some(name), Some(version)) = (req.get("name").and_then(Node::as_str), req.get("version").and_then(Node::as_str)) else {
-                self.error(req.pos, None, Code::YamlValidate, "required_plugin_versions entries need 'name' and 'version'");
+            let (Some(name), Some(version)) = (
+                req.get("name").and_then(Node::as_str),
+                req.get("version").and_then(Node::as_str),
+            ) else {
+                self.error(
+                    req.pos,
+                    None,
+                    Code::YamlValidate,
+                    "required_plugin_versions entries need 'name' and 'version'",
+                );
                 return;
             };
             if parse_semver(version).is_none() {
-                self.error(req.pos, None, Code::YamlValidate, format!("plugin '{name}' version '{version}' is not semver"));
+                self.error(
+                    req.pos,
+                    None,
+                    Code::YamlValidate,
+                    format!("plugin '{name}' version '{version}' is not semver"),
+                );
                 return;
             }
             let mut alternatives = Vec::new();
-            for alt in req.get("alternatives").and_then(Node::as_seq).unwrap_or(&[]) {
-                let (Some(an), Some(av)) = (alt.get("name").and_then(Node::as_str), alt.get("version").and_then(Node::as_str)) else {
-                    self.error(alt.pos, None, Code::YamlValidate, "plugin alternatives need 'name' and 'version'");
+            for alt in req
+                .get("alternatives")
+                .and_then(Node::as_seq)
+                .unwrap_or(&[])
+            {
+                let (Some(an), Some(av)) = (
+                    alt.get("name").and_then(Node::as_str),
+                    alt.get("version").and_then(Node::as_str),
+                ) else {
+                    self.error(
+                        alt.pos,
+                        None,
+                        Code::YamlValidate,
+                        "plugin alternatives need 'name' and 'version'",
+                    );
                     return;
                 };
                 if an == name || alternatives.iter().any(|(n, _): &(String, String)| n == an) {
-                    self.error(alt.pos, None, Code::YamlValidate, format!("plugin '{an}' is named twice among the alternatives"));
+                    self.error(
+                        alt.pos,
+                        None,
+                        Code::YamlValidate,
+                        format!("plugin '{an}' is named twice among the alternatives"),
+                    );
                     return;
                 }
                 alternatives.push((an.to_string(), av.to_string()));
             }
-            reqs.push(PluginRequirement { name: name.to_string(), version: version.to_string(), alternatives, loc: self.loc(req.pos) });
+            reqs.push(PluginRequirement {
+                name: name.to_string(),
+                version: version.to_string(),
+                alternatives,
+                loc: self.loc(req.pos),
+            });
         }
         self.items.push(Item::PluginVersions(reqs));
     }
 
     fn list(&mut self, entry: &Node) {
-        let Some(name) = self.name(entry, "list") else { return };
-        let item = ItemRef { kind: "list", name: name.clone() };
+        let Some(name) = self.name(entry, "list") else {
+            return;
+        };
+        let item = ItemRef {
+            kind: "list",
+            name: name.clone(),
+        };
         self.unknown_keys(entry, LIST_KEYS, &item);
-        let Ok(append) = self.bool_key(entry, "append", &item) else { return };
-        let Ok(overrides) = self.overrides(entry, &item) else { return };
+        let Ok(append) = self.bool_key(entry, "append", &item) else {
+            return;
+        };
+        let Ok(overrides) = self.overrides(entry, &item) else {
+            return;
+        };
         let items_node = match entry.get("items") {
             Some(n) => n,
             None => {
-                self.error(entry.pos, Some(&item), Code::YamlValidate, "Item has no mapping for key 'items'");
+                self.error(
+                    entry.pos,
+                    Some(&item),
+                    Code::YamlValidate,
+                    "Item has no mapping for key 'items'",
+                );
                 return;
             }
         };
@@ -331,43 +446,93 @@ impl Reader<'_> {
             Vec::new()
         } else {
             let Some(seq) = items_node.as_seq() else {
-                self.error(items_node.pos, Some(&item), Code::YamlValidate, "Value is not a sequence");
+                self.error(
+                    items_node.pos,
+                    Some(&item),
+                    Code::YamlValidate,
+                    "Value is not a sequence",
+                );
                 return;
             };
             let mut items = Vec::with_capacity(seq.len());
             for i in seq {
                 match &i.kind {
-                    Kind::Scalar { text, .. } => items.push(Text { text: text.clone(), loc: self.loc(i.pos) }),
+                    Kind::Scalar { text, .. } => items.push(Text {
+                        text: text.clone(),
+                        loc: self.loc(i.pos),
+                    }),
                     _ => {
-                        self.error(i.pos, Some(&item), Code::YamlValidate, "Can't decode YAML scalar value: list items must be scalars");
+                        self.error(
+                            i.pos,
+                            Some(&item),
+                            Code::YamlValidate,
+                            "Can't decode YAML scalar value: list items must be scalars",
+                        );
                         return;
                     }
                 }
             }
             items
         };
-        self.items.push(Item::List(ListItem { name, loc: self.loc(entry.pos), items, append: append.unwrap_or(false), overrides }));
+        self.items.push(Item::List(ListItem {
+            name,
+            loc: self.loc(entry.pos),
+            items,
+            append: append.unwrap_or(false),
+            overrides,
+        }));
     }
 
     fn macro_item(&mut self, entry: &Node) {
-        let Some(name) = self.name(entry, "macro") else { return };
-        let item = ItemRef { kind: "macro", name: name.clone() };
+        let Some(name) = self.name(entry, "macro") else {
+            return;
+        };
+        let item = ItemRef {
+            kind: "macro",
+            name: name.clone(),
+        };
         self.unknown_keys(entry, MACRO_KEYS, &item);
-        let Ok(append) = self.bool_key(entry, "append", &item) else { return };
-        let Ok(overrides) = self.overrides(entry, &item) else { return };
-        let Ok(condition) = self.text_key(entry, "condition", &item) else { return };
+        let Ok(append) = self.bool_key(entry, "append", &item) else {
+            return;
+        };
+        let Ok(overrides) = self.overrides(entry, &item) else {
+            return;
+        };
+        let Ok(condition) = self.text_key(entry, "condition", &item) else {
+            return;
+        };
         if condition.is_none() {
-            self.error(entry.pos, Some(&item), Code::YamlValidate, "Item has no mapping for key 'condition'");
+            self.error(
+                entry.pos,
+                Some(&item),
+                Code::YamlValidate,
+                "Item has no mapping for key 'condition'",
+            );
             return;
         }
-        self.items.push(Item::Macro(MacroItem { name, loc: self.loc(entry.pos), condition, append: append.unwrap_or(false), overrides }));
+        self.items.push(Item::Macro(MacroItem {
+            name,
+            loc: self.loc(entry.pos),
+            condition,
+            append: append.unwrap_or(false),
+            overrides,
+        }));
     }
 
     fn rule(&mut self, entry: &Node) {
-        let Some(name) = self.name(entry, "rule") else { return };
-        let item = ItemRef { kind: "rule", name: name.clone() };
+        let Some(name) = self.name(entry, "rule") else {
+            return;
+        };
+        let item = ItemRef {
+            kind: "rule",
+            name: name.clone(),
+        };
         self.unknown_keys(entry, RULE_KEYS, &item);
-        let mut r = RuleItem { name, loc: self.loc(entry.pos), ..RuleItem::default() };
+        let mut r = RuleItem {
+            name,
+            loc: self.loc(entry.pos),
+            ..RuleItem::default()
+        };
         macro_rules! get {
             ($e:expr) => {
                 match $e {
@@ -378,7 +543,10 @@ impl Reader<'_> {
         }
         r.desc = get!(self.text_key(entry, "desc", &item));
         r.condition = get!(self.text_key(entry, "condition", &item));
-        r.output = get!(self.text_key(entry, "output", &item)).map(|t| Text { text: t.text.trim().to_string(), ..t });
+        r.output = get!(self.text_key(entry, "output", &item)).map(|t| Text {
+            text: t.text.trim().to_string(),
+            ..t
+        });
         r.enabled = get!(self.bool_key(entry, "enabled", &item));
         r.warn_evttypes = get!(self.bool_key(entry, "warn_evttypes", &item));
         r.skip_if_unknown_filter = get!(self.bool_key(entry, "skip-if-unknown-filter", &item));
@@ -389,7 +557,12 @@ impl Reader<'_> {
             match p.as_str().map(str::parse::<Priority>) {
                 Some(Ok(priority)) => r.priority = Some(priority),
                 _ => {
-                    self.error(p.pos, Some(&item), Code::YamlValidate, format!("Invalid priority '{}'", p.as_str().unwrap_or("")));
+                    self.error(
+                        p.pos,
+                        Some(&item),
+                        Code::YamlValidate,
+                        format!("Invalid priority '{}'", p.as_str().unwrap_or("")),
+                    );
                     return;
                 }
             }
@@ -398,7 +571,12 @@ impl Reader<'_> {
             match s.as_str() {
                 Some(text) if !text.is_empty() => r.source = Some(text.to_string()),
                 _ => {
-                    self.error(s.pos, Some(&item), Code::YamlValidate, "'source' must be a non-empty string");
+                    self.error(
+                        s.pos,
+                        Some(&item),
+                        Code::YamlValidate,
+                        "'source' must be a non-empty string",
+                    );
                     return;
                 }
             }
@@ -407,7 +585,12 @@ impl Reader<'_> {
             match d.as_str().and_then(|t| t.parse::<u64>().ok()) {
                 Some(n) => r.capture_duration = Some(n),
                 None => {
-                    self.error(d.pos, Some(&item), Code::YamlValidate, "'capture_duration' must be a number of milliseconds");
+                    self.error(
+                        d.pos,
+                        Some(&item),
+                        Code::YamlValidate,
+                        "'capture_duration' must be a number of milliseconds",
+                    );
                     return;
                 }
             }
@@ -417,7 +600,12 @@ impl Reader<'_> {
                 r.tags = Some(Vec::new());
             } else {
                 let Some(seq) = t.as_seq() else {
-                    self.error(t.pos, Some(&item), Code::YamlValidate, "Value is not a sequence ('tags')");
+                    self.error(
+                        t.pos,
+                        Some(&item),
+                        Code::YamlValidate,
+                        "Value is not a sequence ('tags')",
+                    );
                     return;
                 };
                 let mut tags = Vec::new();
@@ -425,7 +613,12 @@ impl Reader<'_> {
                     match tag.as_str() {
                         Some(s) => tags.push(s.to_string()),
                         None => {
-                            self.error(tag.pos, Some(&item), Code::YamlValidate, "Can't decode YAML scalar value: tags must be strings");
+                            self.error(
+                                tag.pos,
+                                Some(&item),
+                                Code::YamlValidate,
+                                "Can't decode YAML scalar value: tags must be strings",
+                            );
                             return;
                         }
                     }
@@ -447,20 +640,42 @@ impl Reader<'_> {
             return Some(Vec::new());
         }
         let Some(seq) = node.as_seq() else {
-            self.error(node.pos, Some(item), Code::YamlValidate, "Value is not a sequence ('exceptions')");
+            self.error(
+                node.pos,
+                Some(item),
+                Code::YamlValidate,
+                "Value is not a sequence ('exceptions')",
+            );
             return None;
         };
         let mut out = Vec::new();
         for e in seq {
-            let Some(name) = e.get("name").and_then(Node::as_str).filter(|n| !n.is_empty()) else {
-                self.error(e.pos, Some(item), Code::YamlValidate, "Item has no mapping for key 'name' (exception)");
+            let Some(name) = e
+                .get("name")
+                .and_then(Node::as_str)
+                .filter(|n| !n.is_empty())
+            else {
+                self.error(
+                    e.pos,
+                    Some(item),
+                    Code::YamlValidate,
+                    "Item has no mapping for key 'name' (exception)",
+                );
                 return None;
             };
-            let exc_item = ItemRef { kind: "rule", name: format!("{}' exception '{name}", item.name) };
+            let exc_item = ItemRef {
+                kind: "rule",
+                name: format!("{}' exception '{name}", item.name),
+            };
             for (k, _) in e.as_map().unwrap_or(&[]) {
                 let key = k.as_str().unwrap_or("");
                 if !["name", "fields", "comps", "values"].contains(&key) {
-                    self.warn(k.pos, Some(&exc_item), Code::UnknownKey, format!("Unknown key '{key}'. The key will be ignored."));
+                    self.warn(
+                        k.pos,
+                        Some(&exc_item),
+                        Code::UnknownKey,
+                        format!("Unknown key '{key}'. The key will be ignored."),
+                    );
                 }
             }
             let fields = match e.get("fields") {
@@ -475,7 +690,12 @@ impl Reader<'_> {
             let values_node = e.get("values");
             if let Some(vn) = values_node.filter(|v| !v.is_null()) {
                 let Some(vseq) = vn.as_seq() else {
-                    self.error(vn.pos, Some(&exc_item), Code::YamlValidate, "Value is not a sequence ('values')");
+                    self.error(
+                        vn.pos,
+                        Some(&exc_item),
+                        Code::YamlValidate,
+                        "Value is not a sequence ('values')",
+                    );
                     return None;
                 };
                 for v in vseq {
@@ -485,23 +705,50 @@ impl Reader<'_> {
                             let mut t = Vec::new();
                             for el in elems {
                                 match &el.kind {
-                                    Kind::Scalar { text, .. } => t.push(ExcElem::Scalar(text.clone())),
-                                    Kind::Seq(inner) => t.push(ExcElem::List(inner.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())),
+                                    Kind::Scalar { text, .. } => {
+                                        t.push(ExcElem::Scalar(text.clone()))
+                                    }
+                                    Kind::Seq(inner) => t.push(ExcElem::List(
+                                        inner
+                                            .iter()
+                                            .filter_map(|x| x.as_str().map(str::to_string))
+                                            .collect(),
+                                    )),
                                     Kind::Map(_) => {
-                                        self.error(el.pos, Some(&exc_item), Code::YamlValidate, "exception values must be scalars or lists");
+                                        self.error(
+                                            el.pos,
+                                            Some(&exc_item),
+                                            Code::YamlValidate,
+                                            "exception values must be scalars or lists",
+                                        );
                                         return None;
                                     }
                                 }
                             }
                             if matches!(fields, Some(OneOrMany::One(_))) {
                                 // Single-field form: a sequence value is one list element.
-                                vec![ExcElem::List(t.into_iter().filter_map(|x| if let ExcElem::Scalar(s) = x { Some(s) } else { None }).collect())]
+                                vec![ExcElem::List(
+                                    t.into_iter()
+                                        .filter_map(|x| {
+                                            if let ExcElem::Scalar(s) = x {
+                                                Some(s)
+                                            } else {
+                                                None
+                                            }
+                                        })
+                                        .collect(),
+                                )]
                             } else {
                                 t
                             }
                         }
                         Kind::Map(_) => {
-                            self.error(v.pos, Some(&exc_item), Code::YamlValidate, "exception values must be scalars or lists");
+                            self.error(
+                                v.pos,
+                                Some(&exc_item),
+                                Code::YamlValidate,
+                                "exception values must be scalars or lists",
+                            );
                             return None;
                         }
                     };
@@ -530,7 +777,12 @@ impl Reader<'_> {
                     match i.as_str() {
                         Some(s) => v.push(s.to_string()),
                         None => {
-                            self.error(i.pos, Some(item), Code::YamlValidate, format!("'{key}' entries must be strings"));
+                            self.error(
+                                i.pos,
+                                Some(item),
+                                Code::YamlValidate,
+                                format!("'{key}' entries must be strings"),
+                            );
                             return None;
                         }
                     }
@@ -538,7 +790,12 @@ impl Reader<'_> {
                 Some(OneOrMany::Many(v))
             }
             Kind::Map(_) => {
-                self.error(node.pos, Some(item), Code::YamlValidate, format!("'{key}' must be a string or a list of strings"));
+                self.error(
+                    node.pos,
+                    Some(item),
+                    Code::YamlValidate,
+                    format!("'{key}' must be a string or a list of strings"),
+                );
                 None
             }
         }
