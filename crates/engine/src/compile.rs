@@ -147,6 +147,12 @@ impl Compiler {
         }
         let rhs = match &check.rhs {
             Rhs::None => eval::Rhs::None,
+            Rhs::ListName(ident) => {
+                return Err(err(
+                    ident.span,
+                    format!("Undefined list '{}' used in filter.", ident.name),
+                ))
+            }
             Rhs::Operand(o) => {
                 if matches!(&check.lhs, Operand::Field(f) if is_evt_type(&f.name)) {
                     return Err(err(

@@ -91,6 +91,8 @@ pub enum Rhs {
     None,
     Value(Value),
     List(Vec<Value>),
+    /// A list given by name without parentheses (`proc.name in shell_binaries`).
+    ListName(Ident),
     /// `val(field)` or a transformer: compared with another value of the same event.
     Operand(Operand),
 }
@@ -277,6 +279,7 @@ impl fmt::Display for Expr {
                         f.write_str(")")
                     }
                     Rhs::Operand(o) => write!(f, " {o}"),
+                    Rhs::ListName(name) => write!(f, " {}", name.name),
                 }
             }
         }

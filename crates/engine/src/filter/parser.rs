@@ -487,11 +487,10 @@ impl<'a> Parser<'a> {
                 && self.byte().is_none_or(|b| is_blank(b) || b == b')')
             {
                 // A list given by name without parentheses (`in my_list`).
-                return Ok(Rhs::List(vec![Value {
-                    text: name.to_string(),
-                    quoted: false,
+                return Ok(Rhs::ListName(Ident {
+                    name: name.to_string(),
                     span: Span::new(start, self.pos),
-                }]));
+                }));
             }
             self.pos = save;
         }

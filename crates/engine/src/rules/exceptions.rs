@@ -108,9 +108,11 @@ fn one(e: &Exception) -> Result<Option<Expr>, (Loc, String)> {
                         (ExcElem::List(items), true) => {
                             Rhs::List(items.iter().map(|s| value(s)).collect())
                         }
-                        (ExcElem::List(_), false) => return fail(format!(
+                        (ExcElem::List(_), false) => {
+                            return fail(format!(
                             "a list value needs a list operator for field '{field}', not '{comp}'"
-                        )),
+                        ))
+                        }
                     };
                     checks.push(check(field, *comp, rhs));
                 }

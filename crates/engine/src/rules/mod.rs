@@ -583,6 +583,17 @@ fn expand_lists(
         Expr::Not(inner) => expand_lists(inner, lists, used),
         Expr::Macro(_) => Ok(()),
         Expr::Check(check) => match &mut check.rhs {
+            Rhs::ListName(ident) => match lists.get(&ident.name) {
+                Some(items) => {
+                    used.insert(ident.name.clone());
+                    check.rhs = Rhs::List(list_values(items, ident.span)?);
+                    Ok(())
+                }
+                None => Err(CompileError {
+                    span: ident.span,
+                    message: format!("Undefined list '{}' used in filter.", ident.name),
+                }),
+            },
             Rhs::List(values) => {
                 let mut out = Vec::with_capacity(values.len());
                 for v in values.drain(..) {
