@@ -115,6 +115,11 @@ impl Event for JsonEvent {
 
     fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
         let name = field.info().name;
+        if name == "evt.time" && field.arg == FieldArg::None {
+            return self
+                .time_ns
+                .map_or(Extracted::Missing, |ns| Extracted::One(Val::Int(ns)));
+        }
         // The reference as rules write it: `name`, `name[arg]`, or `evt.arg.NAME`.
         let direct = match &field.arg {
             FieldArg::None => self.lookup(name),

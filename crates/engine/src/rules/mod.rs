@@ -130,6 +130,7 @@ impl RulesLoader {
             sources: &sources,
             diags: &mut diagnostics,
             used_lists: HashSet::new(),
+            failed_macros: HashSet::new(),
         };
         b.check_versions(&collected);
         let lists = b.lists(&collected);
@@ -182,6 +183,8 @@ struct Builder<'a> {
     sources: &'a [Arc<Source>],
     diags: &'a mut Vec<Diagnostic>,
     used_lists: HashSet<String>,
+    /// Macros that did not compile: an "unused" warning on them would only be noise.
+    failed_macros: HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -376,6 +379,7 @@ impl Builder<'_> {
             );
         }
         let Some((expr, asm)) = self.parse_condition(&m.condition, lists, &item, m.loc) else {
+            self.failed_macros.insert(m.name.clone());
             return;
         };
         compiler.warnings.clear();
@@ -385,6 +389,7 @@ impl Builder<'_> {
                 compiler.add_macro(&m.name, compiled);
             }
             Err(e) => {
+                self.failed_macros.insert(m.name.clone());
                 let at = self.locate(&m.condition, &asm, e.span);
                 self.push(Code::CompileCondition, at, item, e.message);
             }
@@ -549,7 +554,7 @@ impl Builder<'_> {
             }
         }
         for m in &c.macros {
-            if !compiler.used_macros.contains(&m.name) {
+            if !compiler.used_macros.contains(&m.name) && !self.failed_macros.contains(&m.name) {
                 self.push(
                     Code::UnusedMacro,
                     m.loc,
