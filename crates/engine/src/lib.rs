@@ -15,6 +15,7 @@ pub mod priority;
 pub mod replay;
 pub mod rules;
 pub mod ruleset;
+pub mod table;
 pub mod time;
 pub mod yaml;
 

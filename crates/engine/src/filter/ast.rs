@@ -79,6 +79,13 @@ pub struct FieldRef {
 impl fmt::Display for FieldRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.arg {
+            Some(arg)
+                if arg
+                    .chars()
+                    .any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '"' | '\'')) =>
+            {
+                write!(f, "{}[{}]", self.name, quote_always(arg))
+            }
             Some(arg) => write!(f, "{}[{arg}]", self.name),
             None => f.write_str(&self.name),
         }
@@ -195,11 +202,18 @@ impl fmt::Display for Op {
 pub fn quote_value(text: &str) -> String {
     let needs = text.is_empty()
         || text.chars().any(|c| {
-            matches!(c, ' ' | '=' | '"' | '\'' | '\\' | '(' | ')' | ',') || c.is_control()
+            matches!(c, ' ' | '=' | '"' | '\'' | '\\' | '(' | ')' | ',')
+                || c.is_control()
+                || c.is_whitespace()
         });
     if !needs {
         return text.to_string();
     }
+    quote_always(text)
+}
+
+/// A double-quoted string with libsinsp's escapes.
+fn quote_always(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
