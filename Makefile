@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, and start the gateway with config/gateway.yaml
 run: deps-run release
@@ -27,6 +27,10 @@ lint:
 ## bench-gateway: ingest benchmark, the gateway against a bare hyper server in one run
 bench-gateway: release
 	./target/release/peregrine-loadgen --connections 128
+
+## bench-engine: the rule engine on Falco's stable rules (criterion)
+bench-engine:
+	$(CARGO) bench -p peregrine-engine --bench engine
 
 check-compose:
 	$(COMPOSE) -f docker-compose.yml config -q
