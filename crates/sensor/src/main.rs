@@ -1,5 +1,6 @@
 //! `peregrine-sensor`: the rule engine's command line (`validate`, `replay`) and live capture.
 
+mod bpf;
 mod cli;
 
 use std::process::ExitCode;

@@ -1,0 +1,360 @@
+//! The Rust side of `bpf/events.h`: every record decoded with its length checked, never a panic
+//! on a short or damaged record. Offsets are asserted against the C layout at compile time.
+
+use std::mem::{offset_of, size_of};
+
+pub const COMM_LEN: usize = 16;
+pub const PATH_CAP: usize = 512;
+pub const ARGS_CAP: usize = 4096;
+pub const CGROUP_CAP: usize = 512;
+pub const SOCKADDR_CAP: usize = 128;
+pub const MAX_SYSCALLS: u32 = 512;
+
+pub const RECORD_SYSCALL: u32 = 1;
+pub const RECORD_EXEC: u32 = 2;
+pub const RECORD_FORK: u32 = 3;
+pub const RECORD_EXIT: u32 = 4;
+
+pub const COUNTER_EVENTS: u32 = 0;
+pub const COUNTER_DROPS: u32 = 1;
+pub const COUNTER_SYSCALLS: u32 = 2;
+pub const COUNTER_TRUNCATED: u32 = 3;
+pub const COUNTER_MAX: u32 = 4;
+
+pub const EXE_WRITABLE: u32 = 1;
+pub const EXE_UPPER_LAYER: u32 = 2;
+pub const EXE_FROM_MEMFD: u32 = 4;
+pub const EXE_LOWER_LAYER: u32 = 8;
+
+/// Mirrors of the C structs, used only for their layout.
+#[repr(C)]
+#[allow(dead_code)]
+struct CHeader {
+    ts_boot_ns: u64,
+    kind: u32,
+    len: u32,
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    gid: u32,
+    loginuid: u32,
+    comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[allow(dead_code)]
+struct CSyscall {
+    h: CHeader,
+    ret: i64,
+    args: [u64; 6],
+    syscall: u32,
+    str1_len: u16,
+    str2_len: u16,
+    sockaddr_len: u16,
+    flags: u16,
+    pad: u32,
+    data: [u8; 2 * PATH_CAP + SOCKADDR_CAP],
+}
+
+#[repr(C)]
+#[allow(dead_code)]
+struct CExec {
+    h: CHeader,
+    exe_ino: u64,
+    exe_ctime_ns: i64,
+    exe_mtime_ns: i64,
+    cap_effective: u64,
+    cap_permitted: u64,
+    tty: u32,
+    exe_flags: u32,
+    sid: u32,
+    vpid: u32,
+    filename_len: u16,
+    args_len: u16,
+    cgroup_len: [u16; 3],
+    pad: [u16; 3],
+    filename: [u8; PATH_CAP],
+    args: [u8; ARGS_CAP],
+    cgroup: [[u8; CGROUP_CAP]; 3],
+}
+
+#[repr(C)]
+#[allow(dead_code)]
+struct CFork {
+    h: CHeader,
+    child_pid: u32,
+    child_tid: u32,
+}
+
+#[repr(C)]
+#[allow(dead_code)]
+struct CExit {
+    h: CHeader,
+    exit_code: i32,
+    pad: u32,
+}
+
+// The C compiler lays these out identically (same types, same order, natural alignment).
+const _: () = {
+    assert!(size_of::<CHeader>() == 56);
+    assert!(offset_of!(CHeader, comm) == 40);
+    assert!(size_of::<CSyscall>() == 1280);
+    assert!(offset_of!(CSyscall, ret) == 56);
+    assert!(offset_of!(CSyscall, args) == 64);
+    assert!(offset_of!(CSyscall, syscall) == 112);
+    assert!(offset_of!(CSyscall, str1_len) == 116);
+    assert!(offset_of!(CSyscall, flags) == 122);
+    assert!(offset_of!(CSyscall, data) == 128);
+    assert!(size_of::<CExec>() == 6272);
+    assert!(offset_of!(CExec, exe_ino) == 56);
+    assert!(offset_of!(CExec, tty) == 96);
+    assert!(offset_of!(CExec, filename_len) == 112);
+    assert!(offset_of!(CExec, cgroup_len) == 116);
+    assert!(offset_of!(CExec, filename) == 128);
+    assert!(offset_of!(CExec, args) == 640);
+    assert!(offset_of!(CExec, cgroup) == 4736);
+    assert!(size_of::<CFork>() == 64);
+    assert!(size_of::<CExit>() == 64);
+};
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("record says {said} bytes but has {got}")]
+    Length { said: usize, got: usize },
+    #[error("unknown record kind {0}")]
+    Kind(u32),
+    #[error("{0} runs past the end of the record")]
+    Field(&'static str),
+}
+
+/// The identity every record carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub ts_boot_ns: u64,
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub loginuid: u32,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyscallRecord {
+    pub header: Header,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub syscall: u32,
+    pub str1: Option<String>,
+    pub str2: Option<String>,
+    pub sockaddr: Vec<u8>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub header: Header,
+    pub exe_ino: u64,
+    pub exe_ctime_ns: i64,
+    pub exe_mtime_ns: i64,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub tty: u32,
+    pub exe_flags: u32,
+    pub sid: u32,
+    pub vpid: u32,
+    pub filename: String,
+    /// argv, split at NULs.
+    pub argv: Vec<String>,
+    /// cpu, memory and unified-hierarchy cgroup paths.
+    pub cgroups: [String; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Syscall(SyscallRecord),
+    Exec(Box<ExecRecord>),
+    Fork { header: Header, child_pid: u32 },
+    Exit { header: Header, exit_code: i32 },
+}
+
+/// A little-endian reader over one record's bytes that refuses to run past the end.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u16(&self, at: usize) -> u16 {
+        u16::from_le_bytes(self.0[at..at + 2].try_into().expect("2 bytes"))
+    }
+    fn u32(&self, at: usize) -> u32 {
+        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes"))
+    }
+    fn u64(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes"))
+    }
+    /// A string of `len` bytes (NUL included, if any) at `at`, bounded by `cap`.
+    fn string(&self, at: usize, len: usize, cap: usize, what: &'static str) -> Result<String, DecodeError> {
+        let len = len.min(cap);
+        let raw = self.0.get(at..at + len).ok_or(DecodeError::Field(what))?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
+    }
+}
+
+fn header(b: &Bytes<'_>) -> Header {
+    let comm = &b.0[40..40 + COMM_LEN];
+    let end = comm.iter().position(|&c| c == 0).unwrap_or(COMM_LEN);
+    Header {
+        ts_boot_ns: b.u64(0),
+        kind: b.u32(8),
+        pid: b.u32(16),
+        tid: b.u32(20),
+        ppid: b.u32(24),
+        uid: b.u32(28),
+        gid: b.u32(32),
+        loginuid: b.u32(36),
+        comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+    }
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
+    if data.len() < size_of::<CHeader>() {
+        return Err(DecodeError::Short(data.len()));
+    }
+    let b = Bytes(data);
+    let said = b.u32(12) as usize;
+    if said > data.len() {
+        return Err(DecodeError::Length { said, got: data.len() });
+    }
+    let b = Bytes(&data[..said]);
+    let h = header(&b);
+    let need = |n: usize| if said < n { Err(DecodeError::Length { said, got: n }) } else { Ok(()) };
+    match h.kind {
+        RECORD_SYSCALL => {
+            need(offset_of!(CSyscall, data))?;
+            let str1_len = b.u16(116) as usize;
+            let str2_len = b.u16(118) as usize;
+            let sockaddr_len = b.u16(120) as usize;
+            let data_at = offset_of!(CSyscall, data);
+            let str1 = (str1_len > 0).then(|| b.string(data_at, str1_len, PATH_CAP, "str1")).transpose()?;
+            let str2 = (str2_len > 0).then(|| b.string(data_at + str1_len, str2_len, PATH_CAP, "str2")).transpose()?;
+            let sa_at = data_at + str1_len + str2_len;
+            let sockaddr = b.0.get(sa_at..sa_at + sockaddr_len.min(SOCKADDR_CAP)).ok_or(DecodeError::Field("sockaddr"))?.to_vec();
+            let mut args = [0u64; 6];
+            for (i, a) in args.iter_mut().enumerate() {
+                *a = b.u64(64 + 8 * i);
+            }
+            Ok(Record::Syscall(SyscallRecord {
+                ret: b.u64(56) as i64,
+                args,
+                syscall: b.u32(112),
+                str1,
+                str2,
+                sockaddr,
+                truncated: b.u16(122) & 1 != 0,
+                header: h,
+            }))
+        }
+        RECORD_EXEC => {
+            need(size_of::<CExec>())?;
+            let cgroup_at = offset_of!(CExec, cgroup);
+            let args_len = b.u16(offset_of!(CExec, args_len)) as usize;
+            let raw_args = b.0.get(640..640 + args_len.min(ARGS_CAP)).ok_or(DecodeError::Field("args"))?;
+            let argv = raw_args
+                .split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Ok(Record::Exec(Box::new(ExecRecord {
+                exe_ino: b.u64(56),
+                exe_ctime_ns: b.u64(64) as i64,
+                exe_mtime_ns: b.u64(72) as i64,
+                cap_effective: b.u64(80),
+                cap_permitted: b.u64(88),
+                tty: b.u32(96),
+                exe_flags: b.u32(100),
+                sid: b.u32(104),
+                vpid: b.u32(108),
+                filename: b.string(128, b.u16(112) as usize, PATH_CAP, "filename")?,
+                argv,
+                cgroups: [
+                    b.string(cgroup_at, b.u16(116) as usize, CGROUP_CAP, "cgroup")?,
+                    b.string(cgroup_at + CGROUP_CAP, b.u16(118) as usize, CGROUP_CAP, "cgroup")?,
+                    b.string(cgroup_at + 2 * CGROUP_CAP, b.u16(120) as usize, CGROUP_CAP, "cgroup")?,
+                ],
+                header: h,
+            })))
+        }
+        RECORD_FORK => {
+            need(size_of::<CFork>())?;
+            Ok(Record::Fork { child_pid: b.u32(56), header: h })
+        }
+        RECORD_EXIT => {
+            need(size_of::<CExit>())?;
+            Ok(Record::Exit { exit_code: b.u32(56) as i32, header: h })
+        }
+        other => Err(DecodeError::Kind(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syscall_bytes(str1: &[u8], str2: &[u8], sockaddr: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; 128];
+        let len = 128 + str1.len() + str2.len() + sockaddr.len();
+        v[8..12].copy_from_slice(&RECORD_SYSCALL.to_le_bytes());
+        v[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+        v[16..20].copy_from_slice(&42u32.to_le_bytes());
+        v[40..43].copy_from_slice(b"cat");
+        v[56..64].copy_from_slice(&3i64.to_le_bytes());
+        v[112..116].copy_from_slice(&257u32.to_le_bytes());
+        v[116..118].copy_from_slice(&(str1.len() as u16).to_le_bytes());
+        v[118..120].copy_from_slice(&(str2.len() as u16).to_le_bytes());
+        v[120..122].copy_from_slice(&(sockaddr.len() as u16).to_le_bytes());
+        v.extend_from_slice(str1);
+        v.extend_from_slice(str2);
+        v.extend_from_slice(sockaddr);
+        v
+    }
+
+    #[test]
+    fn decodes_a_syscall_record() {
+        let bytes = syscall_bytes(b"/etc/shadow\0", b"", &[2, 0]);
+        let Record::Syscall(r) = decode(&bytes).unwrap() else { panic!() };
+        assert_eq!(r.header.pid, 42);
+        assert_eq!(r.header.comm, "cat");
+        assert_eq!(r.ret, 3);
+        assert_eq!(r.syscall, 257);
+        assert_eq!(r.str1.as_deref(), Some("/etc/shadow"));
+        assert_eq!(r.str2, None);
+        assert_eq!(r.sockaddr, vec![2, 0]);
+    }
+
+    #[test]
+    fn never_panics_on_short_or_lying_records() {
+        let good = syscall_bytes(b"/etc/shadow\0", b"/tmp/x\0", &[]);
+        for cut in 0..good.len() {
+            let _ = decode(&good[..cut]);
+        }
+        // A length field larger than the buffer, and string lengths past the end.
+        let mut lying = good.clone();
+        lying[116..118].copy_from_slice(&4000u16.to_le_bytes());
+        assert!(decode(&lying).is_err());
+        let mut long = good.clone();
+        long[12..16].copy_from_slice(&100_000u32.to_le_bytes());
+        assert!(matches!(decode(&long), Err(DecodeError::Length { .. })));
+        for kind in [RECORD_EXEC, RECORD_FORK, RECORD_EXIT, 99] {
+            let mut k = good.clone();
+            k[8..12].copy_from_slice(&kind.to_le_bytes());
+            assert!(decode(&k).is_err());
+        }
+    }
+}
