@@ -38,10 +38,34 @@ enum Command {
         #[arg(long)]
         hostname: Option<String>,
     },
-    /// Capture live with eBPF (not built yet).
+    /// Capture live with eBPF (root, or CAP_BPF and CAP_PERFMON) and raise alerts.
     Run {
-        #[arg(long = "rules", num_args = 1..)]
+        #[arg(long = "rules", required = true, num_args = 1..)]
         rules: Vec<PathBuf>,
+        /// Gateway URL to POST alerts to (Falco's http_output body); may repeat.
+        #[arg(long)]
+        gateway: Vec<String>,
+        /// Print each alert as one JSON line.
+        #[arg(long)]
+        stdout: bool,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:8765).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Write every evaluated event as a replay JSON line.
+        #[arg(long)]
+        capture: Option<PathBuf>,
+        /// Ring buffer size in bytes (a power of two, at least one page).
+        #[arg(long, default_value_t = 8 << 20)]
+        ring_bytes: u32,
+        /// The alerts' hostname (default: FALCO_HOSTNAME or this machine's).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Drop share per second above which a drop alert is raised (Falco's default 0.1).
+        #[arg(long, default_value_t = 0.1)]
+        drop_threshold: f64,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
     },
 }
 
@@ -61,23 +85,37 @@ pub fn main() -> ExitCode {
             rule_matching,
             hostname,
         } => replay(&rules, &events, rule_matching, hostname),
-        Command::Run { .. } => (|| -> anyhow::Result<ExitCode> {
-            let set: std::collections::BTreeSet<u32> = ["openat", "execve", "symlinkat", "ptrace", "connect", "unlinkat"].iter().filter_map(|n| crate::bpf::syscalls::number(n)).collect();
-            let mut probe = crate::bpf::Probe::load(&set, 1 << 20)?;
-            std::process::Command::new("sh").args(["-c", "cat /etc/hostname > /dev/null; ln -sf /etc/shadow /tmp/pg-x; true"]).status()?;
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let ring = probe.ring.as_mut().unwrap();
-            let mut n = 0;
-            while let Some(item) = ring.next() {
-                n += 1;
-                match crate::bpf::records::decode(&item) {
-                    Ok(r) => println!("{r:?}"),
-                    Err(e) => println!("bad: {e}"),
-                }
-            }
-            println!("{n} records, counters {:?}", probe.counters());
-            Ok(ExitCode::SUCCESS)
-        })(),
+        Command::Run {
+            rules,
+            gateway,
+            stdout,
+            metrics_listen,
+            capture,
+            ring_bytes,
+            hostname,
+            drop_threshold,
+            duration,
+        } => {
+            init_logs();
+            let opts = crate::run::Options {
+                rules,
+                gateways: gateway,
+                stdout,
+                metrics_listen,
+                capture,
+                ring_bytes,
+                hostname: hostname.unwrap_or_else(local_hostname),
+                drop_threshold,
+                duration: duration.map(std::time::Duration::from_secs_f64),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(crate::run::run(opts)))
+                .map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -175,6 +213,15 @@ fn replay(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PEREGRINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn local_hostname() -> String {

@@ -2,6 +2,13 @@
 
 mod bpf;
 mod cli;
+mod container;
+mod event;
+mod proctable;
+mod render;
+mod run;
+mod sink;
+mod users;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,6 @@ pub mod records;
 pub mod syscalls;
 
 use std::collections::BTreeSet;
-use std::os::fd::AsRawFd;
 
 use aya::maps::{Array, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::BtfTracePoint;
@@ -132,11 +131,6 @@ impl Probe {
             syscalls: sum(COUNTER_SYSCALLS),
             truncated: sum(COUNTER_TRUNCATED),
         }
-    }
-
-    /// The ring buffer's file descriptor, for readiness polling.
-    pub fn ring_fd(&self) -> Option<i32> {
-        self.ring.as_ref().map(|r| r.as_raw_fd())
     }
 }
 

@@ -1,0 +1,571 @@
+//! A kernel record seen through the process table: the engine's [`Event`] for live capture.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use peregrine_engine::eval::{Event, Extracted, Val};
+use peregrine_engine::fields::{FieldArg, FieldId, ResolvedField, FIELDS};
+
+use crate::bpf::records::{ExecRecord, SyscallRecord, EXE_FROM_MEMFD, EXE_LOWER_LAYER, EXE_UPPER_LAYER, EXE_WRITABLE};
+use crate::proctable::{Process, ProcessTable};
+use crate::render::{self, SockAddr};
+use crate::users::Users;
+
+/// What the record was.
+pub enum Kind<'a> {
+    Syscall(&'a SyscallRecord),
+    Exec(&'a ExecRecord),
+}
+
+/// The file descriptor an event is about, as far as the record tells.
+#[derive(Debug, Default, Clone)]
+pub struct FdView {
+    pub num: Option<i64>,
+    pub name: Option<String>,
+    pub nameraw: Option<String>,
+    pub typechar: Option<&'static str>,
+    pub kind: Option<&'static str>,
+    pub remote: Option<(std::net::IpAddr, u16)>,
+    pub l4proto: Option<&'static str>,
+    pub open_flags: Option<u64>,
+}
+
+pub struct SensorEvent<'a> {
+    pub kind: Kind<'a>,
+    pub evt_type: &'a str,
+    pub evt_type_index: Option<usize>,
+    pub num: u64,
+    pub time_ns: i64,
+    pub proc: &'a Process,
+    pub table: &'a ProcessTable,
+    pub users: &'a Users,
+    pub fd: FdView,
+    pub hostname: &'a str,
+    ancestors: OnceLock<Vec<&'a Process>>,
+}
+
+impl<'a> SensorEvent<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: Kind<'a>,
+        evt_type: &'a str,
+        num: u64,
+        time_ns: i64,
+        proc: &'a Process,
+        table: &'a ProcessTable,
+        users: &'a Users,
+        hostname: &'a str,
+    ) -> Self {
+        let fd = match &kind {
+            Kind::Syscall(r) => fd_view(evt_type, r, proc),
+            Kind::Exec(_) => FdView::default(),
+        };
+        SensorEvent {
+            evt_type_index: peregrine_engine::event_types::index_of(evt_type),
+            kind,
+            evt_type,
+            num,
+            time_ns,
+            proc,
+            table,
+            users,
+            fd,
+            hostname,
+            ancestors: OnceLock::new(),
+        }
+    }
+
+    fn ancestor(&self, level: u32) -> Option<&'a Process> {
+        if level == 0 {
+            return Some(self.proc);
+        }
+        let chain = self.ancestors.get_or_init(|| self.table.ancestors(self.proc.pid));
+        chain.get(level as usize - 1).copied()
+    }
+
+    fn all_ancestors(&self) -> &[&'a Process] {
+        self.ancestors.get_or_init(|| self.table.ancestors(self.proc.pid))
+    }
+
+    fn ret(&self) -> i64 {
+        match &self.kind {
+            Kind::Syscall(r) => r.ret,
+            Kind::Exec(_) => 0,
+        }
+    }
+
+    /// `evt.arg.NAME` for this event's syscall, in Falco's argument names.
+    fn arg(&self, name: &str) -> Option<Val<'_>> {
+        let r = match &self.kind {
+            Kind::Exec(e) => {
+                return match name {
+                    "flags" => Some(text(render::exe_flags(e.exe_flags))),
+                    "res" => Some(Val::Int(0)),
+                    "filename" | "exe" => Some(Val::Str(Cow::Borrowed(&e.filename))),
+                    "args" => Some(text(e.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "))),
+                    _ => None,
+                }
+            }
+            Kind::Syscall(r) => *r,
+        };
+        let s1 = || r.str1.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
+        let s2 = || r.str2.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
+        let a = |i: usize| r.args[i];
+        let int = |v: u64| Some(Val::Int(v as i64));
+        Some(match (self.evt_type, name) {
+            (_, "res") => Val::Int(r.ret),
+            ("open" | "openat" | "openat2" | "creat", "fd") => Val::Int(r.ret),
+            ("open" | "openat" | "openat2" | "creat", "name") => return s1(),
+            ("open" | "creat", "mode") => return int(a(if self.evt_type == "open" { 2 } else { 1 })),
+            ("open", "flags") => text(render::open_flags(a(1))),
+            ("openat" | "openat2", "flags") => text(render::open_flags(a(2))),
+            ("openat", "mode") => return int(a(3)),
+            ("openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat", "dirfd") => Val::Int(a(0) as i32 as i64),
+            ("execve" | "execveat", "filename" | "exe") => return s1(),
+            ("symlink" | "symlinkat", "target") => return s1(),
+            ("symlink" | "symlinkat", "linkpath") => return s2(),
+            ("symlinkat", "linkdirfd") => Val::Int(a(1) as i32 as i64),
+            ("link" | "linkat" | "rename" | "renameat" | "renameat2", "oldpath") => return s1(),
+            ("link" | "linkat" | "rename" | "renameat" | "renameat2", "newpath") => return s2(),
+            ("unlink" | "rmdir" | "mkdir" | "chdir", "path") => return s1(),
+            ("unlinkat", "name") | ("mkdirat", "path") => return s1(),
+            ("chmod" | "fchmodat", "filename") => return s1(),
+            ("chmod", "mode") => return int(a(1)),
+            ("fchmodat", "mode") | ("mkdirat", "mode") => return int(a(2)),
+            ("fchmod", "mode") => return int(a(1)),
+            ("fchmod" | "fchdir" | "finit_module", "fd") => Val::Int(a(0) as i32 as i64),
+            ("ptrace", "request") => text(render::ptrace_request(a(0))),
+            ("ptrace", "pid") => Val::Int(a(1) as i32 as i64),
+            ("ptrace", "addr") => Val::Int(a(2) as i64),
+            ("ptrace", "data") => Val::Int(a(3) as i64),
+            ("socket", "domain") => text(render::socket_family(a(0))),
+            ("socket", "type") => Val::Int(a(1) as i64),
+            ("socket", "proto") => Val::Int(a(2) as i64),
+            ("socket", "fd") => Val::Int(r.ret),
+            ("connect" | "sendto" | "sendmsg" | "bind" | "listen", "fd") => Val::Int(a(0) as i32 as i64),
+            ("accept" | "accept4", "fd") => Val::Int(r.ret),
+            ("connect" | "sendto" | "sendmsg" | "accept" | "accept4" | "bind", "tuple" | "addr") => return self.fd.name.clone().map(text),
+            ("dup" | "dup2" | "dup3", "oldfd") => Val::Int(a(0) as i32 as i64),
+            ("dup2" | "dup3", "newfd") => Val::Int(a(1) as i32 as i64),
+            ("memfd_create", "name") => return s1(),
+            ("memfd_create", "flags") => return int(a(1)),
+            ("init_module" | "finit_module", "uargs") => return s1(),
+            ("bpf", "cmd") => return int(a(0)),
+            ("setuid", "uid") | ("setgid", "gid") => Val::Int(a(0) as i32 as i64),
+            ("mount", "dev") => return s1(),
+            ("mount", "dir") => return s2(),
+            ("mount", "flags") => return int(a(3)),
+            ("umount2", "name") => return s1(),
+            ("umount2", "flags") => return int(a(1)),
+            ("setns", "fd") => Val::Int(a(0) as i32 as i64),
+            ("setns", "nstype") | ("unshare", "flags") | ("userfaultfd", "flags") => return int(a(if self.evt_type == "setns" { 1 } else { 0 })),
+            ("kill", "pid") => Val::Int(a(0) as i32 as i64),
+            ("kill", "sig") => return int(a(1)),
+            _ => return None,
+        })
+    }
+
+    /// Every argument as `name=value`, for `evt.args`.
+    fn args_text(&self) -> String {
+        let names: &[&str] = match self.evt_type {
+            "open" | "openat" | "openat2" | "creat" => &["fd", "dirfd", "name", "flags", "mode"],
+            "execve" | "execveat" => &["res", "filename", "flags"],
+            "symlink" | "symlinkat" => &["res", "target", "linkpath"],
+            "link" | "linkat" | "rename" | "renameat" | "renameat2" => &["res", "oldpath", "newpath"],
+            "ptrace" => &["res", "request", "pid"],
+            "connect" | "accept" | "accept4" | "sendto" | "sendmsg" => &["fd", "tuple"],
+            _ => &["res"],
+        };
+        names
+            .iter()
+            .filter_map(|n| self.arg(n).map(|v| format!("{n}={}", v.to_text())))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn text<'x>(s: String) -> Val<'x> {
+    Val::Str(Cow::Owned(s))
+}
+
+/// The descriptor an event is about.
+fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
+    let mut v = FdView::default();
+    match evt_type {
+        "open" | "openat" | "openat2" | "creat" => {
+            let raw = r.str1.clone().unwrap_or_default();
+            let flags = match evt_type {
+                "open" => r.args[1],
+                "creat" => 0o1101,
+                _ => r.args[2],
+            };
+            let dirfd = if matches!(evt_type, "openat" | "openat2") { r.args[0] as i32 } else { -100 };
+            let base = if dirfd == -100 { proc.cwd.clone() } else { proc.fds.get(&i64::from(dirfd)).cloned().unwrap_or_else(|| proc.cwd.clone()) };
+            v.name = Some(render::absolute(&base, &raw));
+            v.nameraw = Some(raw);
+            v.num = Some(r.ret);
+            let dir = flags & 0o200000 != 0;
+            v.typechar = Some(if dir { "d" } else { "f" });
+            v.kind = Some(if dir { "directory" } else { "file" });
+            v.open_flags = Some(flags);
+        }
+        "connect" | "sendto" | "sendmsg" | "accept" | "accept4" | "bind" => {
+            v.num = Some(if evt_type.starts_with("accept") { r.ret } else { r.args[0] as i32 as i64 });
+            match render::sockaddr(&r.sockaddr) {
+                Some(SockAddr::Inet(ip, port)) => {
+                    v.typechar = Some(if ip.is_ipv4() { "4" } else { "6" });
+                    v.kind = Some(if ip.is_ipv4() { "ipv4" } else { "ipv6" });
+                    v.remote = Some((ip, port));
+                    v.l4proto = Some(if matches!(evt_type, "sendto" | "sendmsg") { "udp" } else { "tcp" });
+                    v.name = Some(if ip.is_ipv4() { format!("{ip}:{port}") } else { format!("[{ip}]:{port}") });
+                }
+                Some(SockAddr::Unix(path)) => {
+                    v.typechar = Some("u");
+                    v.kind = Some("unix");
+                    v.name = Some(path);
+                }
+                _ => {}
+            }
+        }
+        "fchmod" | "fchdir" | "finit_module" | "dup" | "dup2" | "dup3" | "close" => {
+            let fd = r.args[0] as i32 as i64;
+            v.num = Some(fd);
+            if let Some(path) = proc.fds.get(&fd) {
+                v.name = Some(path.clone());
+                v.typechar = Some("f");
+                v.kind = Some("file");
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// The fields this sensor can extract, by field id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum F {
+    None,
+    EvtType,
+    EvtNum,
+    EvtTime,
+    EvtRes,
+    EvtRawres,
+    EvtArg,
+    EvtArgs,
+    EvtDir,
+    EvtSource,
+    EvtHostname,
+    EvtIsOpenRead,
+    EvtIsOpenWrite,
+    EvtIsOpenExec,
+    EvtIsOpenCreate,
+    EvtFailed,
+    ProcPid,
+    ProcName,
+    ProcExe,
+    ProcExepath,
+    ProcArgs,
+    ProcCmdline,
+    ProcCwd,
+    ProcTty,
+    ProcPpid,
+    ProcPname,
+    ProcPcmdline,
+    ProcPexe,
+    ProcPexepath,
+    ProcAname,
+    ProcAexe,
+    ProcAexepath,
+    ProcAcmdline,
+    ProcApid,
+    ProcSid,
+    ProcSname,
+    ProcVpid,
+    ProcDuration,
+    ProcIsExeWritable,
+    ProcIsExeUpperLayer,
+    ProcIsExeLowerLayer,
+    ProcIsExeFromMemfd,
+    ProcExeIno,
+    ProcExeInoCtime,
+    ProcExeInoMtime,
+    ProcIsSidLeader,
+    ProcIsVpgidLeader,
+    ThreadTid,
+    ThreadCapEffective,
+    ThreadCapPermitted,
+    UserUid,
+    UserName,
+    UserHomedir,
+    UserShell,
+    UserLoginuid,
+    UserLoginname,
+    GroupGid,
+    GroupName,
+    FdNum,
+    FdName,
+    FdNameraw,
+    FdDirectory,
+    FdFilename,
+    FdTypechar,
+    FdType,
+    FdIp,
+    FdPort,
+    FdL4proto,
+    FdConnected,
+    FdNameChanged,
+    ContainerId,
+    ContainerName,
+    ContainerPrivileged,
+    ContainerImageRepository,
+    ContainerImageTag,
+}
+
+fn field_table() -> &'static [F] {
+    static TABLE: OnceLock<Vec<F>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        FIELDS
+            .iter()
+            .map(|info| match info.name {
+                "evt.type" | "syscall.type" => F::EvtType,
+                "evt.num" => F::EvtNum,
+                "evt.time" | "evt.rawtime" => F::EvtTime,
+                "evt.res" => F::EvtRes,
+                "evt.rawres" => F::EvtRawres,
+                "evt.arg" => F::EvtArg,
+                "evt.args" => F::EvtArgs,
+                "evt.dir" => F::EvtDir,
+                "evt.source" => F::EvtSource,
+                "evt.hostname" => F::EvtHostname,
+                "evt.is_open_read" => F::EvtIsOpenRead,
+                "evt.is_open_write" => F::EvtIsOpenWrite,
+                "evt.is_open_exec" => F::EvtIsOpenExec,
+                "evt.is_open_create" => F::EvtIsOpenCreate,
+                "evt.failed" => F::EvtFailed,
+                "proc.pid" => F::ProcPid,
+                "proc.name" => F::ProcName,
+                "proc.exe" => F::ProcExe,
+                "proc.exepath" => F::ProcExepath,
+                "proc.args" => F::ProcArgs,
+                "proc.cmdline" => F::ProcCmdline,
+                "proc.cwd" => F::ProcCwd,
+                "proc.tty" => F::ProcTty,
+                "proc.ppid" => F::ProcPpid,
+                "proc.pname" => F::ProcPname,
+                "proc.pcmdline" => F::ProcPcmdline,
+                "proc.pexe" => F::ProcPexe,
+                "proc.pexepath" => F::ProcPexepath,
+                "proc.aname" => F::ProcAname,
+                "proc.aexe" => F::ProcAexe,
+                "proc.aexepath" => F::ProcAexepath,
+                "proc.acmdline" => F::ProcAcmdline,
+                "proc.apid" => F::ProcApid,
+                "proc.sid" => F::ProcSid,
+                "proc.sname" => F::ProcSname,
+                "proc.vpid" => F::ProcVpid,
+                "proc.duration" => F::ProcDuration,
+                "proc.is_exe_writable" => F::ProcIsExeWritable,
+                "proc.is_exe_upper_layer" => F::ProcIsExeUpperLayer,
+                "proc.is_exe_lower_layer" => F::ProcIsExeLowerLayer,
+                "proc.is_exe_from_memfd" => F::ProcIsExeFromMemfd,
+                "proc.exe_ino" => F::ProcExeIno,
+                "proc.exe_ino.ctime" => F::ProcExeInoCtime,
+                "proc.exe_ino.mtime" => F::ProcExeInoMtime,
+                "proc.is_sid_leader" => F::ProcIsSidLeader,
+                "proc.is_vpgid_leader" => F::ProcIsVpgidLeader,
+                "thread.tid" => F::ThreadTid,
+                "thread.cap_effective" => F::ThreadCapEffective,
+                "thread.cap_permitted" => F::ThreadCapPermitted,
+                "user.uid" => F::UserUid,
+                "user.name" => F::UserName,
+                "user.homedir" => F::UserHomedir,
+                "user.shell" => F::UserShell,
+                "user.loginuid" => F::UserLoginuid,
+                "user.loginname" => F::UserLoginname,
+                "group.gid" => F::GroupGid,
+                "group.name" => F::GroupName,
+                "fd.num" => F::FdNum,
+                "fd.name" => F::FdName,
+                "fd.nameraw" => F::FdNameraw,
+                "fd.directory" => F::FdDirectory,
+                "fd.filename" => F::FdFilename,
+                "fd.typechar" => F::FdTypechar,
+                "fd.type" => F::FdType,
+                "fd.ip" | "fd.sip" | "fd.rip" | "fd.net" | "fd.snet" | "fd.rnet" => F::FdIp,
+                "fd.port" | "fd.sport" | "fd.rport" => F::FdPort,
+                "fd.l4proto" => F::FdL4proto,
+                "fd.connected" => F::FdConnected,
+                "fd.name_changed" => F::FdNameChanged,
+                "container.id" => F::ContainerId,
+                "container.name" => F::ContainerName,
+                "container.privileged" => F::ContainerPrivileged,
+                "container.image.repository" => F::ContainerImageRepository,
+                "container.image.tag" => F::ContainerImageTag,
+                _ => F::None,
+            })
+            .collect()
+    })
+}
+
+/// Whether the sensor knows how to extract a field (for `--capture`).
+pub fn extractable(id: FieldId) -> bool {
+    field_table()[id.0 as usize] != F::None
+}
+
+fn s<'x>(v: &'x str) -> Extracted<'x> {
+    Extracted::One(Val::Str(Cow::Borrowed(v)))
+}
+
+fn owned<'x>(v: String) -> Extracted<'x> {
+    Extracted::One(Val::Str(Cow::Owned(v)))
+}
+
+fn int<'x>(v: i64) -> Extracted<'x> {
+    Extracted::One(Val::Int(v))
+}
+
+fn boolean<'x>(v: bool) -> Extracted<'x> {
+    Extracted::One(Val::Bool(v))
+}
+
+fn opt<'x>(v: Option<Extracted<'x>>) -> Extracted<'x> {
+    v.unwrap_or(Extracted::Missing)
+}
+
+impl Event for SensorEvent<'_> {
+    fn event_type(&self) -> Option<usize> {
+        self.evt_type_index
+    }
+
+    fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
+        let p = self.proc;
+        let index = match field.arg {
+            FieldArg::Index(i) => Some(i),
+            _ => None,
+        };
+        let is_open = self.fd.open_flags.is_some();
+        match field_table()[field.id.0 as usize] {
+            F::None => Extracted::Missing,
+            F::EvtType => s(self.evt_type),
+            F::EvtNum => int(self.num as i64),
+            F::EvtTime => int(self.time_ns),
+            F::EvtRes => owned(render::result(self.ret())),
+            F::EvtRawres => int(self.ret()),
+            F::EvtArg => match &field.arg {
+                FieldArg::Key(k) => opt(self.arg(k).map(|v| Extracted::One(v.into_owned()))),
+                _ => Extracted::Missing,
+            },
+            F::EvtArgs => owned(self.args_text()),
+            F::EvtDir => s("<"),
+            F::EvtSource => s("syscall"),
+            F::EvtHostname => s(self.hostname),
+            F::EvtIsOpenRead => boolean(self.fd.open_flags.is_some_and(render::is_read)),
+            F::EvtIsOpenWrite => boolean(self.fd.open_flags.is_some_and(render::is_write)),
+            F::EvtIsOpenExec => boolean(false),
+            F::EvtIsOpenCreate => boolean(self.fd.open_flags.is_some_and(|f| f & 0o100 != 0)),
+            F::EvtFailed => boolean(self.ret() < 0),
+            F::ProcPid => int(i64::from(p.pid)),
+            F::ProcName => s(&p.name),
+            F::ProcExe => s(&p.exe),
+            F::ProcExepath => s(&p.exepath),
+            F::ProcArgs => owned(p.args_joined()),
+            F::ProcCmdline => owned(p.cmdline()),
+            F::ProcCwd => s(&p.cwd),
+            F::ProcTty => int(i64::from(p.tty)),
+            F::ProcPpid => int(i64::from(p.ppid)),
+            F::ProcPname => opt(self.ancestor(1).map(|a| s(&a.name))),
+            F::ProcPcmdline => opt(self.ancestor(1).map(|a| owned(a.cmdline()))),
+            F::ProcPexe => opt(self.ancestor(1).map(|a| s(&a.exe))),
+            F::ProcPexepath => opt(self.ancestor(1).map(|a| s(&a.exepath))),
+            F::ProcAname | F::ProcAexe | F::ProcAexepath | F::ProcAcmdline | F::ProcApid => {
+                let kind = field_table()[field.id.0 as usize];
+                let value = |a: &Process| -> Val<'static> {
+                    match kind {
+                        F::ProcAname => Val::Str(Cow::Owned(a.name.clone())),
+                        F::ProcAexe => Val::Str(Cow::Owned(a.exe.clone())),
+                        F::ProcAexepath => Val::Str(Cow::Owned(a.exepath.clone())),
+                        F::ProcAcmdline => Val::Str(Cow::Owned(a.cmdline())),
+                        _ => Val::Int(i64::from(a.pid)),
+                    }
+                };
+                match index {
+                    Some(level) => opt(self.ancestor(level).map(|a| Extracted::One(value(a)))),
+                    None => {
+                        let all: Vec<Val<'_>> = self.all_ancestors().iter().map(|a| value(a)).collect();
+                        if all.is_empty() {
+                            Extracted::Missing
+                        } else {
+                            Extracted::Many(all)
+                        }
+                    }
+                }
+            }
+            F::ProcSid => int(i64::from(p.sid)),
+            F::ProcSname => opt(self.table.get(p.sid).map(|l| s(&l.name))),
+            F::ProcVpid => int(i64::from(p.vpid)),
+            F::ProcDuration => {
+                let now = match &self.kind {
+                    Kind::Syscall(r) => r.header.ts_boot_ns,
+                    Kind::Exec(e) => e.header.ts_boot_ns,
+                };
+                if p.start_ns == 0 {
+                    Extracted::Missing
+                } else {
+                    int(now.saturating_sub(p.start_ns) as i64)
+                }
+            }
+            F::ProcIsExeWritable => boolean(p.exe_flags & EXE_WRITABLE != 0),
+            F::ProcIsExeUpperLayer => boolean(p.exe_flags & EXE_UPPER_LAYER != 0),
+            F::ProcIsExeLowerLayer => boolean(p.exe_flags & EXE_LOWER_LAYER != 0),
+            F::ProcIsExeFromMemfd => boolean(p.exe_flags & EXE_FROM_MEMFD != 0),
+            F::ProcExeIno => int(p.exe_ino as i64),
+            F::ProcExeInoCtime => int(p.exe_ctime_ns),
+            F::ProcExeInoMtime => int(p.exe_mtime_ns),
+            F::ProcIsSidLeader => boolean(p.sid == p.pid),
+            F::ProcIsVpgidLeader => Extracted::Missing,
+            F::ThreadTid => match &self.kind {
+                Kind::Syscall(r) => int(i64::from(r.header.tid)),
+                Kind::Exec(e) => int(i64::from(e.header.tid)),
+            },
+            F::ThreadCapEffective => owned(render::capabilities(p.cap_effective)),
+            F::ThreadCapPermitted => owned(render::capabilities(p.cap_permitted)),
+            F::UserUid => int(i64::from(p.uid)),
+            F::UserName => opt(self.users_name(p.uid).map(s)),
+            F::UserHomedir => opt(self.users.peek_user(p.uid).map(|u| s(&u.home))),
+            F::UserShell => opt(self.users.peek_user(p.uid).map(|u| s(&u.shell))),
+            F::UserLoginuid => int(p.loginuid),
+            F::UserLoginname => {
+                if p.loginuid < 0 {
+                    Extracted::Missing
+                } else {
+                    opt(self.users_name(p.loginuid as u32).map(s))
+                }
+            }
+            F::GroupGid => int(i64::from(p.gid)),
+            F::GroupName => opt(self.users.peek_group(p.gid).map(s)),
+            F::FdNum => opt(self.fd.num.map(int)),
+            F::FdName => opt(self.fd.name.as_deref().map(s)),
+            F::FdNameraw => opt(self.fd.nameraw.as_deref().map(s)),
+            F::FdDirectory if is_open => opt(self.fd.name.as_deref().map(|n| s(n.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })))),
+            F::FdFilename if is_open => opt(self.fd.name.as_deref().map(|n| s(n.rsplit('/').next().unwrap_or(n)))),
+            F::FdDirectory | F::FdFilename => Extracted::Missing,
+            F::FdTypechar => opt(self.fd.typechar.map(s)),
+            F::FdType => opt(self.fd.kind.map(s)),
+            F::FdIp => opt(self.fd.remote.map(|(ip, _)| Extracted::One(Val::Ip(ip)))),
+            F::FdPort => opt(self.fd.remote.map(|(_, port)| int(i64::from(port)))),
+            F::FdL4proto => opt(self.fd.l4proto.map(s)),
+            F::FdConnected => opt(self.fd.remote.map(|_| boolean(self.ret() >= 0 || self.ret() == -115))),
+            F::FdNameChanged => boolean(false),
+            F::ContainerId => s(p.container_id.as_deref().unwrap_or("host")),
+            // Names and images need the runtime's API; on the host, Falco reports `host`.
+            F::ContainerName => if p.container_id.is_none() { s("host") } else { Extracted::Missing },
+            F::ContainerPrivileged | F::ContainerImageRepository | F::ContainerImageTag => Extracted::Missing,
+        }
+    }
+}
+
+impl SensorEvent<'_> {
+    fn users_name(&self, uid: u32) -> Option<&str> {
+        self.users.peek_user(uid).map(|u| u.name.as_str())
+    }
+}

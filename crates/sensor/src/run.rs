@@ -1,0 +1,392 @@
+//! `peregrine-sensor run`: live capture, evaluation, alerts.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use peregrine_engine::fields::{FieldArg, ResolvedField, FIELDS};
+use peregrine_engine::{Alert, EventTime, Priority, Ruleset};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::bpf::records::{self, Record};
+use crate::bpf::{syscalls, Probe};
+use crate::event::{self, Kind, SensorEvent};
+use crate::proctable::ProcessTable;
+use crate::sink::Sinks;
+use crate::users::Users;
+
+pub struct Options {
+    pub rules: Vec<PathBuf>,
+    pub gateways: Vec<String>,
+    pub stdout: bool,
+    pub metrics_listen: Option<SocketAddr>,
+    pub capture: Option<PathBuf>,
+    pub ring_bytes: u32,
+    pub hostname: String,
+    /// Drop share (0..1) above which an internal drop alert is raised (Falco's default 0.1).
+    pub drop_threshold: f64,
+    /// Stop after this long (for tests and benchmarks); run until a signal otherwise.
+    pub duration: Option<Duration>,
+}
+
+/// Syscalls the process table needs whatever the rules are.
+const STATE_SYSCALLS: [&str; 2] = ["chdir", "fchdir"];
+
+/// Libsinsp's names for syscalls whose kernel names differ.
+fn event_name(syscall: &'static str) -> &'static str {
+    match syscall {
+        "pread64" => "pread",
+        "pwrite64" => "pwrite",
+        other => other,
+    }
+}
+
+struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    matches: IntCounterVec,
+    drops: IntCounter,
+    kernel_events: IntCounter,
+    decode_errors: IntCounter,
+    processes: IntGauge,
+    alerts_dropped: IntCounter,
+    alerts_failed: IntCounter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("metric");
+            registry.register(Box::new(c.clone())).expect("unique");
+            c
+        };
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+            registry.register(Box::new(c.clone())).expect("unique");
+            c
+        };
+        let processes = IntGauge::new("peregrine_sensor_processes", "Processes in the sensor's process table.").expect("metric");
+        registry.register(Box::new(processes.clone())).expect("unique");
+        Metrics {
+            events: vec("peregrine_sensor_events_total", "Events evaluated against the rules, by event type.", &["type"]),
+            matches: vec("peregrine_engine_matches_total", "Rule matches, by rule and priority.", &["rule", "priority"]),
+            drops: counter("peregrine_sensor_drops_total", "Kernel records lost because the ring buffer was full."),
+            kernel_events: counter("peregrine_sensor_kernel_records_total", "Records the kernel side tried to send (sent and dropped)."),
+            decode_errors: counter("peregrine_sensor_decode_errors_total", "Records that could not be decoded."),
+            alerts_dropped: counter("peregrine_sensor_alerts_dropped_total", "Alerts dropped because the gateway queue was full."),
+            alerts_failed: counter("peregrine_sensor_alerts_failed_total", "Alerts no gateway accepted after retries."),
+            processes,
+            registry,
+        }
+    }
+}
+
+/// The engine side of capture: process table, rules, outputs.
+struct Pipeline {
+    ruleset: Ruleset,
+    table: ProcessTable,
+    users: Users,
+    sinks: Sinks,
+    metrics: Arc<Metrics>,
+    hostname: String,
+    /// Syscalls rules need (the others are read for the process table only).
+    evaluated: BTreeSet<u32>,
+    boot_to_wall_ns: i64,
+    num: u64,
+    capture: Option<std::io::BufWriter<std::fs::File>>,
+    capture_fields: Vec<(String, ResolvedField)>,
+}
+
+impl Pipeline {
+    fn handle(&mut self, record: Record) {
+        match record {
+            Record::Fork { header, child_pid } => self.table.fork(header.pid, child_pid, header.ts_boot_ns),
+            Record::Exit { header, .. } => self.table.exit(header.pid),
+            Record::Exec(exec) => {
+                self.table.exec(&exec, exec.header.ppid);
+                self.evaluate(Kind::Exec(&exec), "execve", exec.header.pid, exec.header.ts_boot_ns);
+            }
+            Record::Syscall(r) => {
+                let Some(name) = syscalls::name(r.syscall).map(event_name) else {
+                    return;
+                };
+                if self.table.get_or_load(r.header.pid).is_none() {
+                    return; // already gone, and never seen
+                }
+                match name {
+                    "chdir" if r.ret == 0 => self.table.chdir(r.header.pid, r.str1.as_deref().unwrap_or("")),
+                    "fchdir" if r.ret == 0 => {
+                        let target = self.table.get(r.header.pid).and_then(|p| p.fds.get(&(r.args[0] as i32 as i64)).cloned());
+                        if let Some(dir) = target {
+                            self.table.chdir(r.header.pid, &dir);
+                        }
+                    }
+                    "open" | "openat" | "openat2" | "creat" if r.ret >= 0 => {
+                        let cwd = self.table.get(r.header.pid).map(|p| p.cwd.clone()).unwrap_or_default();
+                        let path = crate::render::absolute(&cwd, r.str1.as_deref().unwrap_or(""));
+                        self.table.remember_fd(r.header.pid, r.ret, path);
+                    }
+                    _ => {}
+                }
+                if self.evaluated.contains(&r.syscall) {
+                    self.evaluate(Kind::Syscall(&r), name, r.header.pid, r.header.ts_boot_ns);
+                }
+            }
+        }
+    }
+
+    fn evaluate(&mut self, kind: Kind<'_>, evt_type: &str, pid: u32, ts_boot_ns: u64) {
+        let Some(process) = self.table.get(pid) else {
+            return;
+        };
+        let (uid, gid, loginuid) = (process.uid, process.gid, process.loginuid);
+        self.users.ensure(&[uid, loginuid.max(0) as u32], gid);
+        self.num += 1;
+        let process = self.table.get(pid).expect("just looked up");
+        let time_ns = ts_boot_ns as i64 + self.boot_to_wall_ns;
+        let event = SensorEvent::new(kind, evt_type, self.num, time_ns, process, &self.table, &self.users, &self.hostname);
+        self.metrics.events.with_label_values(&[evt_type]).inc();
+        if let Some(out) = &mut self.capture {
+            let mut line = serde_json::Map::new();
+            for (name, field) in &self.capture_fields {
+                let value = match peregrine_engine::Event::extract(&event, field) {
+                    peregrine_engine::eval::Extracted::Missing => continue,
+                    peregrine_engine::eval::Extracted::One(v) => json_of(&v),
+                    peregrine_engine::eval::Extracted::Many(vs) => serde_json::Value::Array(vs.iter().map(json_of).collect()),
+                };
+                line.insert(name.clone(), value);
+            }
+            let _ = serde_json::to_writer(&mut *out, &line);
+            let _ = out.write_all(b"\n");
+        }
+        let mut matched = Vec::new();
+        self.ruleset.evaluate(&event, &mut matched);
+        for rule in matched {
+            self.metrics.matches.with_label_values(&[&rule.name, rule.priority.as_str()]).inc();
+            let alert = rule.alert(&event, &self.hostname);
+            self.sinks.send(alert);
+        }
+    }
+}
+
+fn json_of(v: &peregrine_engine::eval::Val<'_>) -> serde_json::Value {
+    use peregrine_engine::eval::Val;
+    match v {
+        Val::Str(s) => serde_json::Value::String(s.to_string()),
+        Val::Int(n) => serde_json::Value::from(*n),
+        Val::Bool(b) => serde_json::Value::Bool(*b),
+        Val::Ip(ip) => serde_json::Value::String(ip.to_string()),
+        Val::Bytes(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+/// The fields `--capture` writes for every event: each one the sensor extracts, plus the
+/// arguments and ancestor levels the Falco rules files use.
+fn capture_fields() -> Vec<(String, ResolvedField)> {
+    let mut out = Vec::new();
+    for (i, info) in FIELDS.iter().enumerate() {
+        let id = peregrine_engine::fields::FieldId(i as u16);
+        if !event::extractable(id) || info.arg != peregrine_engine::fields::ArgSpec::None {
+            continue;
+        }
+        out.push((info.name.to_string(), ResolvedField { id, arg: FieldArg::None }));
+    }
+    for level in 2..=7 {
+        for name in ["proc.aname", "proc.aexepath"] {
+            let f = peregrine_engine::fields::resolve(name, Some(&level.to_string())).expect("ancestor field");
+            out.push((format!("{name}[{level}]"), f));
+        }
+    }
+    out.push(("proc.aname".into(), peregrine_engine::fields::resolve("proc.aname", None).expect("field")));
+    for arg in ["flags", "request", "target", "linkpath", "oldpath", "newpath", "name", "path", "domain", "mode", "uid", "fd", "filename", "cmd"] {
+        let f = peregrine_engine::fields::resolve(&format!("evt.arg.{arg}"), None).expect("evt.arg field");
+        out.push((format!("evt.arg.{arg}"), f));
+    }
+    out
+}
+
+fn boot_to_wall_ns() -> i64 {
+    let now = |clock| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)
+}
+
+/// Falco's rate limit for drop alerts: one every 30 s, burst 1.
+const DROP_ALERT_EVERY: Duration = Duration::from_secs(30);
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let mut loader = peregrine_engine::RulesLoader::new();
+    for f in &opts.rules {
+        loader.add_file(f);
+    }
+    let result = loader.load();
+    if result.has_errors() {
+        for line in result.render() {
+            eprintln!("{line}");
+        }
+        anyhow::bail!("the rules do not load");
+    }
+    let ruleset = result.ruleset;
+
+    let evaluated: BTreeSet<u32> = ruleset
+        .event_types()
+        .names()
+        .into_iter()
+        .filter_map(|t| syscalls::number(t).or_else(|| syscalls::number(&format!("{t}64"))))
+        .collect();
+    let mut interesting = evaluated.clone();
+    interesting.extend(STATE_SYSCALLS.iter().filter_map(|n| syscalls::number(n)));
+    // Opens feed the process table's descriptor map when rules ask about fd-based syscalls.
+    let mut probe = Probe::load(&interesting, opts.ring_bytes).context("cannot start live capture")?;
+    tracing::info!(syscalls = interesting.len(), rules = ruleset.rules().len(), "kernel side attached");
+
+    let metrics = Arc::new(Metrics::new());
+    let (sinks, gateway_task) = Sinks::new(opts.stdout, opts.gateways.clone(), metrics.alerts_dropped.clone(), metrics.alerts_failed.clone());
+    if let Some(addr) = opts.metrics_listen {
+        let registry = metrics.registry.clone();
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        tokio::spawn(async move {
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        let mut buf = Vec::new();
+                        let _ = prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buf);
+                        String::from_utf8(buf).unwrap_or_default()
+                    }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    let capture = match &opts.capture {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+        None => None,
+    };
+    let mut pipeline = Pipeline {
+        ruleset,
+        table: ProcessTable::seed(),
+        users: Users::load(),
+        sinks,
+        metrics: metrics.clone(),
+        hostname: opts.hostname.clone(),
+        evaluated,
+        boot_to_wall_ns: boot_to_wall_ns(),
+        num: 0,
+        capture,
+        capture_fields: if opts.capture.is_some() { capture_fields() } else { Vec::new() },
+    };
+
+    let ring = probe.ring.take().expect("ring buffer");
+    // SAFETY: the RingBuf owns its map's file descriptor for as long as it lives, and it lives
+    // inside the AsyncFd for the whole loop.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| anyhow::anyhow!("ring buffer polling: {e}"))?;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let started = Instant::now();
+    let deadline = opts.duration.map(|d| started + d);
+    let mut last = probe.counters();
+    let mut last_drop_alert: Option<Instant> = None;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                if let Ok(mut guard) = guard {
+                    drain(guard.get_inner_mut(), &mut pipeline);
+                    guard.clear_ready();
+                }
+            }
+            _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
+            _ = stats.tick() => {
+                let now = probe.counters();
+                let (events, drops) = (now.events - last.events, now.drops - last.drops);
+                metrics.kernel_events.inc_by(events);
+                metrics.drops.inc_by(drops);
+                metrics.processes.set(pipeline.table.len() as i64);
+                if drops > 0 {
+                    tracing::warn!(drops, events, "kernel records dropped (ring buffer full)");
+                    let ratio = drops as f64 / events.max(1) as f64;
+                    let allowed = last_drop_alert.is_none_or(|t| t.elapsed() >= DROP_ALERT_EVERY);
+                    if ratio > opts.drop_threshold && allowed {
+                        last_drop_alert = Some(Instant::now());
+                        pipeline.sinks.send(drop_alert(&opts.hostname, events, drops, now.drops));
+                    }
+                }
+                last = now;
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drain(ring.get_mut(), &mut pipeline);
+    if let Some(out) = &mut pipeline.capture {
+        out.flush()?;
+    }
+    let Pipeline { sinks, .. } = pipeline;
+    drop(sinks);
+    if let Some(task) = gateway_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    Ok(())
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {
+    while let Some(item) = ring.next() {
+        match records::decode(&item) {
+            Ok(record) => {
+                drop(item);
+                pipeline.handle(record);
+            }
+            Err(e) => {
+                pipeline.metrics.decode_errors.inc();
+                tracing::debug!(error = %e, "undecodable record");
+            }
+        }
+    }
+}
+
+/// Falco's drop alert: rule `Falco internal: syscall event drop`, priority Debug, source
+/// `internal`, output fields as strings. The rule name is Falco's so that routes written for
+/// Falco keep working.
+fn drop_alert(hostname: &str, events: u64, drops: u64, total: u64) -> Alert {
+    let mut fields = serde_json::Map::new();
+    fields.insert("n_evts".into(), events.to_string().into());
+    fields.insert("n_drops".into(), drops.to_string().into());
+    fields.insert("n_drops_buffer_total".into(), total.to_string().into());
+    fields.insert("ebpf_enabled".into(), "1".into());
+    let time = EventTime::now();
+    Alert {
+        hostname: Some(hostname.to_string()),
+        output: format!("{}: Debug {drops} system calls dropped in last second.", peregrine_engine::output::clock_time(time.unix_nanos())),
+        output_fields: fields,
+        priority: Priority::Debug,
+        rule: "Falco internal: syscall event drop".to_string(),
+        source: "internal".to_string(),
+        tags: Vec::new(),
+        time,
+        uuid: None,
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
