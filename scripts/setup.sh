@@ -12,22 +12,38 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # command -> Debian package that provides it
+# The sensor's kernel side is built with clang from libbpf's headers, against the running
+# kernel's BTF dumped by bpftool.
 declare -A run_needs=(
   [cc]=gcc
   [make]=make
+  [clang]=clang
+  [bpftool]=bpftool
+  [/usr/include/bpf/bpf_helpers.h]=libbpf-dev
 )
 declare -A test_needs=(
   [cc]=gcc
   [make]=make
+  [clang]=clang
+  [bpftool]=bpftool
+  [/usr/include/bpf/bpf_helpers.h]=libbpf-dev
+  [python3]=python3                # live sensor tests drive memfd and ptrace from python
   [promtool]=prometheus            # metrics tests run `promtool check metrics`
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
 )
 
+have() {
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
 missing=()
 if [ "$mode" = run ]; then
-  for cmd in "${!run_needs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${run_needs[$cmd]}"); done
+  for cmd in "${!run_needs[@]}"; do have "$cmd" || missing+=("${run_needs[$cmd]}"); done
 else
-  for cmd in "${!test_needs[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${test_needs[$cmd]}"); done
+  for cmd in "${!test_needs[@]}"; do have "$cmd" || missing+=("${test_needs[$cmd]}"); done
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

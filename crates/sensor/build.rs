@@ -27,7 +27,10 @@ fn main() {
                 .output()
                 .unwrap_or_else(|e| fail(&format!("cannot run bpftool ({e}); install the Debian package 'bpftool' (make does)")));
             if !dump.status.success() {
-                fail(&format!("bpftool btf dump failed: {}", String::from_utf8_lossy(&dump.stderr)));
+                fail(&format!(
+                    "bpftool btf dump failed: {}",
+                    String::from_utf8_lossy(&dump.stderr)
+                ));
             }
             std::fs::write(&header, dump.stdout).expect("write vmlinux.h");
             header

@@ -216,7 +216,8 @@ fn replay(
 }
 
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PEREGRINE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PEREGRINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

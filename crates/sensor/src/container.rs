@@ -22,12 +22,14 @@ pub fn container_id<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<Stri
 }
 
 fn id_of(component: &str) -> Option<&str> {
-    let inner = component.strip_suffix(".scope").map_or(component, |scoped| {
-        SCOPE_PREFIXES
-            .iter()
-            .find_map(|p| scoped.strip_prefix(p))
-            .unwrap_or("")
-    });
+    let inner = component
+        .strip_suffix(".scope")
+        .map_or(component, |scoped| {
+            SCOPE_PREFIXES
+                .iter()
+                .find_map(|p| scoped.strip_prefix(p))
+                .unwrap_or("")
+        });
     (inner.len() == 64 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
 }
 
@@ -62,6 +64,9 @@ mod tests {
         ] {
             assert_eq!(container_id([path]), None, "{path}");
         }
-        assert_eq!(container_id(["/", &format!("/docker/{ID}")]).as_deref(), Some("3ad7b26ded6d"));
+        assert_eq!(
+            container_id(["/", &format!("/docker/{ID}")]).as_deref(),
+            Some("3ad7b26ded6d")
+        );
     }
 }

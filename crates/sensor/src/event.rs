@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use peregrine_engine::eval::{Event, Extracted, Val};
 use peregrine_engine::fields::{FieldArg, FieldId, ResolvedField, FIELDS};
 
-use crate::bpf::records::{ExecRecord, SyscallRecord, EXE_FROM_MEMFD, EXE_LOWER_LAYER, EXE_UPPER_LAYER, EXE_WRITABLE};
+use crate::bpf::records::{
+    ExecRecord, SyscallRecord, EXE_FROM_MEMFD, EXE_LOWER_LAYER, EXE_UPPER_LAYER, EXE_WRITABLE,
+};
 use crate::proctable::{Process, ProcessTable};
 use crate::render::{self, SockAddr};
 use crate::users::Users;
@@ -79,12 +81,15 @@ impl<'a> SensorEvent<'a> {
         if level == 0 {
             return Some(self.proc);
         }
-        let chain = self.ancestors.get_or_init(|| self.table.ancestors(self.proc.pid));
+        let chain = self
+            .ancestors
+            .get_or_init(|| self.table.ancestors(self.proc.pid));
         chain.get(level as usize - 1).copied()
     }
 
     fn all_ancestors(&self) -> &[&'a Process] {
-        self.ancestors.get_or_init(|| self.table.ancestors(self.proc.pid))
+        self.ancestors
+            .get_or_init(|| self.table.ancestors(self.proc.pid))
     }
 
     fn ret(&self) -> i64 {
@@ -102,7 +107,9 @@ impl<'a> SensorEvent<'a> {
                     "flags" => Some(text(render::exe_flags(e.exe_flags))),
                     "res" => Some(Val::Int(0)),
                     "filename" | "exe" => Some(Val::Str(Cow::Borrowed(&e.filename))),
-                    "args" => Some(text(e.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "))),
+                    "args" => Some(text(
+                        e.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "),
+                    )),
                     _ => None,
                 }
             }
@@ -116,11 +123,15 @@ impl<'a> SensorEvent<'a> {
             (_, "res") => Val::Int(r.ret),
             ("open" | "openat" | "openat2" | "creat", "fd") => Val::Int(r.ret),
             ("open" | "openat" | "openat2" | "creat", "name") => return s1(),
-            ("open" | "creat", "mode") => return int(a(if self.evt_type == "open" { 2 } else { 1 })),
+            ("open" | "creat", "mode") => {
+                return int(a(if self.evt_type == "open" { 2 } else { 1 }))
+            }
             ("open", "flags") => text(render::open_flags(a(1))),
             ("openat" | "openat2", "flags") => text(render::open_flags(a(2))),
             ("openat", "mode") => return int(a(3)),
-            ("openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat", "dirfd") => Val::Int(a(0) as i32 as i64),
+            ("openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat", "dirfd") => {
+                Val::Int(a(0) as i32 as i64)
+            }
             ("execve" | "execveat", "filename" | "exe") => return s1(),
             ("symlink" | "symlinkat", "target") => return s1(),
             ("symlink" | "symlinkat", "linkpath") => return s2(),
@@ -142,9 +153,14 @@ impl<'a> SensorEvent<'a> {
             ("socket", "type") => Val::Int(a(1) as i64),
             ("socket", "proto") => Val::Int(a(2) as i64),
             ("socket", "fd") => Val::Int(r.ret),
-            ("connect" | "sendto" | "sendmsg" | "bind" | "listen", "fd") => Val::Int(a(0) as i32 as i64),
+            ("connect" | "sendto" | "sendmsg" | "bind" | "listen", "fd") => {
+                Val::Int(a(0) as i32 as i64)
+            }
             ("accept" | "accept4", "fd") => Val::Int(r.ret),
-            ("connect" | "sendto" | "sendmsg" | "accept" | "accept4" | "bind", "tuple" | "addr") => return self.fd.name.clone().map(text),
+            (
+                "connect" | "sendto" | "sendmsg" | "accept" | "accept4" | "bind",
+                "tuple" | "addr",
+            ) => return self.fd.name.clone().map(text),
             ("dup" | "dup2" | "dup3", "oldfd") => Val::Int(a(0) as i32 as i64),
             ("dup2" | "dup3", "newfd") => Val::Int(a(1) as i32 as i64),
             ("memfd_create", "name") => return s1(),
@@ -158,7 +174,9 @@ impl<'a> SensorEvent<'a> {
             ("umount2", "name") => return s1(),
             ("umount2", "flags") => return int(a(1)),
             ("setns", "fd") => Val::Int(a(0) as i32 as i64),
-            ("setns", "nstype") | ("unshare", "flags") | ("userfaultfd", "flags") => return int(a(if self.evt_type == "setns" { 1 } else { 0 })),
+            ("setns", "nstype") | ("unshare", "flags") | ("userfaultfd", "flags") => {
+                return int(a(if self.evt_type == "setns" { 1 } else { 0 }))
+            }
             ("kill", "pid") => Val::Int(a(0) as i32 as i64),
             ("kill", "sig") => return int(a(1)),
             _ => return None,
@@ -171,7 +189,9 @@ impl<'a> SensorEvent<'a> {
             "open" | "openat" | "openat2" | "creat" => &["fd", "dirfd", "name", "flags", "mode"],
             "execve" | "execveat" => &["res", "filename", "flags"],
             "symlink" | "symlinkat" => &["res", "target", "linkpath"],
-            "link" | "linkat" | "rename" | "renameat" | "renameat2" => &["res", "oldpath", "newpath"],
+            "link" | "linkat" | "rename" | "renameat" | "renameat2" => {
+                &["res", "oldpath", "newpath"]
+            }
             "ptrace" => &["res", "request", "pid"],
             "connect" | "accept" | "accept4" | "sendto" | "sendmsg" => &["fd", "tuple"],
             _ => &["res"],
@@ -199,8 +219,19 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
                 "creat" => 0o1101,
                 _ => r.args[2],
             };
-            let dirfd = if matches!(evt_type, "openat" | "openat2") { r.args[0] as i32 } else { -100 };
-            let base = if dirfd == -100 { proc.cwd.clone() } else { proc.fds.get(&i64::from(dirfd)).cloned().unwrap_or_else(|| proc.cwd.clone()) };
+            let dirfd = if matches!(evt_type, "openat" | "openat2") {
+                r.args[0] as i32
+            } else {
+                -100
+            };
+            let base = if dirfd == -100 {
+                proc.cwd.clone()
+            } else {
+                proc.fds
+                    .get(&i64::from(dirfd))
+                    .cloned()
+                    .unwrap_or_else(|| proc.cwd.clone())
+            };
             v.name = Some(render::absolute(&base, &raw));
             v.nameraw = Some(raw);
             v.num = Some(r.ret);
@@ -210,14 +241,26 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
             v.open_flags = Some(flags);
         }
         "connect" | "sendto" | "sendmsg" | "accept" | "accept4" | "bind" => {
-            v.num = Some(if evt_type.starts_with("accept") { r.ret } else { r.args[0] as i32 as i64 });
+            v.num = Some(if evt_type.starts_with("accept") {
+                r.ret
+            } else {
+                r.args[0] as i32 as i64
+            });
             match render::sockaddr(&r.sockaddr) {
                 Some(SockAddr::Inet(ip, port)) => {
                     v.typechar = Some(if ip.is_ipv4() { "4" } else { "6" });
                     v.kind = Some(if ip.is_ipv4() { "ipv4" } else { "ipv6" });
                     v.remote = Some((ip, port));
-                    v.l4proto = Some(if matches!(evt_type, "sendto" | "sendmsg") { "udp" } else { "tcp" });
-                    v.name = Some(if ip.is_ipv4() { format!("{ip}:{port}") } else { format!("[{ip}]:{port}") });
+                    v.l4proto = Some(if matches!(evt_type, "sendto" | "sendmsg") {
+                        "udp"
+                    } else {
+                        "tcp"
+                    });
+                    v.name = Some(if ip.is_ipv4() {
+                        format!("{ip}:{port}")
+                    } else {
+                        format!("[{ip}]:{port}")
+                    });
                 }
                 Some(SockAddr::Unix(path)) => {
                     v.typechar = Some("u");
@@ -491,7 +534,8 @@ impl Event for SensorEvent<'_> {
                 match index {
                     Some(level) => opt(self.ancestor(level).map(|a| Extracted::One(value(a)))),
                     None => {
-                        let all: Vec<Val<'_>> = self.all_ancestors().iter().map(|a| value(a)).collect();
+                        let all: Vec<Val<'_>> =
+                            self.all_ancestors().iter().map(|a| value(a)).collect();
                         if all.is_empty() {
                             Extracted::Missing
                         } else {
@@ -546,20 +590,38 @@ impl Event for SensorEvent<'_> {
             F::FdNum => opt(self.fd.num.map(int)),
             F::FdName => opt(self.fd.name.as_deref().map(s)),
             F::FdNameraw => opt(self.fd.nameraw.as_deref().map(s)),
-            F::FdDirectory if is_open => opt(self.fd.name.as_deref().map(|n| s(n.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })))),
-            F::FdFilename if is_open => opt(self.fd.name.as_deref().map(|n| s(n.rsplit('/').next().unwrap_or(n)))),
+            F::FdDirectory if is_open => opt(self.fd.name.as_deref().map(|n| {
+                s(n.rsplit_once('/')
+                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d }))
+            })),
+            F::FdFilename if is_open => opt(self
+                .fd
+                .name
+                .as_deref()
+                .map(|n| s(n.rsplit('/').next().unwrap_or(n)))),
             F::FdDirectory | F::FdFilename => Extracted::Missing,
             F::FdTypechar => opt(self.fd.typechar.map(s)),
             F::FdType => opt(self.fd.kind.map(s)),
             F::FdIp => opt(self.fd.remote.map(|(ip, _)| Extracted::One(Val::Ip(ip)))),
             F::FdPort => opt(self.fd.remote.map(|(_, port)| int(i64::from(port)))),
             F::FdL4proto => opt(self.fd.l4proto.map(s)),
-            F::FdConnected => opt(self.fd.remote.map(|_| boolean(self.ret() >= 0 || self.ret() == -115))),
+            F::FdConnected => opt(self
+                .fd
+                .remote
+                .map(|_| boolean(self.ret() >= 0 || self.ret() == -115))),
             F::FdNameChanged => boolean(false),
             F::ContainerId => s(p.container_id.as_deref().unwrap_or("host")),
             // Names and images need the runtime's API; on the host, Falco reports `host`.
-            F::ContainerName => if p.container_id.is_none() { s("host") } else { Extracted::Missing },
-            F::ContainerPrivileged | F::ContainerImageRepository | F::ContainerImageTag => Extracted::Missing,
+            F::ContainerName => {
+                if p.container_id.is_none() {
+                    s("host")
+                } else {
+                    Extracted::Missing
+                }
+            }
+            F::ContainerPrivileged | F::ContainerImageRepository | F::ContainerImageTag => {
+                Extracted::Missing
+            }
         }
     }
 }

@@ -104,7 +104,12 @@ impl ProcessTable {
 
     fn insert(&mut self, p: Process) {
         if self.procs.len() >= MAX_PROCESSES {
-            if let Some(&oldest) = self.procs.iter().min_by_key(|(_, p)| p.start_ns).map(|(pid, _)| pid) {
+            if let Some(&oldest) = self
+                .procs
+                .iter()
+                .min_by_key(|(_, p)| p.start_ns)
+                .map(|(pid, _)| pid)
+            {
                 self.procs.remove(&oldest);
             }
         }
@@ -216,7 +221,9 @@ fn loginuid(raw: u32) -> i64 {
 }
 
 fn read_link(path: &str) -> Option<String> {
-    std::fs::read_link(path).ok().map(|p| p.to_string_lossy().into_owned())
+    std::fs::read_link(path)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A process as `/proc` describes it.
@@ -227,7 +234,12 @@ fn from_proc(pid: u32) -> Option<Process> {
     let close = stat.rfind(')')?;
     let name = stat[stat.find('(')? + 1..close].to_string();
     let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let ppid = field(1) as u32;
     let sid = field(3) as u32;
     let tty = field(4) as u32;
@@ -245,12 +257,29 @@ fn from_proc(pid: u32) -> Option<Process> {
             .map(|v| v.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    let uid = status_field("Uid:").first().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let gid = status_field("Gid:").first().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let cap = |key: &str| status_field(key).first().and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
-    let vpid = status_field("NSpid:").last().and_then(|v| v.parse().ok()).unwrap_or(pid);
+    let uid = status_field("Uid:")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let gid = status_field("Gid:")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cap = |key: &str| {
+        status_field(key)
+            .first()
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .unwrap_or(0)
+    };
+    let vpid = status_field("NSpid:")
+        .last()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(pid);
     let cgroups = std::fs::read_to_string(format!("{base}/cgroup")).unwrap_or_default();
-    let paths: Vec<&str> = cgroups.lines().filter_map(|l| l.splitn(3, ':').nth(2)).collect();
+    let paths: Vec<&str> = cgroups
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .collect();
     Some(Process {
         pid,
         ppid,
@@ -301,13 +330,25 @@ mod tests {
     #[test]
     fn fork_inherits_and_exit_forgets() {
         let mut t = ProcessTable::default();
-        t.insert(Process { pid: 10, ppid: 1, name: "bash".into(), cwd: "/root".into(), ..Process::default() });
+        t.insert(Process {
+            pid: 10,
+            ppid: 1,
+            name: "bash".into(),
+            cwd: "/root".into(),
+            ..Process::default()
+        });
         t.fork(10, 11, 5);
         let child = t.get(11).unwrap();
-        assert_eq!((child.ppid, child.name.as_str(), child.cwd.as_str()), (10, "bash", "/root"));
+        assert_eq!(
+            (child.ppid, child.name.as_str(), child.cwd.as_str()),
+            (10, "bash", "/root")
+        );
         t.chdir(11, "../tmp");
         assert_eq!(t.get(11).unwrap().cwd, "/tmp");
-        assert_eq!(t.ancestors(11).iter().map(|p| p.pid).collect::<Vec<_>>(), vec![10]);
+        assert_eq!(
+            t.ancestors(11).iter().map(|p| p.pid).collect::<Vec<_>>(),
+            vec![10]
+        );
         t.exit(11);
         assert!(t.get(11).is_none());
     }

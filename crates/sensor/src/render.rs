@@ -259,7 +259,11 @@ pub fn sockaddr(bytes: &[u8]) -> Option<SockAddr> {
 
 /// Joins `path` to `base` and removes `.` and `..` lexically, as libsinsp does (no symlinks).
 pub fn absolute(base: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') { path.to_string() } else { format!("{base}/{path}") };
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{base}/{path}")
+    };
     let mut parts: Vec<&str> = Vec::new();
     for part in joined.split('/') {
         match part {
@@ -295,7 +299,10 @@ mod tests {
     #[test]
     fn addresses_and_paths() {
         let v4 = [2, 0, 0x1f, 0x90, 10, 0, 0, 1];
-        assert_eq!(sockaddr(&v4), Some(SockAddr::Inet("10.0.0.1".parse().unwrap(), 8080)));
+        assert_eq!(
+            sockaddr(&v4),
+            Some(SockAddr::Inet("10.0.0.1".parse().unwrap(), 8080))
+        );
         let mut unix = vec![1, 0];
         unix.extend_from_slice(b"/run/x.sock\0");
         assert_eq!(sockaddr(&unix), Some(SockAddr::Unix("/run/x.sock".into())));

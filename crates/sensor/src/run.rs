@@ -72,16 +72,45 @@ impl Metrics {
             registry.register(Box::new(c.clone())).expect("unique");
             c
         };
-        let processes = IntGauge::new("peregrine_sensor_processes", "Processes in the sensor's process table.").expect("metric");
-        registry.register(Box::new(processes.clone())).expect("unique");
+        let processes = IntGauge::new(
+            "peregrine_sensor_processes",
+            "Processes in the sensor's process table.",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(processes.clone()))
+            .expect("unique");
         Metrics {
-            events: vec("peregrine_sensor_events_total", "Events evaluated against the rules, by event type.", &["type"]),
-            matches: vec("peregrine_engine_matches_total", "Rule matches, by rule and priority.", &["rule", "priority"]),
-            drops: counter("peregrine_sensor_drops_total", "Kernel records lost because the ring buffer was full."),
-            kernel_events: counter("peregrine_sensor_kernel_records_total", "Records the kernel side tried to send (sent and dropped)."),
-            decode_errors: counter("peregrine_sensor_decode_errors_total", "Records that could not be decoded."),
-            alerts_dropped: counter("peregrine_sensor_alerts_dropped_total", "Alerts dropped because the gateway queue was full."),
-            alerts_failed: counter("peregrine_sensor_alerts_failed_total", "Alerts no gateway accepted after retries."),
+            events: vec(
+                "peregrine_sensor_events_total",
+                "Events evaluated against the rules, by event type.",
+                &["type"],
+            ),
+            matches: vec(
+                "peregrine_engine_matches_total",
+                "Rule matches, by rule and priority.",
+                &["rule", "priority"],
+            ),
+            drops: counter(
+                "peregrine_sensor_drops_total",
+                "Kernel records lost because the ring buffer was full.",
+            ),
+            kernel_events: counter(
+                "peregrine_sensor_kernel_records_total",
+                "Records the kernel side tried to send (sent and dropped).",
+            ),
+            decode_errors: counter(
+                "peregrine_sensor_decode_errors_total",
+                "Records that could not be decoded.",
+            ),
+            alerts_dropped: counter(
+                "peregrine_sensor_alerts_dropped_total",
+                "Alerts dropped because the gateway queue was full.",
+            ),
+            alerts_failed: counter(
+                "peregrine_sensor_alerts_failed_total",
+                "Alerts no gateway accepted after retries.",
+            ),
             processes,
             registry,
         }
@@ -107,11 +136,18 @@ struct Pipeline {
 impl Pipeline {
     fn handle(&mut self, record: Record) {
         match record {
-            Record::Fork { header, child_pid } => self.table.fork(header.pid, child_pid, header.ts_boot_ns),
+            Record::Fork { header, child_pid } => {
+                self.table.fork(header.pid, child_pid, header.ts_boot_ns)
+            }
             Record::Exit { header, .. } => self.table.exit(header.pid),
             Record::Exec(exec) => {
                 self.table.exec(&exec, exec.header.ppid);
-                self.evaluate(Kind::Exec(&exec), "execve", exec.header.pid, exec.header.ts_boot_ns);
+                self.evaluate(
+                    Kind::Exec(&exec),
+                    "execve",
+                    exec.header.pid,
+                    exec.header.ts_boot_ns,
+                );
             }
             Record::Syscall(r) => {
                 let Some(name) = syscalls::name(r.syscall).map(event_name) else {
@@ -121,15 +157,24 @@ impl Pipeline {
                     return; // already gone, and never seen
                 }
                 match name {
-                    "chdir" if r.ret == 0 => self.table.chdir(r.header.pid, r.str1.as_deref().unwrap_or("")),
+                    "chdir" if r.ret == 0 => self
+                        .table
+                        .chdir(r.header.pid, r.str1.as_deref().unwrap_or("")),
                     "fchdir" if r.ret == 0 => {
-                        let target = self.table.get(r.header.pid).and_then(|p| p.fds.get(&(r.args[0] as i32 as i64)).cloned());
+                        let target = self
+                            .table
+                            .get(r.header.pid)
+                            .and_then(|p| p.fds.get(&(r.args[0] as i32 as i64)).cloned());
                         if let Some(dir) = target {
                             self.table.chdir(r.header.pid, &dir);
                         }
                     }
                     "open" | "openat" | "openat2" | "creat" if r.ret >= 0 => {
-                        let cwd = self.table.get(r.header.pid).map(|p| p.cwd.clone()).unwrap_or_default();
+                        let cwd = self
+                            .table
+                            .get(r.header.pid)
+                            .map(|p| p.cwd.clone())
+                            .unwrap_or_default();
                         let path = crate::render::absolute(&cwd, r.str1.as_deref().unwrap_or(""));
                         self.table.remember_fd(r.header.pid, r.ret, path);
                     }
@@ -151,7 +196,16 @@ impl Pipeline {
         self.num += 1;
         let process = self.table.get(pid).expect("just looked up");
         let time_ns = ts_boot_ns as i64 + self.boot_to_wall_ns;
-        let event = SensorEvent::new(kind, evt_type, self.num, time_ns, process, &self.table, &self.users, &self.hostname);
+        let event = SensorEvent::new(
+            kind,
+            evt_type,
+            self.num,
+            time_ns,
+            process,
+            &self.table,
+            &self.users,
+            &self.hostname,
+        );
         self.metrics.events.with_label_values(&[evt_type]).inc();
         if let Some(out) = &mut self.capture {
             let mut line = serde_json::Map::new();
@@ -159,7 +213,9 @@ impl Pipeline {
                 let value = match peregrine_engine::Event::extract(&event, field) {
                     peregrine_engine::eval::Extracted::Missing => continue,
                     peregrine_engine::eval::Extracted::One(v) => json_of(&v),
-                    peregrine_engine::eval::Extracted::Many(vs) => serde_json::Value::Array(vs.iter().map(json_of).collect()),
+                    peregrine_engine::eval::Extracted::Many(vs) => {
+                        serde_json::Value::Array(vs.iter().map(json_of).collect())
+                    }
                 };
                 line.insert(name.clone(), value);
             }
@@ -169,7 +225,10 @@ impl Pipeline {
         let mut matched = Vec::new();
         self.ruleset.evaluate(&event, &mut matched);
         for rule in matched {
-            self.metrics.matches.with_label_values(&[&rule.name, rule.priority.as_str()]).inc();
+            self.metrics
+                .matches
+                .with_label_values(&[&rule.name, rule.priority.as_str()])
+                .inc();
             let alert = rule.alert(&event, &self.hostname);
             self.sinks.send(alert);
         }
@@ -196,17 +255,31 @@ fn capture_fields() -> Vec<(String, ResolvedField)> {
         if !event::extractable(id) || info.arg != peregrine_engine::fields::ArgSpec::None {
             continue;
         }
-        out.push((info.name.to_string(), ResolvedField { id, arg: FieldArg::None }));
+        out.push((
+            info.name.to_string(),
+            ResolvedField {
+                id,
+                arg: FieldArg::None,
+            },
+        ));
     }
     for level in 2..=7 {
         for name in ["proc.aname", "proc.aexepath"] {
-            let f = peregrine_engine::fields::resolve(name, Some(&level.to_string())).expect("ancestor field");
+            let f = peregrine_engine::fields::resolve(name, Some(&level.to_string()))
+                .expect("ancestor field");
             out.push((format!("{name}[{level}]"), f));
         }
     }
-    out.push(("proc.aname".into(), peregrine_engine::fields::resolve("proc.aname", None).expect("field")));
-    for arg in ["flags", "request", "target", "linkpath", "oldpath", "newpath", "name", "path", "domain", "mode", "uid", "fd", "filename", "cmd"] {
-        let f = peregrine_engine::fields::resolve(&format!("evt.arg.{arg}"), None).expect("evt.arg field");
+    out.push((
+        "proc.aname".into(),
+        peregrine_engine::fields::resolve("proc.aname", None).expect("field"),
+    ));
+    for arg in [
+        "flags", "request", "target", "linkpath", "oldpath", "newpath", "name", "path", "domain",
+        "mode", "uid", "fd", "filename", "cmd",
+    ] {
+        let f = peregrine_engine::fields::resolve(&format!("evt.arg.{arg}"), None)
+            .expect("evt.arg field");
         out.push((format!("evt.arg.{arg}"), f));
     }
     out
@@ -214,7 +287,10 @@ fn capture_fields() -> Vec<(String, ResolvedField)> {
 
 fn boot_to_wall_ns() -> i64 {
     let now = |clock| {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: clock_gettime writes the timespec it is given.
         unsafe { libc::clock_gettime(clock, &mut ts) };
         ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -248,14 +324,26 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut interesting = evaluated.clone();
     interesting.extend(STATE_SYSCALLS.iter().filter_map(|n| syscalls::number(n)));
     // Opens feed the process table's descriptor map when rules ask about fd-based syscalls.
-    let mut probe = Probe::load(&interesting, opts.ring_bytes).context("cannot start live capture")?;
-    tracing::info!(syscalls = interesting.len(), rules = ruleset.rules().len(), "kernel side attached");
+    let mut probe =
+        Probe::load(&interesting, opts.ring_bytes).context("cannot start live capture")?;
+    tracing::info!(
+        syscalls = interesting.len(),
+        rules = ruleset.rules().len(),
+        "kernel side attached"
+    );
 
     let metrics = Arc::new(Metrics::new());
-    let (sinks, gateway_task) = Sinks::new(opts.stdout, opts.gateways.clone(), metrics.alerts_dropped.clone(), metrics.alerts_failed.clone());
+    let (sinks, gateway_task) = Sinks::new(
+        opts.stdout,
+        opts.gateways.clone(),
+        metrics.alerts_dropped.clone(),
+        metrics.alerts_failed.clone(),
+    );
     if let Some(addr) = opts.metrics_listen {
         let registry = metrics.registry.clone();
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         tokio::spawn(async move {
             let app = axum::Router::new().route(
                 "/metrics",
@@ -263,7 +351,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     let registry = registry.clone();
                     async move {
                         let mut buf = Vec::new();
-                        let _ = prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buf);
+                        let _ = prometheus::Encoder::encode(
+                            &prometheus::TextEncoder::new(),
+                            &registry.gather(),
+                            &mut buf,
+                        );
                         String::from_utf8(buf).unwrap_or_default()
                     }
                 }),
@@ -272,7 +364,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         });
     }
     let capture = match &opts.capture {
-        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
         None => None,
     };
     let mut pipeline = Pipeline {
@@ -286,13 +381,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         boot_to_wall_ns: boot_to_wall_ns(),
         num: 0,
         capture,
-        capture_fields: if opts.capture.is_some() { capture_fields() } else { Vec::new() },
+        capture_fields: if opts.capture.is_some() {
+            capture_fields()
+        } else {
+            Vec::new()
+        },
     };
 
     let ring = probe.ring.take().expect("ring buffer");
     // SAFETY: the RingBuf owns its map's file descriptor for as long as it lives, and it lives
     // inside the AsyncFd for the whole loop.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| anyhow::anyhow!("ring buffer polling: {e}"))?;
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("ring buffer polling: {e}"))?;
     let mut poll = tokio::time::interval(Duration::from_millis(10));
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
@@ -372,7 +472,10 @@ fn drop_alert(hostname: &str, events: u64, drops: u64, total: u64) -> Alert {
     let time = EventTime::now();
     Alert {
         hostname: Some(hostname.to_string()),
-        output: format!("{}: Debug {drops} system calls dropped in last second.", peregrine_engine::output::clock_time(time.unix_nanos())),
+        output: format!(
+            "{}: Debug {drops} system calls dropped in last second.",
+            peregrine_engine::output::clock_time(time.unix_nanos())
+        ),
         output_fields: fields,
         priority: Priority::Debug,
         rule: "Falco internal: syscall event drop".to_string(),
@@ -384,7 +487,8 @@ fn drop_alert(hostname: &str, events: u64, drops: u64, total: u64) -> Alert {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -21,13 +21,32 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    pub fn new(stdout: bool, gateways: Vec<String>, dropped: IntCounter, failed: IntCounter) -> (Sinks, Option<tokio::task::JoinHandle<()>>) {
+    pub fn new(
+        stdout: bool,
+        gateways: Vec<String>,
+        dropped: IntCounter,
+        failed: IntCounter,
+    ) -> (Sinks, Option<tokio::task::JoinHandle<()>>) {
         if gateways.is_empty() {
-            return (Sinks { stdout, gateway: None, dropped }, None);
+            return (
+                Sinks {
+                    stdout,
+                    gateway: None,
+                    dropped,
+                },
+                None,
+            );
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(post_all(rx, gateways, failed));
-        (Sinks { stdout, gateway: Some(tx), dropped }, Some(task))
+        (
+            Sinks {
+                stdout,
+                gateway: Some(tx),
+                dropped,
+            },
+            Some(task),
+        )
     }
 
     pub fn send(&self, alert: Alert) {

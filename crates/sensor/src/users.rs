@@ -21,7 +21,11 @@ pub struct Users {
 
 impl Users {
     pub fn load() -> Self {
-        let mut u = Users { users: HashMap::new(), groups: HashMap::new(), loaded: Instant::now() };
+        let mut u = Users {
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            loaded: Instant::now(),
+        };
         u.reload();
         u
     }
@@ -53,22 +57,6 @@ impl Users {
     pub fn peek_group(&self, gid: u32) -> Option<&str> {
         self.groups.get(&gid).map(String::as_str)
     }
-
-    #[cfg(test)]
-    pub fn user(&mut self, uid: u32) -> Option<&User> {
-        if !self.users.contains_key(&uid) {
-            self.refresh_if_stale();
-        }
-        self.users.get(&uid)
-    }
-
-    #[cfg(test)]
-    pub fn group(&mut self, gid: u32) -> Option<&str> {
-        if !self.groups.contains_key(&gid) {
-            self.refresh_if_stale();
-        }
-        self.groups.get(&gid).map(String::as_str)
-    }
 }
 
 fn parse_passwd(text: &str) -> HashMap<u32, User> {
@@ -76,7 +64,14 @@ fn parse_passwd(text: &str) -> HashMap<u32, User> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             let uid = f.get(2)?.parse().ok()?;
-            Some((uid, User { name: f[0].to_string(), home: f.get(5)?.to_string(), shell: f.get(6)?.to_string() }))
+            Some((
+                uid,
+                User {
+                    name: f[0].to_string(),
+                    home: f.get(5)?.to_string(),
+                    shell: f.get(6)?.to_string(),
+                },
+            ))
         })
         .collect()
 }

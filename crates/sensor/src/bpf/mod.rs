@@ -69,10 +69,18 @@ impl Probe {
             .load(OBJECT)
             .map_err(|e| LoadError::Load(describe(&e)))?;
 
-        for name in ["sys_exit", "sys_exit_paths", "sys_exit_sockaddr", "sys_exit_generic"] {
+        for name in [
+            "sys_exit",
+            "sys_exit_paths",
+            "sys_exit_sockaddr",
+            "sys_exit_generic",
+        ] {
             program(&mut ebpf, name)?
                 .load("sys_exit", &btf)
-                .map_err(|e| LoadError::Program { program: name.into(), detail: describe(&e) })?;
+                .map_err(|e| LoadError::Program {
+                    program: name.into(),
+                    detail: describe(&e),
+                })?;
         }
         for (name, tp) in [
             ("sched_process_exec", "sched_process_exec"),
@@ -81,39 +89,71 @@ impl Probe {
         ] {
             program(&mut ebpf, name)?
                 .load(tp, &btf)
-                .map_err(|e| LoadError::Program { program: name.into(), detail: describe(&e) })?;
+                .map_err(|e| LoadError::Program {
+                    program: name.into(),
+                    detail: describe(&e),
+                })?;
         }
 
         // Tail-call targets by argument shape.
         let fds: Vec<_> = PROGRAMS
             .iter()
-            .map(|name| program(&mut ebpf, name).and_then(|p| p.fd().map_err(|e| LoadError::Load(e.to_string()))).map(|fd| fd.try_clone()))
+            .map(|name| {
+                program(&mut ebpf, name)
+                    .and_then(|p| p.fd().map_err(|e| LoadError::Load(e.to_string())))
+                    .map(|fd| fd.try_clone())
+            })
             .collect::<Result<_, _>>()?;
-        let fds: Vec<_> = fds.into_iter().collect::<Result<_, _>>().map_err(|e| LoadError::Load(e.to_string()))?;
+        let fds: Vec<_> = fds
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| LoadError::Load(e.to_string()))?;
         {
-            let mut table = ProgramArray::try_from(ebpf.map_mut("SYSCALL_PROGS").ok_or(LoadError::Map("SYSCALL_PROGS"))?)
-                .map_err(|_| LoadError::Map("SYSCALL_PROGS"))?;
+            let mut table = ProgramArray::try_from(
+                ebpf.map_mut("SYSCALL_PROGS")
+                    .ok_or(LoadError::Map("SYSCALL_PROGS"))?,
+            )
+            .map_err(|_| LoadError::Map("SYSCALL_PROGS"))?;
             for &nr in interesting {
                 let shape = syscalls::shape(nr);
                 let fd = &fds[shape as usize];
-                table.set(nr, fd, 0).map_err(|e| LoadError::Load(format!("tail-call table: {e}")))?;
+                table
+                    .set(nr, fd, 0)
+                    .map_err(|e| LoadError::Load(format!("tail-call table: {e}")))?;
             }
         }
         {
-            let mut wanted: Array<_, u8> = Array::try_from(ebpf.map_mut("INTERESTING").ok_or(LoadError::Map("INTERESTING"))?)
-                .map_err(|_| LoadError::Map("INTERESTING"))?;
+            let mut wanted: Array<_, u8> = Array::try_from(
+                ebpf.map_mut("INTERESTING")
+                    .ok_or(LoadError::Map("INTERESTING"))?,
+            )
+            .map_err(|_| LoadError::Map("INTERESTING"))?;
             for &nr in interesting.iter().filter(|&&nr| nr < MAX_SYSCALLS) {
-                wanted.set(nr, 1u8, 0).map_err(|e| LoadError::Load(format!("interesting table: {e}")))?;
+                wanted
+                    .set(nr, 1u8, 0)
+                    .map_err(|e| LoadError::Load(format!("interesting table: {e}")))?;
             }
         }
 
-        for name in ["sys_exit", "sched_process_exec", "sched_process_fork", "sched_process_exit"] {
+        for name in [
+            "sys_exit",
+            "sched_process_exec",
+            "sched_process_fork",
+            "sched_process_exit",
+        ] {
             program(&mut ebpf, name)?
                 .attach()
-                .map_err(|e| LoadError::Program { program: name.into(), detail: describe(&e) })?;
+                .map_err(|e| LoadError::Program {
+                    program: name.into(),
+                    detail: describe(&e),
+                })?;
         }
-        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(LoadError::Map("EVENTS"))?).map_err(|_| LoadError::Map("EVENTS"))?;
-        Ok(Probe { ebpf, ring: Some(ring) })
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(LoadError::Map("EVENTS"))?)
+            .map_err(|_| LoadError::Map("EVENTS"))?;
+        Ok(Probe {
+            ebpf,
+            ring: Some(ring),
+        })
     }
 
     /// The kernel-side counters, summed over CPUs.
@@ -136,9 +176,15 @@ impl Probe {
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint, LoadError> {
     ebpf.program_mut(name)
-        .ok_or_else(|| LoadError::Program { program: name.into(), detail: "not in the object".into() })?
+        .ok_or_else(|| LoadError::Program {
+            program: name.into(),
+            detail: "not in the object".into(),
+        })?
         .try_into()
-        .map_err(|_| LoadError::Program { program: name.into(), detail: "not a BTF tracepoint".into() })
+        .map_err(|_| LoadError::Program {
+            program: name.into(),
+            detail: "not a BTF tracepoint".into(),
+        })
 }
 
 /// An error with its whole chain: the verifier's log is at the end of it.

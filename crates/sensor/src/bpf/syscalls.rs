@@ -369,12 +369,18 @@ pub static SYSCALLS: &[(u32, &str)] = &[
 
 /// The name of syscall `nr`.
 pub fn name(nr: u32) -> Option<&'static str> {
-    SYSCALLS.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| SYSCALLS[i].1)
+    SYSCALLS
+        .binary_search_by_key(&nr, |&(n, _)| n)
+        .ok()
+        .map(|i| SYSCALLS[i].1)
 }
 
 /// The number of the syscall called `name`.
 pub fn number(name: &str) -> Option<u32> {
-    SYSCALLS.iter().find(|&&(_, n)| n == name).map(|&(nr, _)| nr)
+    SYSCALLS
+        .iter()
+        .find(|&&(_, n)| n == name)
+        .map(|&(nr, _)| nr)
 }
 
 /// Which tail-called program reads a syscall's arguments (an index into the programs list of
@@ -382,10 +388,11 @@ pub fn number(name: &str) -> Option<u32> {
 pub fn shape(nr: u32) -> u8 {
     match name(nr) {
         Some(
-            "open" | "openat" | "openat2" | "creat" | "stat" | "lstat" | "access" | "chdir" | "mkdir" | "mkdirat"
-            | "rmdir" | "unlink" | "unlinkat" | "chmod" | "fchmodat" | "fchmodat2" | "chown" | "chroot" | "umount2"
-            | "execve" | "execveat" | "memfd_create" | "init_module" | "finit_module" | "rename" | "renameat"
-            | "renameat2" | "link" | "linkat" | "symlink" | "symlinkat" | "mount",
+            "open" | "openat" | "openat2" | "creat" | "stat" | "lstat" | "access" | "chdir"
+            | "mkdir" | "mkdirat" | "rmdir" | "unlink" | "unlinkat" | "chmod" | "fchmodat"
+            | "fchmodat2" | "chown" | "chroot" | "umount2" | "execve" | "execveat" | "memfd_create"
+            | "init_module" | "finit_module" | "rename" | "renameat" | "renameat2" | "link"
+            | "linkat" | "symlink" | "symlinkat" | "mount",
         ) => 0,
         Some("connect" | "bind" | "sendto" | "sendmsg" | "accept" | "accept4") => 1,
         _ => 2,
@@ -407,4 +414,3 @@ mod tests {
         assert!(SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }
-
