@@ -4,9 +4,10 @@ COMPOSE ?= docker-compose
 
 .PHONY: run test build release lint bench-gateway bench-engine check-compose deps-run deps-test clean
 
-## run: set up what is missing, build, and start the gateway with config/gateway.yaml
-run: deps-run release
-	./target/release/peregrine-gateway --config config/gateway.yaml
+## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
+## the eBPF sensor with Falco's stable rules feeding it
+run: deps-run
+	scripts/run.sh
 
 ## test: set up what is missing and run the whole test suite
 test: deps-test lint
