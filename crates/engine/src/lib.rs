@@ -11,6 +11,7 @@ pub mod fields;
 pub mod filter;
 pub mod matchers;
 pub mod output;
+pub mod prefilter;
 pub mod priority;
 pub mod replay;
 pub mod rules;

@@ -54,6 +54,35 @@ struct {
 	__type(value, __u32);
 } SYSCALL_PROGS SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct open_filter);
+} OPEN_FILTER SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct path_key);
+	__type(value, struct path_value);
+} OPEN_PATHS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SYSCALLS);
+	__type(key, __u32);
+	__type(value, struct socket_filter);
+} SOCK_FILTER SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_key);
+} KEY_SCRATCH SEC(".maps");
+
 /* Per-CPU room to build records larger than the 512-byte stack. */
 struct scratch {
 	union {
@@ -125,33 +154,42 @@ static __always_inline bool is_self(void)
 
 /* ---------------------------------------------------------------- syscall exits */
 
+/*
+ * `regs` is a BTF-typed argument of a tp_btf program, so its fields are read directly (a plain
+ * load with a CO-RE relocation) rather than through bpf_probe_read_kernel: on the hot path of
+ * every syscall exit, that helper call per register was most of the cost.
+ */
+
 static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
 {
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, r10);
-	case 4: return BPF_CORE_READ(regs, r8);
-	default: return BPF_CORE_READ(regs, r9);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	default: return regs->r9;
 	}
 }
 
+/*
+ * Starts a syscall record with the arguments only; the header (task reads, comm, clock) is
+ * filled by finish_syscall, so that events a filter drops cost as little as possible.
+ */
 static __always_inline struct record_syscall *start_syscall(struct pt_regs *regs, long ret, __u32 id)
 {
 	struct scratch *s = scratch();
 	if (!s)
 		return 0;
 	struct record_syscall *r = &s->sys;
-	fill_header(&r->h, RECORD_SYSCALL);
 	r->ret = ret;
 	r->syscall = id;
-	r->args[0] = BPF_CORE_READ(regs, di);
-	r->args[1] = BPF_CORE_READ(regs, si);
-	r->args[2] = BPF_CORE_READ(regs, dx);
-	r->args[3] = BPF_CORE_READ(regs, r10);
-	r->args[4] = BPF_CORE_READ(regs, r8);
-	r->args[5] = BPF_CORE_READ(regs, r9);
+	r->args[0] = regs->di;
+	r->args[1] = regs->si;
+	r->args[2] = regs->dx;
+	r->args[3] = regs->r10;
+	r->args[4] = regs->r8;
+	r->args[5] = regs->r9;
 	r->str1_len = 0;
 	r->str2_len = 0;
 	r->sockaddr_len = 0;
@@ -161,6 +199,7 @@ static __always_inline struct record_syscall *start_syscall(struct pt_regs *regs
 
 static __always_inline void finish_syscall(struct record_syscall *r)
 {
+	fill_header(&r->h, RECORD_SYSCALL);
 	__u64 size = offsetof(struct record_syscall, data) + (r->str1_len & (PATH_CAP - 1)) +
 		     (r->str2_len & (PATH_CAP - 1)) + (r->sockaddr_len & (SOCKADDR_CAP - 1));
 	r->h.len = size;
@@ -264,20 +303,110 @@ static __always_inline void string_args(__u32 id, int *a, int *b)
 	}
 }
 
+static __always_inline bool is_open(__u32 id)
+{
+	return id == 2 || id == 257 || id == 437 || id == 85;
+}
+
+/*
+ * Whether some loaded rule could match this open (see OPEN_FILTER). Runs before the path is
+ * copied into the record: the user string is read straight into the trie key, and only an open
+ * that passes pays for the record.
+ */
+static __always_inline bool open_wanted(struct pt_regs *regs, __u32 id, __u64 path_ptr)
+{
+	__u32 zero = 0;
+	struct open_filter *f = bpf_map_lookup_elem(&OPEN_FILTER, &zero);
+	if (!f || !f->enabled)
+		return true;
+	__u64 flags;
+	switch (id) {
+	case 2: flags = regs->si; break;
+	case 85: flags = 01101; break; /* creat: O_WRONLY|O_CREAT|O_TRUNC */
+	case 437: {                     /* openat2: the flags are in struct open_how */
+		flags = 0;
+		bpf_probe_read_user(&flags, sizeof(flags), (const void *)regs->dx);
+		break;
+	}
+	default: flags = regs->dx; break;
+	}
+	bool rd = (flags & 3) == 0 || (flags & 3) == 2;
+	bool wr = (flags & 3) == 1 || (flags & 3) == 2;
+	if ((rd && f->read_any) || (wr && f->write_any))
+		return true;
+	struct path_key *k = bpf_map_lookup_elem(&KEY_SCRATCH, &zero);
+	if (!k)
+		return true;
+	long n = bpf_probe_read_user_str(k->path, PATH_KEY, (const void *)path_ptr);
+	if (n < 2 || n >= PATH_KEY || k->path[0] != '/')
+		return true; /* relative, unreadable or long: only user space can judge */
+	__u32 len = n - 1;
+	if ((rd && f->read_dotdot) || (wr && f->write_dotdot)) {
+		for (int i = 0; i < PATH_KEY - 2; i++) {
+			if (i + 3 > len)
+				break;
+			if (k->path[i] == '.' && k->path[i + 1] == '.' && k->path[i + 2] == '/')
+				return true;
+		}
+	}
+	k->prefixlen = len * 8;
+	struct path_value *v = bpf_map_lookup_elem(&OPEN_PATHS, k);
+	if (!v)
+		return false;
+	__u8 prefix = (rd ? PATH_READ_PREFIX : 0) | (wr ? PATH_WRITE_PREFIX : 0);
+	__u8 exact = (rd ? PATH_READ_EXACT : 0) | (wr ? PATH_WRITE_EXACT : 0);
+	return (v->flags & prefix) || ((v->flags & exact) && v->len == len);
+}
+
+/* Whether some loaded rule could match this socket event (see SOCK_FILTER). */
+static __always_inline bool socket_wanted(struct record_syscall *r, __u32 id)
+{
+	struct socket_filter *f = bpf_map_lookup_elem(&SOCK_FILTER, &id);
+	if (!f)
+		return true;
+	__u32 len = r->sockaddr_len & (SOCKADDR_CAP - 1);
+	if (len == 0)
+		return !f->needs_address;
+	if (!f->not_loopback || len < 8)
+		return true;
+	__u32 off = ((r->str1_len & (PATH_CAP - 1)) + (r->str2_len & (PATH_CAP - 1))) & (2 * PATH_CAP - 1);
+	__u16 family = 0;
+	bpf_probe_read_kernel(&family, sizeof(family), &r->data[off]);
+	if (family == 2) { /* AF_INET: 127.0.0.0/8 */
+		__u8 first = 0;
+		bpf_probe_read_kernel(&first, 1, &r->data[(off + 4) & (2 * PATH_CAP + SOCKADDR_CAP - 1)]);
+		return first != 127;
+	}
+	if (family == 10 && len >= 24) { /* AF_INET6: ::1 */
+		__u64 hi = 0, lo = 0;
+		bpf_probe_read_kernel(&hi, 8, &r->data[(off + 8) & (2 * PATH_CAP + SOCKADDR_CAP - 1)]);
+		bpf_probe_read_kernel(&lo, 8, &r->data[(off + 16) & (2 * PATH_CAP + SOCKADDR_CAP - 1)]);
+		return !(hi == 0 && lo == 0x0100000000000000ULL);
+	}
+	return true;
+}
+
 /* Paths: one or two user strings. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_paths, struct pt_regs *regs, long ret)
 {
-	__u32 id = BPF_CORE_READ(regs, orig_ax);
+	__u32 id = regs->orig_ax;
+	int a, b;
+	string_args(id, &a, &b);
+	if (is_open(id) && !open_wanted(regs, id, arg_of(regs, a)))
+		return 0;
 	struct record_syscall *r = start_syscall(regs, ret, id);
 	if (!r)
 		return 0;
-	int a, b;
-	string_args(id, &a, &b);
 	if (a >= 0)
 		read_str1(r, arg_of(regs, a));
 	if (b >= 0)
 		read_str2(r, arg_of(regs, b));
+	if (id == 437) { /* openat2: the flags are in struct open_how */
+		__u64 how_flags = 0;
+		bpf_probe_read_user(&how_flags, sizeof(how_flags), (const void *)r->args[2]);
+		r->args[2] = how_flags;
+	}
 	finish_syscall(r);
 	return 0;
 }
@@ -286,7 +415,7 @@ int BPF_PROG(sys_exit_paths, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_sockaddr, struct pt_regs *regs, long ret)
 {
-	__u32 id = BPF_CORE_READ(regs, orig_ax);
+	__u32 id = regs->orig_ax;
 	struct record_syscall *r = start_syscall(regs, ret, id);
 	if (!r)
 		return 0;
@@ -313,6 +442,8 @@ int BPF_PROG(sys_exit_sockaddr, struct pt_regs *regs, long ret)
 		break;
 	}
 	}
+	if (!socket_wanted(r, id))
+		return 0;
 	finish_syscall(r);
 	return 0;
 }
@@ -321,7 +452,7 @@ int BPF_PROG(sys_exit_sockaddr, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_generic, struct pt_regs *regs, long ret)
 {
-	__u32 id = BPF_CORE_READ(regs, orig_ax);
+	__u32 id = regs->orig_ax;
 	struct record_syscall *r = start_syscall(regs, ret, id);
 	if (!r)
 		return 0;
@@ -333,8 +464,7 @@ int BPF_PROG(sys_exit_generic, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 id = BPF_CORE_READ(regs, orig_ax);
-	count(COUNTER_SYSCALLS);
+	__u32 id = regs->orig_ax;
 	if (id >= MAX_SYSCALLS)
 		return 0;
 	__u8 *wanted = bpf_map_lookup_elem(&INTERESTING, &id);

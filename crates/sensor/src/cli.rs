@@ -66,6 +66,10 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
+        /// Send every event of the needed syscalls to user space, without the kernel-side
+        /// filters derived from the rules (for comparison and debugging).
+        #[arg(long)]
+        no_kernel_filters: bool,
     },
 }
 
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
             hostname,
             drop_threshold,
             duration,
+            no_kernel_filters,
         } => {
             init_logs();
             let opts = crate::run::Options {
@@ -107,6 +112,7 @@ pub fn main() -> ExitCode {
                 hostname: hostname.unwrap_or_else(local_hostname),
                 drop_threshold,
                 duration: duration.map(std::time::Duration::from_secs_f64),
+                kernel_filters: !no_kernel_filters,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -33,6 +33,8 @@ pub struct Options {
     pub drop_threshold: f64,
     /// Stop after this long (for tests and benchmarks); run until a signal otherwise.
     pub duration: Option<Duration>,
+    /// Drop in the kernel the events no loaded rule can match.
+    pub kernel_filters: bool,
 }
 
 /// Syscalls the process table needs whatever the rules are.
@@ -298,6 +300,36 @@ fn boot_to_wall_ns() -> i64 {
     now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)
 }
 
+/// Filters for the kernel side from what the rules can match (none when turned off).
+fn kernel_filters(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
+    use peregrine_engine::event_types::index_of;
+    use peregrine_engine::prefilter::{open_needs, socket_needs, OpenNeeds};
+    if !enabled {
+        return crate::bpf::Filters::default();
+    }
+    let mut open = OpenNeeds::default();
+    for t in ["open", "openat", "openat2", "creat"]
+        .iter()
+        .filter_map(|n| index_of(n))
+    {
+        let n = open_needs(ruleset, t);
+        for (all, one) in [(&mut open.read, n.read), (&mut open.write, n.write)] {
+            all.any |= one.any;
+            all.dotdot |= one.dotdot;
+            all.exact.extend(one.exact);
+            all.prefixes.extend(one.prefixes);
+        }
+    }
+    let sockets = ["connect", "sendto", "sendmsg", "accept", "accept4", "bind"]
+        .iter()
+        .filter_map(|n| Some((syscalls::number(n)?, socket_needs(ruleset, index_of(n)?))))
+        .collect();
+    crate::bpf::Filters {
+        open: Some(open),
+        sockets,
+    }
+}
+
 /// Falco's rate limit for drop alerts: one every 30 s, burst 1.
 const DROP_ALERT_EVERY: Duration = Duration::from_secs(30);
 
@@ -323,9 +355,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .collect();
     let mut interesting = evaluated.clone();
     interesting.extend(STATE_SYSCALLS.iter().filter_map(|n| syscalls::number(n)));
-    // Opens feed the process table's descriptor map when rules ask about fd-based syscalls.
-    let mut probe =
-        Probe::load(&interesting, opts.ring_bytes).context("cannot start live capture")?;
+    let filters = kernel_filters(&ruleset, opts.kernel_filters);
+    let mut probe = Probe::load(&interesting, opts.ring_bytes, &filters)
+        .context("cannot start live capture")?;
     tracing::info!(
         syscalls = interesting.len(),
         rules = ruleset.rules().len(),

@@ -303,6 +303,51 @@ fn a_process_in_a_docker_scope_cgroup_gets_its_container_id() {
 }
 
 #[test]
+fn the_kernel_side_filter_keeps_watched_opens_and_drops_the_rest() {
+    if !root() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let sensor = Sensor::start(&["--metrics-listen", &metrics]);
+    // 20 000 opens of a file no stable rule watches, then one that a rule does.
+    sh(r#"python3 -c '
+import os
+for _ in range(20000):
+    os.close(os.open("/etc/hostname", os.O_RDONLY))
+'"#);
+    sh("cat /etc/shadow > /dev/null; true");
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = reqwest_get(&format!("http://{metrics}/metrics"));
+    let opens: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("peregrine_sensor_events_total{type=\"openat\"}")
+                .and_then(|r| r.trim().parse().ok())
+        })
+        .unwrap_or(0.0);
+    let alerts = sensor.stop();
+    assert!(
+        opens < 2000.0,
+        "{opens} opens reached user space; the 20 000 of /etc/hostname should not"
+    );
+    assert!(
+        find(
+            &alerts,
+            "Read sensitive file untrusted",
+            "fd.name",
+            "/etc/shadow"
+        )
+        .is_some(),
+        "the watched open still alerts"
+    );
+}
+
+#[test]
 fn a_burst_overflowing_the_ring_reports_its_drops() {
     if !root() {
         return;

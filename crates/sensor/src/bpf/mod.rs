@@ -5,11 +5,13 @@ pub mod syscalls;
 
 use std::collections::BTreeSet;
 
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
+use peregrine_engine::prefilter::{OpenNeeds, SocketNeeds};
 
-use records::{COUNTER_DROPS, COUNTER_EVENTS, COUNTER_SYSCALLS, COUNTER_TRUNCATED, MAX_SYSCALLS};
+use records::{COUNTER_DROPS, COUNTER_EVENTS, COUNTER_TRUNCATED, MAX_SYSCALLS};
 
 /// The compiled kernel side, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor.bpf.o"));
@@ -36,9 +38,152 @@ pub struct Counters {
     pub events: u64,
     /// Records that found the ring full.
     pub drops: u64,
-    /// Syscall exits seen before filtering.
-    pub syscalls: u64,
     pub truncated: u64,
+}
+
+/// Kernel-side filters derived from the rules (see `peregrine_engine::prefilter`).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// What opens (open, openat, openat2, creat together) some rule could match; `None` keeps all.
+    pub open: Option<OpenNeeds>,
+    /// Per socket syscall number.
+    pub sockets: Vec<(u32, SocketNeeds)>,
+}
+
+const PATH_KEY: usize = 256;
+const PATH_READ_EXACT: u8 = 1;
+const PATH_READ_PREFIX: u8 = 2;
+const PATH_WRITE_EXACT: u8 = 4;
+const PATH_WRITE_PREFIX: u8 = 8;
+
+/// `struct open_filter` in events.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct OpenFilter {
+    enabled: u8,
+    read_any: u8,
+    write_any: u8,
+    read_dotdot: u8,
+    write_dotdot: u8,
+}
+// SAFETY: plain bytes, the layout of the C struct.
+unsafe impl aya::Pod for OpenFilter {}
+
+/// `struct path_value` in events.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct PathValue {
+    len: u16,
+    flags: u8,
+    pad: u8,
+}
+// SAFETY: plain bytes, the layout of the C struct.
+unsafe impl aya::Pod for PathValue {}
+
+/// The LPM-trie entries for the open filter: each path with the modes for which it is an exact
+/// name or a prefix. A prefix's flag is copied onto every longer key it covers, because a trie
+/// lookup returns only the longest matching key.
+fn path_entries(needs: &OpenNeeds) -> (Vec<(String, PathValue)>, bool, bool) {
+    let mut entries: std::collections::BTreeMap<String, PathValue> =
+        std::collections::BTreeMap::new();
+    let mut too_long = (false, false);
+    for (paths, exact_bit, prefix_bit, long) in [
+        (
+            &needs.read,
+            PATH_READ_EXACT,
+            PATH_READ_PREFIX,
+            &mut too_long.0,
+        ),
+        (
+            &needs.write,
+            PATH_WRITE_EXACT,
+            PATH_WRITE_PREFIX,
+            &mut too_long.1,
+        ),
+    ] {
+        for (path, bit) in paths
+            .exact
+            .iter()
+            .map(|p| (p, exact_bit))
+            .chain(paths.prefixes.iter().map(|p| (p, prefix_bit)))
+        {
+            if path.len() > PATH_KEY {
+                *long = true; // cannot be a key: let every path of this mode through
+                continue;
+            }
+            let e = entries.entry(path.clone()).or_insert(PathValue {
+                len: path.len() as u16,
+                ..PathValue::default()
+            });
+            e.flags |= bit;
+        }
+    }
+    let prefixes: Vec<(String, u8)> = entries
+        .iter()
+        .filter(|(_, v)| v.flags & (PATH_READ_PREFIX | PATH_WRITE_PREFIX) != 0)
+        .map(|(k, v)| (k.clone(), v.flags & (PATH_READ_PREFIX | PATH_WRITE_PREFIX)))
+        .collect();
+    for (key, value) in entries.iter_mut() {
+        for (p, bits) in &prefixes {
+            if key.starts_with(p.as_str()) {
+                value.flags |= bits;
+            }
+        }
+    }
+    (entries.into_iter().collect(), too_long.0, too_long.1)
+}
+
+fn flag(b: bool) -> u8 {
+    u8::from(b)
+}
+
+fn fill_filters(ebpf: &mut Ebpf, filters: &Filters) -> Result<(), LoadError> {
+    if let Some(open) = &filters.open {
+        let (entries, read_long, write_long) = path_entries(open);
+        let mut trie: LpmTrie<_, [u8; PATH_KEY], PathValue> = LpmTrie::try_from(
+            ebpf.map_mut("OPEN_PATHS")
+                .ok_or(LoadError::Map("OPEN_PATHS"))?,
+        )
+        .map_err(|_| LoadError::Map("OPEN_PATHS"))?;
+        for (path, value) in &entries {
+            let mut data = [0u8; PATH_KEY];
+            data[..path.len()].copy_from_slice(path.as_bytes());
+            trie.insert(&Key::new(path.len() as u32 * 8, data), value, 0)
+                .map_err(|e| LoadError::Load(format!("open path filter: {e}")))?;
+        }
+        let f = OpenFilter {
+            enabled: 1,
+            read_any: flag(open.read.any || read_long),
+            write_any: flag(open.write.any || write_long),
+            read_dotdot: flag(open.read.dotdot),
+            write_dotdot: flag(open.write.dotdot),
+        };
+        let mut array: Array<_, OpenFilter> = Array::try_from(
+            ebpf.map_mut("OPEN_FILTER")
+                .ok_or(LoadError::Map("OPEN_FILTER"))?,
+        )
+        .map_err(|_| LoadError::Map("OPEN_FILTER"))?;
+        array
+            .set(0, f, 0)
+            .map_err(|e| LoadError::Load(format!("open filter: {e}")))?;
+        tracing::info!(
+            paths = entries.len(),
+            read_any = open.read.any,
+            write_any = open.write.any,
+            "kernel-side open filter"
+        );
+    }
+    let mut sockets: Array<_, [u8; 2]> = Array::try_from(
+        ebpf.map_mut("SOCK_FILTER")
+            .ok_or(LoadError::Map("SOCK_FILTER"))?,
+    )
+    .map_err(|_| LoadError::Map("SOCK_FILTER"))?;
+    for (nr, needs) in &filters.sockets {
+        sockets
+            .set(*nr, [flag(needs.address), flag(needs.not_loopback)], 0)
+            .map_err(|e| LoadError::Load(format!("socket filter: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Argument shapes with a program of their own (tail-call targets).
@@ -53,7 +198,11 @@ pub struct Probe {
 impl Probe {
     /// Loads the programs, fills the interesting-syscall table and the tail-call table, and
     /// attaches the dispatcher and the process-lifecycle tracepoints.
-    pub fn load(interesting: &BTreeSet<u32>, ring_bytes: u32) -> Result<Probe, LoadError> {
+    pub fn load(
+        interesting: &BTreeSet<u32>,
+        ring_bytes: u32,
+        filters: &Filters,
+    ) -> Result<Probe, LoadError> {
         if unsafe { libc::geteuid() } != 0 {
             return Err(LoadError::NotPrivileged);
         }
@@ -135,6 +284,8 @@ impl Probe {
             }
         }
 
+        fill_filters(&mut ebpf, filters)?;
+
         for name in [
             "sys_exit",
             "sched_process_exec",
@@ -168,7 +319,6 @@ impl Probe {
         Counters {
             events: sum(COUNTER_EVENTS),
             drops: sum(COUNTER_DROPS),
-            syscalls: sum(COUNTER_SYSCALLS),
             truncated: sum(COUNTER_TRUNCATED),
         }
     }
@@ -197,4 +347,40 @@ fn describe(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_cover_longer_keys() {
+        let mut needs = OpenNeeds::default();
+        needs.read.exact.insert("/etc/shadow".into());
+        needs.write.prefixes.insert("/etc/".into());
+        let (entries, _, _) = path_entries(&needs);
+        let get = |k: &str| {
+            entries
+                .iter()
+                .find(|(p, _)| p == k)
+                .map(|(_, v)| *v)
+                .unwrap()
+        };
+        let shadow = get("/etc/shadow");
+        assert_eq!(shadow.len, 11);
+        assert_eq!(
+            shadow.flags,
+            PATH_READ_EXACT | PATH_WRITE_PREFIX,
+            "a write under /etc/ still passes at the longer key"
+        );
+        assert_eq!(get("/etc/").flags, PATH_WRITE_PREFIX);
+    }
+
+    #[test]
+    fn a_path_too_long_for_a_key_lets_its_mode_through() {
+        let mut needs = OpenNeeds::default();
+        needs.read.exact.insert(format!("/{}", "x".repeat(300)));
+        let (entries, read_long, write_long) = path_entries(&needs);
+        assert!(entries.is_empty() && read_long && !write_long);
+    }
 }

@@ -17,7 +17,6 @@ pub const RECORD_EXIT: u32 = 4;
 
 pub const COUNTER_EVENTS: u32 = 0;
 pub const COUNTER_DROPS: u32 = 1;
-pub const COUNTER_SYSCALLS: u32 = 2;
 pub const COUNTER_TRUNCATED: u32 = 3;
 
 pub const EXE_WRITABLE: u32 = 1;
