@@ -303,6 +303,68 @@ fn a_process_in_a_docker_scope_cgroup_gets_its_container_id() {
 }
 
 #[test]
+fn a_captured_session_replays_to_the_same_alert() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("session.jsonl");
+    let sensor = Sensor::start(&["--capture", capture.to_str().unwrap()]);
+    sh("cat /etc/shadow > /dev/null; true");
+    let live = sensor.stop();
+    let live_alert = find(
+        &live,
+        "Read sensitive file untrusted",
+        "fd.name",
+        "/etc/shadow",
+    )
+    .expect("the live alert")
+    .clone();
+
+    let replay = Command::new(env!("CARGO_BIN_EXE_peregrine-sensor"))
+        .args([
+            "replay",
+            "--hostname",
+            "test-node",
+            "--rules",
+            &stable_rules(),
+            "--events",
+            capture.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replayed: Vec<serde_json::Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let again = find(
+        &replayed,
+        "Read sensitive file untrusted",
+        "fd.name",
+        "/etc/shadow",
+    )
+    .expect("the replayed alert");
+    for key in [
+        "rule",
+        "priority",
+        "output",
+        "time",
+        "tags",
+        "output_fields",
+    ] {
+        assert_eq!(
+            again[key], live_alert[key],
+            "{key} differs between live and replay"
+        );
+    }
+}
+
+#[test]
 fn the_kernel_side_filter_keeps_watched_opens_and_drops_the_rest() {
     if !root() {
         return;
