@@ -10,34 +10,47 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::output::Output;
-use crate::{stdout, webhook};
+use crate::{pagerduty, slack, stdout, teams, webhook};
 
 /// The output types this build provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputKind {
     Webhook,
     Stdout,
+    Slack,
+    Teams,
+    PagerDuty,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 2] = [OutputKind::Webhook, OutputKind::Stdout];
+    pub const ALL: [OutputKind; 5] = [
+        OutputKind::Webhook,
+        OutputKind::Stdout,
+        OutputKind::Slack,
+        OutputKind::Teams,
+        OutputKind::PagerDuty,
+    ];
 
     /// Types the contract names that later versions add.
-    const PLANNED: [&'static str; 7] = [
-        "slack",
-        "teams",
-        "pagerduty",
-        "elasticsearch",
-        "loki",
-        "sns",
-        "kafka",
-    ];
+    const PLANNED: [&'static str; 4] = ["elasticsearch", "loki", "sns", "kafka"];
 
     pub fn as_str(self) -> &'static str {
         match self {
             OutputKind::Webhook => "webhook",
             OutputKind::Stdout => "stdout",
+            OutputKind::Slack => "slack",
+            OutputKind::Teams => "teams",
+            OutputKind::PagerDuty => "pagerduty",
         }
+    }
+
+    /// Outputs a person reads (chat and paging). Only these take storm control: storage and
+    /// queue outputs always receive every alert.
+    pub fn is_for_people(self) -> bool {
+        matches!(
+            self,
+            OutputKind::Slack | OutputKind::Teams | OutputKind::PagerDuty
+        )
     }
 }
 
@@ -86,6 +99,9 @@ pub struct BuildContext {
 pub enum OutputSettings {
     Webhook(webhook::WebhookConfig),
     Stdout(stdout::StdoutConfig),
+    Slack(slack::SlackConfig),
+    Teams(teams::TeamsConfig),
+    PagerDuty(pagerduty::PagerDutyConfig),
 }
 
 impl OutputSettings {
@@ -95,6 +111,16 @@ impl OutputSettings {
         Ok(match kind {
             OutputKind::Webhook => OutputSettings::Webhook(parse_keys(value)?),
             OutputKind::Stdout => OutputSettings::Stdout(parse_keys(value)?),
+            OutputKind::Slack => OutputSettings::Slack(parse_keys(value)?),
+            OutputKind::Teams => OutputSettings::Teams(parse_keys(value)?),
+            OutputKind::PagerDuty => {
+                let c: pagerduty::PagerDutyConfig = parse_keys(value)?;
+                c.check().map_err(|(path, message)| SettingsError {
+                    path: path.to_string(),
+                    message,
+                })?;
+                OutputSettings::PagerDuty(c)
+            }
         })
     }
 
@@ -102,6 +128,9 @@ impl OutputSettings {
         match self {
             OutputSettings::Webhook(_) => OutputKind::Webhook,
             OutputSettings::Stdout(_) => OutputKind::Stdout,
+            OutputSettings::Slack(_) => OutputKind::Slack,
+            OutputSettings::Teams(_) => OutputKind::Teams,
+            OutputSettings::PagerDuty(_) => OutputKind::PagerDuty,
         }
     }
 
@@ -109,6 +138,9 @@ impl OutputSettings {
         match self {
             OutputSettings::Webhook(c) => Arc::new(webhook::build(c, ctx)),
             OutputSettings::Stdout(c) => Arc::new(stdout::StdoutOutput::new(c)),
+            OutputSettings::Slack(c) => Arc::new(slack::build(c, ctx)),
+            OutputSettings::Teams(c) => Arc::new(teams::build(c, ctx)),
+            OutputSettings::PagerDuty(c) => Arc::new(pagerduty::build(c, ctx)),
         }
     }
 
@@ -117,6 +149,13 @@ impl OutputSettings {
         match self {
             OutputSettings::Webhook(c) => format!("{} {}", c.method, c.url),
             OutputSettings::Stdout(_) => "standard output".to_string(),
+            OutputSettings::Slack(c) => format!("Slack webhook {}", c.webhook_url),
+            OutputSettings::Teams(c) => format!("Teams {:?} webhook {}", c.format, c.webhook_url),
+            OutputSettings::PagerDuty(c) => format!(
+                "PagerDuty events {} (routing key ***, dedup_key {})",
+                c.endpoint(),
+                c.dedup_key
+            ),
         }
     }
 }

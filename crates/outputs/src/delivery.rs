@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct Failure {
     pub status: Option<u16>,
     pub reason: String,
+    /// A short, bounded word for metrics labels (`channel_not_found`, `invalid_payload`), from a
+    /// fixed vocabulary of the output. Never free text from the destination.
+    pub code: Option<&'static str>,
 }
 
 impl Failure {
@@ -16,7 +19,13 @@ impl Failure {
         Failure {
             status,
             reason: reason.into(),
+            code: None,
         }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 }
 

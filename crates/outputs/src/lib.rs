@@ -7,15 +7,24 @@
 //!
 //! Outputs never see the gateway: they know nothing about spools, cursors or metrics.
 
+pub mod card;
 pub mod config;
 pub mod delivery;
 pub mod duration;
 pub mod envelope;
+pub mod fingerprint;
 pub mod http;
 pub mod output;
+pub mod pacer;
+pub mod pagerduty;
+pub mod rate;
 pub mod retry;
 pub mod secret;
+pub mod slack;
 pub mod stdout;
+pub mod teams;
+#[cfg(test)]
+mod testing;
 pub mod webhook;
 
 pub use config::{OutputKind, OutputSettings};

@@ -38,6 +38,15 @@ pub trait Output: Send + Sync + 'static {
         BatchLimits::SINGLE
     }
 
+    /// Waits until the destination would take a request now (a paced output's token is due),
+    /// without taking the token. Called before a batch is gathered, so alerts that arrive
+    /// meanwhile join the batch.
+    async fn ready(&self) {}
+
+    /// Takes the destination's rate token for one request. Called before every attempt, outside
+    /// the attempt's timeout.
+    async fn pace(&self) {}
+
     /// One attempt to deliver `batch` (never empty, at most `batch_limits()` long).
     async fn deliver(&self, batch: &[Envelope]) -> Delivery;
 }

@@ -121,6 +121,7 @@ pub async fn deliver_with_retries(
 
     while !pending.is_empty() {
         gate.wait().await;
+        output.pace().await;
         let sending: Vec<Envelope> = pending.iter().map(|&i| batch[i].clone()).collect();
         let result = match tokio::time::timeout(policy.timeout, output.deliver(&sending)).await {
             Ok(result) => result,

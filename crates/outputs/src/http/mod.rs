@@ -48,6 +48,11 @@ pub trait HttpEncoder: Send + Sync + 'static {
         BatchLimits::SINGLE
     }
 
+    /// The pacer for this destination, if it has a published rate.
+    fn pacer(&self) -> Option<&crate::pacer::Pacer> {
+        None
+    }
+
     /// Builds the request for `batch`. An error is permanent: the batch can never be sent as is.
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure>;
 
@@ -96,6 +101,18 @@ impl<E: HttpEncoder> Output for HttpOutput<E> {
 
     fn batch_limits(&self) -> BatchLimits {
         self.encoder.batch_limits()
+    }
+
+    async fn ready(&self) {
+        if let Some(p) = self.encoder.pacer() {
+            p.until_available().await;
+        }
+    }
+
+    async fn pace(&self) {
+        if let Some(p) = self.encoder.pacer() {
+            p.acquire().await;
+        }
     }
 
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {

@@ -1,0 +1,14 @@
+//! Local stand-ins for the SaaS destinations that cannot run here, for tests.
+//!
+//! Each fake listens on 127.0.0.1, checks every body against the service's published format,
+//! enforces the service's published rate limit, and answers as the service does — success
+//! bodies, error words, 429s with `Retry-After`. Tests read back what arrived and what was
+//! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
+
+mod bucket;
+pub mod pagerduty;
+mod server;
+pub mod slack;
+pub mod teams;
+
+pub use server::{Api, FakeService, Message, Reply};

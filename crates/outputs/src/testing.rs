@@ -1,0 +1,43 @@
+//! Alerts for the outputs' tests, shaped like what Falco posts.
+
+use peregrine_engine::{Alert, AlertId};
+
+use crate::envelope::Envelope;
+
+/// Falco's stable "Read sensitive file untrusted" alert from a container, as Falco 0.41 posts it.
+pub fn shadow_read(priority: &str) -> Envelope {
+    envelope(serde_json::json!({
+        "hostname": "node-1",
+        "output": format!("09:23:10.123456789: {priority} Sensitive file opened for reading by non-trusted program (file=/etc/shadow gparent=bash ggparent=containerd-shim gggparent=<NA> evt_type=openat user=root user_uid=0 user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34816 container_id=3ad7b26ded6d container_name=web)"),
+        "output_fields": {
+            "container.id": "3ad7b26ded6d",
+            "container.name": "web",
+            "container.image.repository": "nginx",
+            "evt.time": 1781256190123456789u64,
+            "evt.type": "openat",
+            "fd.name": "/etc/shadow",
+            "proc.cmdline": "cat /etc/shadow",
+            "proc.exepath": "/usr/bin/cat",
+            "proc.name": "cat",
+            "proc.pname": "bash",
+            "proc.tty": 34816,
+            "user.loginuid": -1,
+            "user.name": "root",
+            "user.uid": 0,
+            "k8s.ns.name": null,
+            "container.privileged": false
+        },
+        "priority": priority,
+        "rule": "Read sensitive file untrusted",
+        "source": "syscall",
+        "tags": ["filesystem", "mitre_credential_access", "T1555"],
+        "time": "2026-06-12T09:23:10.123456789Z"
+    }))
+}
+
+/// An envelope for alert JSON, with a fresh id.
+pub fn envelope(json: serde_json::Value) -> Envelope {
+    let mut a = Alert::from_json(json).expect("a valid alert");
+    a.uuid = Some(AlertId::generate());
+    Envelope::new(a)
+}
