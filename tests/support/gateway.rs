@@ -133,6 +133,21 @@ impl GatewayProcess {
             .unwrap()
     }
 
+    /// Waits until a sample reaches `at_least` (or panics after `timeout` with the last value).
+    pub async fn wait_metric(&self, series: &str, at_least: f64, timeout: Duration) -> f64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.metric(series).await;
+            if v >= at_least {
+                return v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{series} is {v} after {timeout:?}, expected at least {at_least}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A sample's value from `/metrics`, e.g. `peregrine_output_sent_total{output="a",type="webhook"}`.
     pub async fn metric(&self, series: &str) -> f64 {
         metric_value(&self.metrics().await, series)

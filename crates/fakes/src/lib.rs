@@ -6,6 +6,7 @@
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
 mod bucket;
+pub use bucket::Limit;
 pub mod pagerduty;
 mod server;
 pub mod slack;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::deadletter::DeadLetterFile;
-use crate::delivery::{OutputStatus, Tracker, Worker};
+use crate::delivery::{OutputStatus, Storm, Tracker, Worker};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::spool::Spool;
@@ -90,6 +90,7 @@ impl Gateway {
                 dead_letters: Arc::new(dead_letters),
                 metrics: metrics.clone(),
                 status,
+                storm: o.storm.clone().map(Storm::new),
             };
             workers.spawn_on(
                 worker.run(stop.clone(), config.shutdown_grace),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use peregrine_engine::Priority;
 use peregrine_outputs::config::SettingsError;
 use peregrine_outputs::duration::ConfigDuration;
+use peregrine_outputs::fingerprint::Fingerprint;
 use peregrine_outputs::retry::RetryPolicy;
 use peregrine_outputs::secret::Secret;
 use peregrine_outputs::{OutputKind, OutputSettings};
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::delivery::StormConfig;
 use crate::routing::Route;
 use crate::spool::SpoolOptions;
 
@@ -49,6 +51,8 @@ pub struct OutputConfig {
     pub route: Route,
     pub policy: RetryPolicy,
     pub max_in_flight: usize,
+    /// Storm control (`dedup`), for chat and paging outputs.
+    pub storm: Option<StormConfig>,
 }
 
 impl OutputConfig {
@@ -267,9 +271,10 @@ struct RawCommon {
     timeout: Option<ConfigDuration>,
     retry: Option<RawRetry>,
     max_in_flight: Option<usize>,
+    dedup: Option<RawDedup>,
 }
 
-const COMMON_KEYS: [&str; 7] = [
+const COMMON_KEYS: [&str; 8] = [
     "name",
     "type",
     "min_priority",
@@ -277,7 +282,16 @@ const COMMON_KEYS: [&str; 7] = [
     "timeout",
     "retry",
     "max_in_flight",
+    "dedup",
 ];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDedup {
+    window: ConfigDuration,
+    #[serde(default)]
+    fields: Option<Fingerprint>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -389,12 +403,32 @@ fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputCo
         errors.push(format!("{path}.max_in_flight"), "must be at least 1");
     }
 
+    let storm = match raw.dedup {
+        None => None,
+        Some(_) if !kind.is_for_people() => {
+            errors.push(
+                format!("{path}.dedup"),
+                format!("storm control is for chat and paging outputs (slack, teams, pagerduty); a {kind} output receives every alert"),
+            );
+            None
+        }
+        Some(d) if d.window.0.is_zero() => {
+            errors.push(format!("{path}.dedup.window"), "must be greater than 0");
+            None
+        }
+        Some(d) => Some(StormConfig {
+            window: d.window.0,
+            fingerprint: d.fields.unwrap_or_default(),
+        }),
+    };
+
     Some(OutputConfig {
         name: raw.name,
         settings,
         route,
         policy,
         max_in_flight,
+        storm,
     })
 }
 

@@ -68,6 +68,13 @@ fn main() -> ExitCode {
                 o.kind(),
                 o.settings.describe()
             );
+            if let Some(storm) = &o.storm {
+                println!(
+                    "    dedup: one alert per {} per {}s window, then a digest",
+                    storm.fingerprint.fields().join(" + "),
+                    storm.window.as_secs_f64()
+                );
+            }
         }
         return ExitCode::SUCCESS;
     }

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub sent: IntCounterVec,
     pub retries: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    pub dead_lettered_by_reason: IntCounterVec,
+    pub suppressed: IntCounterVec,
+    pub digests: IntCounterVec,
     pub filtered: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub in_flight: IntGaugeVec,
@@ -109,6 +112,24 @@ impl Metrics {
                 "Alerts written to an output's dead-letter file.",
                 out,
             ),
+            dead_lettered_by_reason: counter(
+                &r,
+                "peregrine_output_dead_lettered_by_reason_total",
+                "Alerts dead-lettered, by the destination's reason word (channel_not_found, invalid_event, retries_exhausted, http_404, ...).",
+                &["output", "type", "reason"],
+            ),
+            suppressed: counter(
+                &r,
+                "peregrine_output_suppressed_total",
+                "Alerts storm control held back from an output (counted in its next digest; other outputs still get them).",
+                out,
+            ),
+            digests: counter(
+                &r,
+                "peregrine_output_digests_total",
+                "Storm-control digest messages delivered to an output.",
+                out,
+            ),
             filtered: counter(
                 &r,
                 "peregrine_output_filtered_total",
@@ -171,6 +192,8 @@ impl Metrics {
             &self.retries,
             &self.dead_lettered,
             &self.filtered,
+            &self.suppressed,
+            &self.digests,
         ] {
             c.with_label_values(&labels);
         }

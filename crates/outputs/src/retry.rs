@@ -188,7 +188,8 @@ pub async fn deliver_with_retries(
                     failure: Failure::new(
                         failure.status,
                         format!("gave up after {attempts} attempts: {}", failure.reason),
-                    ),
+                    )
+                    .with_code("retries_exhausted"),
                     attempts,
                 });
             }

@@ -85,7 +85,7 @@ outputs:
   - name: b
     type: carrier-pigeon
   - name: c
-    type: slack
+    type: kafka
   - name: d
     type: webhook
     url: "http://127.0.0.1/${MISSING}"
@@ -100,7 +100,7 @@ outputs:
         "outputs[0].retry.max_backoff: invalid type",
         "outputs[1].urll: unknown field `urll`, expected one of `url`, `method`, `headers`",
         "outputs[2].type: unknown output type 'carrier-pigeon'",
-        "outputs[3].type: output type 'slack' is not available in this version",
+        "outputs[3].type: output type 'kafka' is not available in this version",
         "outputs[4].url: environment variable MISSING is not set",
         "outputs[4].min_priority: unknown priority 'urgent'",
         "outputs[4].max_in_flight: must be at least 1",
@@ -174,4 +174,87 @@ fn yaml_syntax_errors_have_a_location() {
     let got = problems("outputs:\n  - name: a\n   type: stdout\n");
     assert!(got[0].starts_with("not valid YAML"), "{got:?}");
     assert!(got[0].contains("line"), "{got:?}");
+}
+
+#[test]
+fn chat_and_paging_outputs_load_with_storm_control() {
+    let text = r#"
+outputs:
+  - name: sec-slack
+    type: slack
+    webhook_url: "https://hooks.slack.com/services/T0001/B0001/${HOOK_TOKEN}"
+    mention: { text: "<!here>", min_priority: critical }
+    dedup: { window: 2m }
+  - name: teams
+    type: teams
+    webhook_url: "https://example.webhook.office.com/x"
+    format: messagecard
+  - name: oncall
+    type: pagerduty
+    routing_key: "R0UT1NGKEY0123456789abcdefABCDEF"
+    region: eu
+    min_priority: critical
+    dedup: { window: 10m, fields: [rule, k8s.ns.name] }
+"#;
+    let c = Config::parse(text, &env).unwrap();
+    let kinds: Vec<_> = c.outputs.iter().map(|o| o.kind()).collect();
+    assert_eq!(
+        kinds,
+        [OutputKind::Slack, OutputKind::Teams, OutputKind::PagerDuty]
+    );
+    let storm = c.outputs[0].storm.as_ref().unwrap();
+    assert_eq!(storm.window, Duration::from_secs(120));
+    assert_eq!(
+        storm.fingerprint.fields(),
+        ["rule", "hostname", "container.id"]
+    );
+    assert!(c.outputs[1].storm.is_none());
+    assert_eq!(
+        c.outputs[2].storm.as_ref().unwrap().fingerprint.fields(),
+        ["rule", "k8s.ns.name"]
+    );
+    let printed = format!(
+        "{c:?} {}",
+        c.outputs
+            .iter()
+            .map(|o| o.settings.describe())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for secret in ["tok-123", "T0001", "R0UT1NGKEY"] {
+        assert!(!printed.contains(secret), "{secret} printed");
+    }
+}
+
+#[test]
+fn storm_control_and_chat_keys_are_checked_with_their_paths() {
+    let p = problems(
+        r#"
+outputs:
+  - { name: hook, type: webhook, url: "http://127.0.0.1:1/", dedup: { window: 1m } }
+  - { name: s, type: slack, webhook_url: "http://127.0.0.1:1/", dedup: { window: 0s } }
+  - { name: s2, type: slack, webhook_url: "http://127.0.0.1:1/", dedup: { window: 1m, fields: [] } }
+  - { name: pd, type: pagerduty, routing_key: "${HOOK_TOKEN}" }
+  - { name: t, type: teams, webhook_url: "http://127.0.0.1:1/", format: card }
+"#,
+    );
+    assert!(
+        p[0].starts_with("outputs[0].dedup: storm control is for chat and paging outputs"),
+        "{p:?}"
+    );
+    assert_eq!(p[1], "outputs[1].dedup.window: must be greater than 0");
+    assert!(
+        p[2].starts_with("outputs[2].dedup.fields: needs at least one field"),
+        "{p:?}"
+    );
+    assert!(
+        p[3].starts_with("outputs[3].routing_key: must be the 32-character integration key"),
+        "{p:?}"
+    );
+    assert!(!p[3].contains("tok-123"));
+    assert!(
+        p[4].starts_with("outputs[4].format: unknown variant `card`"),
+        "{p:?}"
+    );
+    assert_eq!(p.len(), 5, "{p:?}");
 }

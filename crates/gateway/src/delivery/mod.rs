@@ -5,9 +5,10 @@
 //! Each output reads the log independently, so a dead or black-holed destination only lets its
 //! own backlog grow on disk; it never slows ingest or another output.
 
+mod storm;
 mod tracker;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::routing::Route;
 use crate::spool::{flags, Position, Reader, StoredRecord};
 
+pub use storm::{Storm, StormConfig, Verdict};
 pub use tracker::Tracker;
 
 /// How much of the log a worker reads at once.
@@ -103,6 +105,8 @@ pub struct Worker {
     pub dead_letters: Arc<DeadLetterFile>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<OutputStatus>,
+    /// Storm control, for outputs configured with `dedup`.
+    pub storm: Option<Storm>,
 }
 
 impl Worker {
@@ -129,8 +133,10 @@ impl Worker {
             metrics: self.metrics.clone(),
             status: self.status.clone(),
             labels: [self.status.name.clone(), self.status.kind.to_string()],
+            logged: Mutex::new(HashSet::new()),
         });
         let mut buffered: VecDeque<StoredRecord> = VecDeque::new();
+        let mut digests: VecDeque<Alert> = VecDeque::new();
         let mut tasks = JoinSet::new();
 
         loop {
@@ -143,8 +149,14 @@ impl Worker {
                 _ = self.status.gate.wait() => {}
                 _ = stop.cancelled() => break,
             }
+            // A paced output gathers its batch only when it may send, so the alerts that
+            // arrived meanwhile travel together.
+            tokio::select! {
+                _ = self.output.ready() => {}
+                _ = stop.cancelled() => break,
+            }
             let batch = tokio::select! {
-                batch = self.next_batch(&mut buffered, limits) => batch,
+                batch = self.next_batch(&mut buffered, &mut digests, limits) => batch,
                 _ = stop.cancelled() => break,
             };
             let shared = shared.clone();
@@ -171,29 +183,56 @@ impl Worker {
     }
 
     /// The next batch of alerts this output's route selects, as the output's limits allow.
-    /// Waits for the first alert; after it, waits at most `max_wait` for the batch to fill.
+    /// Waits for the first alert; after it, waits at most `max_wait` for the batch to fill (with
+    /// no `max_wait`, it still takes the alerts already read, up to `max_events`). Digests of
+    /// closed storm windows go first.
     async fn next_batch(
         &mut self,
         buffered: &mut VecDeque<StoredRecord>,
+        digests: &mut VecDeque<Alert>,
         limits: BatchLimits,
     ) -> Vec<Item> {
         let mut batch: Vec<Item> = Vec::new();
         let mut bytes = 0usize;
         let mut deadline = None;
         loop {
+            while batch.len() < limits.max_events {
+                let Some(digest) = digests.pop_front() else {
+                    break;
+                };
+                batch.push(Item {
+                    position: None,
+                    accepted_at_ns: now_ns(),
+                    envelope: Envelope::new(digest),
+                });
+            }
+            if batch.len() >= limits.max_events {
+                return batch;
+            }
             if buffered.is_empty() {
-                let read = match deadline {
-                    None => self.reader.read(READ_BYTES).await,
-                    Some(at) => {
-                        match tokio::time::timeout_at(at, self.reader.read(READ_BYTES)).await {
-                            Ok(read) => read,
-                            Err(_) => return batch,
-                        }
-                    }
+                if !batch.is_empty() && limits.max_wait.is_zero() {
+                    return batch;
+                }
+                let window_end = self.storm.as_ref().and_then(Storm::next_end_ns).map(|end| {
+                    tokio::time::Instant::now() + Duration::from_nanos(end.saturating_sub(now_ns()))
+                });
+                let read = tokio::select! {
+                    read = self.reader.read(READ_BYTES) => Some(read),
+                    _ = sleep_until_or_never(deadline) => return batch,
+                    _ = sleep_until_or_never(window_end) => None,
                 };
                 match read {
-                    Ok(records) => buffered.extend(records),
-                    Err(e) => {
+                    // Nothing left to read and a storm window is over: everything accepted
+                    // before its end has been seen.
+                    None => {
+                        let storm = self
+                            .storm
+                            .as_mut()
+                            .expect("a window end implies storm control");
+                        digests.extend(storm.close_until(now_ns()));
+                    }
+                    Some(Ok(records)) => buffered.extend(records),
+                    Some(Err(e)) => {
                         tracing::error!(output = %self.status.name, error = %e, "cannot read the spool; retrying in 1s");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
@@ -210,31 +249,37 @@ impl Worker {
                     continue;
                 }
             }
+            if let Some(storm) = self.storm.as_mut() {
+                digests.extend(storm.close_until(record.accepted_at_ns));
+            }
             let alert = match Alert::from_json_slice(&record.payload) {
-                Ok(alert) => alert,
+                Ok(alert) => Arc::new(alert),
                 Err(e) => {
                     // The gateway validated this JSON before storing it and the record's checksum
                     // held, so this is a bug; say so loudly rather than stall the output.
                     tracing::error!(output = %self.status.name, seq = record.position.seq, error = %e, "stored alert does not decode; skipping it");
-                    self.status
-                        .tracker
-                        .lock()
-                        .expect("tracker lock")
-                        .skipped(next);
+                    self.skip(next);
                     continue;
                 }
             };
-            if record.flags & flags::TEST == 0 && !self.route.matches(&alert) {
-                self.status
-                    .tracker
-                    .lock()
-                    .expect("tracker lock")
-                    .skipped(next);
+            let is_test = record.flags & flags::TEST != 0;
+            if !is_test && !self.route.matches(&alert) {
+                self.skip(next);
                 self.metrics
                     .filtered
                     .with_label_values(&[&self.status.name, self.status.kind])
                     .inc();
                 continue;
+            }
+            if let (false, Some(storm)) = (is_test, self.storm.as_mut()) {
+                if storm.admit(&alert, record.accepted_at_ns) == Verdict::Suppress {
+                    self.skip(next);
+                    self.metrics
+                        .suppressed
+                        .with_label_values(&[&self.status.name, self.status.kind])
+                        .inc();
+                    continue;
+                }
             }
             if !batch.is_empty() && bytes + record.payload.len() > limits.max_bytes {
                 buffered.push_front(record);
@@ -247,21 +292,30 @@ impl Worker {
             );
             bytes += record.payload.len();
             batch.push(Item {
-                position: record.position,
+                position: Some(record.position),
                 accepted_at_ns: record.accepted_at_ns,
                 envelope: Envelope {
-                    alert: Arc::new(alert),
+                    alert,
                     json: record.payload,
                 },
             });
             self.note_waiting(buffered);
-            if batch.len() >= limits.max_events || limits.max_wait.is_zero() {
+            if batch.len() >= limits.max_events {
                 return batch;
             }
-            if deadline.is_none() {
+            if deadline.is_none() && !limits.max_wait.is_zero() {
                 deadline = Some(tokio::time::Instant::now() + limits.max_wait);
             }
         }
+    }
+
+    /// Moves past a record this output does not send.
+    fn skip(&self, next: Position) {
+        self.status
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .skipped(next);
     }
 
     fn note_waiting(&self, buffered: &VecDeque<StoredRecord>) {
@@ -270,9 +324,18 @@ impl Worker {
     }
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One alert in a batch.
 struct Item {
-    position: Position,
+    /// Where the alert is in the spool; `None` for a storm digest, which only exists in memory.
+    position: Option<Position>,
     accepted_at_ns: u64,
     envelope: Envelope,
 }
@@ -285,6 +348,19 @@ struct Delivering {
     metrics: Arc<Metrics>,
     status: Arc<OutputStatus>,
     labels: [String; 2],
+    /// Dead-letter reasons already logged at warn level: a misconfigured destination
+    /// (`channel_not_found`) says so once, not once per alert.
+    logged: Mutex<HashSet<String>>,
+}
+
+/// A bounded word for why an alert was dead-lettered: the output's code (`channel_not_found`),
+/// else the HTTP status, else `error`. Never free text from the destination.
+fn reason_label(f: &Failure) -> String {
+    match (f.code, f.status) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(status)) => format!("http_{status}"),
+        (None, None) => "error".to_string(),
+    }
 }
 
 impl AttemptObserver for Delivering {
@@ -316,6 +392,9 @@ impl Delivering {
         let now = now_ns();
         for (item, outcome) in batch.iter().zip(&outcomes) {
             match outcome {
+                Outcome::Delivered if item.position.is_none() => {
+                    self.metrics.digests.with_label_values(&self.labels).inc();
+                }
                 Outcome::Delivered => {
                     self.metrics.sent.with_label_values(&self.labels).inc();
                     let secs = now.saturating_sub(item.accepted_at_ns) as f64 / 1e9;
@@ -323,7 +402,7 @@ impl Delivering {
                         .delivery_seconds
                         .with_label_values(&self.labels)
                         .observe(secs);
-                    finished.push(item.position);
+                    finished.extend(item.position);
                 }
                 Outcome::DeadLetter { failure, attempts } => dead.push((item, failure, *attempts)),
             }
@@ -331,14 +410,29 @@ impl Delivering {
 
         if !dead.is_empty() && self.write_dead_letters(&dead).await {
             for (item, failure, _) in &dead {
-                tracing::warn!(
-                    output = %self.status.name,
-                    uuid = item.envelope.id(),
-                    rule = %item.envelope.alert.rule,
-                    %failure,
-                    "alert dead-lettered"
-                );
-                finished.push(item.position);
+                let reason = reason_label(failure);
+                self.metrics
+                    .dead_lettered_by_reason
+                    .with_label_values(&[&self.labels[0], &self.labels[1], &reason])
+                    .inc();
+                let first = self
+                    .logged
+                    .lock()
+                    .expect("logged lock")
+                    .insert(reason.clone());
+                if first {
+                    tracing::warn!(
+                        output = %self.status.name,
+                        %reason,
+                        uuid = item.envelope.id(),
+                        rule = %item.envelope.alert.rule,
+                        %failure,
+                        "alert dead-lettered; later alerts dead-lettered for the same reason are counted in peregrine_output_dead_lettered_by_reason_total and logged at debug level"
+                    );
+                } else {
+                    tracing::debug!(output = %self.status.name, %reason, uuid = item.envelope.id(), %failure, "alert dead-lettered");
+                }
+                finished.extend(item.position);
             }
             self.metrics
                 .dead_lettered

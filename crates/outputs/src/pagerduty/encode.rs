@@ -1,5 +1,6 @@
 //! Events API v2 trigger events.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use peregrine_engine::{Alert, Priority};
@@ -25,6 +26,7 @@ pub struct PagerDutyEncoder {
     routing_key: Secret,
     dedup_key: KeyTemplate,
     pacer: Arc<Pacer>,
+    rate_limited_in_a_row: AtomicU32,
 }
 
 /// Falco's eight priorities on PagerDuty's four severities.
@@ -50,6 +52,7 @@ impl PagerDutyEncoder {
             url,
             routing_key: config.routing_key.clone(),
             dedup_key: config.dedup_key.clone(),
+            rate_limited_in_a_row: AtomicU32::new(0),
         }
     }
 
@@ -144,6 +147,6 @@ impl HttpEncoder for PagerDutyEncoder {
     }
 
     fn classify(&self, response: &HttpResponse, _batch: &[Envelope]) -> Delivery {
-        super::response::classify(response)
+        super::response::classify(response, &self.rate_limited_in_a_row)
     }
 }

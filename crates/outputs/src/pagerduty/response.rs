@@ -1,5 +1,6 @@
 //! PagerDuty's answers: 202 accepted, 400 with the reasons, 429 "for minutes".
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -7,12 +8,17 @@ use serde_json::Value;
 use crate::delivery::{Delivery, Failure};
 use crate::http::{classify_status, parse_retry_after, HttpResponse};
 
-/// The shortest pause after a 429: PagerDuty's rate-limit guide retries 30 s apart.
+/// The pause after a first 429: PagerDuty's rate-limit guide retries 30 s apart.
 pub const MIN_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(30);
-/// The pause after a 429 without `Retry-After` ("back off for a few minutes").
-pub const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
+/// The longest pause for 429s in a row ("back off for a few minutes").
+pub const MAX_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(5 * 60);
 
-pub fn classify(r: &HttpResponse) -> Delivery {
+/// Reads an answer. `limited_in_a_row` counts the 429s since the last other answer: each one in
+/// a row doubles the pause, from 30 s up to 5 minutes; a longer `Retry-After` wins.
+pub fn classify(r: &HttpResponse, limited_in_a_row: &AtomicU32) -> Delivery {
+    if r.status.as_u16() != 429 {
+        limited_in_a_row.store(0, Ordering::Relaxed);
+    }
     match r.status.as_u16() {
         200..=299 => Delivery::Delivered,
         400 => Delivery::Permanent(
@@ -20,9 +26,12 @@ pub fn classify(r: &HttpResponse) -> Delivery {
                 .with_code("invalid_event"),
         ),
         429 => {
+            let streak = limited_in_a_row.fetch_add(1, Ordering::Relaxed).min(8);
+            let backoff = MIN_RATE_LIMIT_PAUSE
+                .saturating_mul(1 << streak)
+                .min(MAX_RATE_LIMIT_PAUSE);
             let wait = parse_retry_after(&r.headers, SystemTime::now())
-                .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE)
-                .max(MIN_RATE_LIMIT_PAUSE);
+                .map_or(backoff, |asked| asked.max(backoff));
             Delivery::RetryAfter(
                 Failure::new(Some(429), "rate limited").with_code("rate_limited"),
                 wait,
