@@ -432,3 +432,73 @@ async fn a_storm_is_one_slack_message_and_one_digest_per_window_while_the_webhoo
     let distinct: std::collections::BTreeSet<_> = uuids.iter().collect();
     assert_eq!(distinct.len(), TOTAL);
 }
+
+/// The commented examples in `config/gateway.yaml` for the outputs this version has, uncommented,
+/// pass `--check-config`, and the summary shows no secret.
+#[test]
+fn the_documented_examples_are_valid_and_print_no_secret() {
+    let shipped =
+        std::fs::read_to_string(peregrine_e2e::workspace_root().join("config/gateway.yaml"))
+            .unwrap();
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    for line in shipped.lines() {
+        if let Some(rest) = line.strip_prefix("  # - name:") {
+            blocks.push(vec![format!("  - name:{rest}")]);
+        } else if let (Some(rest), Some(block)) = (line.strip_prefix("  #   "), blocks.last_mut()) {
+            block.push(format!("    {rest}"));
+        } else {
+            blocks.push(Vec::new());
+        }
+    }
+    let wanted = ["webhook", "slack", "teams", "pagerduty"];
+    let mut config = String::from("outputs:\n");
+    let mut names = Vec::new();
+    for block in blocks.iter().filter(|b| !b.is_empty()) {
+        let kind = block
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("type: "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        if wanted.contains(&kind) {
+            names.push(block[0].trim().trim_start_matches("- name: ").to_string());
+            config.push_str(&block.join("\n"));
+            config.push('\n');
+        }
+    }
+    assert_eq!(names.len(), 4, "{config}");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("examples.yaml");
+    std::fs::write(&path, &config).unwrap();
+    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .env("HOOK_TOKEN", "hook-s3cret")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0SECRET/B0SECRET/XSECRET")
+        .env("TEAMS_WEBHOOK_URL", "https://prod.westus.logic.azure.com/workflows/WSECRET/triggers/manual/paths/invoke?sig=SIGSECRET")
+        .env("PAGERDUTY_ROUTING_KEY", "PDKEYSECRET0123456789abcdefABCDE")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{config}\n{text}");
+    for name in &names {
+        assert!(text.contains(&format!("output {name} (")), "{text}");
+    }
+    assert!(
+        text.contains("Slack webhook https://hooks.slack.com/…"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dedup: one alert per rule + hostname + container.id per 300s window"),
+        "{text}"
+    );
+    for secret in ["hook-s3cret", "SECRET", "SIGSECRET", "PDKEY"] {
+        assert!(!text.contains(secret), "{secret} in:\n{text}");
+    }
+}

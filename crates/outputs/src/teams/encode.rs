@@ -24,7 +24,8 @@ pub struct TeamsEncoder {
     pacer: std::sync::Arc<Pacer>,
 }
 
-/// How much of an alert a card shows; cut step by step until the card fits.
+/// How much of an alert a card shows; cut step by step until the card fits — the fields first,
+/// then the output.
 #[derive(Clone, Copy)]
 struct Budget {
     output: usize,
@@ -32,20 +33,35 @@ struct Budget {
     facts: usize,
 }
 
-const BUDGETS: [Budget; 4] = [
+const BUDGETS: [Budget; 7] = [
     Budget {
-        output: 12_000,
+        output: 20_000,
         fact_value: 2_000,
         facts: 15,
     },
     Budget {
-        output: 6_000,
+        output: 20_000,
         fact_value: 300,
         facts: 15,
     },
     Budget {
-        output: 3_000,
+        output: 20_000,
         fact_value: 100,
+        facts: 6,
+    },
+    Budget {
+        output: 12_000,
+        fact_value: 100,
+        facts: 6,
+    },
+    Budget {
+        output: 6_000,
+        fact_value: 100,
+        facts: 6,
+    },
+    Budget {
+        output: 3_000,
+        fact_value: 60,
         facts: 6,
     },
     Budget {

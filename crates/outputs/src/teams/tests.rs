@@ -158,3 +158,26 @@ fn the_webhook_url_never_prints() {
         "{printed}"
     );
 }
+
+#[test]
+fn fields_are_cut_before_the_output() {
+    let c = config("http://127.0.0.1:9/flow", "adaptive");
+    let mut fields = serde_json::Map::new();
+    for i in 0..15 {
+        fields.insert(format!("custom.field{i:02}"), json!("v".repeat(3000)));
+    }
+    let output = "o".repeat(10_000);
+    let e = envelope(
+        json!({"rule": "Big fields", "priority": "Warning", "time": "2026-06-12T09:23:10Z",
+        "output": output, "output_fields": fields}),
+    );
+    let body = TeamsEncoder::new(&c).body(&e);
+    assert!(body.len() <= MAX_BYTES);
+    let card = card_of(&body);
+    assert_eq!(card["body"][1]["text"], output, "the output is whole");
+    let facts = card["body"][2]["facts"].as_array().unwrap();
+    assert!(facts.iter().all(|f| f["value"]
+        .as_str()
+        .unwrap()
+        .ends_with(crate::card::TRUNCATED)));
+}
