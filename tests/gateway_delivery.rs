@@ -78,6 +78,13 @@ async fn an_accepted_alert_arrives_with_its_uuid() {
         assert_eq!(r.headers["x-api-key"], "k-1");
         assert_eq!(r.headers["content-type"], "application/json");
     }
+    // The receiver sees a request before the gateway has read the answer and counted it.
+    gw.wait_metric(
+        r#"peregrine_output_sent_total{output="hook",type="webhook"}"#,
+        2.0,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(
         gw.metric(r#"peregrine_output_sent_total{output="hook",type="webhook"}"#)
             .await,

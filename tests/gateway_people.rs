@@ -152,11 +152,12 @@ async fn slack_429_with_retry_after_pauses_the_output() {
         gap >= Duration::from_secs(3),
         "the next request came {gap:?} after the 429"
     );
-    assert_eq!(
-        gw.metric(&series("peregrine_output_sent_total", "chat", "slack"))
-            .await,
-        2.0
-    );
+    gw.wait_metric(
+        &series("peregrine_output_sent_total", "chat", "slack"),
+        2.0,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(
         gw.metric(&series(
             "peregrine_output_dead_lettered_total",
