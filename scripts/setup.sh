@@ -28,6 +28,7 @@ declare -A test_needs=(
   [bpftool]=bpftool
   [/usr/include/bpf/bpf_helpers.h]=libbpf-dev
   [python3]=python3                # live sensor tests drive memfd and ptrace from python
+  [pip3]=python3-pip               # test peers from PyPI (osmem-server)
   [promtool]=prometheus            # metrics tests run `promtool check metrics`
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
 )
@@ -46,7 +47,18 @@ else
   for cmd in "${!test_needs[@]}"; do have "$cmd" || missing+=("${test_needs[$cmd]}"); done
 fi
 
+# Test peers from PyPI: osmem-server, an OpenSearch-API emulator the Elasticsearch output's
+# tests index into and read back from.
+install_python_peers() {
+  [ "$mode" = test ] || return 0
+  python3 -c 'import osmem_server' 2>/dev/null && return 0
+  echo "setup: installing osmem-server from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check osmem-server 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages osmem-server
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  install_python_peers
   exit 0
 fi
 
@@ -62,3 +74,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${apt[@]}" update -qq
 "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_python_peers

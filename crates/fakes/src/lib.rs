@@ -6,6 +6,8 @@
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
 mod bucket;
+pub mod elasticsearch;
+pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;
 mod server;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::output::Output;
-use crate::{pagerduty, slack, stdout, teams, webhook};
+use crate::{elasticsearch, pagerduty, slack, stdout, teams, webhook};
 
 /// The output types this build provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +20,7 @@ pub enum OutputKind {
     Slack,
     Teams,
     PagerDuty,
+    Elasticsearch,
 }
 
 impl OutputKind {
@@ -41,6 +42,7 @@ impl OutputKind {
             OutputKind::Slack => "slack",
             OutputKind::Teams => "teams",
             OutputKind::PagerDuty => "pagerduty",
+            OutputKind::Elasticsearch => "elasticsearch",
         }
     }
 
@@ -102,6 +104,7 @@ pub enum OutputSettings {
     Slack(slack::SlackConfig),
     Teams(teams::TeamsConfig),
     PagerDuty(pagerduty::PagerDutyConfig),
+    Elasticsearch(elasticsearch::ElasticsearchConfig),
 }
 
 impl OutputSettings {
@@ -121,6 +124,14 @@ impl OutputSettings {
                 })?;
                 OutputSettings::PagerDuty(c)
             }
+            OutputKind::Elasticsearch => {
+                let c: elasticsearch::ElasticsearchConfig = parse_keys(value)?;
+                c.check().map_err(|(path, message)| SettingsError {
+                    path: path.to_string(),
+                    message,
+                })?;
+                OutputSettings::Elasticsearch(c)
+            }
         })
     }
 
@@ -131,6 +142,7 @@ impl OutputSettings {
             OutputSettings::Slack(_) => OutputKind::Slack,
             OutputSettings::Teams(_) => OutputKind::Teams,
             OutputSettings::PagerDuty(_) => OutputKind::PagerDuty,
+            OutputSettings::Elasticsearch(_) => OutputKind::Elasticsearch,
         }
     }
 
@@ -141,6 +153,7 @@ impl OutputSettings {
             OutputSettings::Slack(c) => Arc::new(slack::build(c, ctx)),
             OutputSettings::Teams(c) => Arc::new(teams::build(c, ctx)),
             OutputSettings::PagerDuty(c) => Arc::new(pagerduty::build(c, ctx)),
+            OutputSettings::Elasticsearch(c) => Arc::new(elasticsearch::build(c, ctx)),
         }
     }
 
@@ -156,6 +169,17 @@ impl OutputSettings {
                 c.endpoint(),
                 c.dedup_key
             ),
+            OutputSettings::Elasticsearch(c) => {
+                let nodes: Vec<String> = c.url.0.iter().map(|u| u.to_string()).collect();
+                let target = match c.check().map(|k| k.target) {
+                    Ok(elasticsearch::Target::DataStream(ds)) => format!("data stream {ds}"),
+                    Ok(elasticsearch::Target::Index { name, suffix }) => {
+                        format!("index {name} ({suffix:?} suffix)")
+                    }
+                    Err(_) => "?".to_string(),
+                };
+                format!("Elasticsearch {} -> {target}", nodes.join(", "))
+            }
         }
     }
 }

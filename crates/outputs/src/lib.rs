@@ -7,10 +7,12 @@
 //!
 //! Outputs never see the gateway: they know nothing about spools, cursors or metrics.
 
+pub mod batch;
 pub mod card;
 pub mod config;
 pub mod delivery;
 pub mod duration;
+pub mod elasticsearch;
 pub mod envelope;
 pub mod fingerprint;
 pub mod http;
@@ -20,6 +22,7 @@ pub mod pagerduty;
 pub mod rate;
 pub mod retry;
 pub mod secret;
+pub mod size;
 pub mod slack;
 pub mod stdout;
 pub mod teams;

@@ -59,6 +59,16 @@ impl SecretUrl {
         &self.0
     }
 
+    /// This URL with `path` appended to its own path and `query` as its query: the base URL of
+    /// a service (perhaps behind a proxy prefix) and one of its endpoints.
+    pub fn endpoint(&self, path: &str, query: Option<&str>) -> SecretUrl {
+        let mut url = self.0.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{path}"));
+        url.set_query(query);
+        SecretUrl(url)
+    }
+
     /// Scheme, host and port only.
     pub fn redacted(&self) -> String {
         let host = self.0.host_str().unwrap_or("");
@@ -85,6 +95,38 @@ impl<'de> serde::Deserialize<'de> for SecretUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         SecretUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One URL or several: a YAML list or a comma-separated string (nodes of one cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlList(pub Vec<SecretUrl>);
+
+impl<'de> serde::Deserialize<'de> for UrlList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        let texts: Vec<String> = match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a URL, a list of URLs or a comma-separated string")
+        })? {
+            Form::One(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            Form::Many(v) => v,
+        };
+        let mut urls = Vec::new();
+        for (i, t) in texts.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+            urls.push(
+                SecretUrl::parse(t)
+                    .map_err(|e| serde::de::Error::custom(format!("URL {}: {e}", i + 1)))?,
+            );
+        }
+        if urls.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one URL"));
+        }
+        Ok(UrlList(urls))
     }
 }
 

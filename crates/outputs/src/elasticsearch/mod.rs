@@ -1,0 +1,231 @@
+//! `type: elasticsearch` — Elasticsearch or OpenSearch through `_bulk`.
+//!
+//! Every alert is a `create` with `_id` = its uuid, so a replay after a crash cannot make a
+//! second document: the second `create` answers 409, which counts as delivered. Bulk answers are
+//! read item by item and only the items that failed for a passing reason are sent again. A 413
+//! splits the batch in halves within the same attempt.
+
+mod config;
+mod encode;
+mod response;
+mod template;
+
+pub use config::{ElasticsearchConfig, IndexSuffix, Target, DEFAULT_BATCH};
+pub use encode::{bulk_body, flat_key, index_name};
+pub use template::index_template;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
+use reqwest::Method;
+use tokio::sync::OnceCell;
+
+use crate::config::BuildContext;
+use crate::delivery::{Delivery, Failure, ItemResult};
+use crate::envelope::Envelope;
+use crate::http::{self, classify_status, HttpRequest};
+use crate::output::{BatchLimits, Output};
+use crate::secret::SecretUrl;
+
+pub struct ElasticsearchOutput {
+    nodes: Vec<SecretUrl>,
+    next_node: AtomicUsize,
+    target: Target,
+    limits: BatchLimits,
+    flatten: bool,
+    gzip: bool,
+    pipeline: Option<String>,
+    auth: Option<HeaderValue>,
+    client: reqwest::Client,
+    create_template: bool,
+    template_installed: OnceCell<()>,
+}
+
+pub fn build(config: &ElasticsearchConfig, ctx: BuildContext) -> ElasticsearchOutput {
+    let checked = config
+        .check()
+        .expect("checked when the configuration was read");
+    let auth = match (&config.username, &config.password, &config.api_key) {
+        (Some(user), Some(pw), _) => Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pw.expose()))
+        )),
+        (_, _, Some(key)) => Some(format!("ApiKey {}", key.expose())),
+        _ => None,
+    }
+    .map(|v| {
+        let mut v = HeaderValue::from_str(&v).expect("base64 and API keys are header-safe");
+        v.set_sensitive(true);
+        v
+    });
+    ElasticsearchOutput {
+        nodes: config.url.0.clone(),
+        next_node: AtomicUsize::new(0),
+        target: checked.target,
+        limits: checked.limits,
+        flatten: config.flatten_fields,
+        gzip: config.gzip,
+        pipeline: config.pipeline.clone(),
+        auth,
+        client: http::client_with_tls(ctx.max_in_flight, &checked.tls),
+        create_template: config.create_index_template,
+        template_installed: OnceCell::new(),
+    }
+}
+
+impl ElasticsearchOutput {
+    /// The node for the next request: nodes take turns, so a dead one costs one failed attempt.
+    fn node(&self) -> &SecretUrl {
+        let i = self.next_node.fetch_add(1, Ordering::Relaxed);
+        &self.nodes[i % self.nodes.len()]
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = &self.auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+
+    /// Installs the index template once per process, before the first write.
+    async fn ensure_template(&self) -> Result<(), Failure> {
+        if !self.create_template {
+            return Ok(());
+        }
+        self.template_installed
+            .get_or_try_init(|| async {
+                let (name, body) = index_template(&self.target);
+                let mut headers = self.headers();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                let request = HttpRequest {
+                    method: Method::PUT,
+                    url: self
+                        .node()
+                        .endpoint(&format!("/_index_template/{name}"), None),
+                    headers,
+                    body: serde_json::to_vec(&body).expect("JSON").into(),
+                };
+                let r = http::send(&self.client, request).await?;
+                if r.status.is_success() {
+                    tracing::info!(template = %name, "index template installed");
+                    Ok(())
+                } else {
+                    Err(Failure::new(
+                        Some(r.status.as_u16()),
+                        format!(
+                            "installing index template {name} failed: {}",
+                            crate::card::truncate(&String::from_utf8_lossy(&r.body), 300)
+                        ),
+                    ))
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// One bulk request for `batch`; on 413, each half on its own.
+    fn send_bulk<'a>(
+        &'a self,
+        batch: &'a [Envelope],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Delivery> + Send + 'a>> {
+        Box::pin(async move {
+            let body = bulk_body(&self.target, self.flatten, batch);
+            let mut headers = self.headers();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            let body = if self.gzip {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                encode::gzip(&body)
+            } else {
+                body
+            };
+            let query = self.pipeline.as_ref().map(|p| format!("pipeline={p}"));
+            let request = HttpRequest {
+                method: Method::POST,
+                url: self.node().endpoint("/_bulk", query.as_deref()),
+                headers,
+                body: body.into(),
+            };
+            let r = match http::send(&self.client, request).await {
+                Ok(r) => r,
+                Err(f) => return Delivery::Retry(f),
+            };
+            match r.status.as_u16() {
+                200 => response::classify_bulk(&r.body, batch.len()),
+                413 if batch.len() > 1 => {
+                    let (left, right) = batch.split_at(batch.len() / 2);
+                    let (a, b) = tokio::join!(self.send_bulk(left), self.send_bulk(right));
+                    let mut items = per_item(a, left.len());
+                    items.extend(per_item(b, right.len()));
+                    Delivery::Partial(items)
+                }
+                413 => Delivery::Permanent(
+                    Failure::new(
+                        Some(413),
+                        "one alert is larger than the cluster takes (http.max_content_length)",
+                    )
+                    .with_code("too_large"),
+                ),
+                _ => match classify_status(r.status, &r.headers) {
+                    Delivery::Permanent(f) => {
+                        let code = match r.status.as_u16() {
+                            401 | 403 => "unauthorized",
+                            404 => "not_found",
+                            _ => "rejected",
+                        };
+                        Delivery::Permanent(
+                            Failure::new(f.status, error_reason(&r.body, &f.reason))
+                                .with_code(code),
+                        )
+                    }
+                    other => other,
+                },
+            }
+        })
+    }
+}
+
+/// Elasticsearch's `error.reason` from an error answer, else `fallback`.
+fn error_reason(body: &[u8], fallback: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match (v["error"]["type"].as_str(), v["error"]["reason"].as_str()) {
+        (Some(t), Some(r)) => format!("{t}: {}", crate::card::truncate(r, 300)),
+        _ => fallback.to_string(),
+    }
+}
+
+/// A whole-batch outcome as one result per item.
+fn per_item(d: Delivery, n: usize) -> Vec<ItemResult> {
+    match d {
+        Delivery::Delivered => vec![ItemResult::Delivered; n],
+        Delivery::Permanent(f) => vec![ItemResult::Permanent(f); n],
+        Delivery::Retry(f) | Delivery::RetryAfter(f, _) => vec![ItemResult::Retry(f); n],
+        Delivery::Partial(items) => items,
+    }
+}
+
+#[async_trait]
+impl Output for ElasticsearchOutput {
+    fn kind(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.limits
+    }
+
+    async fn deliver(&self, batch: &[Envelope]) -> Delivery {
+        if let Err(f) = self.ensure_template().await {
+            return Delivery::Retry(f);
+        }
+        self.send_bulk(batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
