@@ -7,6 +7,7 @@
 
 mod bucket;
 pub mod elasticsearch;
+pub mod loki;
 pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::output::Output;
-use crate::{elasticsearch, pagerduty, slack, stdout, teams, webhook};
+use crate::{elasticsearch, loki, pagerduty, slack, stdout, teams, webhook};
 
 /// The output types this build provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +21,7 @@ pub enum OutputKind {
     Teams,
     PagerDuty,
     Elasticsearch,
+    Loki,
 }
 
 impl OutputKind {
@@ -43,6 +44,7 @@ impl OutputKind {
             OutputKind::Teams => "teams",
             OutputKind::PagerDuty => "pagerduty",
             OutputKind::Elasticsearch => "elasticsearch",
+            OutputKind::Loki => "loki",
         }
     }
 
@@ -105,6 +107,7 @@ pub enum OutputSettings {
     Teams(teams::TeamsConfig),
     PagerDuty(pagerduty::PagerDutyConfig),
     Elasticsearch(elasticsearch::ElasticsearchConfig),
+    Loki(loki::LokiConfig),
 }
 
 impl OutputSettings {
@@ -132,6 +135,12 @@ impl OutputSettings {
                 })?;
                 OutputSettings::Elasticsearch(c)
             }
+            OutputKind::Loki => {
+                let c: loki::LokiConfig = parse_keys(value)?;
+                c.check()
+                    .map_err(|(path, message)| SettingsError { path, message })?;
+                OutputSettings::Loki(c)
+            }
         })
     }
 
@@ -143,6 +152,7 @@ impl OutputSettings {
             OutputSettings::Teams(_) => OutputKind::Teams,
             OutputSettings::PagerDuty(_) => OutputKind::PagerDuty,
             OutputSettings::Elasticsearch(_) => OutputKind::Elasticsearch,
+            OutputSettings::Loki(_) => OutputKind::Loki,
         }
     }
 
@@ -154,6 +164,7 @@ impl OutputSettings {
             OutputSettings::Teams(c) => Arc::new(teams::build(c, ctx)),
             OutputSettings::PagerDuty(c) => Arc::new(pagerduty::build(c, ctx)),
             OutputSettings::Elasticsearch(c) => Arc::new(elasticsearch::build(c, ctx)),
+            OutputSettings::Loki(c) => Arc::new(loki::build(c, ctx)),
         }
     }
 
@@ -180,6 +191,14 @@ impl OutputSettings {
                 };
                 format!("Elasticsearch {} -> {target}", nodes.join(", "))
             }
+            OutputSettings::Loki(c) => format!(
+                "Loki {} ({:?}{})",
+                c.url,
+                c.format,
+                c.tenant
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(", tenant {t}"))
+            ),
         }
     }
 }
