@@ -25,16 +25,18 @@ pub enum OutputKind {
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 5] = [
+    pub const ALL: [OutputKind; 7] = [
         OutputKind::Webhook,
         OutputKind::Stdout,
         OutputKind::Slack,
         OutputKind::Teams,
         OutputKind::PagerDuty,
+        OutputKind::Elasticsearch,
+        OutputKind::Loki,
     ];
 
     /// Types the contract names that later versions add.
-    const PLANNED: [&'static str; 4] = ["elasticsearch", "loki", "sns", "kafka"];
+    const PLANNED: [&'static str; 2] = ["sns", "kafka"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,4 +214,32 @@ pub fn parse_keys<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Se
             message: e.into_inner().to_string(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant is in `ALL` (the match fails to compile when a variant is added, and the
+    /// count then fails until `ALL` has it too).
+    #[test]
+    fn every_kind_is_available_by_its_name() {
+        let variants = |k: OutputKind| match k {
+            OutputKind::Webhook
+            | OutputKind::Stdout
+            | OutputKind::Slack
+            | OutputKind::Teams
+            | OutputKind::PagerDuty
+            | OutputKind::Elasticsearch
+            | OutputKind::Loki => 7,
+        };
+        assert_eq!(OutputKind::ALL.len(), variants(OutputKind::Webhook));
+        for k in OutputKind::ALL {
+            assert_eq!(k.as_str().parse::<OutputKind>(), Ok(k));
+        }
+        assert!("kafka"
+            .parse::<OutputKind>()
+            .unwrap_err()
+            .contains("not available in this version"));
+    }
 }

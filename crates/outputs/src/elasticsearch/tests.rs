@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::config::{parse_keys, BuildContext};
-use crate::delivery::{Delivery, ItemResult};
+use crate::delivery::Delivery;
 use crate::output::Output;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
 use crate::testing::{envelope, shadow_read};
@@ -122,6 +122,23 @@ fn the_index_follows_the_alert_time_not_the_clock() {
             &before.alert
         ),
         "logs-falco-default"
+    );
+}
+
+#[tokio::test]
+async fn a_full_batch_round_trips_with_its_per_item_answer() {
+    // 1 000 items: the bulk answer is read whole however long it is.
+    let os = Osmem::start();
+    let out = output(json!({"url": os.url}));
+    let batch: Vec<_> = (0..1000)
+        .map(|i| at("2026-06-12T10:00:00Z", &format!("R{i}")))
+        .collect();
+    assert_eq!(out.deliver(&batch).await, Delivery::Delivered);
+    assert_eq!(os.count("falco-*").await, 1000);
+    assert_eq!(
+        out.deliver(&batch).await,
+        Delivery::Delivered,
+        "1 000 conflicts read as delivered"
     );
 }
 
@@ -251,10 +268,7 @@ async fn a_413_splits_the_batch_until_it_fits() {
     .len();
     state.lock().unwrap().max_request_bytes = Some(one * 2 + 10);
     let out = output(json!({"url": fake.url("")}));
-    assert_eq!(
-        out.deliver(&batch).await,
-        Delivery::Partial(vec![ItemResult::Delivered; 8])
-    );
+    assert_eq!(out.deliver(&batch).await, Delivery::Delivered);
     {
         let s = state.lock().unwrap();
         assert_eq!(s.documents.len(), 8);
@@ -349,7 +363,10 @@ async fn basic_auth_and_the_pipeline_parameter() {
     let m = &fake.messages()[0];
     assert_eq!(m.headers["authorization"], "Basic ZWxhc3RpYzpjaGFuZ2VtZQ==");
     assert_eq!(m.path, "/_bulk");
-    assert_eq!(m.query.as_deref(), Some("pipeline=falco-geoip"));
+    assert_eq!(
+        m.query.as_deref(),
+        Some("filter_path=errors,items.*.status,items.*.error&pipeline=falco-geoip")
+    );
     assert!(m.headers.get("content-encoding").is_none());
 }
 
@@ -411,4 +428,21 @@ fn keys_are_checked_and_secrets_never_print() {
         "{printed}"
     );
     assert!(printed.contains("Elasticsearch https://es-1.internal:9200/…, https://es-2.internal:9200/… -> index falco (Daily suffix)"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_request_never_exceeds_max_bytes() {
+    let (fake, state) = fake_es::start().await;
+    let out = output(json!({"url": fake.url(""), "batch": {"max_bytes": "4KiB"}}));
+    let batch: Vec<_> = (0..40)
+        .map(|i| at("2026-06-12T09:00:00Z", &format!("R{i}")))
+        .collect();
+    assert_eq!(out.deliver(&batch).await, Delivery::Delivered);
+    let s = state.lock().unwrap();
+    assert_eq!(s.documents.len(), 40);
+    assert!(
+        s.requests.len() > 1 && s.requests.iter().all(|(_, bytes)| *bytes <= 4096),
+        "{:?}",
+        s.requests
+    );
 }

@@ -178,6 +178,15 @@ impl<E: HttpEncoder> Output for HttpOutput<E> {
 
 /// Sends one request. Errors are described without the URL, which may hold a credential.
 pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, Failure> {
+    send_capped(client, request, MAX_RESPONSE_BODY).await
+}
+
+/// Like [`send`], reading at most `max_body` bytes of the answer (bulk APIs answer per item).
+pub async fn send_capped(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    max_body: usize,
+) -> Result<HttpResponse, Failure> {
     let response = client
         .request(request.method, request.url.expose().clone())
         .headers(request.headers)
@@ -187,7 +196,7 @@ pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<Http
         .map_err(|e| Failure::new(None, describe_transport_error(&e)))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = read_capped(response).await;
+    let body = read_capped(response, max_body).await;
     Ok(HttpResponse {
         status,
         headers,
@@ -195,12 +204,12 @@ pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<Http
     })
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Bytes {
+async fn read_capped(mut response: reqwest::Response, max_body: usize) -> Bytes {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_RESPONSE_BODY - body.len();
+        let room = max_body - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_RESPONSE_BODY {
+        if body.len() >= max_body {
             break;
         }
     }
