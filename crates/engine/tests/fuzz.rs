@@ -144,3 +144,15 @@ proptest! {
         }
     }
 }
+
+/// Found by the fuzzer: a lexer error right after a backslash, before a three-byte character,
+/// pointed into the middle of that character and the loader panicked while locating it.
+#[test]
+fn an_error_inside_a_multibyte_character_is_located_without_panicking() {
+    let text = "- rule: r\n  desc: d\n  condition: (proc.name=containerd and fd.name startswith \"/var/lib/contai\\⑇𝔚pshotter\" or fd.name startswith \"/var\n  output: o\n  priority: WARNING\n";
+    let mut loader = RulesLoader::new();
+    loader.add_str("damaged.yaml", text);
+    let result = loader.load();
+    let rendered = result.render().join("\n");
+    assert!(rendered.contains("damaged.yaml:3:"), "{rendered}");
+}

@@ -208,7 +208,10 @@ impl Builder<'_> {
             .unwrap_or(0);
         let frag = &frags[k];
         let offset = span.start - asm.starts[k];
-        let token: String = asm.text[span.start..span.end.max(span.start).min(asm.text.len())]
+        // A lexer error can point inside a multi-byte character; widen to whole characters.
+        let start = floor_boundary(&asm.text, span.start);
+        let end = ceil_boundary(&asm.text, span.end.max(span.start));
+        let token: String = asm.text[start..end]
             .split(char::is_whitespace)
             .next()
             .unwrap_or("")
@@ -219,7 +222,7 @@ impl Builder<'_> {
         if token.is_empty() {
             return frag.loc;
         }
-        let nth = frag.text[..offset.min(frag.text.len())]
+        let nth = frag.text[..floor_boundary(&frag.text, offset)]
             .matches(token.as_str())
             .count();
         // Byte offset of the fragment's start in the file.
@@ -658,3 +661,21 @@ fn list_values(items: &[String], span: Span) -> Result<Vec<Value>, CompileError>
 
 #[cfg(test)]
 mod tests;
+
+/// The largest character boundary of `s` at or before `i` (clamped to its length).
+fn floor_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest character boundary of `s` at or after `i` (clamped to its length).
+fn ceil_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
