@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway bench-engine check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-outputs bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
 ## the eBPF sensor with Falco's stable rules feeding it
@@ -28,6 +28,10 @@ lint:
 ## bench-gateway: ingest benchmark, the gateway against a bare hyper server in one run
 bench-gateway: release
 	./target/release/peregrine-loadgen --connections 128
+
+## bench-outputs: how fast each output drains a backlog into a local peer, in one run
+bench-outputs: release
+	./target/release/peregrine-outbench --alerts 100000
 
 ## bench-engine: the rule engine on Falco's stable rules (criterion)
 bench-engine:

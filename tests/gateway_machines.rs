@@ -18,7 +18,7 @@ fn series(metric: &str, output: &str, kind: &str) -> String {
 fn alert(i: usize) -> Value {
     let mut a = falco_alert(&format!("Rule {}", i % 13), "Warning", &["t"]);
     a["uuid"] = format!("m-{i:05}").into();
-    a["time"] = if i % 2 == 0 {
+    a["time"] = if i.is_multiple_of(2) {
         format!("2026-06-12T23:59:{:02}.{:09}Z", i % 60, i)
     } else {
         format!("2026-06-13T00:00:{:02}.{:09}Z", i % 60, i)
@@ -239,15 +239,16 @@ async fn a_partial_bulk_failure_resends_only_the_failed_items() {
         Duration::from_secs(5),
     )
     .await;
-    let s = state.lock().unwrap();
-    assert_eq!(s.documents.len(), 98);
-    let sizes: Vec<usize> = s.requests.iter().map(|r| r.0).collect();
-    assert_eq!(
-        sizes,
-        [100, 3, 3],
-        "only the three failing items are sent again, twice"
-    );
-    drop(s);
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(s.documents.len(), 98);
+        let sizes: Vec<usize> = s.requests.iter().map(|r| r.0).collect();
+        assert_eq!(
+            sizes,
+            [100, 3, 3],
+            "only the three failing items are sent again, twice"
+        );
+    }
     let dead = std::fs::read_to_string(tmp.path().join("spool/dead-letter/search.jsonl")).unwrap();
     let dead: Vec<Value> = dead
         .lines()

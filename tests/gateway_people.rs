@@ -451,7 +451,14 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
             blocks.push(Vec::new());
         }
     }
-    let wanted = ["webhook", "slack", "teams", "pagerduty"];
+    let wanted = [
+        "webhook",
+        "slack",
+        "teams",
+        "pagerduty",
+        "elasticsearch",
+        "loki",
+    ];
     let mut config = String::from("outputs:\n");
     let mut names = Vec::new();
     for block in blocks.iter().filter(|b| !b.is_empty()) {
@@ -468,7 +475,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
             config.push('\n');
         }
     }
-    assert_eq!(names.len(), 4, "{config}");
+    assert_eq!(names.len(), 6, "{config}");
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("examples.yaml");
     std::fs::write(&path, &config).unwrap();
@@ -480,6 +487,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0SECRET/B0SECRET/XSECRET")
         .env("TEAMS_WEBHOOK_URL", "https://prod.westus.logic.azure.com/workflows/WSECRET/triggers/manual/paths/invoke?sig=SIGSECRET")
         .env("PAGERDUTY_ROUTING_KEY", "PDKEYSECRET0123456789abcdefABCDE")
+        .env("ES_PASSWORD", "espw-SECRET")
         .output()
         .unwrap();
     let text = format!(

@@ -110,8 +110,11 @@ pub fn selector(labels: &[(String, String)]) -> String {
 /// spool order).
 fn streams(lines: Vec<Line>) -> BTreeMap<Vec<(String, String)>, Vec<Line>> {
     let mut by_labels: BTreeMap<Vec<(String, String)>, Vec<Line>> = BTreeMap::new();
-    for l in lines {
-        by_labels.entry(l.labels.clone()).or_default().push(l);
+    for mut l in lines {
+        by_labels
+            .entry(std::mem::take(&mut l.labels))
+            .or_default()
+            .push(l);
     }
     for entries in by_labels.values_mut() {
         entries.sort_by_key(|l| l.timestamp_ns);
