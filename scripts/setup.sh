@@ -7,7 +7,7 @@ set -euo pipefail
 mode=${1:-test}
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo is missing. Install Rust from https://rustup.rs (stable 1.89 or newer)." >&2
+  echo "setup: cargo is missing. Install Rust from https://rustup.rs (stable 1.94 or newer)." >&2
   exit 1
 fi
 
@@ -47,14 +47,19 @@ else
   for cmd in "${!test_needs[@]}"; do have "$cmd" || missing+=("${test_needs[$cmd]}"); done
 fi
 
-# Test peers from PyPI: osmem-server, an OpenSearch-API emulator the Elasticsearch output's
-# tests index into and read back from.
+# Test peers from PyPI: osmem-server (an OpenSearch-API emulator the Elasticsearch output's
+# tests index into) and moto's server mode (SNS and SQS for the SNS output's tests).
 install_python_peers() {
   [ "$mode" = test ] || return 0
-  python3 -c 'import osmem_server' 2>/dev/null && return 0
-  echo "setup: installing osmem-server from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check osmem-server 2>/dev/null ||
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages osmem-server
+  local wanted=()
+  python3 -c 'import osmem_server' 2>/dev/null || wanted+=(osmem-server)
+  command -v moto_server >/dev/null 2>&1 || wanted+=('moto[server]')
+  [ ${#wanted[@]} -eq 0 ] && return 0
+  echo "setup: installing ${wanted[*]} from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "${wanted[@]}" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${wanted[@]}"
+  hash -r
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -8,6 +8,7 @@
 mod bucket;
 pub mod elasticsearch;
 pub mod loki;
+pub mod moto;
 pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;

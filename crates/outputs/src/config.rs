@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::output::Output;
-use crate::{elasticsearch, loki, pagerduty, slack, stdout, teams, webhook};
+use crate::{elasticsearch, loki, pagerduty, slack, sns, stdout, teams, webhook};
 
 /// The output types this build provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,10 +22,11 @@ pub enum OutputKind {
     PagerDuty,
     Elasticsearch,
     Loki,
+    Sns,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 7] = [
+    pub const ALL: [OutputKind; 8] = [
         OutputKind::Webhook,
         OutputKind::Stdout,
         OutputKind::Slack,
@@ -33,10 +34,11 @@ impl OutputKind {
         OutputKind::PagerDuty,
         OutputKind::Elasticsearch,
         OutputKind::Loki,
+        OutputKind::Sns,
     ];
 
     /// Types the contract names that later versions add.
-    const PLANNED: [&'static str; 2] = ["sns", "kafka"];
+    const PLANNED: [&'static str; 1] = ["kafka"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +49,7 @@ impl OutputKind {
             OutputKind::PagerDuty => "pagerduty",
             OutputKind::Elasticsearch => "elasticsearch",
             OutputKind::Loki => "loki",
+            OutputKind::Sns => "sns",
         }
     }
 
@@ -110,6 +113,7 @@ pub enum OutputSettings {
     PagerDuty(pagerduty::PagerDutyConfig),
     Elasticsearch(elasticsearch::ElasticsearchConfig),
     Loki(loki::LokiConfig),
+    Sns(sns::SnsConfig),
 }
 
 impl OutputSettings {
@@ -143,6 +147,14 @@ impl OutputSettings {
                     .map_err(|(path, message)| SettingsError { path, message })?;
                 OutputSettings::Loki(c)
             }
+            OutputKind::Sns => {
+                let c: sns::SnsConfig = parse_keys(value)?;
+                c.check().map_err(|(path, message)| SettingsError {
+                    path: path.to_string(),
+                    message,
+                })?;
+                OutputSettings::Sns(c)
+            }
         })
     }
 
@@ -155,6 +167,7 @@ impl OutputSettings {
             OutputSettings::PagerDuty(_) => OutputKind::PagerDuty,
             OutputSettings::Elasticsearch(_) => OutputKind::Elasticsearch,
             OutputSettings::Loki(_) => OutputKind::Loki,
+            OutputSettings::Sns(_) => OutputKind::Sns,
         }
     }
 
@@ -167,6 +180,7 @@ impl OutputSettings {
             OutputSettings::PagerDuty(c) => Arc::new(pagerduty::build(c, ctx)),
             OutputSettings::Elasticsearch(c) => Arc::new(elasticsearch::build(c, ctx)),
             OutputSettings::Loki(c) => Arc::new(loki::build(c, ctx)),
+            OutputSettings::Sns(c) => Arc::new(sns::build(c, ctx)),
         }
     }
 
@@ -201,6 +215,13 @@ impl OutputSettings {
                     .as_ref()
                     .map_or(String::new(), |t| format!(", tenant {t}"))
             ),
+            OutputSettings::Sns(c) => format!(
+                "SNS {}{}",
+                c.topic_arn,
+                c.endpoint_url
+                    .as_ref()
+                    .map_or(String::new(), |u| format!(" via {u}"))
+            ),
         }
     }
 }
@@ -231,7 +252,8 @@ mod tests {
             | OutputKind::Teams
             | OutputKind::PagerDuty
             | OutputKind::Elasticsearch
-            | OutputKind::Loki => 7,
+            | OutputKind::Loki
+            | OutputKind::Sns => 8,
         };
         assert_eq!(OutputKind::ALL.len(), variants(OutputKind::Webhook));
         for k in OutputKind::ALL {

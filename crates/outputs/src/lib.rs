@@ -25,6 +25,7 @@ pub mod retry;
 pub mod secret;
 pub mod size;
 pub mod slack;
+pub mod sns;
 pub mod stdout;
 pub mod teams;
 #[cfg(test)]
