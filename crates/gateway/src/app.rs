@@ -64,6 +64,7 @@ impl Gateway {
             };
             let output = o.settings.build(BuildContext {
                 max_in_flight: o.max_in_flight,
+                timeout: o.policy.timeout,
             });
             let capacity = o.max_in_flight * output.batch_limits().max_events;
             let cursor = spool.open_cursor(&o.name, capacity).map_err(setup)?;

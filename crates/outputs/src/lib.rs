@@ -16,6 +16,7 @@ pub mod elasticsearch;
 pub mod envelope;
 pub mod fingerprint;
 pub mod http;
+pub mod kafka;
 pub mod loki;
 pub mod output;
 pub mod pacer;

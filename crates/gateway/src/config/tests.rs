@@ -86,6 +86,8 @@ outputs:
     type: carrier-pigeon
   - name: c
     type: kafka
+    brokers: "localhost"
+    topic: falco
   - name: d
     type: webhook
     url: "http://127.0.0.1/${MISSING}"
@@ -100,7 +102,7 @@ outputs:
         "outputs[0].retry.max_backoff: invalid type",
         "outputs[1].urll: unknown field `urll`, expected one of `url`, `method`, `headers`",
         "outputs[2].type: unknown output type 'carrier-pigeon'",
-        "outputs[3].type: output type 'kafka' is not available in this version",
+        "outputs[3].brokers: 'localhost' is not host:port",
         "outputs[4].url: environment variable MISSING is not set",
         "outputs[4].min_priority: unknown priority 'urgent'",
         "outputs[4].max_in_flight: must be at least 1",

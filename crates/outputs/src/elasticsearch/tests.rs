@@ -21,7 +21,13 @@ fn config(keys: Value) -> ElasticsearchConfig {
 fn output(keys: Value) -> ElasticsearchOutput {
     let c = config(keys);
     c.check().unwrap();
-    build(&c, BuildContext { max_in_flight: 2 })
+    build(
+        &c,
+        BuildContext {
+            max_in_flight: 2,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 struct Quiet;

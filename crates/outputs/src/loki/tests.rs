@@ -16,7 +16,13 @@ use crate::testing::envelope;
 fn output(keys: Value) -> LokiOutput {
     let c: LokiConfig = parse_keys(keys).unwrap();
     c.check().unwrap();
-    build(&c, BuildContext { max_in_flight: 2 })
+    build(
+        &c,
+        BuildContext {
+            max_in_flight: 2,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 struct Quiet;

@@ -24,7 +24,13 @@ fn config(fake_url: &str, extra: Value) -> PagerDutyConfig {
 }
 
 fn output(c: &PagerDutyConfig) -> impl Output {
-    build(c, BuildContext { max_in_flight: 1 })
+    build(
+        c,
+        BuildContext {
+            max_in_flight: 1,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 struct Quiet;

@@ -21,7 +21,13 @@ fn config(url: &str, extra: Value) -> SlackConfig {
 }
 
 fn output(config: &SlackConfig) -> impl Output {
-    build(config, BuildContext { max_in_flight: 1 })
+    build(
+        config,
+        BuildContext {
+            max_in_flight: 1,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 struct Quiet;

@@ -16,7 +16,13 @@ fn config(url: &str, format: &str) -> TeamsConfig {
 }
 
 fn output(c: &TeamsConfig) -> impl Output {
-    build(c, BuildContext { max_in_flight: 1 })
+    build(
+        c,
+        BuildContext {
+            max_in_flight: 1,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 fn card_of(body: &[u8]) -> Value {

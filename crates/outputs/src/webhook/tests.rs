@@ -67,7 +67,13 @@ fn alert() -> Envelope {
 
 fn webhook(config: serde_json::Value) -> impl Output {
     let config: WebhookConfig = parse_keys(config).unwrap();
-    build(&config, BuildContext { max_in_flight: 2 })
+    build(
+        &config,
+        BuildContext {
+            max_in_flight: 2,
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
 }
 
 #[tokio::test]

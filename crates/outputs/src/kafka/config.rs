@@ -1,0 +1,109 @@
+//! The Kafka output's keys.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::client::{Brokers, KafkaTls, Properties, Sasl};
+use crate::batch::BatchConfig;
+use crate::fingerprint::KeyTemplate;
+use crate::output::BatchLimits;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: Brokers,
+    pub topic: String,
+    /// The message key, fields in braces (default `{rule}|{hostname}`): one host's alerts of one
+    /// rule share a partition and so keep their order.
+    pub key: Option<KeyTemplate>,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub acks: Acks,
+    pub sasl: Option<Sasl>,
+    pub tls: Option<KafkaTls>,
+    /// `uuid`, `priority` and `rule` headers on every message (default true).
+    #[serde(default = "yes")]
+    pub headers: bool,
+    /// librdkafka properties, applied last.
+    #[serde(default)]
+    pub librdkafka: Properties,
+    #[serde(default)]
+    pub batch: BatchConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+/// `all` (the default, required by idempotence), `leader` or `none`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    #[default]
+    All,
+    Leader,
+    None,
+}
+
+pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
+    max_events: 1000,
+    max_bytes: 1 << 20,
+    max_wait: Duration::from_millis(20),
+};
+
+impl KafkaConfig {
+    pub fn check(&self) -> Result<BatchLimits, (String, String)> {
+        let valid_topic = !self.topic.is_empty()
+            && self.topic.len() <= 249
+            && self.topic != "."
+            && self.topic != ".."
+            && self
+                .topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !valid_topic {
+            return Err((
+                "topic".to_string(),
+                format!(
+                    "'{}' is not a valid topic name (letters, digits, '.', '_', '-')",
+                    self.topic
+                ),
+            ));
+        }
+        super::client::check_tls(self.tls.as_ref())?;
+        let limits = self
+            .batch
+            .limits(DEFAULT_BATCH)
+            .map_err(|(k, m)| (k.to_string(), m))?;
+        // librdkafka checks its own property names and values when a client is made.
+        let probe: rdkafka::producer::FutureProducer =
+            super::producer_config(self, Duration::from_secs(5))
+                .create()
+                .map_err(|e| ("librdkafka".to_string(), e.to_string()))?;
+        drop(probe);
+        Ok(limits)
+    }
+}
