@@ -154,6 +154,9 @@ async fn ten_thousand_alerts_are_produced_once_each_keyed_with_headers() {
 async fn broker_failures_are_retried_without_loss_or_duplicates() {
     let cluster = MockCluster::new(3).unwrap();
     cluster.create_topic("falco", 3, 3).unwrap();
+    for p in 0..3 {
+        cluster.partition_leader("falco", p, Some(p + 1)).unwrap();
+    }
     let brokers = cluster.bootstrap_servers();
     let out = output(&brokers, json!({}));
     // The next produce requests fail as a leader change would make them.
@@ -163,11 +166,20 @@ async fn broker_failures_are_retried_without_loss_or_duplicates() {
     );
     let alerts: Vec<Envelope> = (0..3000).map(alert).collect();
     send_all(&out, &alerts[..1000]).await;
-    // A broker goes away mid-stream and comes back.
+    // The leader of partition 0 goes away mid-stream; a second later the cluster elects
+    // broker 2 (the mock cluster never does this by itself). Alerts for partition 0 wait
+    // and are retried meanwhile.
     cluster.broker_down(1).unwrap();
     let (first, rest) = alerts[1000..].split_at(1000);
-    send_all(&out, first).await;
+    let sending = send_all(&out, first);
+    let electing = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.partition_leader("falco", 0, Some(2)).unwrap();
+    };
+    tokio::join!(sending, electing);
+    // The broker comes back and takes its partition back.
     cluster.broker_up(1).unwrap();
+    cluster.partition_leader("falco", 0, Some(1)).unwrap();
     send_all(&out, rest).await;
     let got = tokio::task::spawn_blocking(move || consume_all(&brokers, 3000))
         .await
