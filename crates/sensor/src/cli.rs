@@ -45,6 +45,12 @@ enum Command {
         /// Gateway URL to POST alerts to (Falco's http_output body); may repeat.
         #[arg(long)]
         gateway: Vec<String>,
+        /// Kafka brokers to produce alerts to (host:port, comma-separated), with --kafka-topic.
+        #[arg(long, requires = "kafka_topic")]
+        kafka_brokers: Option<String>,
+        /// The Kafka topic gateways consume (see the gateway's `inputs`).
+        #[arg(long, requires = "kafka_brokers")]
+        kafka_topic: Option<String>,
         /// Print each alert as one JSON line.
         #[arg(long)]
         stdout: bool,
@@ -92,6 +98,8 @@ pub fn main() -> ExitCode {
         Command::Run {
             rules,
             gateway,
+            kafka_brokers,
+            kafka_topic,
             stdout,
             metrics_listen,
             capture,
@@ -105,6 +113,9 @@ pub fn main() -> ExitCode {
             let opts = crate::run::Options {
                 rules,
                 gateways: gateway,
+                kafka: kafka_brokers
+                    .zip(kafka_topic)
+                    .map(|(brokers, topic)| crate::sink::KafkaTarget { brokers, topic }),
                 stdout,
                 metrics_listen,
                 capture,

@@ -24,6 +24,7 @@ use crate::users::Users;
 pub struct Options {
     pub rules: Vec<PathBuf>,
     pub gateways: Vec<String>,
+    pub kafka: Option<crate::sink::KafkaTarget>,
     pub stdout: bool,
     pub metrics_listen: Option<SocketAddr>,
     pub capture: Option<PathBuf>,
@@ -368,9 +369,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (sinks, gateway_task) = Sinks::new(
         opts.stdout,
         opts.gateways.clone(),
+        opts.kafka.clone(),
         metrics.alerts_dropped.clone(),
         metrics.alerts_failed.clone(),
-    );
+    )?;
     if let Some(addr) = opts.metrics_listen {
         let registry = metrics.registry.clone();
         let listener = tokio::net::TcpListener::bind(addr)
@@ -470,6 +472,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         out.flush()?;
     }
     let Pipeline { sinks, .. } = pipeline;
+    sinks.flush(Duration::from_secs(5));
     drop(sinks);
     if let Some(task) = gateway_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
