@@ -1,7 +1,7 @@
 # Multi-stage build of both Peregrine binaries into a slim runtime image.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -9,7 +9,7 @@ RUN cargo build --release --locked --bin peregrine-gateway --bin peregrine-senso
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/peregrine /etc/peregrine
 COPY --from=build /src/target/release/peregrine-gateway /src/target/release/peregrine-sensor /usr/local/bin/

@@ -16,6 +16,8 @@ fi
 # kernel's BTF dumped by bpftool.
 declare -A run_needs=(
   [cc]=gcc
+  [pkg-config]=pkg-config
+  [/usr/include/openssl/ssl.h]=libssl-dev   # TLS and SCRAM for Kafka (librdkafka links OpenSSL)
   [make]=make
   [clang]=clang
   [bpftool]=bpftool
@@ -23,6 +25,8 @@ declare -A run_needs=(
 )
 declare -A test_needs=(
   [cc]=gcc
+  [pkg-config]=pkg-config
+  [/usr/include/openssl/ssl.h]=libssl-dev   # TLS and SCRAM for Kafka (librdkafka links OpenSSL)
   [make]=make
   [clang]=clang
   [bpftool]=bpftool

@@ -14,6 +14,8 @@ use crate::config::Config;
 use crate::deadletter::DeadLetterFile;
 use crate::delivery::{OutputStatus, Storm, Tracker, Worker};
 use crate::http::{self, AppState};
+use crate::input::{self, InputConfig};
+use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::spool::Spool;
 
@@ -101,13 +103,25 @@ impl Gateway {
         note_stale_cursors(&spool, &config);
         delivery.spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
 
-        let state = Arc::new(AppState {
+        let intake = Intake {
             spool: spool.clone(),
             metrics,
+            custom_fields: Arc::new(config.custom_fields.clone()),
+        };
+        let mut inputs = JoinSet::new();
+        for input in &config.inputs {
+            tracing::info!(from = %input.describe(), "input ready");
+            match input.clone() {
+                InputConfig::Kafka(c) => {
+                    inputs.spawn(input::kafka::run(c, intake.clone(), stop.clone()));
+                }
+            }
+        }
+        let state = Arc::new(AppState {
+            intake: intake.clone(),
             outputs: statuses,
             bearer_token: config.bearer_token.clone(),
             max_body_bytes: config.max_body_bytes,
-            custom_fields: config.custom_fields.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -138,6 +152,8 @@ impl Gateway {
                 _ = server => {}
                 _ = tokio::time::sleep(grace) => {}
             }
+            // Inputs finish storing their batch and commit their offsets.
+            while inputs.join_next().await.is_some() {}
             while workers.join_next().await.is_some() {}
             tracing::info!("gateway stopped; undelivered alerts stay in the spool");
             Ok(())

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::delivery::StormConfig;
+use crate::input::InputConfig;
 use crate::routing::Route;
 use crate::spool::SpoolOptions;
 
@@ -41,6 +42,8 @@ pub struct Config {
     /// How long in-flight deliveries may finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub outputs: Vec<OutputConfig>,
+    /// Where alerts come from besides `POST /`.
+    pub inputs: Vec<InputConfig>,
 }
 
 /// One configured output instance.
@@ -126,7 +129,7 @@ impl Config {
             interpolate(value, key, env, &mut errors);
         }
 
-        const KEYS: [&str; 7] = [
+        const KEYS: [&str; 8] = [
             "listen",
             "max_body_bytes",
             "auth",
@@ -134,6 +137,7 @@ impl Config {
             "custom_fields",
             "shutdown_grace",
             "outputs",
+            "inputs",
         ];
         for key in root.keys() {
             if !KEYS.contains(&key.as_str()) {
@@ -233,6 +237,26 @@ impl Config {
             Some(_) => errors.push("outputs", "must be a list of outputs"),
         }
 
+        let mut inputs = Vec::new();
+        match root.remove("inputs") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let path = format!("inputs[{i}]");
+                    let Value::Object(map) = item else {
+                        errors.push(path, "must be a mapping with at least 'type'");
+                        continue;
+                    };
+                    match InputConfig::parse(map) {
+                        Ok(input) => inputs.push(input),
+                        Err((sub, message)) if sub.is_empty() => errors.push(path, message),
+                        Err((sub, message)) => errors.push(format!("{path}.{sub}"), message),
+                    }
+                }
+            }
+            Some(_) => errors.push("inputs", "must be a list of inputs"),
+        }
+
         errors.finish(Config {
             listen,
             max_body_bytes,
@@ -241,6 +265,7 @@ impl Config {
             custom_fields,
             shutdown_grace,
             outputs,
+            inputs,
         })
     }
 }

@@ -9,6 +9,8 @@ pub mod config;
 pub mod deadletter;
 pub mod delivery;
 pub mod http;
+pub mod input;
+pub mod intake;
 pub mod metrics;
 pub mod routing;
 pub mod spool;

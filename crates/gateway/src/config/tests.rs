@@ -260,3 +260,69 @@ outputs:
     );
     assert_eq!(p.len(), 5, "{p:?}");
 }
+
+#[test]
+fn kafka_inputs_load_and_their_problems_have_paths() {
+    let c = Config::parse(
+        r#"
+inputs:
+  - type: kafka
+    brokers: "k1:9092,k2:9092"
+    topic: falco
+    sasl: { mechanism: SCRAM-SHA-512, username: gw, password: "${HOOK_TOKEN}" }
+"#,
+        &env,
+    )
+    .unwrap();
+    let crate::input::InputConfig::Kafka(k) = &c.inputs[0];
+    assert_eq!(k.brokers.0, ["k1:9092", "k2:9092"]);
+    assert_eq!(k.group_id, "peregrine-gateway");
+    assert!(!format!("{c:?}").contains("tok-123"));
+    assert_eq!(
+        c.inputs[0].describe(),
+        "Kafka topic falco on k1:9092,k2:9092 as group peregrine-gateway"
+    );
+
+    let p = problems(
+        r#"
+inputs:
+  - type: kafka
+    brokers: "k1:9092"
+    topic: "bad topic"
+  - type: rabbitmq
+  - type: kafka
+    brokers: nohost
+    topic: t
+  - type: kafka
+    brokers: "k1:9092"
+    topic: t
+    partitions: 3
+  - type: kafka
+    brokers: "k1:9092"
+    topic: t
+    librdkafka: { "sasl.pasword": "${HOOK_TOKEN}" }
+  - "kafka"
+"#,
+    );
+    let at = |prefix: &str| p.iter().any(|e| e.starts_with(prefix));
+    assert!(
+        at("inputs[0].topic: 'bad topic' is not a valid topic name"),
+        "{p:?}"
+    );
+    assert!(at("inputs[1].type: unknown input type 'rabbitmq'"), "{p:?}");
+    assert!(at("inputs[2].brokers: 'nohost' is not host:port"), "{p:?}");
+    assert!(
+        at("inputs[3].partitions: unknown field `partitions`"),
+        "{p:?}"
+    );
+    assert!(
+        at("inputs[4].librdkafka: librdkafka refused 'sasl.pasword'"),
+        "{p:?}"
+    );
+    assert!(
+        !p.iter().any(|e| e.contains("tok-123")),
+        "a mistyped secret never prints: {p:?}"
+    );
+    assert!(at("inputs[5]: must be a mapping"), "{p:?}");
+    assert_eq!(p.len(), 6, "{p:?}");
+}

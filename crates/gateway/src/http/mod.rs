@@ -1,6 +1,6 @@
 //! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
 
-mod decode;
+pub(crate) mod decode;
 pub mod server;
 
 use std::sync::Arc;
@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use peregrine_engine::{Alert, AlertId, EventTime, Priority};
+use peregrine_engine::{Alert, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use crate::delivery::OutputStatus;
+use crate::intake::Intake;
 use crate::metrics::Metrics;
-use crate::spool::{flags, AppendError, NewRecord, PendingAppend, Spool};
+use crate::spool::{flags, AppendError, PendingAppend};
 
 /// Every `reason` label `peregrine_alerts_rejected_total` can carry.
 pub const REJECTION_REASONS: &[&str] = &[
@@ -43,12 +44,10 @@ pub const REJECTION_REASONS: &[&str] = &[
 const FULL_RETRY_AFTER_SECS: u64 = 5;
 
 pub struct AppState {
-    pub spool: Spool,
-    pub metrics: Arc<Metrics>,
+    pub intake: Intake,
     pub outputs: Vec<Arc<OutputStatus>>,
     pub bearer_token: Option<Secret>,
     pub max_body_bytes: usize,
-    pub custom_fields: Map<String, Value>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -100,13 +99,13 @@ impl Rejection {
 async fn ingest(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     match accept(&app, &headers, body).await {
         Ok(n) => Json(json!({"accepted": n})).into_response(),
-        Err(rejection) => rejection.into_response(&app.metrics),
+        Err(rejection) => rejection.into_response(&app.intake.metrics),
     }
 }
 
 async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, Rejection> {
     authorize(app, headers)?;
-    let pending = app.spool.prepare_append();
+    let pending = app.intake.spool.prepare_append();
     let bytes = read_body(body, headers, app.max_body_bytes).await?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -117,39 +116,15 @@ async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize
     store(app, alerts, 0, pending).await
 }
 
-/// Assigns ids, adds custom fields, and appends durably. Returns the count stored.
+/// Stores through the intake; a failure becomes the answer the sender should see.
 async fn store(
     app: &AppState,
     alerts: Vec<Alert>,
     record_flags: u8,
     pending: PendingAppend<'_>,
 ) -> Result<usize, Rejection> {
-    let n = alerts.len();
-    if n == 0 {
-        return Ok(0);
-    }
-    let mut counts: Vec<(String, Priority)> = Vec::with_capacity(n);
-    let mut records = Vec::with_capacity(n);
-    for mut alert in alerts {
-        if alert.uuid.is_none() {
-            alert.uuid = Some(AlertId::generate());
-        }
-        for (k, v) in &app.custom_fields {
-            alert.output_fields.insert(k.clone(), v.clone());
-        }
-        counts.push((alert.source.clone(), alert.priority));
-        records.push(NewRecord {
-            payload: alert.to_json_bytes(),
-            flags: record_flags,
-        });
-    }
-    match pending.append(records).await {
-        Ok(_) => {
-            for (source, priority) in counts {
-                app.metrics.received(&source, priority.as_str(), 1);
-            }
-            Ok(n)
-        }
+    match app.intake.store(alerts, record_flags, pending).await {
+        Ok(n) => Ok(n),
         Err(e @ AppendError::Full { .. }) => Err(Rejection {
             retry_after: Some(FULL_RETRY_AFTER_SECS),
             ..Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "spool_full", e.to_string())
@@ -223,7 +198,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 /// Falcosidekick's test alert, delivered to every output whatever its routing.
 async fn test_alert(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(rejection) = authorize(&app, &headers) {
-        return rejection.into_response(&app.metrics);
+        return rejection.into_response(&app.intake.metrics);
     }
     let alert = Alert {
         hostname: Some(hostname()),
@@ -241,9 +216,16 @@ async fn test_alert(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
         time: EventTime::now(),
         uuid: None,
     };
-    match store(&app, vec![alert], flags::TEST, app.spool.prepare_append()).await {
+    match store(
+        &app,
+        vec![alert],
+        flags::TEST,
+        app.intake.spool.prepare_append(),
+    )
+    .await
+    {
         Ok(n) => Json(json!({"accepted": n})).into_response(),
-        Err(rejection) => rejection.into_response(&app.metrics),
+        Err(rejection) => rejection.into_response(&app.intake.metrics),
     }
 }
 
@@ -254,7 +236,7 @@ fn hostname() -> String {
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> Response {
-    if app.spool.is_writable() {
+    if app.intake.spool.is_writable() {
         Json(json!({"status": "ready"})).into_response()
     } else {
         (
@@ -272,15 +254,15 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        app.intake.metrics.render(),
     )
         .into_response()
 }
 
 /// Gauges are computed at scrape time from the spool and the workers' state.
 fn refresh_gauges(app: &AppState) {
-    let m = &app.metrics;
-    let end = app.spool.end();
+    let m = &app.intake.metrics;
+    let end = app.intake.spool.end();
     for o in &app.outputs {
         let labels = [o.name.as_str(), o.kind];
         let depth = end.seq.saturating_sub(o.committed().seq);
@@ -293,10 +275,11 @@ fn refresh_gauges(app: &AppState) {
             .with_label_values(&labels)
             .set(i64::from(o.is_paused()));
     }
-    m.spool_bytes.set(app.spool.disk_bytes() as i64);
-    m.spool_max_bytes.set(app.spool.max_bytes() as i64);
-    m.spool_segments.set(app.spool.segment_count() as i64);
-    let (commits, records) = app.spool.commit_stats();
+    m.spool_bytes.set(app.intake.spool.disk_bytes() as i64);
+    m.spool_max_bytes.set(app.intake.spool.max_bytes() as i64);
+    m.spool_segments
+        .set(app.intake.spool.segment_count() as i64);
+    let (commits, records) = app.intake.spool.commit_stats();
     m.spool_commits
         .inc_by(commits.saturating_sub(m.spool_commits.get()));
     m.spool_records

@@ -166,3 +166,32 @@ pub fn check_tls(tls: Option<&KafkaTls>) -> Result<(), (String, String)> {
     }
     Ok(())
 }
+
+/// Kafka's own rule for topic names, so a typo is a config error rather than a broker refusal.
+pub fn check_topic(topic: &str) -> Result<(), (String, String)> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err((
+            "topic".to_string(),
+            format!("'{topic}' is not a valid topic name (letters, digits, '.', '_', '-')"),
+        ))
+    }
+}
+
+/// A client-creation error without the property's value (which may be a credential).
+pub fn creation_error(e: &rdkafka::error::KafkaError) -> String {
+    match e {
+        rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
+            format!("librdkafka refused '{key}': {desc}")
+        }
+        other => other.to_string(),
+    }
+}

@@ -76,23 +76,7 @@ pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
 
 impl KafkaConfig {
     pub fn check(&self) -> Result<BatchLimits, (String, String)> {
-        let valid_topic = !self.topic.is_empty()
-            && self.topic.len() <= 249
-            && self.topic != "."
-            && self.topic != ".."
-            && self
-                .topic
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !valid_topic {
-            return Err((
-                "topic".to_string(),
-                format!(
-                    "'{}' is not a valid topic name (letters, digits, '.', '_', '-')",
-                    self.topic
-                ),
-            ));
-        }
+        super::client::check_topic(&self.topic)?;
         super::client::check_tls(self.tls.as_ref())?;
         let limits = self
             .batch
@@ -102,7 +86,7 @@ impl KafkaConfig {
         let probe: rdkafka::producer::FutureProducer =
             super::producer_config(self, Duration::from_secs(5))
                 .create()
-                .map_err(|e| ("librdkafka".to_string(), e.to_string()))?;
+                .map_err(|e| ("librdkafka".to_string(), super::client::creation_error(&e)))?;
         drop(probe);
         Ok(limits)
     }

@@ -1,0 +1,195 @@
+//! `inputs: [{type: kafka}]` — alerts consumed from a Kafka topic, one consumer group for
+//! all gateway replicas.
+//!
+//! A message is a Falco alert (or a JSON array of them), the body `POST /` takes. Messages are
+//! read in batches; a batch is appended to the spool with one fsync, and only then are its
+//! offsets committed. So a gateway that dies loses nothing: what it stored is in its spool
+//! (delivered when it restarts), and what it had not stored is consumed again by whichever
+//! replica gets the partition. The price is at-least-once: a crash between the fsync and the
+//! commit stores a batch twice, and the copies carry the same uuid.
+//!
+//! A message that is not a valid alert is counted in `peregrine_alerts_rejected_total`,
+//! logged with its partition and offset, and skipped: retrying it would never succeed and
+//! would stop its partition for good.
+
+use std::time::Duration;
+
+use peregrine_engine::Alert;
+use peregrine_outputs::kafka::client::{self, Brokers, KafkaTls, Properties, Sasl};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::decode;
+use crate::intake::Intake;
+use crate::spool::AppendError;
+
+/// Messages stored with one fsync at most.
+const MAX_BATCH: usize = 1000;
+/// How long to wait before trying a full or failing spool again.
+const APPEND_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaInputConfig {
+    pub brokers: Brokers,
+    pub topic: String,
+    /// Every replica uses the same group, so each partition is read by one of them.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    pub sasl: Option<Sasl>,
+    pub tls: Option<KafkaTls>,
+    /// librdkafka consumer properties, applied last.
+    #[serde(default)]
+    pub librdkafka: Properties,
+}
+
+fn default_group() -> String {
+    "peregrine-gateway".to_string()
+}
+
+impl KafkaInputConfig {
+    pub fn check(&self) -> Result<(), (String, String)> {
+        client::check_topic(&self.topic)?;
+        if self.group_id.is_empty() {
+            return Err(("group_id".to_string(), "must not be empty".to_string()));
+        }
+        client::check_tls(self.tls.as_ref())?;
+        // librdkafka checks its own property names and values when a client is made.
+        let probe: rdkafka::consumer::BaseConsumer = self
+            .client_config()
+            .create()
+            .map_err(|e| ("librdkafka".to_string(), client::creation_error(&e)))?;
+        drop(probe);
+        Ok(())
+    }
+
+    fn client_config(&self) -> rdkafka::ClientConfig {
+        client::client_config(
+            &self.brokers,
+            self.sasl.as_ref(),
+            self.tls.as_ref(),
+            &self.librdkafka,
+            &[
+                ("group.id", &self.group_id),
+                // Offsets are committed by hand, after the spool's fsync.
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                // A new group starts at the beginning: alerts already in the topic count.
+                ("auto.offset.reset", "earliest"),
+            ],
+        )
+    }
+}
+
+/// Consumes until `stop`, storing each batch before committing its offsets.
+pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationToken) {
+    let consumer: StreamConsumer = match config.client_config().create() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, topic = %config.topic, "cannot create the Kafka consumer");
+            return;
+        }
+    };
+    if let Err(e) = consumer.subscribe(&[&config.topic]) {
+        tracing::error!(error = %e, topic = %config.topic, "cannot subscribe to the Kafka topic");
+        return;
+    }
+    tracing::info!(topic = %config.topic, group = %config.group_id, "consuming alerts from Kafka");
+    while let Some(batch) = next_batch(&consumer, &stop).await {
+        if !store(&intake, &batch, &stop).await {
+            // Stopping before the batch was stored: it is not committed, so it is read again.
+            break;
+        }
+        for m in &batch {
+            if let Err(e) = consumer.store_offset_from_message(m) {
+                tracing::warn!(error = %e, "cannot store a Kafka offset");
+            }
+        }
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+            tracing::debug!(error = %e, "Kafka offset commit not sent");
+        }
+    }
+    // The last batches' offsets, before leaving the group.
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final Kafka offset commit");
+    }
+    tracing::info!(topic = %config.topic, "stopped consuming from Kafka");
+}
+
+/// Waits for a message, then takes whatever else has already arrived (up to [`MAX_BATCH`]).
+async fn next_batch<'c>(
+    consumer: &'c StreamConsumer,
+    stop: &CancellationToken,
+) -> Option<Vec<BorrowedMessage<'c>>> {
+    loop {
+        let first = tokio::select! {
+            m = consumer.recv() => m,
+            _ = stop.cancelled() => return None,
+        };
+        match first {
+            Ok(m) => {
+                let mut batch = vec![m];
+                while batch.len() < MAX_BATCH {
+                    // A zero timeout polls once: only messages already fetched are taken.
+                    match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                        Ok(Ok(m)) => batch.push(m),
+                        _ => break,
+                    }
+                }
+                return Some(batch);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka consumer error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Appends the batch's valid alerts durably, waiting out a full spool. False if stopped first.
+async fn store(intake: &Intake, batch: &[BorrowedMessage<'_>], stop: &CancellationToken) -> bool {
+    let alerts = decode_all(intake, batch);
+    if alerts.is_empty() {
+        return true;
+    }
+    loop {
+        match intake
+            .store(alerts.clone(), 0, intake.spool.prepare_append())
+            .await
+        {
+            Ok(_) => return true,
+            Err(AppendError::Closed) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store alerts from Kafka yet; consumption waits");
+                tokio::select! {
+                    _ = tokio::time::sleep(APPEND_RETRY) => {}
+                    _ = stop.cancelled() => return false,
+                }
+            }
+        }
+    }
+}
+
+fn decode_all(intake: &Intake, batch: &[BorrowedMessage<'_>]) -> Vec<Alert> {
+    let mut alerts = Vec::with_capacity(batch.len());
+    for m in batch {
+        let Some(payload) = m.payload() else {
+            continue; // a tombstone: nothing to store
+        };
+        match decode::decode(payload, false) {
+            Ok(mut decoded) => alerts.append(&mut decoded),
+            Err(e) => {
+                intake.metrics.rejected.with_label_values(&[e.reason]).inc();
+                tracing::warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    error = %e.message,
+                    "skipped a Kafka message that is not a Falco alert"
+                );
+            }
+        }
+    }
+    alerts
+}
