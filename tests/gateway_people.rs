@@ -458,6 +458,8 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "pagerduty",
         "elasticsearch",
         "loki",
+        "sns",
+        "kafka",
     ];
     let mut config = String::from("outputs:\n");
     let mut names = Vec::new();
@@ -475,7 +477,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
             config.push('\n');
         }
     }
-    assert_eq!(names.len(), 6, "{config}");
+    assert_eq!(names.len(), 8, "{config}");
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("examples.yaml");
     std::fs::write(&path, &config).unwrap();
@@ -510,4 +512,41 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
     for secret in ["hook-s3cret", "SECRET", "SIGSECRET", "PDKEY"] {
         assert!(!text.contains(secret), "{secret} in:\n{text}");
     }
+}
+
+/// The commented Kafka input example in `config/gateway.yaml`, uncommented, passes
+/// `--check-config` and the summary shows no password.
+#[test]
+fn the_documented_kafka_input_is_valid() {
+    let shipped =
+        std::fs::read_to_string(peregrine_e2e::workspace_root().join("config/gateway.yaml"))
+            .unwrap();
+    let block: Vec<&str> = shipped
+        .lines()
+        .skip_while(|l| *l != "# inputs:")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect();
+    assert!(block.len() > 3, "the example is there");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("inputs.yaml");
+    std::fs::write(&path, block.join("\n")).unwrap();
+    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .env("KAFKA_PASSWORD", "kafka-pw-SECRET")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{}\n{text}", block.join("\n"));
+    assert!(
+        text.contains("input <- Kafka topic falco on 127.0.0.1:9092 as group peregrine-gateway"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "{text}");
 }

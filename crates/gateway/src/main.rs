@@ -76,6 +76,9 @@ fn main() -> ExitCode {
                 );
             }
         }
+        for i in &config.inputs {
+            println!("  input <- {}", i.describe());
+        }
         return ExitCode::SUCCESS;
     }
     match run(config) {
