@@ -16,14 +16,22 @@ use std::time::Duration;
 
 use peregrine_engine::Alert;
 use peregrine_outputs::kafka::client::{self, Brokers, KafkaTls, Properties, Sasl};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, TopicPartitionList};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::decode;
 use crate::intake::Intake;
 use crate::spool::AppendError;
+
+/// Ids of alerts this input stored lately, remembered so that a batch read again (its commit
+/// failed in a rebalance, say) is not stored twice by the same replica.
+const REMEMBERED_IDS: usize = 100_000;
 
 /// Messages stored with one fsync at most.
 const MAX_BATCH: usize = 1000;
@@ -73,8 +81,11 @@ impl KafkaInputConfig {
             &self.librdkafka,
             &[
                 ("group.id", &self.group_id),
-                // Offsets are committed by hand, after the spool's fsync.
-                ("enable.auto.commit", "false"),
+                // An offset is stored by hand once its alert is in the spool (after the
+                // fsync); librdkafka commits stored offsets only, on its own timer, when
+                // partitions are revoked in a rebalance and when the consumer closes. Each
+                // batch also commits at once (below) to keep the duplicate window short.
+                ("enable.auto.commit", "true"),
                 ("enable.auto.offset.store", "false"),
                 // A new group starts at the beginning: alerts already in the topic count.
                 ("auto.offset.reset", "earliest"),
@@ -83,9 +94,43 @@ impl KafkaInputConfig {
     }
 }
 
+/// Logs what the group does with this replica: partitions taken and given up, and commits
+/// that failed (a failed commit means duplicates after the next rebalance).
+struct GroupLog;
+
+impl ClientContext for GroupLog {}
+
+impl ConsumerContext for GroupLog {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = ?partitions(tpl), "Kafka partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = ?partitions(tpl), "Kafka partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "Kafka rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(offsets = ?offsets.to_topic_map(), "Kafka offsets committed"),
+            Err(e) => tracing::warn!(error = %e, "Kafka offset commit failed"),
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
 /// Consumes until `stop`, storing each batch before committing its offsets.
 pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationToken) {
-    let consumer: StreamConsumer = match config.client_config().create() {
+    let consumer: StreamConsumer<GroupLog> = match config
+        .client_config()
+        .create_with_context(GroupLog)
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, topic = %config.topic, "cannot create the Kafka consumer");
@@ -97,8 +142,9 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
         return;
     }
     tracing::info!(topic = %config.topic, group = %config.group_id, "consuming alerts from Kafka");
+    let mut recent = RecentIds::default();
     while let Some(batch) = next_batch(&consumer, &stop).await {
-        if !store(&intake, &batch, &stop).await {
+        if !store(&intake, &batch, &mut recent, &stop).await {
             // Stopping before the batch was stored: it is not committed, so it is read again.
             break;
         }
@@ -120,7 +166,7 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
 
 /// Waits for a message, then takes whatever else has already arrived (up to [`MAX_BATCH`]).
 async fn next_batch<'c>(
-    consumer: &'c StreamConsumer,
+    consumer: &'c StreamConsumer<GroupLog>,
     stop: &CancellationToken,
 ) -> Option<Vec<BorrowedMessage<'c>>> {
     loop {
@@ -149,8 +195,25 @@ async fn next_batch<'c>(
 }
 
 /// Appends the batch's valid alerts durably, waiting out a full spool. False if stopped first.
-async fn store(intake: &Intake, batch: &[BorrowedMessage<'_>], stop: &CancellationToken) -> bool {
-    let alerts = decode_all(intake, batch);
+async fn store(
+    intake: &Intake,
+    batch: &[BorrowedMessage<'_>],
+    recent: &mut RecentIds,
+    stop: &CancellationToken,
+) -> bool {
+    let mut alerts = decode_all(intake, batch);
+    let before = alerts.len();
+    alerts.retain(|a| {
+        a.uuid
+            .as_ref()
+            .is_none_or(|id| !recent.contains(id.as_str()))
+    });
+    if alerts.len() < before {
+        tracing::info!(
+            skipped = before - alerts.len(),
+            "Kafka messages read again were already stored"
+        );
+    }
     if alerts.is_empty() {
         return true;
     }
@@ -159,7 +222,14 @@ async fn store(intake: &Intake, batch: &[BorrowedMessage<'_>], stop: &Cancellati
             .store(alerts.clone(), 0, intake.spool.prepare_append())
             .await
         {
-            Ok(_) => return true,
+            Ok(_) => {
+                for a in &alerts {
+                    if let Some(id) = &a.uuid {
+                        recent.insert(id.as_str());
+                    }
+                }
+                return true;
+            }
             Err(AppendError::Closed) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot store alerts from Kafka yet; consumption waits");
@@ -192,4 +262,28 @@ fn decode_all(intake: &Intake, batch: &[BorrowedMessage<'_>]) -> Vec<Alert> {
         }
     }
     alerts
+}
+
+/// A bounded memory of ids, oldest forgotten first.
+#[derive(Default)]
+struct RecentIds {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RecentIds {
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: &str) {
+        if self.set.insert(id.to_string()) {
+            self.order.push_back(id.to_string());
+            if self.order.len() > REMEMBERED_IDS {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
