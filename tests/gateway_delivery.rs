@@ -402,7 +402,7 @@ async fn secrets_stay_out_of_logs_and_metrics() {
     let port = peregrine_e2e::receiver::unused_port();
     let config = format!(
         "auth: {{ bearer_token: \"${{GW_TOKEN}}\" }}\noutputs:\n{}    headers: {{ Authorization: \"Bearer ${{HOOK_TOKEN}}\" }}\n",
-        webhook("hook", &format!("http://127.0.0.1:{port}/services/T00/B00/URLSECRET?key=QUERYSECRET"), "")
+        webhook("hook", &format!("http://127.0.0.1:{port}/services/TPATHSECRET/B00/URLSECRET?key=QUERYSECRET"), "")
     );
     let gw = GatewayProcess::start_with_env(
         tmp.path(),
@@ -441,7 +441,7 @@ async fn secrets_stay_out_of_logs_and_metrics() {
     for secret in [
         "URLSECRET",
         "QUERYSECRET",
-        "T00",
+        "TPATHSECRET",
         "HEADERSECRET",
         "GWSECRET",
     ] {

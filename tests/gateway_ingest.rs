@@ -328,7 +328,7 @@ listen: "127.0.0.1:2801"
 outputs:
   - name: hook
     type: webhook
-    url: "https://hooks.example.com/services/T00/B00/SECRETPART"
+    url: "https://hooks.example.com/services/TPATHSECRET/B00/SECRETPART"
     retry: { max_backoff: forever }
   - name: second
     type: webhook
@@ -359,7 +359,7 @@ outputs:
     let good = tmp.path().join("good.yaml");
     std::fs::write(
         &good,
-        "outputs:\n  - { name: hook, type: webhook, url: \"https://hooks.example.com/services/T00/B00/SECRETPART\" }\n",
+        "outputs:\n  - { name: hook, type: webhook, url: \"https://hooks.example.com/services/TPATHSECRET/B00/SECRETPART\" }\n",
     )
     .unwrap();
     let out = Command::new(bin("peregrine-gateway"))
@@ -375,7 +375,7 @@ outputs:
         "{text}"
     );
     assert!(
-        !text.contains("SECRETPART") && !text.contains("T00"),
+        !text.contains("SECRETPART") && !text.contains("TPATHSECRET"),
         "{text}"
     );
 }
