@@ -203,10 +203,12 @@ async fn store(
 ) -> bool {
     let mut alerts = decode_all(intake, batch);
     let before = alerts.len();
+    // Skip ids stored lately and ids seen earlier in this same batch.
+    let mut in_batch = std::collections::HashSet::new();
     alerts.retain(|a| {
-        a.uuid
-            .as_ref()
-            .is_none_or(|id| !recent.contains(id.as_str()))
+        a.uuid.as_ref().is_none_or(|id| {
+            !recent.contains(id.as_str()) && in_batch.insert(id.as_str().to_string())
+        })
     });
     if alerts.len() < before {
         tracing::info!(
