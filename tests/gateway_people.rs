@@ -478,26 +478,14 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         }
     }
     assert_eq!(names.len(), 8, "{config}");
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("examples.yaml");
-    std::fs::write(&path, &config).unwrap();
-    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .arg("--config")
-        .arg(&path)
-        .arg("--check-config")
-        .env("HOOK_TOKEN", "hook-s3cret")
-        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0SECRET/B0SECRET/XSECRET")
-        .env("TEAMS_WEBHOOK_URL", "https://prod.westus.logic.azure.com/workflows/WSECRET/triggers/manual/paths/invoke?sig=SIGSECRET")
-        .env("PAGERDUTY_ROUTING_KEY", "PDKEYSECRET0123456789abcdefABCDE")
-        .env("ES_PASSWORD", "espw-SECRET")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{config}\n{text}");
+    let (ok, text) = check_config(&config, &[
+        ("HOOK_TOKEN", "hook-s3cret"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0SECRET/B0SECRET/XSECRET"),
+        ("TEAMS_WEBHOOK_URL", "https://prod.westus.logic.azure.com/workflows/WSECRET/triggers/manual/paths/invoke?sig=SIGSECRET"),
+        ("PAGERDUTY_ROUTING_KEY", "PDKEYSECRET0123456789abcdefABCDE"),
+        ("ES_PASSWORD", "espw-SECRET"),
+    ]);
+    assert!(ok, "{config}\n{text}");
     for name in &names {
         assert!(text.contains(&format!("output {name} (")), "{text}");
     }
@@ -528,14 +516,25 @@ fn the_documented_kafka_input_is_valid() {
         .map(|l| l.strip_prefix("# ").unwrap_or(l))
         .collect();
     assert!(block.len() > 3, "the example is there");
+    let (ok, text) = check_config(&block.join("\n"), &[("KAFKA_PASSWORD", "kafka-pw-SECRET")]);
+    assert!(ok, "{}\n{text}", block.join("\n"));
+    assert!(
+        text.contains("input <- Kafka topic falco on 127.0.0.1:9092 as group peregrine-gateway"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "{text}");
+}
+
+/// `peregrine-gateway --check-config` on `config` with `env`: success, and stdout + stderr.
+fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("inputs.yaml");
-    std::fs::write(&path, block.join("\n")).unwrap();
+    let path = tmp.path().join("gateway.yaml");
+    std::fs::write(&path, config).unwrap();
     let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
         .arg("--config")
         .arg(&path)
         .arg("--check-config")
-        .env("KAFKA_PASSWORD", "kafka-pw-SECRET")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = format!(
@@ -543,10 +542,5 @@ fn the_documented_kafka_input_is_valid() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{}\n{text}", block.join("\n"));
-    assert!(
-        text.contains("input <- Kafka topic falco on 127.0.0.1:9092 as group peregrine-gateway"),
-        "{text}"
-    );
-    assert!(!text.contains("SECRET"), "{text}");
+    (out.status.success(), text)
 }

@@ -14,6 +14,7 @@ use peregrine_engine::Priority;
 use peregrine_outputs::config::SettingsError;
 use peregrine_outputs::duration::ConfigDuration;
 use peregrine_outputs::fingerprint::Fingerprint;
+use peregrine_outputs::list::StringList;
 use peregrine_outputs::retry::RetryPolicy;
 use peregrine_outputs::secret::Secret;
 use peregrine_outputs::size::ByteSize;
@@ -505,32 +506,6 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// A list given as a YAML sequence or as one comma-separated string.
-#[derive(Debug, Clone, Default)]
-struct StringList(Vec<String>);
-
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
-        }
-        let items = match Form::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a list of strings or a comma-separated string")
-        })? {
-            Form::One(s) => s
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect(),
-            Form::Many(v) => v,
-        };
-        Ok(StringList(items))
-    }
 }
 
 /// Collects problems while the rest of the file is still checked.

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod fingerprint;
 pub mod http;
 pub mod kafka;
+pub mod list;
 pub mod loki;
 pub mod output;
 pub mod pacer;

@@ -104,20 +104,9 @@ pub struct UrlList(pub Vec<SecretUrl>);
 
 impl<'de> serde::Deserialize<'de> for UrlList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
-        }
-        let texts: Vec<String> = match Form::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a URL, a list of URLs or a comma-separated string")
-        })? {
-            Form::One(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
-            Form::Many(v) => v,
-        };
+        let texts = crate::list::StringList::deserialize(d)?.0;
         let mut urls = Vec::new();
-        for (i, t) in texts.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+        for (i, t) in texts.iter().enumerate() {
             urls.push(
                 SecretUrl::parse(t)
                     .map_err(|e| serde::de::Error::custom(format!("URL {}: {e}", i + 1)))?,

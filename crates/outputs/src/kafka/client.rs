@@ -16,24 +16,7 @@ pub struct Brokers(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for Brokers {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
-        }
-        let list: Vec<String> = match Form::deserialize(d).map_err(|_| {
-            serde::de::Error::custom(
-                "expected host:port, a list of them or a comma-separated string",
-            )
-        })? {
-            Form::One(s) => s
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect(),
-            Form::Many(v) => v,
-        };
+        let list = crate::list::StringList::deserialize(d)?.0;
         if list.is_empty() {
             return Err(serde::de::Error::custom("needs at least one broker"));
         }
