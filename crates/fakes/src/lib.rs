@@ -1,4 +1,5 @@
-//! Local stand-ins for the SaaS destinations that cannot run here, for tests.
+//! Local stand-ins for the SaaS destinations and the container runtime that cannot run here, for
+//! tests.
 //!
 //! Each fake listens on 127.0.0.1, checks every body against the service's published format,
 //! enforces the service's published rate limit, and answers as the service does — success
@@ -6,6 +7,7 @@
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
 mod bucket;
+pub mod docker;
 pub mod elasticsearch;
 pub mod loki;
 pub mod moto;

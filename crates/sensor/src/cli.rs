@@ -76,6 +76,11 @@ enum Command {
         /// filters derived from the rules (for comparison and debugging).
         #[arg(long)]
         no_kernel_filters: bool,
+        /// A Docker Engine API socket (Docker, or Podman's compatible socket) to read container
+        /// names and images from; may repeat. Default: /var/run/docker.sock and
+        /// /run/podman/podman.sock, those that exist.
+        #[arg(long)]
+        docker_socket: Vec<PathBuf>,
     },
 }
 
@@ -108,6 +113,7 @@ pub fn main() -> ExitCode {
             drop_threshold,
             duration,
             no_kernel_filters,
+            docker_socket,
         } => {
             init_logs();
             let opts = crate::run::Options {
@@ -124,6 +130,21 @@ pub fn main() -> ExitCode {
                 drop_threshold,
                 duration: duration.map(std::time::Duration::from_secs_f64),
                 kernel_filters: !no_kernel_filters,
+                container_engines: if docker_socket.is_empty() {
+                    crate::runtime::default_engines()
+                } else {
+                    docker_socket
+                        .into_iter()
+                        .map(|socket| crate::runtime::DockerApi {
+                            kind: if socket.to_string_lossy().contains("podman") {
+                                "podman"
+                            } else {
+                                "docker"
+                            },
+                            socket,
+                        })
+                        .collect()
+                },
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

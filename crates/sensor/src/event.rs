@@ -11,6 +11,7 @@ use crate::bpf::records::{
 };
 use crate::proctable::{Process, ProcessTable};
 use crate::render::{self, SockAddr};
+use crate::runtime::ContainerInfo;
 use crate::users::Users;
 
 /// What the record was.
@@ -43,6 +44,8 @@ pub struct SensorEvent<'a> {
     pub users: &'a Users,
     pub fd: FdView,
     pub hostname: &'a str,
+    /// What the container runtime said about the process's container, once it has.
+    pub container: Option<&'a ContainerInfo>,
     ancestors: OnceLock<Vec<&'a Process>>,
 }
 
@@ -73,6 +76,7 @@ impl<'a> SensorEvent<'a> {
             users,
             fd,
             hostname,
+            container: None,
             ancestors: OnceLock::new(),
         }
     }
@@ -360,8 +364,15 @@ enum F {
     ContainerId,
     ContainerName,
     ContainerPrivileged,
+    ContainerImage,
+    ContainerImageId,
     ContainerImageRepository,
     ContainerImageTag,
+    ContainerImageDigest,
+    ContainerType,
+    K8sPodName,
+    K8sNsName,
+    K8sPodUid,
 }
 
 fn field_table() -> &'static [F] {
@@ -442,8 +453,15 @@ fn field_table() -> &'static [F] {
                 "container.id" => F::ContainerId,
                 "container.name" => F::ContainerName,
                 "container.privileged" => F::ContainerPrivileged,
+                "container.image" => F::ContainerImage,
+                "container.image.id" => F::ContainerImageId,
                 "container.image.repository" => F::ContainerImageRepository,
                 "container.image.tag" => F::ContainerImageTag,
+                "container.image.digest" => F::ContainerImageDigest,
+                "container.type" => F::ContainerType,
+                "k8s.pod.name" => F::K8sPodName,
+                "k8s.ns.name" => F::K8sNsName,
+                "k8s.pod.uid" => F::K8sPodUid,
                 _ => F::None,
             })
             .collect()
@@ -611,17 +629,24 @@ impl Event for SensorEvent<'_> {
                 .map(|_| boolean(self.ret() >= 0 || self.ret() == -115))),
             F::FdNameChanged => boolean(false),
             F::ContainerId => s(p.container_id.as_deref().unwrap_or("host")),
-            // Names and images need the runtime's API; on the host, Falco reports `host`.
-            F::ContainerName => {
-                if p.container_id.is_none() {
-                    s("host")
-                } else {
-                    Extracted::Missing
-                }
-            }
-            F::ContainerPrivileged | F::ContainerImageRepository | F::ContainerImageTag => {
-                Extracted::Missing
-            }
+            // On the host Falco names the container `host`; in a container, the rest is what
+            // the runtime answered, missing until it has.
+            F::ContainerName if p.container_id.is_none() => s("host"),
+            F::ContainerType if p.container_id.is_none() => s("host"),
+            F::ContainerName => opt(self.container.map(|c| s(&c.name))),
+            F::ContainerType => opt(self.container.map(|c| s(c.runtime))),
+            F::ContainerPrivileged => opt(self.container.map(|c| boolean(c.privileged))),
+            F::ContainerImage => opt(self.container.map(|c| s(&c.image))),
+            F::ContainerImageId => opt(self.container.and_then(|c| c.image_id.as_deref()).map(s)),
+            F::ContainerImageRepository => opt(self.container.map(|c| s(&c.repository))),
+            F::ContainerImageTag => opt(self.container.and_then(|c| c.tag.as_deref()).map(s)),
+            F::ContainerImageDigest => opt(self.container.and_then(|c| c.digest.as_deref()).map(s)),
+            F::K8sPodName => opt(self.container.and_then(|c| c.pod_name.as_deref()).map(s)),
+            F::K8sNsName => opt(self
+                .container
+                .and_then(|c| c.pod_namespace.as_deref())
+                .map(s)),
+            F::K8sPodUid => opt(self.container.and_then(|c| c.pod_uid.as_deref()).map(s)),
         }
     }
 }

@@ -7,6 +7,7 @@ mod event;
 mod proctable;
 mod render;
 mod run;
+mod runtime;
 mod sink;
 mod users;
 

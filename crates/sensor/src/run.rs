@@ -18,6 +18,7 @@ use crate::bpf::records::{self, Record};
 use crate::bpf::{syscalls, Probe};
 use crate::event::{self, Kind, SensorEvent};
 use crate::proctable::ProcessTable;
+use crate::runtime::Containers;
 use crate::sink::Sinks;
 use crate::users::Users;
 
@@ -36,6 +37,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Drop in the kernel the events no loaded rule can match.
     pub kernel_filters: bool,
+    /// Runtimes asked for container names and images.
+    pub container_engines: Vec<crate::runtime::DockerApi>,
 }
 
 /// Syscalls the process table needs whatever the rules are.
@@ -125,6 +128,7 @@ struct Pipeline {
     ruleset: Ruleset,
     table: ProcessTable,
     users: Users,
+    containers: Containers,
     sinks: Sinks,
     metrics: Arc<Metrics>,
     hostname: String,
@@ -199,7 +203,11 @@ impl Pipeline {
         self.num += 1;
         let process = self.table.get(pid).expect("just looked up");
         let time_ns = ts_boot_ns as i64 + self.boot_to_wall_ns;
-        let event = SensorEvent::new(
+        let container = process
+            .container_id
+            .as_deref()
+            .and_then(|id| self.containers.get(id));
+        let mut event = SensorEvent::new(
             kind,
             evt_type,
             self.num,
@@ -209,6 +217,7 @@ impl Pipeline {
             &self.users,
             &self.hostname,
         );
+        event.container = container.as_deref();
         self.metrics.events.with_label_values(&[evt_type]).inc();
         if let Some(out) = &mut self.capture {
             let mut line = serde_json::Map::new();
@@ -404,10 +413,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let containers = Containers::new(opts.container_engines.clone());
+    containers.prefill();
     let mut pipeline = Pipeline {
         ruleset,
         table: ProcessTable::seed(),
         users: Users::load(),
+        containers,
         sinks,
         metrics: metrics.clone(),
         hostname: opts.hostname.clone(),

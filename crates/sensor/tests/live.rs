@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use peregrine_fakes::docker::{Container, FakeDocker};
+
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
@@ -267,7 +269,7 @@ os.waitpid(pid, 0)
 }
 
 #[test]
-fn a_process_in_a_docker_scope_cgroup_gets_its_container_id() {
+fn a_process_in_a_docker_cgroup_gets_its_container_id_name_and_image() {
     if !root() {
         return;
     }
@@ -280,9 +282,25 @@ fn a_process_in_a_docker_scope_cgroup_gets_its_container_id() {
         eprintln!("\n*** SKIPPED: cannot create a cgroup under /sys/fs/cgroup/cpu ***\n");
         return;
     }
-    let sensor = Sensor::start(&[]);
+    // The runtime's side: a Docker Engine API that knows this container.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let docker = rt.block_on(FakeDocker::start(
+        &socket,
+        vec![Container {
+            id: id.clone(),
+            name: "/payments-web".into(),
+            image: "registry.local:5000/shop/web:2.4.1".into(),
+            privileged: true,
+            labels: vec![],
+        }],
+    ));
+    let sensor = Sensor::start(&["--docker-socket", socket.to_str().unwrap()]);
+    // As in a real container, the shadow read is not the container's first process; the
+    // runtime's answer arrives asynchronously, as with Falco.
     sh(&format!(
-        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
+        "echo $$ > {}/cgroup.procs && sleep 0.5 && exec cat /etc/shadow > /dev/null",
         cgroup.display()
     ));
     let alerts = sensor.stop();
@@ -295,11 +313,31 @@ fn a_process_in_a_docker_scope_cgroup_gets_its_container_id() {
         "/etc/shadow",
     )
     .unwrap_or_else(|| panic!("no alert: {alerts:#?}"));
-    assert_eq!(hit["output_fields"]["container.id"], id[..12]);
-    assert!(hit["output"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("container_id={}", &id[..12])));
+    let fields = &hit["output_fields"];
+    assert_eq!(fields["container.id"], id[..12]);
+    assert_eq!(fields["container.name"], "payments-web", "{hit:#}");
+    assert_eq!(
+        fields["container.image.repository"],
+        "registry.local:5000/shop/web"
+    );
+    assert_eq!(fields["container.image.tag"], "2.4.1");
+    let output = hit["output"].as_str().unwrap();
+    for part in [
+        format!("container_id={}", &id[..12]),
+        "container_name=payments-web".to_string(),
+        "container_image_repository=registry.local:5000/shop/web".to_string(),
+        "container_image_tag=2.4.1".to_string(),
+    ] {
+        assert!(output.contains(&part), "{part} not in {output}");
+    }
+    assert!(
+        docker
+            .requests()
+            .iter()
+            .any(|p| p == &format!("/containers/{}/json", &id[..12])),
+        "{:?}",
+        docker.requests()
+    );
 }
 
 #[test]

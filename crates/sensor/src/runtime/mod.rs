@@ -1,0 +1,173 @@
+//! Container metadata from the container runtimes: name, image, privileged flag, and the
+//! Kubernetes pod a container belongs to.
+//!
+//! The container id comes from the kernel with every event (see [`crate::container`]); the rest
+//! needs the runtime's API, which is slow next to an event. So, as Falco's container plugin does,
+//! lookups are asynchronous: the first sight of a container starts one, events meanwhile show
+//! these fields as missing (`<NA>`), and later events carry what the runtime answered. Containers
+//! already running when the sensor starts are listed up front, so they are known from the start.
+
+pub mod docker;
+mod image;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use docker::DockerApi;
+
+/// What a runtime says about a container, in the shape of Falco's `container.*` and `k8s.*`
+/// fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// `container.type`: `docker` or `podman`.
+    pub runtime: &'static str,
+    pub name: String,
+    /// The image as the container was started with it (`nginx:1.25`).
+    pub image: String,
+    pub image_id: Option<String>,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub privileged: bool,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+    pub pod_uid: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("container runtime unreachable: {0}")]
+    Unreachable(String),
+    #[error("container runtime answered unexpectedly: {0}")]
+    Answer(String),
+}
+
+/// The runtime sockets Falco's container plugin tries when none is configured.
+pub fn default_engines() -> Vec<DockerApi> {
+    [
+        ("/var/run/docker.sock", "docker"),
+        ("/run/podman/podman.sock", "podman"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| std::path::Path::new(path).exists())
+    .map(|(path, kind)| DockerApi {
+        socket: PathBuf::from(path),
+        kind,
+    })
+    .collect()
+}
+
+/// How long a container no runtime knew is left alone before it is asked about again.
+const RETRY_UNKNOWN: Duration = Duration::from_secs(30);
+/// Entries kept at most; a node runs far fewer containers, so this only bounds a leak.
+const MAX_ENTRIES: usize = 16_384;
+
+enum Entry {
+    Looking,
+    Known(Arc<ContainerInfo>),
+    Unknown(Instant),
+}
+
+/// The sensor's view of the containers on this host, filled in the background.
+#[derive(Clone)]
+pub struct Containers {
+    engines: Arc<[DockerApi]>,
+    cache: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl Containers {
+    pub fn new(engines: Vec<DockerApi>) -> Self {
+        Containers {
+            engines: engines.into(),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Lists the running containers of every engine in the background. Needs a tokio runtime.
+    pub fn prefill(&self) {
+        for engine in self.engines.iter().cloned() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                match engine.list().await {
+                    Ok(ids) => {
+                        tracing::info!(
+                            engine = %engine.socket.display(),
+                            containers = ids.len(),
+                            "container runtime reachable"
+                        );
+                        for id in ids {
+                            if this.claim(&id) {
+                                this.look_up(id).await;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "container metadata unavailable"),
+                }
+            });
+        }
+    }
+
+    /// What is known of a container. The first call for an id starts a lookup and returns
+    /// `None`; so do calls while it runs. Needs a tokio runtime.
+    pub fn get(&self, id: &str) -> Option<Arc<ContainerInfo>> {
+        if self.engines.is_empty() {
+            return None;
+        }
+        if let Some(Entry::Known(info)) = self.cache.lock().expect("container cache").get(id) {
+            return Some(info.clone());
+        }
+        if self.claim(id) {
+            let this = self.clone();
+            let id = id.to_string();
+            tokio::spawn(async move { this.look_up(id).await });
+        }
+        None
+    }
+
+    /// Marks `id` as being looked up, unless it is known, already being looked up, or was
+    /// unknown to every runtime a moment ago.
+    fn claim(&self, id: &str) -> bool {
+        let mut cache = self.cache.lock().expect("container cache");
+        match cache.get(id) {
+            Some(Entry::Known(_) | Entry::Looking) => false,
+            Some(Entry::Unknown(at)) if at.elapsed() < RETRY_UNKNOWN => false,
+            _ => {
+                if cache.len() >= MAX_ENTRIES {
+                    cache.retain(|_, e| matches!(e, Entry::Looking));
+                }
+                cache.insert(id.to_string(), Entry::Looking);
+                true
+            }
+        }
+    }
+
+    async fn look_up(&self, id: String) {
+        let mut found = None;
+        for engine in self.engines.iter() {
+            match engine.inspect(&id).await {
+                Ok(Some(info)) => {
+                    found = Some(info);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(container = %id, error = %e, "container lookup failed"),
+            }
+        }
+        let entry = match found {
+            Some(info) => {
+                tracing::debug!(container = %id, name = %info.name, image = %info.image, "container known");
+                Entry::Known(Arc::new(info))
+            }
+            None => Entry::Unknown(Instant::now()),
+        };
+        self.cache
+            .lock()
+            .expect("container cache")
+            .insert(id, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests;
