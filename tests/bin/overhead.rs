@@ -1,9 +1,9 @@
 //! `peregrine-overhead`: what the eBPF sensor costs the workloads it watches.
 //!
-//! Runs each workload with a fixed iteration count, in three phases — baseline, with
-//! `peregrine-sensor run` loaded with Falco's stable rules, baseline again — and reports the
-//! slowdown as a ratio against the mean of the two baselines (they bracket the sensor run, so
-//! drift on this shared machine shows as a gap between them). It also reports the sensor's CPU
+//! Runs each workload with a fixed iteration count, alternating baseline runs and runs with
+//! `peregrine-sensor run` loaded with Falco's stable rules, and reports the slowdown as the
+//! median over rounds of each sensor run against the mean of the two baselines that bracket it,
+//! so drift on this shared machine between rounds cancels out. It also reports the sensor's CPU
 //! time per kernel record and its drops. Root only; everything on 127.0.0.1.
 //!
 //! ```text
@@ -48,16 +48,16 @@ fn main() {
         ("tcp connect+accept+close", Box::new(connect_loop)),
     ];
 
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     println!("peregrine-overhead: {ROUNDS} rounds of [baseline, with sensor] and a closing baseline; medians reported");
-    let mut base: Vec<Vec<f64>> = vec![Vec::new(); workloads.len() + 1];
-    let mut with: Vec<Vec<f64>> = vec![Vec::new(); workloads.len() + 1];
-    let run_all = |into: &mut Vec<Vec<f64>>| {
+    let mut base: Vec<Vec<Sample>> = vec![Vec::new(); workloads.len() + 1];
+    let mut with: Vec<Vec<Sample>> = vec![Vec::new(); workloads.len() + 1];
+    let run_all = |into: &mut Vec<Vec<Sample>>| {
         for (i, (_, w)) in workloads.iter().enumerate() {
             into[i].push(w());
         }
         if let Some(r) = &redis {
-            into[workloads.len()].push(redis_rps(r.1));
+            into[workloads.len()].push(redis_rps(r.0.id(), r.1));
         }
     };
     let metrics_port = TcpListener::bind("127.0.0.1:0")
@@ -83,27 +83,15 @@ fn main() {
     run_all(&mut base);
 
     println!(
-        "{:<32} {:>12} {:>12} {:>9} {:>22}",
-        "workload", "baseline", "sensor", "ratio", "baseline spread"
+        "{:<30} {:>10} {:>10} {:>7} {:>12}  {:>9} {:>12}",
+        "workload (ns per op)", "baseline", "sensor", "wall", "per round", "CPU", "per round"
     );
     for (i, (name, _)) in workloads.iter().enumerate() {
-        let (b, w) = (median(&base[i]), median(&with[i]));
-        println!(
-            "{name:<32} {b:>12.0} {w:>12.0} {:>8.2}x {:>22}",
-            w / b,
-            spread(&base[i])
-        );
+        report(name, &base[i], &with[i], |b, w| w / b);
     }
     if redis.is_some() {
         let i = workloads.len();
-        let (b, w) = (median(&base[i]), median(&with[i]));
-        println!(
-            "{:<32} {b:>12.0} {w:>12.0} {:>8.2}x {:>22}   ({:.1} % fewer req/s)",
-            "redis-benchmark SET+GET req/s",
-            b / w,
-            spread(&base[i]),
-            (1.0 - w / b) * 100.0
-        );
+        report("redis-benchmark (req/s)", &base[i], &with[i], |b, w| b / w);
     }
     println!(
         "sensor, over the {ROUNDS} rounds: {records:.0} kernel records in {:.1} s, {drops:.0} dropped; user-space CPU {:.2} s",
@@ -118,16 +106,52 @@ fn main() {
     }
 }
 
+/// One workload run: wall-clock cost, and the CPU time (user and system, of the workload's
+/// processes and threads) per operation. CPU time is the steadier of the two on a shared
+/// machine: waiting behind another tenant lengthens the wall clock but not the CPU time.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Nanoseconds per operation, or requests per second for redis.
+    wall: f64,
+    cpu_ns: f64,
+}
+
+/// Prints a workload's line: medians, and the bracketed wall and CPU ratios with their range.
+fn report(name: &str, base: &[Sample], with: &[Sample], wall_ratio: impl Fn(f64, f64) -> f64) {
+    let walls = |v: &[Sample]| v.iter().map(|s| s.wall).collect::<Vec<_>>();
+    let cpus = |v: &[Sample]| v.iter().map(|s| s.cpu_ns).collect::<Vec<_>>();
+    let wall = bracketed(&walls(base), &walls(with), wall_ratio);
+    let cpu = bracketed(&cpus(base), &cpus(with), |b, w| w / b);
+    println!(
+        "{name:<30} {:>10.0} {:>10.0} {:>6.2}x {:>12}  {:>8.2}x {:>12}",
+        median(&walls(base)),
+        median(&walls(with)),
+        median(&wall),
+        spread2(&wall),
+        median(&cpu),
+        spread2(&cpu)
+    );
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     s[s.len() / 2]
 }
 
-fn spread(v: &[f64]) -> String {
+fn spread2(v: &[f64]) -> String {
     let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = v.iter().cloned().fold(0.0, f64::max);
-    format!("{min:.0}..{max:.0}")
+    format!("{min:.2}..{max:.2}")
+}
+
+/// Each sensor round against the mean of the two baselines run just before and just after it,
+/// so that drift of this shared machine between rounds cancels out of the ratio.
+fn bracketed(base: &[f64], with: &[f64], ratio: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    with.iter()
+        .enumerate()
+        .map(|(i, &w)| ratio((base[i] + base[i + 1]) / 2.0, w))
+        .collect()
 }
 
 /// The kernel side's own cost per run, from the kernel's BPF run-time statistics
@@ -233,18 +257,35 @@ fn prog_stats() -> std::collections::BTreeMap<String, (u64, u64)> {
     stats
 }
 
-/// A workload: runs a fixed number of operations and returns nanoseconds per operation.
-type Workload = Box<dyn Fn() -> f64>;
+/// A workload: runs a fixed number of operations.
+type Workload = Box<dyn Fn() -> Sample>;
 
-fn ns_per_op(n: u64, mut op: impl FnMut()) -> f64 {
+fn ns_per_op(n: u64, mut op: impl FnMut()) -> Sample {
+    let cpu = own_cpu_ns();
     let t = Instant::now();
     for _ in 0..n {
         op();
     }
-    t.elapsed().as_nanos() as f64 / n as f64
+    Sample {
+        wall: t.elapsed().as_nanos() as f64 / n as f64,
+        cpu_ns: (own_cpu_ns() - cpu) as f64 / n as f64,
+    }
 }
 
-fn open_close() -> f64 {
+/// User and system time of this process's threads and of its children that have been waited
+/// for.
+fn own_cpu_ns() -> u64 {
+    let usage = |who| {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        (us(u.ru_utime) + us(u.ru_stime)) * 1_000
+    };
+    usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN)
+}
+
+fn open_close() -> Sample {
     let path = CString::new("/etc/hostname").unwrap();
     ns_per_op(300_000, || unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
@@ -252,14 +293,14 @@ fn open_close() -> f64 {
     })
 }
 
-fn fork_exec() -> f64 {
+fn fork_exec() -> Sample {
     ns_per_op(400, || {
         let status = Command::new("/bin/true").status().unwrap();
         assert!(status.success());
     })
 }
 
-fn connect_loop() -> f64 {
+fn connect_loop() -> Sample {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let n = 2_000;
@@ -268,9 +309,13 @@ fn connect_loop() -> f64 {
             drop(listener.accept().unwrap());
         }
     });
-    // Linger 0: close with a reset, so thousands of connections leave no TIME_WAIT behind.
+    // Each connection waits for its accept (the server's close reaches the client as end of
+    // file), so the accept queue never overflows: an overflow drops SYNs, whose 1 s retransmits
+    // made this loop measure timers rather than syscalls. Linger 0: the client closes with a
+    // reset, so thousands of connections leave no TIME_WAIT on the client side.
     let r = ns_per_op(n, || {
-        let s = TcpStream::connect(addr).unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        let _ = s.read(&mut [0u8; 1]);
         let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -367,8 +412,11 @@ fn start_redis() -> Option<(Child, u16)> {
     None
 }
 
-/// Requests per second of redis-benchmark SET and GET (mean of the two).
-fn redis_rps(port: u16) -> f64 {
+/// Requests per second of redis-benchmark SET and GET (mean of the two), and the CPU time of
+/// redis-server and redis-benchmark per request.
+fn redis_rps(server: u32, port: u16) -> Sample {
+    const REQUESTS: u64 = 100_000;
+    let cpu = cpu_ns(server) + own_cpu_ns();
     let out = Command::new("redis-benchmark")
         .args([
             "-h",
@@ -377,7 +425,7 @@ fn redis_rps(port: u16) -> f64 {
             &port.to_string(),
             "-q",
             "-n",
-            "100000",
+            &REQUESTS.to_string(),
             "-c",
             "50",
             "-t",
@@ -395,9 +443,11 @@ fn redis_rps(port: u16) -> f64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .collect();
-    if rates.is_empty() {
+    let cpu_ns = (cpu_ns(server) + own_cpu_ns() - cpu) as f64 / (2 * REQUESTS) as f64;
+    let wall = if rates.is_empty() {
         0.0
     } else {
         rates.iter().sum::<f64>() / rates.len() as f64
-    }
+    };
+    Sample { wall, cpu_ns }
 }
