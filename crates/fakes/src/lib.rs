@@ -7,6 +7,7 @@
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
 mod bucket;
+pub mod cri;
 pub mod docker;
 pub mod elasticsearch;
 pub mod loki;

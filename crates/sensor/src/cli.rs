@@ -81,6 +81,10 @@ enum Command {
         /// /run/podman/podman.sock, those that exist.
         #[arg(long)]
         docker_socket: Vec<PathBuf>,
+        /// A Kubernetes CRI socket (containerd, CRI-O) to read container names, images and pods
+        /// from; may repeat. Default: containerd's, CRI-O's and k3s's usual sockets that exist.
+        #[arg(long)]
+        cri_socket: Vec<PathBuf>,
     },
 }
 
@@ -88,6 +92,25 @@ enum Command {
 enum MatchMode {
     First,
     All,
+}
+
+/// The runtimes to ask about containers: those given, or else the usual sockets present.
+fn engines(docker: Vec<PathBuf>, cri: Vec<PathBuf>) -> Vec<crate::runtime::Engine> {
+    use crate::runtime::{CriApi, DockerApi, Engine};
+    if docker.is_empty() && cri.is_empty() {
+        return crate::runtime::default_engines();
+    }
+    let docker = docker.into_iter().map(|socket| {
+        let kind = if socket.to_string_lossy().contains("podman") {
+            "podman"
+        } else {
+            "docker"
+        };
+        Engine::Docker(DockerApi { socket, kind })
+    });
+    docker
+        .chain(cri.into_iter().map(|s| Engine::Cri(CriApi::new(s))))
+        .collect()
 }
 
 pub fn main() -> ExitCode {
@@ -114,6 +137,7 @@ pub fn main() -> ExitCode {
             duration,
             no_kernel_filters,
             docker_socket,
+            cri_socket,
         } => {
             init_logs();
             let opts = crate::run::Options {
@@ -130,21 +154,7 @@ pub fn main() -> ExitCode {
                 drop_threshold,
                 duration: duration.map(std::time::Duration::from_secs_f64),
                 kernel_filters: !no_kernel_filters,
-                container_engines: if docker_socket.is_empty() {
-                    crate::runtime::default_engines()
-                } else {
-                    docker_socket
-                        .into_iter()
-                        .map(|socket| crate::runtime::DockerApi {
-                            kind: if socket.to_string_lossy().contains("podman") {
-                                "podman"
-                            } else {
-                                "docker"
-                            },
-                            socket,
-                        })
-                        .collect()
-                },
+                container_engines: engines(docker_socket, cri_socket),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

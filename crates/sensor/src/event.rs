@@ -635,7 +635,7 @@ impl Event for SensorEvent<'_> {
             F::ContainerType if p.container_id.is_none() => s("host"),
             F::ContainerName => opt(self.container.map(|c| s(&c.name))),
             F::ContainerType => opt(self.container.map(|c| s(c.runtime))),
-            F::ContainerPrivileged => opt(self.container.map(|c| boolean(c.privileged))),
+            F::ContainerPrivileged => opt(self.container.and_then(|c| c.privileged).map(boolean)),
             F::ContainerImage => opt(self.container.map(|c| s(&c.image))),
             F::ContainerImageId => opt(self.container.and_then(|c| c.image_id.as_deref()).map(s)),
             F::ContainerImageRepository => opt(self.container.map(|c| s(&c.repository))),

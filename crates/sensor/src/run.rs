@@ -38,7 +38,7 @@ pub struct Options {
     /// Drop in the kernel the events no loaded rule can match.
     pub kernel_filters: bool,
     /// Runtimes asked for container names and images.
-    pub container_engines: Vec<crate::runtime::DockerApi>,
+    pub container_engines: Vec<crate::runtime::Engine>,
 }
 
 /// Syscalls the process table needs whatever the rules are.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use peregrine_fakes::cri::{CriContainer, FakeCri};
 use peregrine_fakes::docker::{Container, FakeDocker};
 
 fn root() -> bool {
@@ -268,20 +269,64 @@ os.waitpid(pid, 0)
     );
 }
 
+/// A 64-hex-character container id unique to this test run.
+fn container_id(salt: u64) -> String {
+    format!(
+        "{:0>64}",
+        format!("{:x}", salt + u64::from(std::process::id()))
+    )
+}
+
+/// Starts the sensor with `args`, reads /etc/shadow from a shell moved into the cgroup
+/// `/sys/fs/cgroup/cpu/<parent>/<leaf>` (as a container runtime would place it), and returns
+/// the alert that read raised; `None` when the cgroup cannot be made here.
+fn shadow_read_in_cgroup(parent: &str, leaf: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let root = PathBuf::from("/sys/fs/cgroup/cpu");
+    let cgroup = root.join(parent).join(leaf);
+    if std::fs::create_dir_all(&cgroup).is_err() {
+        eprintln!("\n*** SKIPPED: cannot create a cgroup under /sys/fs/cgroup/cpu ***\n");
+        return None;
+    }
+    let sensor = Sensor::start(args);
+    // As in a real container, the shadow read is not the container's first process; the
+    // runtime's answer arrives asynchronously, as with Falco.
+    sh(&format!(
+        "echo $$ > {}/cgroup.procs && sleep 0.5 && exec cat /etc/shadow > /dev/null",
+        cgroup.display()
+    ));
+    let alerts = sensor.stop();
+    // Remove the cgroups made here, innermost first (a directory still in use stays).
+    let mut dir = cgroup.as_path();
+    while dir != root {
+        let _ = std::fs::remove_dir(dir);
+        dir = dir.parent().unwrap();
+    }
+    // Tests run side by side, each with its own sensor seeing every read: take this
+    // container's.
+    let hit = alerts
+        .iter()
+        .find(|a| {
+            a["rule"] == "Read sensitive file untrusted"
+                && a["output_fields"]["fd.name"] == "/etc/shadow"
+                && a["output_fields"]["container.id"] == leaf[..12]
+        })
+        .unwrap_or_else(|| panic!("no alert from container {}: {alerts:#?}", &leaf[..12]));
+    Some(hit.clone())
+}
+
+fn assert_output_has(alert: &serde_json::Value, parts: &[String]) {
+    let output = alert["output"].as_str().unwrap();
+    for part in parts {
+        assert!(output.contains(part.as_str()), "{part} not in {output}");
+    }
+}
+
 #[test]
 fn a_process_in_a_docker_cgroup_gets_its_container_id_name_and_image() {
     if !root() {
         return;
     }
-    let id = format!(
-        "{:0>64}",
-        format!("{:x}", 0xfeed_0000_0000u64 + u64::from(std::process::id()))
-    );
-    let cgroup = PathBuf::from("/sys/fs/cgroup/cpu/docker").join(&id);
-    if std::fs::create_dir_all(&cgroup).is_err() {
-        eprintln!("\n*** SKIPPED: cannot create a cgroup under /sys/fs/cgroup/cpu ***\n");
-        return;
-    }
+    let id = container_id(0xfeed_0000_0000);
     // The runtime's side: a Docker Engine API that knows this container.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -296,23 +341,13 @@ fn a_process_in_a_docker_cgroup_gets_its_container_id_name_and_image() {
             labels: vec![],
         }],
     ));
-    let sensor = Sensor::start(&["--docker-socket", socket.to_str().unwrap()]);
-    // As in a real container, the shadow read is not the container's first process; the
-    // runtime's answer arrives asynchronously, as with Falco.
-    sh(&format!(
-        "echo $$ > {}/cgroup.procs && sleep 0.5 && exec cat /etc/shadow > /dev/null",
-        cgroup.display()
-    ));
-    let alerts = sensor.stop();
-    let _ = std::fs::remove_dir(&cgroup);
-    let _ = std::fs::remove_dir("/sys/fs/cgroup/cpu/docker");
-    let hit = find(
-        &alerts,
-        "Read sensitive file untrusted",
-        "fd.name",
-        "/etc/shadow",
-    )
-    .unwrap_or_else(|| panic!("no alert: {alerts:#?}"));
+    let Some(hit) = shadow_read_in_cgroup(
+        "docker",
+        &id,
+        &["--docker-socket", socket.to_str().unwrap()],
+    ) else {
+        return;
+    };
     let fields = &hit["output_fields"];
     assert_eq!(fields["container.id"], id[..12]);
     assert_eq!(fields["container.name"], "payments-web", "{hit:#}");
@@ -321,15 +356,15 @@ fn a_process_in_a_docker_cgroup_gets_its_container_id_name_and_image() {
         "registry.local:5000/shop/web"
     );
     assert_eq!(fields["container.image.tag"], "2.4.1");
-    let output = hit["output"].as_str().unwrap();
-    for part in [
-        format!("container_id={}", &id[..12]),
-        "container_name=payments-web".to_string(),
-        "container_image_repository=registry.local:5000/shop/web".to_string(),
-        "container_image_tag=2.4.1".to_string(),
-    ] {
-        assert!(output.contains(&part), "{part} not in {output}");
-    }
+    assert_output_has(
+        &hit,
+        &[
+            format!("container_id={}", &id[..12]),
+            "container_name=payments-web".to_string(),
+            "container_image_repository=registry.local:5000/shop/web".to_string(),
+            "container_image_tag=2.4.1".to_string(),
+        ],
+    );
     assert!(
         docker
             .requests()
@@ -337,6 +372,63 @@ fn a_process_in_a_docker_cgroup_gets_its_container_id_name_and_image() {
             .any(|p| p == &format!("/containers/{}/json", &id[..12])),
         "{:?}",
         docker.requests()
+    );
+}
+
+#[test]
+fn a_process_in_a_kubernetes_pod_cgroup_gets_its_pod_from_the_cri() {
+    if !root() {
+        return;
+    }
+    let id = container_id(0xc0de_0000_0000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("containerd.sock");
+    let labels = [
+        ("io.kubernetes.pod.name", "checkout-7d9f6"),
+        ("io.kubernetes.pod.namespace", "shop"),
+        ("io.kubernetes.pod.uid", "1b2c-3d4e"),
+    ];
+    let cri = rt.block_on(FakeCri::start(
+        &socket,
+        vec![CriContainer {
+            id: id.clone(),
+            name: "checkout".into(),
+            image: "docker.io/shop/checkout:5.0".into(),
+            user_specified_image: "shop/checkout:5.0".into(),
+            image_ref: "docker.io/shop/checkout@sha256:77aa".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }],
+    ));
+    // The kubelet's cgroupfs layout: kubepods/<qos>/pod<uid>/<container id>.
+    let Some(hit) = shadow_read_in_cgroup(
+        "kubepods/besteffort/pod1b2c-3d4e",
+        &id,
+        &["--cri-socket", socket.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let fields = &hit["output_fields"];
+    assert_eq!(fields["container.id"], id[..12]);
+    assert_eq!(fields["container.name"], "checkout", "{hit:#}");
+    assert_eq!(fields["container.image.repository"], "shop/checkout");
+    assert_eq!(fields["container.image.tag"], "5.0");
+    assert_eq!(fields["k8s.pod.name"], "checkout-7d9f6");
+    assert_eq!(fields["k8s.ns.name"], "shop");
+    assert_output_has(
+        &hit,
+        &[
+            "k8s_pod_name=checkout-7d9f6".to_string(),
+            "k8s_ns_name=shop".to_string(),
+        ],
+    );
+    assert!(
+        cri.calls().iter().any(|c| c == "ContainerStatus"),
+        "{:?}",
+        cri.calls()
     );
 }
 

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -16,7 +15,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use super::{image, ContainerInfo, EngineError};
+use super::{image, ContainerInfo, EngineError, REQUEST_TIMEOUT};
 
 /// Labels the kubelet puts on containers it runs through dockershim or cri-dockerd.
 const POD_NAME: &str = "io.kubernetes.pod.name";
@@ -120,7 +119,7 @@ impl DockerApi {
             repository: reference.repository,
             tag: reference.tag,
             digest: reference.digest,
-            privileged: c.host_config.privileged,
+            privileged: Some(c.host_config.privileged),
             pod_name: label(POD_NAME),
             pod_namespace: label(POD_NAMESPACE),
             pod_uid: label(POD_UID),
@@ -162,7 +161,3 @@ async fn get(socket: &Path, path: &str) -> Result<(StatusCode, Bytes), EngineErr
         .await
         .map_err(|_| unreachable(&"no answer in time"))?
 }
-
-/// Falco's container plugin gives an engine 10 s; a lookup is off the event path, but a hung
-/// runtime should not pile up lookups either.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -7,6 +7,7 @@
 //! these fields as missing (`<NA>`), and later events carry what the runtime answered. Containers
 //! already running when the sensor starts are listed up front, so they are known from the start.
 
+pub mod cri;
 pub mod docker;
 mod image;
 
@@ -15,13 +16,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use cri::CriApi;
 pub use docker::DockerApi;
 
 /// What a runtime says about a container, in the shape of Falco's `container.*` and `k8s.*`
 /// fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
-    /// `container.type`: `docker` or `podman`.
+    /// `container.type`: `docker`, `podman`, `containerd` or `cri-o`.
     pub runtime: &'static str,
     pub name: String,
     /// The image as the container was started with it (`nginx:1.25`).
@@ -30,7 +32,8 @@ pub struct ContainerInfo {
     pub repository: String,
     pub tag: Option<String>,
     pub digest: Option<String>,
-    pub privileged: bool,
+    /// `None` where the runtime's API does not say (the CRI's plain status).
+    pub privileged: Option<bool>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
     pub pod_uid: Option<String>,
@@ -42,21 +45,73 @@ pub enum EngineError {
     Unreachable(String),
     #[error("container runtime answered unexpectedly: {0}")]
     Answer(String),
+    #[error("container runtime refused ({0:?}): {1}")]
+    Status(tonic::Code, String),
 }
 
-/// The runtime sockets Falco's container plugin tries when none is configured.
-pub fn default_engines() -> Vec<DockerApi> {
-    [
+/// Falco's container plugin gives an engine 10 s; a lookup is off the event path, but a hung
+/// runtime should not pile up lookups either.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A container runtime's API.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// Docker, or Podman's compatible socket.
+    Docker(DockerApi),
+    /// containerd or CRI-O, through the Kubernetes CRI.
+    Cri(CriApi),
+}
+
+impl Engine {
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, EngineError> {
+        match self {
+            Engine::Docker(api) => api.inspect(id).await,
+            Engine::Cri(api) => api.inspect(id).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, EngineError> {
+        match self {
+            Engine::Docker(api) => api.list().await,
+            Engine::Cri(api) => api.list().await,
+        }
+    }
+
+    fn socket(&self) -> &std::path::Path {
+        match self {
+            Engine::Docker(api) => &api.socket,
+            Engine::Cri(api) => &api.socket,
+        }
+    }
+}
+
+/// The runtime sockets Falco's container plugin tries when none is configured, those present.
+pub fn default_engines() -> Vec<Engine> {
+    let present = |path: &str| {
+        std::path::Path::new(path)
+            .exists()
+            .then(|| PathBuf::from(path))
+    };
+    let mut engines = Vec::new();
+    for (path, kind) in [
         ("/var/run/docker.sock", "docker"),
         ("/run/podman/podman.sock", "podman"),
-    ]
-    .into_iter()
-    .filter(|(path, _)| std::path::Path::new(path).exists())
-    .map(|(path, kind)| DockerApi {
-        socket: PathBuf::from(path),
-        kind,
-    })
-    .collect()
+    ] {
+        if let Some(socket) = present(path) {
+            engines.push(Engine::Docker(DockerApi { socket, kind }));
+        }
+    }
+    for path in [
+        "/run/containerd/containerd.sock",
+        "/run/crio/crio.sock",
+        "/run/k3s/containerd/containerd.sock",
+        "/run/host-containerd/containerd.sock",
+    ] {
+        if let Some(socket) = present(path) {
+            engines.push(Engine::Cri(CriApi::new(socket)));
+        }
+    }
+    engines
 }
 
 /// How long a container no runtime knew is left alone before it is asked about again.
@@ -73,12 +128,12 @@ enum Entry {
 /// The sensor's view of the containers on this host, filled in the background.
 #[derive(Clone)]
 pub struct Containers {
-    engines: Arc<[DockerApi]>,
+    engines: Arc<[Engine]>,
     cache: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl Containers {
-    pub fn new(engines: Vec<DockerApi>) -> Self {
+    pub fn new(engines: Vec<Engine>) -> Self {
         Containers {
             engines: engines.into(),
             cache: Arc::default(),
@@ -87,13 +142,13 @@ impl Containers {
 
     /// Lists the running containers of every engine in the background. Needs a tokio runtime.
     pub fn prefill(&self) {
-        for engine in self.engines.iter().cloned() {
-            let this = self.clone();
+        for engine in self.engines.iter() {
+            let (this, engine) = (self.clone(), engine.clone());
             tokio::spawn(async move {
                 match engine.list().await {
                     Ok(ids) => {
                         tracing::info!(
-                            engine = %engine.socket.display(),
+                            engine = %engine.socket().display(),
                             containers = ids.len(),
                             "container runtime reachable"
                         );

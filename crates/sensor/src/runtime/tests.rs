@@ -38,6 +38,10 @@ fn api(socket: &std::path::Path) -> DockerApi {
     }
 }
 
+fn engine(socket: &std::path::Path) -> Engine {
+    Engine::Docker(api(socket))
+}
+
 #[tokio::test]
 async fn inspects_a_container_by_its_short_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +59,7 @@ async fn inspects_a_container_by_its_short_id() {
         ("web", "nginx:1.25", "nginx")
     );
     assert_eq!(web.tag.as_deref(), Some("1.25"));
-    assert!(!web.privileged);
+    assert_eq!(web.privileged, Some(false));
     assert_eq!(web.pod_name, None);
     assert!(web.image_id.as_deref().unwrap().starts_with("sha256:"));
 
@@ -69,7 +73,7 @@ async fn inspects_a_container_by_its_short_id() {
         (api_pod.tag, api_pod.digest.as_deref()),
         (None, Some("sha256:feed"))
     );
-    assert!(api_pod.privileged);
+    assert_eq!(api_pod.privileged, Some(true));
 
     assert_eq!(docker.inspect("0123456789ab").await.unwrap(), None);
     let mut listed = docker.list().await.unwrap();
@@ -113,7 +117,7 @@ async fn the_cache_looks_up_once_and_answers_from_memory() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     let fake = FakeDocker::start(&socket, containers()).await;
-    let containers = Containers::new(vec![api(&socket)]);
+    let containers = Containers::new(vec![engine(&socket)]);
 
     // First sight: nothing yet, a lookup starts; then the answer stays in memory.
     assert!(containers.get(&WEB[..12]).is_none());
@@ -139,7 +143,7 @@ async fn running_containers_are_known_from_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     let fake = FakeDocker::start(&socket, containers()).await;
-    let containers = Containers::new(vec![api(&socket)]);
+    let containers = Containers::new(vec![engine(&socket)]);
     containers.prefill();
     let deadline = Instant::now() + Duration::from_secs(5);
     while fake.requests().len() < 3 {
@@ -158,8 +162,144 @@ async fn without_a_runtime_nothing_is_asked_and_nothing_breaks() {
     containers.prefill();
     assert!(containers.get(&WEB[..12]).is_none());
     let dir = tempfile::tempdir().unwrap();
-    let gone = Containers::new(vec![api(&dir.path().join("gone.sock"))]);
+    let gone = Containers::new(vec![engine(&dir.path().join("gone.sock"))]);
     assert!(gone.get(&WEB[..12]).is_none());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(gone.get(&WEB[..12]).is_none());
+}
+
+mod cri {
+    use peregrine_fakes::cri::{CriContainer, FakeCri};
+
+    use super::*;
+
+    const NGINX: &str = "5e3f2c7c1d8e9f0a1b2c3d4e5f3ad7b26ded6d8e7b1f0ffbbd8bdd3b4e4b2eab";
+    const OLD: &str = "7c1d8e9f0a1b2c3d4e5f3ad7b26ded6d8e7b1f0ffbbd8bdd3b4e4b2eab5e3f2c";
+    const UNTAGGED: &str = "0a1b2c3d4e5f3ad7b26ded6d8e7b1f0ffbbd8bdd3b4e4b2eab5e3f2c7c1d8e9f";
+
+    fn pod_labels(pod: &str) -> Vec<(String, String)> {
+        vec![
+            ("io.kubernetes.pod.name".into(), pod.into()),
+            ("io.kubernetes.pod.namespace".into(), "shop".into()),
+            ("io.kubernetes.pod.uid".into(), "6f1c-22".into()),
+            ("io.kubernetes.container.name".into(), "ignored".into()),
+        ]
+    }
+
+    fn node() -> Vec<CriContainer> {
+        vec![
+            CriContainer {
+                id: NGINX.into(),
+                name: "web".into(),
+                image: "docker.io/library/nginx:1.25".into(),
+                user_specified_image: "nginx:1.25".into(),
+                image_ref: "docker.io/library/nginx@sha256:0d17".into(),
+                labels: pod_labels("web-5d8f"),
+            },
+            // A runtime that predates user_specified_image.
+            CriContainer {
+                id: OLD.into(),
+                name: "api".into(),
+                image: "registry.local:5000/shop/api:3.1".into(),
+                user_specified_image: String::new(),
+                image_ref: "registry.local:5000/shop/api@sha256:aa11".into(),
+                labels: pod_labels("api-77c4"),
+            },
+            // Pulled by digest: no tag to resolve to.
+            CriContainer {
+                id: UNTAGGED.into(),
+                name: "job".into(),
+                image: format!("sha256:{}", "ef".repeat(32)),
+                user_specified_image: String::new(),
+                image_ref: "quay.io/shop/job@sha256:bb22".into(),
+                labels: pod_labels("job-1"),
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn reads_name_image_and_pod_from_container_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("containerd.sock");
+        let fake = FakeCri::start(&socket, node()).await;
+        let cri = CriApi::new(socket.clone());
+
+        let web = cri.inspect(&NGINX[..12]).await.unwrap().expect("known");
+        assert_eq!(web.runtime, "containerd");
+        assert_eq!(
+            (web.name.as_str(), web.image.as_str()),
+            ("web", "nginx:1.25")
+        );
+        assert_eq!(
+            (
+                web.repository.as_str(),
+                web.tag.as_deref(),
+                web.digest.as_deref()
+            ),
+            ("nginx", Some("1.25"), Some("sha256:0d17"))
+        );
+        assert_eq!(web.pod_name.as_deref(), Some("web-5d8f"));
+        assert_eq!(web.pod_namespace.as_deref(), Some("shop"));
+        assert_eq!(web.pod_uid.as_deref(), Some("6f1c-22"));
+        assert_eq!(web.privileged, None);
+
+        let old = cri.inspect(&OLD[..12]).await.unwrap().expect("known");
+        assert_eq!(
+            (old.repository.as_str(), old.tag.as_deref()),
+            ("registry.local:5000/shop/api", Some("3.1"))
+        );
+        let job = cri.inspect(&UNTAGGED[..12]).await.unwrap().expect("known");
+        assert_eq!(
+            (
+                job.repository.as_str(),
+                job.tag.as_deref(),
+                job.digest.as_deref()
+            ),
+            ("quay.io/shop/job", None, Some("sha256:bb22"))
+        );
+
+        assert_eq!(cri.inspect("0123456789ab").await.unwrap(), None);
+        let mut listed = cri.list().await.unwrap();
+        listed.sort();
+        assert_eq!(
+            listed,
+            vec![
+                UNTAGGED[..12].to_string(),
+                NGINX[..12].to_string(),
+                OLD[..12].to_string()
+            ]
+        );
+        assert_eq!(
+            fake.calls(),
+            [
+                "ContainerStatus",
+                "ContainerStatus",
+                "ContainerStatus",
+                "ContainerStatus",
+                "ListContainers"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cri_socket_behind_a_missing_docker_socket_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("crio.sock");
+        let _fake = FakeCri::start(&socket, node()).await;
+        let containers = Containers::new(vec![
+            engine(&dir.path().join("docker.sock")),
+            Engine::Cri(CriApi::new(socket)),
+        ]);
+        let web = eventually(&containers, &NGINX[..12]).await.expect("found");
+        assert_eq!((web.runtime, web.name.as_str()), ("cri-o", "web"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_cri_socket_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cri = CriApi::new(dir.path().join("none.sock"));
+        let err = cri.inspect(&NGINX[..12]).await.unwrap_err();
+        assert!(matches!(err, EngineError::Unreachable(_)), "{err}");
+        assert!(err.to_string().contains("none.sock"), "{err}");
+    }
 }
