@@ -83,22 +83,51 @@ fn main() {
     run_all(&mut base);
 
     println!(
-        "{:<30} {:>10} {:>10} {:>7} {:>12}  {:>9} {:>12}",
-        "workload (ns per op)", "baseline", "sensor", "wall", "per round", "CPU", "per round"
+        "{:<30} {:>10} {:>10} {:>7} {:>12}  {:>7} {:>12}  {:>7}",
+        "workload (ns per op)",
+        "baseline",
+        "sensor",
+        "wall",
+        "per round",
+        "CPU",
+        "per round",
+        "best"
     );
     for (i, (name, _)) in workloads.iter().enumerate() {
-        report(name, &base[i], &with[i], |b, w| w / b);
+        report(name, &base[i], &with[i], false);
     }
     if redis.is_some() {
         let i = workloads.len();
-        report("redis-benchmark (req/s)", &base[i], &with[i], |b, w| b / w);
+        let ratio = report("redis-benchmark (req/s)", &base[i], &with[i], true);
+        println!(
+            "  redis-benchmark with the sensor: {:.1} % fewer requests per second",
+            (1.0 - 1.0 / ratio) * 100.0
+        );
     }
     println!(
         "sensor, over the {ROUNDS} rounds: {records:.0} kernel records in {:.1} s, {drops:.0} dropped; user-space CPU {:.2} s",
         elapsed.as_secs_f64(),
         cpu as f64 / 1e9
     );
-    bpf_cost(&bin, &rules, metrics_port);
+    // What one traced syscall costs, all in: the getpid loop makes one syscall per operation.
+    let per_syscall_ns = median(&with[0].iter().map(|s| s.wall).collect::<Vec<_>>())
+        - median(&base[0].iter().map(|s| s.wall).collect::<Vec<_>>());
+    let redis_cpu_ns = redis.is_some().then(|| {
+        median(
+            &base[workloads.len()]
+                .iter()
+                .map(|s| s.cpu_ns)
+                .collect::<Vec<_>>(),
+        )
+    });
+    bpf_cost(
+        &bin,
+        &rules,
+        metrics_port,
+        redis.as_ref().map(|r| (r.0.id(), r.1)),
+        per_syscall_ns,
+        redis_cpu_ns,
+    );
     throughput(&bin, &rules, metrics_port);
     if let Some((mut child, _)) = redis {
         let _ = child.kill();
@@ -116,14 +145,16 @@ struct Sample {
     cpu_ns: f64,
 }
 
-/// Prints a workload's line: medians, and the bracketed wall and CPU ratios with their range.
-fn report(name: &str, base: &[Sample], with: &[Sample], wall_ratio: impl Fn(f64, f64) -> f64) {
+/// Prints a workload's line: medians, and the bracketed wall-clock and CPU ratios with their
+/// range. Returns the median wall-clock ratio.
+fn report(name: &str, base: &[Sample], with: &[Sample], higher_is_better: bool) -> f64 {
     let walls = |v: &[Sample]| v.iter().map(|s| s.wall).collect::<Vec<_>>();
     let cpus = |v: &[Sample]| v.iter().map(|s| s.cpu_ns).collect::<Vec<_>>();
-    let wall = bracketed(&walls(base), &walls(with), wall_ratio);
+    let slowdown = |b: f64, w: f64| if higher_is_better { b / w } else { w / b };
+    let wall = bracketed(&walls(base), &walls(with), slowdown);
     let cpu = bracketed(&cpus(base), &cpus(with), |b, w| w / b);
     println!(
-        "{name:<30} {:>10.0} {:>10.0} {:>6.2}x {:>12}  {:>8.2}x {:>12}",
+        "{name:<30} {:>10.0} {:>10.0} {:>6.2}x {:>12}  {:>6.2}x {:>12}",
         median(&walls(base)),
         median(&walls(with)),
         median(&wall),
@@ -131,6 +162,7 @@ fn report(name: &str, base: &[Sample], with: &[Sample], wall_ratio: impl Fn(f64,
         median(&cpu),
         spread2(&cpu)
     );
+    median(&wall)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -157,7 +189,14 @@ fn bracketed(base: &[f64], with: &[f64], ratio: impl Fn(f64, f64) -> f64) -> Vec
 /// The kernel side's own cost per run, from the kernel's BPF run-time statistics
 /// (`kernel.bpf_stats_enabled`, on only for this measurement): noise-free where wall-clock
 /// ratios on a shared machine are not.
-fn bpf_cost(bin: &std::path::Path, rules: &std::path::Path, metrics_port: u16) {
+fn bpf_cost(
+    bin: &std::path::Path,
+    rules: &std::path::Path,
+    metrics_port: u16,
+    redis: Option<(u32, u16)>,
+    per_syscall_ns: f64,
+    redis_cpu_ns: Option<f64>,
+) {
     let mut sensor = start_sensor(bin, rules, metrics_port);
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
     let before = prog_stats();
@@ -170,6 +209,16 @@ fn bpf_cost(bin: &std::path::Path, rules: &std::path::Path, metrics_port: u16) {
         }
     }
     let after = prog_stats();
+    // The same for a redis-benchmark run: how many syscalls a request makes, both sides.
+    let redis_runs = redis.map(|(pid, port)| {
+        let before = prog_stats();
+        let _ = redis_rps(pid, port);
+        let after = prog_stats();
+        let runs = |s: &std::collections::BTreeMap<String, (u64, u64)>| {
+            s.get("sys_exit").map_or(0, |&(_, c)| c)
+        };
+        runs(&after) - runs(&before)
+    });
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
     let _ = sensor.kill();
     let _ = sensor.wait();
@@ -183,6 +232,16 @@ fn bpf_cost(bin: &std::path::Path, rules: &std::path::Path, metrics_port: u16) {
                 (t1 - t0) as f64 / runs as f64
             );
         }
+    }
+    // Accounting rather than timing: syscalls per request (counted by the kernel) times what
+    // one traced syscall costs (the getpid loop's slowdown), against a request's CPU time.
+    if let (Some(runs), Some(cpu)) = (redis_runs, redis_cpu_ns) {
+        let per_request = runs as f64 / (2 * REDIS_REQUESTS) as f64;
+        let added = per_request * per_syscall_ns;
+        println!(
+            "redis-benchmark, accounted: {per_request:.1} syscalls per request (server and client) x {per_syscall_ns:.0} ns per traced syscall = {added:.0} ns on {cpu:.0} ns of CPU per request = {:.1} %",
+            added / cpu * 100.0
+        );
     }
 }
 
@@ -414,8 +473,9 @@ fn start_redis() -> Option<(Child, u16)> {
 
 /// Requests per second of redis-benchmark SET and GET (mean of the two), and the CPU time of
 /// redis-server and redis-benchmark per request.
+const REDIS_REQUESTS: u64 = 100_000;
+
 fn redis_rps(server: u32, port: u16) -> Sample {
-    const REQUESTS: u64 = 100_000;
     let cpu = cpu_ns(server) + own_cpu_ns();
     let out = Command::new("redis-benchmark")
         .args([
@@ -425,7 +485,7 @@ fn redis_rps(server: u32, port: u16) -> Sample {
             &port.to_string(),
             "-q",
             "-n",
-            &REQUESTS.to_string(),
+            &REDIS_REQUESTS.to_string(),
             "-c",
             "50",
             "-t",
@@ -443,7 +503,7 @@ fn redis_rps(server: u32, port: u16) -> Sample {
                 .and_then(|v| v.trim().parse().ok())
         })
         .collect();
-    let cpu_ns = (cpu_ns(server) + own_cpu_ns() - cpu) as f64 / (2 * REQUESTS) as f64;
+    let cpu_ns = (cpu_ns(server) + own_cpu_ns() - cpu) as f64 / (2 * REDIS_REQUESTS) as f64;
     let wall = if rates.is_empty() {
         0.0
     } else {
