@@ -13,6 +13,7 @@ pub mod matchers;
 pub mod output;
 pub mod prefilter;
 pub mod priority;
+pub mod raw_alert;
 pub mod replay;
 pub mod rules;
 pub mod ruleset;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, AlertId};
 use serde_json::{Map, Value};
 
@@ -49,5 +50,34 @@ impl Intake {
             self.metrics.received(&source, priority.as_str(), 1);
         }
         Ok(n)
+    }
+
+    /// Whether [`Intake::store_raw`] can take an alert: only when no custom fields are to be
+    /// merged into its `output_fields`.
+    pub fn takes_raw(&self) -> bool {
+        self.custom_fields.is_empty()
+    }
+
+    /// Stores one alert checked in place, its free-form parts copied as they came (see
+    /// [`RawAlert`]). Callers check [`Intake::takes_raw`] first.
+    pub async fn store_raw(
+        &self,
+        alert: RawAlert<'_>,
+        record_flags: u8,
+        pending: PendingAppend<'_>,
+    ) -> Result<usize, AppendError> {
+        debug_assert!(self.takes_raw());
+        let uuid = alert.uuid.clone().unwrap_or_else(AlertId::generate);
+        let mut payload = Vec::with_capacity(1024);
+        alert.encode(&uuid, &mut payload);
+        pending
+            .append(vec![NewRecord {
+                payload,
+                flags: record_flags,
+            }])
+            .await?;
+        self.metrics
+            .received(&alert.source, alert.priority.as_str(), 1);
+        Ok(1)
     }
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
 use serde_json::json;
@@ -111,6 +112,12 @@ async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson"));
+    // Falco's http_output posts one alert per request: check it in place and store it as sent.
+    if !ndjson && app.intake.takes_raw() {
+        if let Some(alert) = RawAlert::parse(&bytes) {
+            return outcome(app.intake.store_raw(alert, 0, pending).await);
+        }
+    }
     let alerts = decode::decode(&bytes, ndjson)
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason, e.message))?;
     store(app, alerts, 0, pending).await
@@ -123,7 +130,12 @@ async fn store(
     record_flags: u8,
     pending: PendingAppend<'_>,
 ) -> Result<usize, Rejection> {
-    match app.intake.store(alerts, record_flags, pending).await {
+    outcome(app.intake.store(alerts, record_flags, pending).await)
+}
+
+/// A spool answer as the sender should see it.
+fn outcome(stored: Result<usize, AppendError>) -> Result<usize, Rejection> {
+    match stored {
         Ok(n) => Ok(n),
         Err(e @ AppendError::Full { .. }) => Err(Rejection {
             retry_after: Some(FULL_RETRY_AFTER_SECS),

@@ -1,0 +1,279 @@
+//! An alert checked in place: the fields a router needs are validated and decoded, the
+//! free-form ones (`output`, `output_fields`, `tags`, `hostname`) are kept as the sender's JSON.
+//!
+//! Why: a gateway stores every alert it accepts, and decoding `output_fields` into a map only to
+//! encode it again was a quarter of the gateway's ingest cost. [`RawAlert::parse`] accepts exactly
+//! what [`Alert::from_json_slice_fast`] accepts, and [`RawAlert::encode`] writes a record that
+//! decodes to the same [`Alert`] (the tests hold both to that).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[cfg(doc)]
+use crate::alert::Alert;
+use crate::alert::AlertId;
+use crate::priority::Priority;
+use crate::time::EventTime;
+
+/// A validated alert borrowing its free-form parts from the body it came in.
+#[derive(Debug)]
+pub struct RawAlert<'a> {
+    pub priority: Priority,
+    pub source: Cow<'a, str>,
+    pub uuid: Option<AlertId>,
+    rule: Cow<'a, str>,
+    time: EventTime,
+    hostname: Option<&'a RawValue>,
+    output: Option<&'a RawValue>,
+    output_fields: Option<&'a RawValue>,
+    tags: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    rule: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    priority: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    hostname: Option<&'a RawValue>,
+    #[serde(borrow)]
+    output: Option<&'a RawValue>,
+    #[serde(borrow)]
+    output_fields: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tags: Option<&'a RawValue>,
+}
+
+impl<'a> RawAlert<'a> {
+    /// The alert in `bytes` (one JSON object), or `None` when it is not a valid alert; the caller
+    /// then takes the slow path that says what is wrong.
+    pub fn parse(bytes: &'a [u8]) -> Option<RawAlert<'a>> {
+        let wire: Wire<'a> = serde_json::from_slice(bytes).ok()?;
+        let rule = wire.rule.filter(|r| !r.trim().is_empty())?;
+        let priority = wire.priority?.parse().ok()?;
+        let time = EventTime::parse_rfc3339(&wire.time?).ok()?;
+        let uuid = match wire.uuid {
+            Some(id) => Some(AlertId::parse(&id).ok()?),
+            None => None,
+        };
+        let hostname = non_null(wire.hostname);
+        let output = non_null(wire.output);
+        if !hostname.is_none_or(is_string) || !output.is_none_or(is_string) {
+            return None;
+        }
+        let tags = non_null(wire.tags);
+        if let Some(tags) = tags {
+            serde_json::from_str::<StringArray>(tags.get()).ok()?;
+        }
+        let output_fields = non_null(wire.output_fields);
+        if let Some(fields) = output_fields {
+            serde_json::from_str::<ScalarObject>(fields.get()).ok()?;
+        }
+        Some(RawAlert {
+            priority,
+            source: wire.source.unwrap_or(Cow::Borrowed("syscall")),
+            uuid,
+            rule,
+            time,
+            hostname,
+            output,
+            output_fields,
+            tags,
+        })
+    }
+
+    /// Appends the alert as one JSON object in Falco's key order, with `uuid`: the sender's JSON
+    /// for the free-form parts, canonical spellings for priority and time.
+    pub fn encode(&self, uuid: &AlertId, out: &mut Vec<u8>) {
+        let string = |out: &mut Vec<u8>, s: &str| {
+            serde_json::to_writer(&mut *out, s).expect("a string always serialises")
+        };
+        out.push(b'{');
+        if let Some(hostname) = self.hostname {
+            out.extend_from_slice(b"\"hostname\":");
+            out.extend_from_slice(hostname.get().as_bytes());
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"output\":");
+        out.extend_from_slice(self.output.map_or("\"\"", |o| o.get()).as_bytes());
+        out.extend_from_slice(b",\"output_fields\":");
+        out.extend_from_slice(self.output_fields.map_or("{}", |f| f.get()).as_bytes());
+        out.extend_from_slice(b",\"priority\":\"");
+        out.extend_from_slice(self.priority.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"rule\":");
+        string(out, &self.rule);
+        out.extend_from_slice(b",\"source\":");
+        string(out, &self.source);
+        out.extend_from_slice(b",\"tags\":");
+        out.extend_from_slice(self.tags.map_or("[]", |t| t.get()).as_bytes());
+        out.extend_from_slice(b",\"time\":");
+        string(out, &self.time.to_string());
+        out.extend_from_slice(b",\"uuid\":");
+        string(out, uuid.as_str());
+        out.push(b'}');
+    }
+}
+
+fn non_null(v: Option<&RawValue>) -> Option<&RawValue> {
+    v.filter(|v| v.get() != "null")
+}
+
+fn is_string(v: &RawValue) -> bool {
+    v.get().starts_with('"')
+}
+
+/// Accepts a JSON array of strings, reading nothing into memory.
+struct StringArray;
+
+impl<'de> Deserialize<'de> for StringArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringArray;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringArray, A::Error> {
+                while seq.next_element::<Cow<'de, str>>()?.is_some() {}
+                Ok(StringArray)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Accepts a JSON object whose values are all scalars (no arrays or objects), as Falco's output
+/// fields are.
+struct ScalarObject;
+
+impl<'de> Deserialize<'de> for ScalarObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScalarObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of scalars")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScalarObject, A::Error> {
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    map.next_value::<Scalar>()?;
+                }
+                Ok(ScalarObject)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+struct Scalar;
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Alert;
+
+    fn id() -> AlertId {
+        AlertId::parse("id-1").unwrap()
+    }
+
+    /// The record decodes to what the full decoder makes of the body, with the given id.
+    fn same_as_full_path(body: &str) {
+        let raw = RawAlert::parse(body.as_bytes());
+        let full = Alert::from_json_slice_fast(body.as_bytes());
+        assert_eq!(
+            raw.is_some(),
+            full.is_some(),
+            "accepted by one path only: {body}"
+        );
+        let (Some(raw), Some(mut full)) = (raw, full) else {
+            return;
+        };
+        assert_eq!(raw.uuid, full.uuid, "{body}");
+        full.uuid.get_or_insert_with(id);
+        let mut record = Vec::new();
+        raw.encode(full.uuid.as_ref().unwrap(), &mut record);
+        let decoded = Alert::from_json_slice(&record)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&record)));
+        assert_eq!(decoded, full, "{}", String::from_utf8_lossy(&record));
+        assert_eq!(
+            (raw.priority, raw.source.as_ref()),
+            (full.priority, full.source.as_str())
+        );
+    }
+
+    #[test]
+    fn accepts_and_rejects_what_the_full_decoder_does() {
+        let base = r#""rule":"Read sensitive file","priority":"Warning","time":"2026-06-12T09:23:10.123456789Z""#;
+        for body in [
+            format!("{{{base}}}"),
+            format!(
+                r#"{{{base},"output":"a \"quoted\" \u00e9 line","output_fields":{{"proc.name":"cat","evt.time":1781256190123456789,"user.uid":0,"fd.name":null,"x":true,"f":1.5}},"tags":["a","b"],"hostname":"node-1","source":"k8s_audit","uuid":"given-1"}}"#
+            ),
+            format!(r#"{{{base},"output":null,"output_fields":null,"tags":null,"hostname":null}}"#),
+            format!(r#"{{{base},"unknown":{{"deep":[1,2]}}}}"#),
+            r#"{"rule":"r","priority":"informational","time":"2026-06-12T09:23:10Z"}"#.to_string(),
+            r#"{"rule":"r","priority":"  warning ","time":"2026-06-12T11:23:10+02:00"}"#
+                .to_string(),
+            // Refused by both:
+            format!(r#"{{{base},"output_fields":{{"a":[1]}}}}"#),
+            format!(r#"{{{base},"output_fields":{{"a":{{"b":1}}}}}}"#),
+            format!(r#"{{{base},"output_fields":[1]}}"#),
+            format!(r#"{{{base},"tags":["a",1]}}"#),
+            format!(r#"{{{base},"tags":"a"}}"#),
+            format!(r#"{{{base},"output":42}}"#),
+            format!(r#"{{{base},"hostname":["h"]}}"#),
+            format!(r#"{{{base},"uuid":"has space"}}"#),
+            format!(r#"{{{base},"rule":"twice"}}"#),
+            r#"{"rule":" ","priority":"Warning","time":"2026-06-12T09:23:10Z"}"#.to_string(),
+            r#"{"rule":"r","priority":"Urgent","time":"2026-06-12T09:23:10Z"}"#.to_string(),
+            r#"{"rule":"r","priority":"Warning","time":"yesterday"}"#.to_string(),
+            r#"{"rule":"r","priority":"Warning"}"#.to_string(),
+            r#"[{"rule":"r"}]"#.to_string(),
+            "{".to_string(),
+        ] {
+            same_as_full_path(&body);
+        }
+    }
+}
