@@ -58,26 +58,36 @@ impl Intake {
         self.custom_fields.is_empty()
     }
 
-    /// Stores one alert checked in place, its free-form parts copied as they came (see
+    /// Stores alerts checked in place, their free-form parts copied as they came (see
     /// [`RawAlert`]). Callers check [`Intake::takes_raw`] first.
     pub async fn store_raw(
         &self,
-        alert: RawAlert<'_>,
+        alerts: Vec<RawAlert<'_>>,
         record_flags: u8,
         pending: PendingAppend<'_>,
     ) -> Result<usize, AppendError> {
         debug_assert!(self.takes_raw());
-        let uuid = alert.uuid.clone().unwrap_or_else(AlertId::generate);
-        let mut payload = Vec::with_capacity(1024);
-        alert.encode(&uuid, &mut payload);
-        pending
-            .append(vec![NewRecord {
-                payload,
-                flags: record_flags,
-            }])
-            .await?;
-        self.metrics
-            .received(&alert.source, alert.priority.as_str(), 1);
-        Ok(1)
+        let n = alerts.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let records = alerts
+            .iter()
+            .map(|alert| {
+                let uuid = alert.uuid.clone().unwrap_or_else(AlertId::generate);
+                let mut payload = Vec::with_capacity(1024);
+                alert.encode(&uuid, &mut payload);
+                NewRecord {
+                    payload,
+                    flags: record_flags,
+                }
+            })
+            .collect();
+        pending.append(records).await?;
+        for alert in &alerts {
+            self.metrics
+                .received(&alert.source, alert.priority.as_str(), 1);
+        }
+        Ok(n)
     }
 }

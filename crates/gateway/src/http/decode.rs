@@ -4,7 +4,9 @@
 //! and field in the message, so a sender never has to guess which part was stored.
 
 use peregrine_engine::alert::AlertErrorKind;
+use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::Alert;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Why a body was refused.
@@ -36,6 +38,29 @@ fn invalid(place: Place<'_>, e: peregrine_engine::AlertError) -> BodyError {
     BodyError {
         message,
         reason: e.kind.as_str(),
+    }
+}
+
+/// Checks a valid body's alerts in place (see [`RawAlert`]); `None` when any alert is not
+/// valid, and then [`decode`] says which and why.
+pub fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    if ndjson {
+        return body
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(|b| b.is_ascii_whitespace()))
+            .map(RawAlert::parse)
+            .collect();
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<&RawValue>>(body)
+            .ok()?
+            .into_iter()
+            .map(|item| RawAlert::parse(item.get().as_bytes()))
+            .collect(),
+        _ => RawAlert::parse(body).map(|a| vec![a]),
     }
 }
 
@@ -108,6 +133,31 @@ mod tests {
             2
         );
         assert_eq!(decode(b"[]", false).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn the_in_place_check_takes_exactly_the_bodies_decode_takes() {
+        let bad = r#"{"rule":"r","priority":"Urgent","time":"2026-01-01T00:00:00Z"}"#;
+        let nested = r#"{"rule":"r","priority":"Warning","time":"2026-01-01T00:00:00Z","output_fields":{"a":[1]}}"#;
+        for (body, ndjson) in [
+            (ONE.to_string(), false),
+            (format!("[{ONE},{ONE}]"), false),
+            (format!(" [ {ONE} ] "), false),
+            ("[]".to_string(), false),
+            (format!("{ONE}\n\n{ONE}\n"), true),
+            (format!("{ONE}\n{bad}"), true),
+            (format!("[{ONE},{bad}]"), false),
+            (format!("[{ONE},{nested}]"), false),
+            (format!("[{ONE}, 42]"), false),
+            ("  \n".to_string(), true),
+            ("  \n".to_string(), false),
+            ("42".to_string(), false),
+            ("{\"rule\": ".to_string(), false),
+        ] {
+            let raw = decode_raw(body.as_bytes(), ndjson).map(|a| a.len());
+            let full = decode(body.as_bytes(), ndjson).ok().map(|a| a.len());
+            assert_eq!(raw, full, "{body:?} (ndjson: {ndjson})");
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
 use serde_json::json;
@@ -112,10 +111,11 @@ async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson"));
-    // Falco's http_output posts one alert per request: check it in place and store it as sent.
-    if !ndjson && app.intake.takes_raw() {
-        if let Some(alert) = RawAlert::parse(&bytes) {
-            return outcome(app.intake.store_raw(alert, 0, pending).await);
+    // Valid alerts are checked in place and stored as sent; the full decoder below is for
+    // custom fields, and to say what is wrong with a body that is refused.
+    if app.intake.takes_raw() {
+        if let Some(alerts) = decode::decode_raw(&bytes, ndjson) {
+            return outcome(app.intake.store_raw(alerts, 0, pending).await);
         }
     }
     let alerts = decode::decode(&bytes, ndjson)
