@@ -1,7 +1,7 @@
 # Multi-stage build of both Peregrine binaries into a slim runtime image.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm libbpf-dev libssl-dev pkg-config \
+ && apt-get install -y --no-install-recommends clang llvm libbpf-dev bpftool libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -14,6 +14,7 @@ RUN apt-get update \
  && mkdir -p /var/lib/peregrine /etc/peregrine
 COPY --from=build /src/target/release/peregrine-gateway /src/target/release/peregrine-sensor /usr/local/bin/
 COPY config/gateway.docker.yaml /etc/peregrine/gateway.yaml
+COPY config/rules/falco_rules.yaml /etc/peregrine/rules/falco_rules.yaml
 EXPOSE 2801
 VOLUME ["/var/lib/peregrine"]
 ENTRYPOINT ["peregrine-gateway"]
