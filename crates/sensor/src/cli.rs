@@ -100,14 +100,9 @@ fn engines(docker: Vec<PathBuf>, cri: Vec<PathBuf>) -> Vec<crate::runtime::Engin
     if docker.is_empty() && cri.is_empty() {
         return crate::runtime::default_engines();
     }
-    let docker = docker.into_iter().map(|socket| {
-        let kind = if socket.to_string_lossy().contains("podman") {
-            "podman"
-        } else {
-            "docker"
-        };
-        Engine::Docker(DockerApi { socket, kind })
-    });
+    let docker = docker
+        .into_iter()
+        .map(|s| Engine::Docker(DockerApi::new(s)));
     docker
         .chain(cri.into_iter().map(|s| Engine::Cri(CriApi::new(s))))
         .collect()

@@ -69,6 +69,16 @@ struct Listed {
 }
 
 impl DockerApi {
+    /// A Docker Engine API socket; a path naming Podman makes its containers `podman`.
+    pub fn new(socket: PathBuf) -> Self {
+        let kind = if socket.to_string_lossy().contains("podman") {
+            "podman"
+        } else {
+            "docker"
+        };
+        DockerApi { socket, kind }
+    }
+
     /// The container's metadata, or `None` when this runtime does not know the id.
     pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, EngineError> {
         if !id.bytes().all(|b| b.is_ascii_hexdigit()) {

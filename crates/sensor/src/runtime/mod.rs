@@ -93,12 +93,9 @@ pub fn default_engines() -> Vec<Engine> {
             .then(|| PathBuf::from(path))
     };
     let mut engines = Vec::new();
-    for (path, kind) in [
-        ("/var/run/docker.sock", "docker"),
-        ("/run/podman/podman.sock", "podman"),
-    ] {
+    for path in ["/var/run/docker.sock", "/run/podman/podman.sock"] {
         if let Some(socket) = present(path) {
-            engines.push(Engine::Docker(DockerApi { socket, kind }));
+            engines.push(Engine::Docker(DockerApi::new(socket)));
         }
     }
     for path in [
