@@ -17,12 +17,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::Code;
 
-use super::{image, ContainerInfo, EngineError, REQUEST_TIMEOUT};
-
-/// Pod labels the kubelet sets on every container it creates.
-const POD_NAME: &str = "io.kubernetes.pod.name";
-const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-const POD_UID: &str = "io.kubernetes.pod.uid";
+use super::{image, kubelet, label, short_id, ContainerInfo, EngineError, REQUEST_TIMEOUT};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ContainerStatusRequest {
@@ -153,13 +148,11 @@ impl CriApi {
         Ok(response
             .containers
             .into_iter()
-            .filter(|c| c.id.len() >= 12)
-            .map(|c| c.id[..12].to_string())
+            .filter_map(|c| short_id(&c.id))
             .collect())
     }
 
     fn info(&self, s: ContainerStatus) -> ContainerInfo {
-        let label = |key: &str| s.labels.get(key).filter(|v| !v.is_empty()).cloned();
         let spec = s.image.unwrap_or_default();
         // The pod spec's spelling, else the tag the runtime resolved, else the digest reference.
         let named = [spec.user_specified_image, spec.image, s.image_ref.clone()]
@@ -180,9 +173,9 @@ impl CriApi {
             digest: reference.digest,
             // Only in the verbose answer's runtime-specific JSON; not read.
             privileged: None,
-            pod_name: label(POD_NAME),
-            pod_namespace: label(POD_NAMESPACE),
-            pod_uid: label(POD_UID),
+            pod_name: label(&s.labels, kubelet::POD_NAME),
+            pod_namespace: label(&s.labels, kubelet::POD_NAMESPACE),
+            pod_uid: label(&s.labels, kubelet::POD_UID),
         }
     }
 

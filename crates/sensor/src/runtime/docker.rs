@@ -15,13 +15,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use super::{image, ContainerInfo, EngineError, REQUEST_TIMEOUT};
-
-/// Labels the kubelet puts on containers it runs through dockershim or cri-dockerd.
-const POD_NAME: &str = "io.kubernetes.pod.name";
-const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-const POD_UID: &str = "io.kubernetes.pod.uid";
-const K8S_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+use super::{image, kubelet, label, short_id, ContainerInfo, EngineError, REQUEST_TIMEOUT};
 
 /// A runtime reached through the Docker Engine API.
 #[derive(Debug, Clone)]
@@ -108,18 +102,13 @@ impl DockerApi {
         }
         let listed: Vec<Listed> = serde_json::from_slice(&body)
             .map_err(|e| EngineError::Answer(format!("container list: {e}")))?;
-        Ok(listed
-            .into_iter()
-            .filter(|c| c.id.len() >= 12)
-            .map(|c| c.id[..12].to_string())
-            .collect())
+        Ok(listed.into_iter().filter_map(|c| short_id(&c.id)).collect())
     }
 
     fn info(&self, c: Inspect) -> ContainerInfo {
         let labels = c.config.labels.unwrap_or_default();
-        let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
-        let name =
-            label(K8S_CONTAINER_NAME).unwrap_or_else(|| c.name.trim_start_matches('/').to_string());
+        let name = label(&labels, kubelet::CONTAINER_NAME)
+            .unwrap_or_else(|| c.name.trim_start_matches('/').to_string());
         let reference = image::parse(&c.config.image);
         ContainerInfo {
             runtime: self.kind,
@@ -130,9 +119,9 @@ impl DockerApi {
             tag: reference.tag,
             digest: reference.digest,
             privileged: Some(c.host_config.privileged),
-            pod_name: label(POD_NAME),
-            pod_namespace: label(POD_NAMESPACE),
-            pod_uid: label(POD_UID),
+            pod_name: label(&labels, kubelet::POD_NAME),
+            pod_namespace: label(&labels, kubelet::POD_NAMESPACE),
+            pod_uid: label(&labels, kubelet::POD_UID),
         }
     }
 }

@@ -111,6 +111,24 @@ pub fn default_engines() -> Vec<Engine> {
     engines
 }
 
+/// Labels the kubelet puts on every container it creates, whichever runtime runs it.
+mod kubelet {
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+}
+
+/// A label's value, when it is set and not empty.
+fn label(labels: &HashMap<String, String>, key: &str) -> Option<String> {
+    labels.get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+/// The 12-character form of a runtime's container id, as the cgroup matcher gives it.
+fn short_id(id: &str) -> Option<String> {
+    id.get(..12).map(str::to_string)
+}
+
 /// How long a container no runtime knew is left alone before it is asked about again.
 const RETRY_UNKNOWN: Duration = Duration::from_secs(30);
 /// Entries kept at most; a node runs far fewer containers, so this only bounds a leak.
