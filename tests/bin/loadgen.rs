@@ -8,7 +8,8 @@
 //! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
 //! latency and the ratio gateway/bare. It then waits until the three outputs have delivered every
 //! accepted alert and reports that end-to-end rate too. Rounds alternate bare and gateway so
-//! machine noise hits both; the median round is reported.
+//! machine noise hits both; the median round is reported. Last, it times what one group commit
+//! costs on this disk (write + `fdatasync`), so the run says how much of the machine durability took.
 //!
 //! Everything binds 127.0.0.1; each load phase is bounded in time and request count.
 //!
@@ -186,6 +187,57 @@ fn main() {
     for child in [&mut gateway, &mut bare, &mut receiver] {
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    // What durability costs on this disk, measured on the now idle machine: the gateway's CPU
+    // budget per alert is small enough that one fsync's CPU time is worth several alerts.
+    let load_seconds: f64 = gateway_runs.iter().map(|r| r.ok as f64 / r.rate).sum();
+    let fsync = fsync_cost(tmp.path(), records / commits.max(1.0));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_second = commits / load_seconds.max(f64::EPSILON);
+    println!(
+        "fsync on this disk (write of one group + fdatasync, idle machine): p50 {:.0} µs wall, {:.0} µs CPU per call; \
+         {per_second:.0} fsyncs/s during the gateway phases = {:.0} % of {cores} cores",
+        fsync.p50_wall_us,
+        fsync.cpu_us,
+        100.0 * per_second * fsync.cpu_us / 1e6 / cores
+    );
+}
+
+struct FsyncCost {
+    p50_wall_us: f64,
+    cpu_us: f64,
+}
+
+/// Times appends of one average group followed by `fdatasync`, as the spool writer does, in a
+/// scratch file on the spool's filesystem. CPU time is this thread's (user + system).
+fn fsync_cost(dir: &std::path::Path, alerts_per_group: f64) -> FsyncCost {
+    const CALLS: usize = 1000;
+    let path = dir.join("fsync-calibration");
+    let mut file = std::fs::File::create(&path).expect("create the calibration file");
+    let group = vec![b'x'; (alerts_per_group.max(1.0) * (ALERT.len() + 64) as f64) as usize];
+    let thread_cpu = || {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+        us(usage.ru_utime) + us(usage.ru_stime)
+    };
+    let mut walls = Vec::with_capacity(CALLS);
+    let cpu_before = thread_cpu();
+    for _ in 0..CALLS {
+        let started = Instant::now();
+        file.write_all(&group).expect("write the calibration file");
+        file.sync_data().expect("fdatasync the calibration file");
+        walls.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let cpu = (thread_cpu() - cpu_before) / CALLS as f64;
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    walls.sort_by(|a, b| a.total_cmp(b));
+    FsyncCost {
+        p50_wall_us: walls[CALLS / 2],
+        cpu_us: cpu,
     }
 }
 
