@@ -30,6 +30,48 @@ pub struct CriContainer {
     pub user_specified_image: String,
     pub image_ref: String,
     pub labels: Vec<(String, String)>,
+    /// What a verbose `ContainerStatus` carries under `info["info"]`: see [`containerd_info`]
+    /// and [`cri_o_info`]. `None` answers verbose requests without it.
+    pub verbose_info: Option<serde_json::Value>,
+}
+
+/// containerd's verbose container info (`pkg/cri/server/container_status.go`): its copy of the
+/// CRI `ContainerConfig` in Go's JSON, where a false `privileged` is left out.
+pub fn containerd_info(id: &str, privileged: bool) -> serde_json::Value {
+    let mut security_context = serde_json::json!({"namespace_options": {"pid": 1}});
+    if privileged {
+        security_context["privileged"] = true.into();
+    }
+    serde_json::json!({
+        "sandboxID": "ab".repeat(32),
+        "pid": 4242,
+        "removing": false,
+        "snapshotKey": id,
+        "snapshotter": "overlayfs",
+        "runtimeType": "io.containerd.runc.v2",
+        "runtimeOptions": {"systemd_cgroup": true},
+        "config": {
+            "metadata": {"name": "app"},
+            "image": {"image": format!("sha256:{}", "cd".repeat(32))},
+            "linux": {"resources": {"cpu_shares": 2}, "security_context": security_context},
+        },
+        "runtimeSpec": {
+            "ociVersion": "1.1.0",
+            "process": {"user": {"uid": 0, "gid": 0}, "cwd": "/"},
+            "linux": {"resources": {"cpu": {"shares": 2}}, "cgroupsPath": "kubepods-besteffort.slice"},
+        },
+    })
+}
+
+/// CRI-O's verbose container info (`internal/server/container_status.go`): `privileged` at the
+/// top, always written.
+pub fn cri_o_info(privileged: bool) -> serde_json::Value {
+    serde_json::json!({
+        "sandboxID": "ab".repeat(32),
+        "pid": 4242,
+        "runtimeSpec": {"ociVersion": "1.0.2-dev", "process": {"user": {"uid": 0, "gid": 0}}},
+        "privileged": privileged,
+    })
 }
 
 // The runtime's side of the messages, with the field numbers of
@@ -221,7 +263,10 @@ async fn route(
 // tonic's unary services answer `Result<_, Status>`, large as it is.
 #[allow(clippy::result_large_err)]
 fn status(shared: &Shared, r: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-    let id = r.into_inner().container_id;
+    let StatusRequest {
+        container_id: id,
+        verbose,
+    } = r.into_inner();
     let not_found = || {
         Status::not_found(format!(
             "an error occurred when try to find container {id:?}: not found"
@@ -253,7 +298,11 @@ fn status(shared: &Shared, r: Request<StatusRequest>) -> Result<Response<StatusR
             log_path: format!("/var/log/pods/{}/0.log", c.name),
             image_id: format!("sha256:{}", "cd".repeat(32)),
         }),
-        info: HashMap::new(),
+        // Like containerd and CRI-O, the runtime-specific JSON only when asked for.
+        info: match (&c.verbose_info, verbose) {
+            (Some(info), true) => HashMap::from([("info".to_string(), info.to_string())]),
+            _ => HashMap::new(),
+        },
     }))
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peregrine_fakes::cri::{CriContainer, FakeCri};
+use peregrine_fakes::cri::{containerd_info, CriContainer, FakeCri};
 use peregrine_fakes::docker::{Container, FakeDocker};
 
 fn root() -> bool {
@@ -401,6 +401,7 @@ fn a_process_in_a_kubernetes_pod_cgroup_gets_its_pod_from_the_cri() {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            verbose_info: Some(containerd_info(&id, false)),
         }],
     ));
     // The kubelet's cgroupfs layout: kubepods/<qos>/pod<uid>/<container id>.

@@ -2,7 +2,7 @@
 //! where a Kubernetes node's container names, images and pods are.
 //!
 //! Two calls of `runtime.v1.RuntimeService`: `ListContainers` (running ones) at start and
-//! `ContainerStatus` for a container seen for the first time. Both runtimes resolve our
+//! a verbose `ContainerStatus` for a container seen for the first time. Both runtimes resolve our
 //! 12-character id as a prefix, as `crictl` relies on. The messages below are the subset of
 //! `k8s.io/cri-api/pkg/apis/runtime/v1/api.proto` we read, with its field numbers; protobuf
 //! skips the fields left out. Written out rather than generated so that the build needs no
@@ -31,6 +31,9 @@ pub struct ContainerStatusRequest {
 pub struct ContainerStatusResponse {
     #[prost(message, optional, tag = "1")]
     pub status: Option<ContainerStatus>,
+    /// Verbose answers only: runtime-specific JSON under the key `info`.
+    #[prost(map = "string, string", tag = "2")]
+    pub info: HashMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -119,15 +122,23 @@ impl CriApi {
 
     /// The container's metadata, or `None` when this runtime does not know the id.
     pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, EngineError> {
+        // Verbose, as Falco asks: whether the container is privileged is only in the
+        // runtime-specific JSON of the verbose answer.
         let request = ContainerStatusRequest {
             container_id: id.to_string(),
-            verbose: false,
+            verbose: true,
         };
         let answer: Result<ContainerStatusResponse, _> = self
             .call("/runtime.v1.RuntimeService/ContainerStatus", request)
             .await;
         match answer {
-            Ok(response) => Ok(response.status.map(|s| self.info(s))),
+            Ok(response) => {
+                let privileged = response.info.get("info").and_then(|j| privileged(j));
+                Ok(response.status.map(|s| ContainerInfo {
+                    privileged,
+                    ..self.info(s)
+                }))
+            }
             Err(EngineError::Status(Code::NotFound, _)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -171,7 +182,7 @@ impl CriApi {
             repository: reference.repository,
             tag: reference.tag,
             digest: reference.digest,
-            // Only in the verbose answer's runtime-specific JSON; not read.
+            // Only in the verbose answer's JSON: see `privileged`.
             privileged: None,
             pod_name: label(&s.labels, kubelet::POD_NAME),
             pod_namespace: label(&s.labels, kubelet::POD_NAMESPACE),
@@ -221,4 +232,27 @@ impl CriApi {
             }))
             .await
     }
+}
+
+/// Whether the verbose `info` JSON says the container is privileged, looked up where each runtime
+/// writes it, in Falco's order: an old containerd's `runtimeSpec.linux.security_context`,
+/// containerd's copy of the CRI request (`config.linux.security_context`, where Go leaves out a
+/// false value), CRI-O's top-level `privileged`. Readable JSON that says nothing means not
+/// privileged, as for Falco; JSON that does not parse tells nothing.
+fn privileged(info: &str) -> Option<bool> {
+    let root: serde_json::Value = serde_json::from_str(info).ok()?;
+    if !root.is_object() {
+        return None;
+    }
+    let paths: [&[&str]; 3] = [
+        &["runtimeSpec", "linux", "security_context", "privileged"],
+        &["config", "linux", "security_context", "privileged"],
+        &["privileged"],
+    ];
+    let found = paths.iter().find_map(|path| {
+        path.iter()
+            .try_fold(&root, |v, key| v.get(key))
+            .and_then(serde_json::Value::as_bool)
+    });
+    Some(found.unwrap_or(false))
 }

@@ -169,7 +169,7 @@ async fn without_a_runtime_nothing_is_asked_and_nothing_breaks() {
 }
 
 mod cri {
-    use peregrine_fakes::cri::{CriContainer, FakeCri};
+    use peregrine_fakes::cri::{containerd_info, cri_o_info, CriContainer, FakeCri};
 
     use super::*;
 
@@ -195,6 +195,7 @@ mod cri {
                 user_specified_image: "nginx:1.25".into(),
                 image_ref: "docker.io/library/nginx@sha256:0d17".into(),
                 labels: pod_labels("web-5d8f"),
+                verbose_info: Some(containerd_info(NGINX, false)),
             },
             // A runtime that predates user_specified_image.
             CriContainer {
@@ -204,6 +205,7 @@ mod cri {
                 user_specified_image: String::new(),
                 image_ref: "registry.local:5000/shop/api@sha256:aa11".into(),
                 labels: pod_labels("api-77c4"),
+                verbose_info: Some(containerd_info(OLD, true)),
             },
             // Pulled by digest: no tag to resolve to.
             CriContainer {
@@ -213,6 +215,7 @@ mod cri {
                 user_specified_image: String::new(),
                 image_ref: "quay.io/shop/job@sha256:bb22".into(),
                 labels: pod_labels("job-1"),
+                verbose_info: None,
             },
         ]
     }
@@ -241,13 +244,15 @@ mod cri {
         assert_eq!(web.pod_name.as_deref(), Some("web-5d8f"));
         assert_eq!(web.pod_namespace.as_deref(), Some("shop"));
         assert_eq!(web.pod_uid.as_deref(), Some("6f1c-22"));
-        assert_eq!(web.privileged, None);
+        // containerd leaves a false `privileged` out of its JSON: not privileged, not unknown.
+        assert_eq!(web.privileged, Some(false));
 
         let old = cri.inspect(&OLD[..12]).await.unwrap().expect("known");
         assert_eq!(
             (old.repository.as_str(), old.tag.as_deref()),
             ("registry.local:5000/shop/api", Some("3.1"))
         );
+        assert_eq!(old.privileged, Some(true));
         let job = cri.inspect(&UNTAGGED[..12]).await.unwrap().expect("known");
         assert_eq!(
             (
@@ -257,6 +262,8 @@ mod cri {
             ),
             ("quay.io/shop/job", None, Some("sha256:bb22"))
         );
+        // A runtime whose verbose answer has no info: unknown, not false.
+        assert_eq!(job.privileged, None);
 
         assert_eq!(cri.inspect("0123456789ab").await.unwrap(), None);
         let mut listed = cri.list().await.unwrap();
@@ -292,6 +299,21 @@ mod cri {
         ]);
         let web = eventually(&containers, &NGINX[..12]).await.expect("found");
         assert_eq!((web.runtime, web.name.as_str()), ("cri-o", "web"));
+    }
+
+    #[tokio::test]
+    async fn cri_o_says_privileged_at_the_top_of_its_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("crio.sock");
+        let mut containers = node();
+        containers[0].verbose_info = Some(cri_o_info(true));
+        containers[1].verbose_info = Some(cri_o_info(false));
+        let _fake = FakeCri::start(&socket, containers).await;
+        let cri = CriApi::new(socket);
+        let web = cri.inspect(&NGINX[..12]).await.unwrap().expect("known");
+        assert_eq!((web.runtime, web.privileged), ("cri-o", Some(true)));
+        let api = cri.inspect(&OLD[..12]).await.unwrap().expect("known");
+        assert_eq!(api.privileged, Some(false));
     }
 
     #[tokio::test]
