@@ -262,3 +262,91 @@ async fn a_graceful_restart_duplicates_nothing_and_bad_messages_are_skipped() {
     );
     drop(gw);
 }
+
+/// This replica's lag on `falco`'s partition 0, or `None` while the gauge is absent.
+async fn lag(gw: &GatewayProcess) -> Option<f64> {
+    let text = gw.metrics().await;
+    text.lines()
+        .filter(|l| l.starts_with("peregrine_input_kafka_lag{"))
+        .find(|l| l.contains(r#"partition="0""#) && l.contains(r#"topic="falco""#))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_gauge_counts_messages_not_yet_in_the_spool() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("falco", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    // The webhook is down until `up`: the small spool fills, and consumption waits for room.
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = Receiver::scripted({
+        let up = up.clone();
+        move |_, _| {
+            if up.load(std::sync::atomic::Ordering::SeqCst) {
+                Reply::status(200)
+            } else {
+                Reply::status(503)
+            }
+        }
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"max_body_bytes: 65536
+spool: {{ dir: "{}", max_bytes: 1048576, segment_bytes: 65536 }}
+inputs:
+  - type: kafka
+    brokers: "{brokers}"
+    topic: falco
+outputs:
+  - name: hook
+    type: webhook
+    url: "{}"
+    retry: {{ max_attempts: 100000, initial_backoff: 20ms, max_backoff: 100ms }}
+"#,
+        tmp.path().join("spool").display(),
+        hook.url("/hook")
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    const N: usize = 3000;
+    produce(&producer(&brokers), "lag", 0..N);
+
+    // Stalled: what is not stored is what the gauge shows.
+    let received = r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#;
+    let start = Instant::now();
+    let (stored, behind) = loop {
+        let stored = gw.metric(received).await;
+        if let Some(behind) = lag(&gw).await {
+            if behind > 0.0 && stored + behind == N as f64 {
+                // Still the same after the gauge's next refresh (every 5 s): the spool is full
+                // and consumption waits.
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                if gw.metric(received).await == stored && lag(&gw).await == Some(behind) {
+                    break (stored, behind);
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "lag {:?} and {stored} stored never added up to {N}",
+            lag(&gw).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("stalled with {stored} stored and a lag of {behind}");
+    assert!(stored > 0.0);
+
+    // The webhook is back: the spool drains, consumption resumes, and the lag reaches 0.
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    hook.wait_for(N, Duration::from_secs(120)).await;
+    let start = Instant::now();
+    while lag(&gw).await != Some(0.0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "every alert delivered, yet the lag gauge reads {:?}",
+            lag(&gw).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.metric(received).await, N as f64);
+}

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub spool_segments: IntGauge,
     pub spool_commits: IntCounter,
     pub spool_records: IntCounter,
+    pub kafka_lag: IntGaugeVec,
     sources: Mutex<HashSet<String>>,
 }
 
@@ -87,6 +88,12 @@ impl Metrics {
                 "peregrine_alerts_received_total",
                 "Alerts accepted and durably stored.",
                 &["source", "priority"],
+            ),
+            kafka_lag: gauge(
+                &r,
+                "peregrine_input_kafka_lag",
+                "Messages of a Kafka partition assigned to this replica that are not yet in its spool (high watermark minus the next offset to store), refreshed every 5 s.",
+                &["topic", "partition"],
             ),
             rejected: counter(
                 &r,

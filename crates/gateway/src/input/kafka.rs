@@ -12,6 +12,8 @@
 //! logged with its partition and offset, and skipped: retrying it would never succeed and
 //! would stop its partition for good.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peregrine_engine::Alert;
@@ -21,12 +23,13 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::decode;
 use crate::intake::Intake;
+use crate::metrics::Metrics;
 use crate::spool::AppendError;
 
 /// Ids of alerts this input stored lately, remembered so that a batch read again (its commit
@@ -37,6 +40,13 @@ const REMEMBERED_IDS: usize = 100_000;
 const MAX_BATCH: usize = 1000;
 /// How long to wait before trying a full or failing spool again.
 const APPEND_RETRY: Duration = Duration::from_secs(1);
+/// How often the lag gauge is refreshed (one watermark request per assigned partition).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait for the broker's answer to a watermark or committed-offset request.
+const LAG_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Per partition, the offset after the last message this replica stored in its spool.
+type StoredOffsets = Arc<Mutex<HashMap<i32, i64>>>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +106,9 @@ impl KafkaInputConfig {
 
 /// Logs what the group does with this replica: partitions taken and given up, and commits
 /// that failed (a failed commit means duplicates after the next rebalance).
-struct GroupLog;
+struct GroupLog {
+    stored: StoredOffsets,
+}
 
 impl ClientContext for GroupLog {}
 
@@ -107,6 +119,11 @@ impl ConsumerContext for GroupLog {
                 tracing::info!(partitions = ?partitions(tpl), "Kafka partitions assigned")
             }
             Rebalance::Revoke(tpl) => {
+                // Another replica may move them on; if they come back, ask the broker again.
+                let mut stored = self.stored.lock().expect("stored offsets lock");
+                for p in partitions(tpl) {
+                    stored.remove(&p);
+                }
                 tracing::info!(partitions = ?partitions(tpl), "Kafka partitions revoked")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "Kafka rebalance failed"),
@@ -127,11 +144,13 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 
 /// Consumes until `stop`, storing each batch before committing its offsets.
 pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationToken) {
-    let consumer: StreamConsumer<GroupLog> = match config
-        .client_config()
-        .create_with_context(GroupLog)
-    {
-        Ok(c) => c,
+    let stored = StoredOffsets::default();
+    let consumer: Arc<StreamConsumer<GroupLog>> = match config.client_config().create_with_context(
+        GroupLog {
+            stored: stored.clone(),
+        },
+    ) {
+        Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(error = %e, topic = %config.topic, "cannot create the Kafka consumer");
             return;
@@ -142,11 +161,23 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
         return;
     }
     tracing::info!(topic = %config.topic, group = %config.group_id, "consuming alerts from Kafka");
+    let lag = tokio::spawn(keep_lag(
+        consumer.clone(),
+        stored.clone(),
+        intake.metrics.clone(),
+        stop.clone(),
+    ));
     let mut recent = RecentIds::default();
     while let Some(batch) = next_batch(&consumer, &stop).await {
         if !store(&intake, &batch, &mut recent, &stop).await {
             // Stopping before the batch was stored: it is not committed, so it is read again.
             break;
+        }
+        {
+            let mut next = stored.lock().expect("stored offsets lock");
+            for m in &batch {
+                next.insert(m.partition(), m.offset() + 1);
+            }
         }
         for m in &batch {
             if let Err(e) = consumer.store_offset_from_message(m) {
@@ -161,7 +192,90 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final Kafka offset commit");
     }
+    let _ = lag.await;
     tracing::info!(topic = %config.topic, "stopped consuming from Kafka");
+}
+
+/// Keeps `peregrine_input_kafka_lag`: per partition assigned to this replica, the messages
+/// after the last one in its spool (the partition's high watermark minus the next offset to
+/// store; before this replica stored any, its group's committed offset, else the partition's
+/// start). Its own task, because the consumer stops reading while the spool is full, which is
+/// when the gauge matters most.
+async fn keep_lag(
+    consumer: Arc<StreamConsumer<GroupLog>>,
+    stored: StoredOffsets,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut shown: Vec<(String, i32)> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LAG_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        let consumer = consumer.clone();
+        let stored = stored.clone();
+        // Broker round trips: off the async threads.
+        let lags = tokio::task::spawn_blocking(move || partition_lags(&consumer, &stored)).await;
+        let lags = match lags {
+            Ok(Ok(lags)) => lags,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "Kafka lag not measured this time");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        for (topic, partition) in &shown {
+            if !lags.iter().any(|(t, p, _)| t == topic && p == partition) {
+                let _ = metrics
+                    .kafka_lag
+                    .remove_label_values(&[topic, &partition.to_string()]);
+            }
+        }
+        shown.clear();
+        for (topic, partition, lag) in lags {
+            metrics
+                .kafka_lag
+                .with_label_values(&[&topic, &partition.to_string()])
+                .set(lag);
+            shown.push((topic, partition));
+        }
+    }
+}
+
+fn partition_lags(
+    consumer: &StreamConsumer<GroupLog>,
+    stored: &StoredOffsets,
+) -> rdkafka::error::KafkaResult<Vec<(String, i32, i64)>> {
+    let assigned = consumer.assignment()?;
+    let mut committed = None;
+    let mut lags = Vec::new();
+    for e in assigned.elements() {
+        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), LAG_TIMEOUT)?;
+        let known = stored
+            .lock()
+            .expect("stored offsets lock")
+            .get(&e.partition())
+            .copied();
+        let next = match known {
+            Some(next) => next,
+            None => {
+                if committed.is_none() {
+                    committed = Some(consumer.committed_offsets(assigned.clone(), LAG_TIMEOUT)?);
+                }
+                let offset = committed
+                    .as_ref()
+                    .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                    .map(|c| c.offset());
+                match offset {
+                    Some(Offset::Offset(n)) => n,
+                    _ => low,
+                }
+            }
+        };
+        lags.push((e.topic().to_string(), e.partition(), (high - next).max(0)));
+    }
+    Ok(lags)
 }
 
 /// Waits for a message, then takes whatever else has already arrived (up to [`MAX_BATCH`]).
