@@ -192,7 +192,7 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "final Kafka offset commit");
     }
-    let _ = lag.await;
+    lag.abort();
     tracing::info!(topic = %config.topic, "stopped consuming from Kafka");
 }
 
