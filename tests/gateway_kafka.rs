@@ -273,7 +273,7 @@ async fn lag(gw: &GatewayProcess) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lag_gauge_counts_messages_not_yet_in_the_spool() {
+async fn a_small_spool_holds_consumption_back_and_the_lag_gauge_shows_it() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("falco", 1, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
@@ -293,7 +293,7 @@ async fn the_lag_gauge_counts_messages_not_yet_in_the_spool() {
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
         r#"max_body_bytes: 65536
-spool: {{ dir: "{}", max_bytes: 1048576, segment_bytes: 65536 }}
+spool: {{ dir: "{}", max_bytes: 131072, segment_bytes: 16384 }}
 inputs:
   - type: kafka
     brokers: "{brokers}"
@@ -308,8 +308,21 @@ outputs:
         hook.url("/hook")
     );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
-    const N: usize = 3000;
-    produce(&producer(&brokers), "lag", 0..N);
+    let p = producer(&brokers);
+    // Larger than max_body_bytes, as `POST /` would refuse it: counted and skipped.
+    let mut huge = falco_alert("Huge", "Warning", &[]);
+    huge["output"] = "x".repeat(70_000).into();
+    p.send(
+        BaseRecord::to("falco")
+            .key("huge")
+            .payload(&serde_json::to_vec(&huge).unwrap()),
+    )
+    .map_err(|(e, _)| e)
+    .unwrap();
+    // Batches are held to max_body_bytes too, so each fits the 128 KiB spool once there is
+    // room; 1000 of these alerts in one batch would not.
+    const N: usize = 1000;
+    produce(&p, "lag", 0..N);
 
     // Stalled: what is not stored is what the gauge shows.
     let received = r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#;
@@ -349,4 +362,12 @@ outputs:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(gw.metric(received).await, N as f64);
+    assert_eq!(
+        gw.metric(r#"peregrine_alerts_rejected_total{reason="body_too_large"}"#)
+            .await,
+        1.0
+    );
+    assert!(gw
+        .logs()
+        .contains("skipped a Kafka message larger than max_body_bytes"));
 }

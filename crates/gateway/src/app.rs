@@ -113,7 +113,12 @@ impl Gateway {
             tracing::info!(from = %input.describe(), "input ready");
             match input.clone() {
                 InputConfig::Kafka(c) => {
-                    inputs.spawn(input::kafka::run(c, intake.clone(), stop.clone()));
+                    inputs.spawn(input::kafka::run(
+                        c,
+                        intake.clone(),
+                        config.max_body_bytes,
+                        stop.clone(),
+                    ));
                 }
             }
         }

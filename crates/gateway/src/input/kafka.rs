@@ -8,9 +8,9 @@
 //! replica gets the partition. The price is at-least-once: a crash between the fsync and the
 //! commit stores a batch twice, and the copies carry the same uuid.
 //!
-//! A message that is not a valid alert is counted in `peregrine_alerts_rejected_total`,
-//! logged with its partition and offset, and skipped: retrying it would never succeed and
-//! would stop its partition for good.
+//! A message that is not a valid alert, or is larger than `max_body_bytes`, is counted in
+//! `peregrine_alerts_rejected_total`, logged with its partition and offset, and skipped: retrying
+//! it would never succeed and would stop its partition for good.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,8 +142,15 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// Consumes until `stop`, storing each batch before committing its offsets.
-pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationToken) {
+/// Consumes until `stop`, storing each batch before committing its offsets. A message is held to
+/// `max_body_bytes` as a request body is.
+pub async fn run(
+    config: KafkaInputConfig,
+    intake: Intake,
+    max_body_bytes: usize,
+    stop: CancellationToken,
+) {
+    let max_batch_bytes = max_body_bytes;
     let stored = StoredOffsets::default();
     let consumer: Arc<StreamConsumer<GroupLog>> = match config.client_config().create_with_context(
         GroupLog {
@@ -168,8 +175,13 @@ pub async fn run(config: KafkaInputConfig, intake: Intake, stop: CancellationTok
         stop.clone(),
     ));
     let mut recent = RecentIds::default();
-    while let Some(batch) = next_batch(&consumer, &stop).await {
-        if !store(&intake, &batch, &mut recent, &stop).await {
+    let mut batches = Batches {
+        consumer: &consumer,
+        max_bytes: max_batch_bytes,
+        carried: None,
+    };
+    while let Some(batch) = batches.next(&stop).await {
+        if !store(&intake, &batch, max_batch_bytes, &mut recent, &stop).await {
             // Stopping before the batch was stored: it is not committed, so it is read again.
             break;
         }
@@ -278,44 +290,68 @@ fn partition_lags(
     Ok(lags)
 }
 
-/// Waits for a message, then takes whatever else has already arrived (up to [`MAX_BATCH`]).
-async fn next_batch<'c>(
+/// The consumer's messages in batches of at most [`MAX_BATCH`] messages and `max_bytes` of
+/// payload, the most `POST /` takes in one body: the spool is at least that large, so a batch
+/// always fits once the outputs have made room.
+struct Batches<'c> {
     consumer: &'c StreamConsumer<GroupLog>,
-    stop: &CancellationToken,
-) -> Option<Vec<BorrowedMessage<'c>>> {
-    loop {
-        let first = tokio::select! {
-            m = consumer.recv() => m,
-            _ = stop.cancelled() => return None,
-        };
-        match first {
-            Ok(m) => {
-                let mut batch = vec![m];
-                while batch.len() < MAX_BATCH {
-                    // A zero timeout polls once: only messages already fetched are taken.
-                    match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                        Ok(Ok(m)) => batch.push(m),
-                        _ => break,
+    max_bytes: usize,
+    /// The message that would have made the last batch too large: the next one starts with it.
+    carried: Option<BorrowedMessage<'c>>,
+}
+
+impl<'c> Batches<'c> {
+    /// Waits for a message, then takes whatever else has already arrived.
+    async fn next(&mut self, stop: &CancellationToken) -> Option<Vec<BorrowedMessage<'c>>> {
+        let first = match self.carried.take() {
+            Some(m) => m,
+            None => loop {
+                let received = tokio::select! {
+                    m = self.consumer.recv() => m,
+                    _ = stop.cancelled() => return None,
+                };
+                match received {
+                    Ok(m) => break m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Kafka consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
-                return Some(batch);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Kafka consumer error");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
+        };
+        let mut bytes = payload_len(&first);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            // A zero timeout polls once: only messages already fetched are taken.
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(m)) => {
+                    bytes += payload_len(&m);
+                    if bytes > self.max_bytes {
+                        self.carried = Some(m);
+                        break;
+                    }
+                    batch.push(m);
+                }
+                _ => break,
             }
         }
+        Some(batch)
     }
+}
+
+fn payload_len(m: &BorrowedMessage<'_>) -> usize {
+    m.payload().map_or(0, <[u8]>::len)
 }
 
 /// Appends the batch's valid alerts durably, waiting out a full spool. False if stopped first.
 async fn store(
     intake: &Intake,
     batch: &[BorrowedMessage<'_>],
+    max_message_bytes: usize,
     recent: &mut RecentIds,
     stop: &CancellationToken,
 ) -> bool {
-    let mut alerts = decode_all(intake, batch);
+    let mut alerts = decode_all(intake, batch, max_message_bytes);
     let before = alerts.len();
     // Skip ids stored lately and ids seen earlier in this same batch.
     let mut in_batch = std::collections::HashSet::new();
@@ -358,12 +394,31 @@ async fn store(
     }
 }
 
-fn decode_all(intake: &Intake, batch: &[BorrowedMessage<'_>]) -> Vec<Alert> {
+fn decode_all(
+    intake: &Intake,
+    batch: &[BorrowedMessage<'_>],
+    max_message_bytes: usize,
+) -> Vec<Alert> {
     let mut alerts = Vec::with_capacity(batch.len());
     for m in batch {
         let Some(payload) = m.payload() else {
             continue; // a tombstone: nothing to store
         };
+        if payload.len() > max_message_bytes {
+            intake
+                .metrics
+                .rejected
+                .with_label_values(&["body_too_large"])
+                .inc();
+            tracing::warn!(
+                partition = m.partition(),
+                offset = m.offset(),
+                bytes = payload.len(),
+                max_body_bytes = max_message_bytes,
+                "skipped a Kafka message larger than max_body_bytes"
+            );
+            continue;
+        }
         match decode::decode(payload, false) {
             Ok(mut decoded) => alerts.append(&mut decoded),
             Err(e) => {
