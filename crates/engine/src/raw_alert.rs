@@ -20,7 +20,7 @@ use crate::priority::Priority;
 use crate::time::EventTime;
 
 /// A validated alert borrowing its free-form parts from the body it came in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawAlert<'a> {
     pub priority: Priority,
     pub source: Cow<'a, str>,

@@ -1,8 +1,9 @@
 //! `inputs: [{type: kafka}]` — alerts consumed from a Kafka topic, one consumer group for
 //! all gateway replicas.
 //!
-//! A message is a Falco alert (or a JSON array of them), the body `POST /` takes. Messages are
-//! read in batches; a batch is appended to the spool with one fsync, and only then are its
+//! A message is a Falco alert (or a JSON array of them), the body `POST /` takes, and is stored
+//! as `POST /` stores it (as sent, unless custom fields are to be merged). Messages are read in
+//! batches; a batch is appended to the spool with one fsync, and only then are its
 //! offsets committed. So a gateway that dies loses nothing: what it stored is in its spool
 //! (delivered when it restarts), and what it had not stored is consumed again by whichever
 //! replica gets the partition. The price is at-least-once: a crash between the fsync and the
@@ -16,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peregrine_engine::Alert;
+use peregrine_engine::raw_alert::RawAlert;
+use peregrine_engine::{Alert, AlertId};
 use peregrine_outputs::kafka::client::{self, Brokers, KafkaTls, Properties, Sasl};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -351,37 +353,42 @@ async fn store(
     recent: &mut RecentIds,
     stop: &CancellationToken,
 ) -> bool {
-    let mut alerts = decode_all(intake, batch, max_message_bytes);
-    let before = alerts.len();
+    let Decoded { mut raw, mut full } = decode_all(intake, batch, max_message_bytes);
+    let before = raw.len() + full.len();
     // Skip ids stored lately and ids seen earlier in this same batch.
     let mut in_batch = std::collections::HashSet::new();
-    alerts.retain(|a| {
-        a.uuid.as_ref().is_none_or(|id| {
+    let mut new = |id: Option<&AlertId>| {
+        id.is_none_or(|id| {
             !recent.contains(id.as_str()) && in_batch.insert(id.as_str().to_string())
         })
-    });
-    if alerts.len() < before {
+    };
+    raw.retain(|a| new(a.uuid.as_ref()));
+    full.retain(|a| new(a.uuid.as_ref()));
+    if raw.len() + full.len() < before {
         tracing::info!(
-            skipped = before - alerts.len(),
+            skipped = before - raw.len() - full.len(),
             "Kafka messages read again were already stored"
         );
     }
-    if alerts.is_empty() {
-        return true;
-    }
-    loop {
-        match intake
-            .store(alerts.clone(), 0, intake.spool.prepare_append())
-            .await
-        {
-            Ok(_) => {
-                for a in &alerts {
-                    if let Some(id) = &a.uuid {
-                        recent.insert(id.as_str());
-                    }
-                }
-                return true;
-            }
+    // The two parts are appended one after the other; a part stored is not stored again
+    // while the other waits for room.
+    let (mut raw_stored, mut full_stored) = (raw.is_empty(), full.is_empty());
+    while !(raw_stored && full_stored) {
+        let result = if !raw_stored {
+            let pending = intake.spool.prepare_append();
+            intake
+                .store_raw(raw.clone(), 0, pending)
+                .await
+                .map(|_| raw_stored = true)
+        } else {
+            let pending = intake.spool.prepare_append();
+            intake
+                .store(full.clone(), 0, pending)
+                .await
+                .map(|_| full_stored = true)
+        };
+        match result {
+            Ok(()) => {}
             Err(AppendError::Closed) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot store alerts from Kafka yet; consumption waits");
@@ -392,14 +399,29 @@ async fn store(
             }
         }
     }
+    let ids = raw.iter().map(|a| a.uuid.as_ref());
+    for id in ids.chain(full.iter().map(|a| a.uuid.as_ref())).flatten() {
+        recent.insert(id.as_str());
+    }
+    true
 }
 
-fn decode_all(
+/// A batch's alerts: checked in place and stored as sent when the intake allows it (no custom
+/// fields to merge), as `POST /` does; decoded in full otherwise.
+struct Decoded<'m> {
+    raw: Vec<RawAlert<'m>>,
+    full: Vec<Alert>,
+}
+
+fn decode_all<'m>(
     intake: &Intake,
-    batch: &[BorrowedMessage<'_>],
+    batch: &'m [BorrowedMessage<'_>],
     max_message_bytes: usize,
-) -> Vec<Alert> {
-    let mut alerts = Vec::with_capacity(batch.len());
+) -> Decoded<'m> {
+    let mut decoded = Decoded {
+        raw: Vec::new(),
+        full: Vec::new(),
+    };
     for m in batch {
         let Some(payload) = m.payload() else {
             continue; // a tombstone: nothing to store
@@ -419,8 +441,15 @@ fn decode_all(
             );
             continue;
         }
+        if intake.takes_raw() {
+            if let Some(mut alerts) = decode::decode_raw(payload, false) {
+                decoded.raw.append(&mut alerts);
+                continue;
+            }
+        }
+        // Custom fields to merge, or a message that is not valid: the full decoder says why.
         match decode::decode(payload, false) {
-            Ok(mut decoded) => alerts.append(&mut decoded),
+            Ok(mut alerts) => decoded.full.append(&mut alerts),
             Err(e) => {
                 intake.metrics.rejected.with_label_values(&[e.reason]).inc();
                 tracing::warn!(
@@ -432,7 +461,7 @@ fn decode_all(
             }
         }
     }
-    alerts
+    decoded
 }
 
 /// A bounded memory of ids, oldest forgotten first.
