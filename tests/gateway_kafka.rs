@@ -141,6 +141,10 @@ async fn replicas_share_the_topic_and_a_killed_one_loses_nothing() {
     let before = a.metric(received).await;
     a.wait_metric(received, before + 50.0, Duration::from_secs(30))
         .await;
+    // A moment more, still mid-stream: the offsets of what a stored are committed after the
+    // fsync, asynchronously; killed before any commit lands, a leaves nothing that only its
+    // spool holds (b reads it all again), and the restart below would prove nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     a.kill9();
     producing.join().unwrap();
     // Produced after the kill: only b can deliver these, from every partition.
