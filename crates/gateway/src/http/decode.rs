@@ -43,7 +43,7 @@ fn invalid(place: Place<'_>, e: peregrine_engine::AlertError) -> BodyError {
 
 /// Checks a valid body's alerts in place (see [`RawAlert`]); `None` when any alert is not
 /// valid, and then [`decode`] says which and why.
-pub fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
+fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return None;
     }
@@ -62,6 +62,26 @@ pub fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
             .collect(),
         _ => RawAlert::parse(body).map(|a| vec![a]),
     }
+}
+
+/// A valid body's alerts, in the form the intake stores them.
+pub enum ForSpool<'b> {
+    /// Checked in place, to be stored as sent ([`Intake::store_raw`](crate::intake::Intake::store_raw)).
+    AsSent(Vec<RawAlert<'b>>),
+    /// Decoded in full, for custom fields to be merged.
+    Decoded(Vec<Alert>),
+}
+
+/// Checks a body (a request's or a Kafka message's) for the spool: in place when the intake
+/// stores alerts as sent (`as_sent`), else in full. A refused body is explained by the full
+/// decoder either way.
+pub fn for_spool(body: &[u8], ndjson: bool, as_sent: bool) -> Result<ForSpool<'_>, BodyError> {
+    if as_sent {
+        if let Some(alerts) = decode_raw(body, ndjson) {
+            return Ok(ForSpool::AsSent(alerts));
+        }
+    }
+    decode(body, ndjson).map(ForSpool::Decoded)
 }
 
 /// Decodes a body. `ndjson` is chosen by the request's content type.

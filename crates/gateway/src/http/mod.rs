@@ -20,6 +20,7 @@ use crate::delivery::OutputStatus;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::spool::{flags, AppendError, PendingAppend};
+use decode::ForSpool;
 
 /// Every `reason` label `peregrine_alerts_rejected_total` can carry.
 pub const REJECTION_REASONS: &[&str] = &[
@@ -121,16 +122,12 @@ async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson"));
-    // Valid alerts are checked in place and stored as sent; the full decoder below is for
-    // custom fields, and to say what is wrong with a body that is refused.
-    if app.intake.takes_raw() {
-        if let Some(alerts) = decode::decode_raw(&bytes, ndjson) {
-            return outcome(app.intake.store_raw(alerts, 0, pending).await);
-        }
-    }
-    let alerts = decode::decode(&bytes, ndjson)
+    let alerts = decode::for_spool(&bytes, ndjson, app.intake.takes_raw())
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason, e.message))?;
-    store(app, alerts, 0, pending).await
+    match alerts {
+        ForSpool::AsSent(alerts) => outcome(app.intake.store_raw(alerts, 0, pending).await),
+        ForSpool::Decoded(alerts) => store(app, alerts, 0, pending).await,
+    }
 }
 
 /// Stores through the intake; a failure becomes the answer the sender should see.

@@ -29,7 +29,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::decode;
+use crate::http::decode::{self, ForSpool};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::spool::AppendError;
@@ -152,7 +152,6 @@ pub async fn run(
     max_body_bytes: usize,
     stop: CancellationToken,
 ) {
-    let max_batch_bytes = max_body_bytes;
     let stored = StoredOffsets::default();
     let consumer: Arc<StreamConsumer<GroupLog>> = match config.client_config().create_with_context(
         GroupLog {
@@ -179,11 +178,11 @@ pub async fn run(
     let mut recent = RecentIds::default();
     let mut batches = Batches {
         consumer: &consumer,
-        max_bytes: max_batch_bytes,
+        max_bytes: max_body_bytes,
         carried: None,
     };
     while let Some(batch) = batches.next(&stop).await {
-        if !store(&intake, &batch, max_batch_bytes, &mut recent, &stop).await {
+        if !store(&intake, &batch, max_body_bytes, &mut recent, &stop).await {
             // Stopping before the batch was stored: it is not committed, so it is read again.
             break;
         }
@@ -441,15 +440,9 @@ fn decode_all<'m>(
             );
             continue;
         }
-        if intake.takes_raw() {
-            if let Some(mut alerts) = decode::decode_raw(payload, false) {
-                decoded.raw.append(&mut alerts);
-                continue;
-            }
-        }
-        // Custom fields to merge, or a message that is not valid: the full decoder says why.
-        match decode::decode(payload, false) {
-            Ok(mut alerts) => decoded.full.append(&mut alerts),
+        match decode::for_spool(payload, false, intake.takes_raw()) {
+            Ok(ForSpool::AsSent(mut alerts)) => decoded.raw.append(&mut alerts),
+            Ok(ForSpool::Decoded(mut alerts)) => decoded.full.append(&mut alerts),
             Err(e) => {
                 intake.metrics.rejected.with_label_values(&[e.reason]).inc();
                 tracing::warn!(
