@@ -1,0 +1,460 @@
+//! What each open connection is doing, and the deadlines that follow from it.
+//!
+//! A connection is always in one [`Phase`]. Its reads have a deadline that depends on the phase —
+//! an idle keep-alive connection gets `idle_timeout`, a request head `header_timeout` from its
+//! first byte — and a write that cannot proceed (a client that does not read its answer) gets
+//! `body_timeout`. [`Watched`] enforces them on the socket itself, so they hold whatever hyper
+//! is waiting for; the body's own deadline is the handler's, which can still answer 408.
+//!
+//! [`Connections`] counts the open connections. When `max_connections` are open, the one that
+//! has waited longest without a request being worked on is closed to make room: a crowd of
+//! stalled clients can delay a legitimate sender by one accept, never lock it out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::limits::Limits;
+
+/// What a connection is doing. The order is the order of eviction: idle connections go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    /// Waiting for the next request on a kept-alive connection.
+    Idle = 0,
+    /// Inside a TLS handshake or a request head.
+    Head = 1,
+    /// The head was read; the handler is reading the body.
+    Body = 2,
+    /// The body was read; the alerts are being stored. Never evicted.
+    Working = 3,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Idle,
+            1 => Phase::Head,
+            2 => Phase::Body,
+            _ => Phase::Working,
+        }
+    }
+}
+
+/// Connections closed by the limits, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Closed {
+    /// To make room under `max_connections`, or when out of file descriptors.
+    pub evicted: AtomicU64,
+    /// A deadline of their phase passed.
+    pub timed_out: AtomicU64,
+}
+
+/// One connection's phase and when it began, shared by its socket, its service and the registry.
+pub struct ConnState {
+    closed: Arc<Closed>,
+    phase: AtomicU8,
+    /// Milliseconds after `origin` at which the phase began.
+    since_ms: AtomicU64,
+    origin: Instant,
+    closing: AtomicBool,
+    close: CancellationToken,
+}
+
+impl ConnState {
+    fn new(origin: Instant, closed: Arc<Closed>) -> Self {
+        let state = ConnState {
+            closed,
+            phase: AtomicU8::new(Phase::Head as u8),
+            since_ms: AtomicU64::new(0),
+            origin,
+            closing: AtomicBool::new(false),
+            close: CancellationToken::new(),
+        };
+        state.enter(Phase::Head);
+        state
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// When the current phase began.
+    pub fn since(&self) -> Instant {
+        self.origin + Duration::from_millis(self.since_ms.load(Ordering::Acquire))
+    }
+
+    pub fn enter(&self, phase: Phase) {
+        let ms = Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_millis() as u64;
+        self.since_ms.store(ms, Ordering::Release);
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Resolves when the registry closes this connection to make room.
+    pub async fn evicted(&self) {
+        self.close.cancelled().await
+    }
+
+    /// Counts a connection closed because a deadline passed.
+    pub fn note_timeout(&self) {
+        self.closed.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The read deadline the phase implies (none while alerts are being stored).
+    fn read_deadline(&self, limits: &Limits) -> Option<Instant> {
+        let wait = match self.phase() {
+            Phase::Idle => limits.idle_timeout,
+            Phase::Head => limits.header_timeout,
+            // The handler answers 408 at body_timeout; this only catches a handler that does
+            // not read its body at all.
+            Phase::Body => limits.body_timeout + BODY_GRACE,
+            Phase::Working => return None,
+        };
+        Some(self.since() + wait)
+    }
+}
+
+/// How long after `body_timeout` the socket itself gives up, leaving the handler time to answer.
+const BODY_GRACE: Duration = Duration::from_secs(2);
+
+/// The open connections, and the choice of which to close when there are too many.
+pub struct Connections {
+    open: Mutex<HashMap<u64, Arc<ConnState>>>,
+    next_id: AtomicU64,
+    max: AtomicU64,
+    /// Open connections already told to close; they no longer count against the limit.
+    closing: AtomicU64,
+    freed: Notify,
+    origin: Instant,
+    pub closed: Arc<Closed>,
+}
+
+/// A registered connection; dropping it frees its place.
+pub struct Registration {
+    id: u64,
+    pub state: Arc<ConnState>,
+    connections: Arc<Connections>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().expect("connections lock");
+        open.remove(&self.id);
+        if self.state.closing.load(Ordering::Relaxed) {
+            self.connections.closing.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(open);
+        self.connections.freed.notify_one();
+    }
+}
+
+impl Connections {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Connections {
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            max: AtomicU64::new(max as u64),
+            closing: AtomicU64::new(0),
+            freed: Notify::new(),
+            origin: Instant::now(),
+            closed: Arc::default(),
+        })
+    }
+
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max as u64, Ordering::Relaxed);
+    }
+
+    /// Connections open now (including those being closed).
+    pub fn len(&self) -> usize {
+        self.open.lock().expect("connections lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a new connection, closing the longest-waiting idle or stalled one if the limit
+    /// is reached. When every connection is storing alerts, waits for one to finish.
+    pub async fn admit(self: &Arc<Self>) -> Registration {
+        loop {
+            let freed = self.freed.notified();
+            if let Some(r) = self.try_admit() {
+                return r;
+            }
+            // Every open connection is storing alerts; that ends within a commit or two.
+            let _ = tokio::time::timeout(Duration::from_millis(100), freed).await;
+        }
+    }
+
+    fn try_admit(self: &Arc<Self>) -> Option<Registration> {
+        let mut open = self.open.lock().expect("connections lock");
+        let counted = open.len() as u64 - self.closing.load(Ordering::Relaxed);
+        if counted >= self.max.load(Ordering::Relaxed) {
+            let victim = open
+                .values()
+                .filter(|c| !c.closing.load(Ordering::Relaxed) && c.phase() < Phase::Working)
+                .min_by_key(|c| (c.phase(), c.since()))?;
+            self.close(victim);
+            tracing::debug!(phase = ?victim.phase(), "connection limit reached; closed the longest-waiting connection");
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState::new(self.origin, self.closed.clone()));
+        open.insert(id, state.clone());
+        Some(Registration {
+            id,
+            state,
+            connections: self.clone(),
+        })
+    }
+
+    /// Closes the longest-idle connection, if any (when the process is out of descriptors).
+    pub fn close_one_idle(&self) -> bool {
+        let open = self.open.lock().expect("connections lock");
+        let victim = open
+            .values()
+            .filter(|c| !c.closing.load(Ordering::Relaxed) && c.phase() <= Phase::Head)
+            .min_by_key(|c| (c.phase(), c.since()));
+        match victim {
+            Some(v) => {
+                self.close(v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn close(&self, connection: &ConnState) {
+        connection.closing.store(true, Ordering::Relaxed);
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        self.closed.evicted.fetch_add(1, Ordering::Relaxed);
+        connection.close.cancel();
+    }
+}
+
+/// A socket with the deadlines of its connection's phase.
+pub struct Watched<IO> {
+    io: IO,
+    state: Arc<ConnState>,
+    limits: Limits,
+    read_timer: Pin<Box<Sleep>>,
+    read_armed: Option<Instant>,
+    write_timer: Pin<Box<Sleep>>,
+    write_armed: Option<Instant>,
+}
+
+impl<IO> Watched<IO> {
+    pub fn new(io: IO, state: Arc<ConnState>, limits: Limits) -> Self {
+        let far = Instant::now() + Duration::from_secs(86_400);
+        Watched {
+            io,
+            state,
+            limits,
+            read_timer: Box::pin(tokio::time::sleep_until(far)),
+            read_armed: None,
+            write_timer: Box::pin(tokio::time::sleep_until(far)),
+            write_armed: None,
+        }
+    }
+}
+
+/// Polls `timer` set to `deadline`, resetting it only when the deadline moved.
+fn expired(
+    timer: &mut Pin<Box<Sleep>>,
+    armed: &mut Option<Instant>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> bool {
+    if *armed != Some(deadline) {
+        timer.as_mut().reset(deadline);
+        *armed = Some(deadline);
+    }
+    timer.as_mut().poll(cx).is_ready()
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before && this.state.phase() == Phase::Idle {
+                    this.state.enter(Phase::Head);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let Some(deadline) = this.state.read_deadline(&this.limits) else {
+                    return Poll::Pending;
+                };
+                if expired(&mut this.read_timer, &mut this.read_armed, deadline, cx) {
+                    this.state.note_timeout();
+                    return Poll::Ready(Err(timed_out("the client took too long")));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Watched<IO> {
+    /// A write that cannot proceed gets `body_timeout`, counted from when it first could not.
+    fn poll_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll(Pin::new(&mut self.io), cx) {
+            Poll::Ready(r) => {
+                self.write_armed = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let deadline = self
+                    .write_armed
+                    .unwrap_or_else(|| Instant::now() + self.limits.body_timeout);
+                if expired(&mut self.write_timer, &mut self.write_armed, deadline, cx) {
+                    self.state.note_timeout();
+                    return Poll::Ready(Err(timed_out("the client stopped reading")));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_stalled(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .poll_stalled(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_stalled(cx, |io, cx| io.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .poll_stalled(cx, |io, cx| io.poll_shutdown(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_waiting_connection_without_work_makes_room() {
+        let connections = Connections::new(3);
+        let idle = connections.admit().await;
+        idle.state.enter(Phase::Idle);
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let storing = connections.admit().await;
+        storing.state.enter(Phase::Working);
+        let head = connections.admit().await;
+        assert_eq!(connections.len(), 3);
+
+        // Full: the idle one goes first, though the head began later.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let fourth = connections.admit().await;
+        assert!(idle.state.close.is_cancelled());
+        assert!(!head.state.close.is_cancelled());
+        drop(idle);
+        // Then the stalled head; never the one storing alerts.
+        let _fifth = connections.admit().await;
+        assert!(head.state.close.is_cancelled());
+        assert!(!storing.state.close.is_cancelled());
+        drop(head);
+        fourth.state.enter(Phase::Working);
+        assert!(connections.try_admit().is_some_and(|r| {
+            drop(r);
+            true
+        }));
+        assert_eq!(connections.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_house_of_work_waits_for_a_place() {
+        let connections = Connections::new(1);
+        let busy = connections.admit().await;
+        busy.state.enter(Phase::Working);
+        let waiting = tokio::spawn({
+            let connections = connections.clone();
+            async move { connections.admit().await.id }
+        });
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert!(!waiting.is_finished());
+        drop(busy);
+        assert!(waiting.await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_time_out_by_phase() {
+        let (client, server) = tokio::io::duplex(64);
+        let connections = Connections::new(10);
+        let reg = connections.admit().await;
+        let limits = Limits {
+            header_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        reg.state.enter(Phase::Idle);
+        let mut watched = Watched::new(server, reg.state.clone(), limits);
+        let mut buf = [0u8; 16];
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Idle: 60 s allowed. A byte arrives after 30 s and starts a head.
+        let mut client = client;
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            client.write_all(b"P").await.unwrap();
+            client
+        });
+        let n = watched.read(&mut buf).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(reg.state.phase(), Phase::Head);
+        let _client = writer.await.unwrap();
+        // The rest of the head never comes: 2 s later the read fails.
+        let started = Instant::now();
+        let e = watched.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+}
