@@ -343,7 +343,8 @@ outputs:
         .arg("--check-config")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // EX_CONFIG (sysexits.h): what service managers and scripts check for "fix the file".
+    assert_eq!(out.status.code(), Some(78));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

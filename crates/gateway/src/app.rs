@@ -1,4 +1,5 @@
-//! Wiring: open the spool, start one worker per output, serve HTTP, and shut down in order.
+//! Wiring: open the spool, start the outputs and inputs, serve HTTP, reload on demand, and shut
+//! down in order.
 
 use std::future::Future;
 use std::io;
@@ -6,17 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peregrine_outputs::config::BuildContext;
-use tokio::task::JoinSet;
+use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::deadletter::DeadLetterFile;
-use crate::delivery::{OutputStatus, Storm, Tracker, Worker};
+use crate::delivery::OutputStatus;
+use crate::http::conn::Connections;
 use crate::http::{self, AppState};
-use crate::input::{self, InputConfig};
+use crate::input::InputSet;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
+use crate::output_set::OutputSet;
+use crate::reload::{self, Live, Reloader};
 use crate::spool::Spool;
 
 /// How often fully passed segments are deleted.
@@ -38,96 +40,19 @@ pub enum GatewayError {
 pub struct Gateway {
     pub local_addr: SocketAddr,
     serve: tokio::task::JoinHandle<Result<(), GatewayError>>,
-    delivery: tokio::runtime::Runtime,
+    reloader: Reloader,
+    delivery: DeliveryRuntime,
 }
 
 impl Gateway {
-    /// Opens the spool, starts the workers and binds the listener. Serving begins at once and
-    /// lasts until `shutdown` resolves; then [`Gateway::wait`] finishes the shutdown.
+    /// Binds the listener, opens the spool, starts the outputs and inputs. Serving begins at
+    /// once and lasts until `shutdown` resolves; then [`Gateway::wait`] finishes the shutdown.
     pub async fn start(
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Gateway, GatewayError> {
-        let spool = Spool::open(&config.spool).map_err(|source| GatewayError::Spool {
-            dir: config.spool.dir.display().to_string(),
-            source,
-        })?;
-        let metrics = Arc::new(Metrics::new());
-        metrics.register_rejection_reasons(http::REJECTION_REASONS);
-        let stop = CancellationToken::new();
-        let delivery = delivery_runtime().map_err(GatewayError::Serve)?;
-        let mut workers = JoinSet::new();
-        let mut statuses: Vec<Arc<OutputStatus>> = Vec::new();
-
-        for o in &config.outputs {
-            let setup = |source| GatewayError::Output {
-                output: o.name.clone(),
-                source,
-            };
-            let output = o.settings.build(BuildContext {
-                max_in_flight: o.max_in_flight,
-                timeout: o.policy.timeout,
-            });
-            let capacity = o.max_in_flight * output.batch_limits().max_events;
-            let cursor = spool.open_cursor(&o.name, capacity).map_err(setup)?;
-            let dead_letters =
-                DeadLetterFile::open(&spool.dead_letter_path(&o.name), &o.name).map_err(setup)?;
-            let tracker = Tracker::new(cursor);
-            let reader = spool.reader(tracker.start());
-            let status = Worker::status(&o.name, output.kind(), tracker);
-            metrics.register_output(&o.name, output.kind());
-            tracing::info!(
-                output = %o.name,
-                r#type = output.kind(),
-                to = %o.settings.describe(),
-                from = reader.position().seq,
-                "output ready"
-            );
-            statuses.push(status.clone());
-            let worker = Worker {
-                output,
-                route: o.route.clone(),
-                policy: o.policy,
-                max_in_flight: o.max_in_flight,
-                reader,
-                dead_letters: Arc::new(dead_letters),
-                metrics: metrics.clone(),
-                status,
-                storm: o.storm.clone().map(Storm::new),
-            };
-            workers.spawn_on(
-                worker.run(stop.clone(), config.shutdown_grace),
-                delivery.handle(),
-            );
-        }
-        note_stale_cursors(&spool, &config);
-        delivery.spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
-
-        let intake = Intake {
-            spool: spool.clone(),
-            metrics,
-            custom_fields: Arc::new(config.custom_fields.clone()),
-        };
-        let mut inputs = JoinSet::new();
-        for input in &config.inputs {
-            tracing::info!(from = %input.describe(), "input ready");
-            match input.clone() {
-                InputConfig::Kafka(c) => {
-                    inputs.spawn(input::kafka::run(
-                        c,
-                        intake.clone(),
-                        config.max_body_bytes,
-                        stop.clone(),
-                    ));
-                }
-            }
-        }
-        let state = Arc::new(AppState {
-            intake: intake.clone(),
-            outputs: statuses,
-            bearer_token: config.bearer_token.clone(),
-            max_body_bytes: config.max_body_bytes,
-        });
+        // The listener first: a port in use is the likeliest start-up failure, and nothing has
+        // been started yet that would need stopping.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| GatewayError::Bind {
@@ -135,39 +60,73 @@ impl Gateway {
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(GatewayError::Serve)?;
-        tracing::info!(%local_addr, outputs = config.outputs.len(), spool = %spool.dir().display(), "gateway listening");
+        let spool = Spool::open(&config.spool).map_err(|source| GatewayError::Spool {
+            dir: config.spool.dir.display().to_string(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.register_rejection_reasons(http::REJECTION_REASONS);
+        for result in ["ok", "error"] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
+        let stop = CancellationToken::new();
+        let delivery = DeliveryRuntime::new().map_err(GatewayError::Serve)?;
 
-        let grace = config.shutdown_grace;
-        let serve = tokio::spawn(async move {
-            // One signal stops both intake and workers: in-flight requests finish storing their
-            // alerts while in-flight deliveries get their grace period, side by side.
-            let server = http::server::serve(listener, http::router(state), stop.clone());
-            let signal = async {
-                shutdown.await;
-                tracing::info!("shutting down: no new requests");
-                stop.cancel();
-            };
-            // A client holding a keep-alive connection open must not hold up the exit.
-            tokio::pin!(server);
-            tokio::select! {
-                _ = &mut server => {}
-                _ = signal => {}
-            }
-            tokio::select! {
-                _ = server => {}
-                _ = tokio::time::sleep(grace) => {}
-            }
-            // Inputs finish storing their batch and commit their offsets.
-            while inputs.join_next().await.is_some() {}
-            while workers.join_next().await.is_some() {}
-            tracing::info!("gateway stopped; undelivered alerts stay in the spool");
-            Ok(())
+        let mut outputs = OutputSet::new(
+            spool.clone(),
+            metrics.clone(),
+            delivery.handle(),
+            stop.clone(),
+        );
+        outputs
+            .apply(&config.outputs, config.shutdown_grace)
+            .await?;
+        note_stale_cursors(&spool, &config);
+        let statuses = outputs.statuses();
+        delivery
+            .handle()
+            .spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
+
+        let intake = Intake {
+            spool: spool.clone(),
+            metrics: metrics.clone(),
+            custom_fields: Arc::new(ArcSwap::from_pointee(config.custom_fields.clone())),
+        };
+        let inputs = InputSet::start(&config.inputs, &intake, config.max_body_bytes, &stop);
+        let fd_limit = reload::raise_fd_limit();
+        let connections = Connections::new(config.limits.max_connections);
+        let front = Arc::new(ArcSwap::from_pointee(reload::front(&config, None)));
+        let state = Arc::new(AppState {
+            intake: intake.clone(),
+            outputs: statuses,
+            front: front.clone(),
+            connections: connections.clone(),
         });
+        let live = Live {
+            config,
+            outputs,
+            inputs: Some(inputs),
+            intake,
+            front,
+            connections,
+            metrics,
+            stop: stop.clone(),
+            fd_limit,
+        };
+        let reloader = Reloader::new(live.started(local_addr));
+
+        let serve = tokio::spawn(serve(listener, state, reloader.clone(), shutdown, stop));
         Ok(Gateway {
             local_addr,
             serve,
+            reloader,
             delivery,
         })
+    }
+
+    /// Applies configurations to this gateway while it runs (SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Waits until the gateway has shut down.
@@ -177,9 +136,47 @@ impl Gateway {
             .await
             .map_err(|e| GatewayError::Serve(io::Error::other(e)));
         // The workers have finished; nothing on this runtime holds an alert any more.
-        self.delivery.shutdown_background();
+        drop(self.delivery);
         served?
     }
+}
+
+/// Serves until `shutdown`, then stops intake, inputs and outputs in order.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    reloader: Reloader,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: CancellationToken,
+) -> Result<(), GatewayError> {
+    let grace = reloader.shutdown_grace().await;
+    // One signal stops both intake and workers: in-flight requests finish storing their
+    // alerts while in-flight deliveries get their grace period, side by side.
+    let server = http::server::serve(
+        listener,
+        http::router(state.clone()),
+        state.front.clone(),
+        state.connections.clone(),
+        stop.clone(),
+    );
+    let signal = async {
+        shutdown.await;
+        tracing::info!("shutting down: no new requests");
+        stop.cancel();
+    };
+    // A client holding a keep-alive connection open must not hold up the exit.
+    tokio::pin!(server);
+    tokio::select! {
+        _ = &mut server => {}
+        _ = signal => {}
+    }
+    tokio::select! {
+        _ = server => {}
+        _ = tokio::time::sleep(grace) => {}
+    }
+    reloader.stop_all().await;
+    tracing::info!("gateway stopped; undelivered alerts stay in the spool");
+    Ok(())
 }
 
 /// The runtime that delivers: its own threads, at a lower scheduling priority (nice 10) than
@@ -189,20 +186,44 @@ impl Gateway {
 /// `http_output` makes Falco drop events, while a delivery that runs late only leaves alerts
 /// waiting in the spool, which is what the spool is for. When there is CPU to spare, niceness
 /// changes nothing.
-fn delivery_runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name("delivery")
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start(|| {
-            // SAFETY: setpriority on the calling thread (Linux applies nice per thread); a
-            // failure only leaves the default priority.
-            unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, tid, DELIVERY_NICE);
-            }
-        })
-        .build()
+///
+/// Dropped from inside the main runtime (on any exit path, errors included), so it shuts down in
+/// the background rather than block — which tokio forbids there.
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl DeliveryRuntime {
+    fn new() -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("delivery")
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(|| {
+                // SAFETY: setpriority on the calling thread (Linux applies nice per thread); a
+                // failure only leaves the default priority.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, DELIVERY_NICE);
+                }
+            })
+            .build()?;
+        Ok(DeliveryRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("runtime until dropped")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Niceness of delivery threads (0 is normal, 19 the lowest priority).
@@ -210,18 +231,22 @@ const DELIVERY_NICE: libc::c_int = 10;
 
 /// Deletes segments every output has passed. Cursors are fsync'd first, so a power loss can
 /// never leave a cursor pointing into a deleted segment.
-async fn compact(spool: Spool, outputs: Vec<Arc<OutputStatus>>, stop: CancellationToken) {
+async fn compact(
+    spool: Spool,
+    outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(COMPACT_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let outputs = outputs.clone();
+        let outputs = outputs.load_full();
         let spool = spool.clone();
         let result = tokio::task::spawn_blocking(move || -> io::Result<usize> {
             let mut min = spool.end().offset;
-            for o in &outputs {
+            for o in outputs.iter() {
                 let handle = o.flush_cursor()?;
                 handle.sync_data()?;
                 min = min.min(o.committed().offset);

@@ -24,6 +24,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::delivery::StormConfig;
+use crate::http::limits::{Limits, RawLimits};
+use crate::http::tls::{ListenerTls, TlsFiles};
 use crate::input::InputConfig;
 use crate::routing::Route;
 use crate::spool::SpoolOptions;
@@ -34,6 +36,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:2801";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// TLS on the listener (mutual TLS with a client CA); plaintext without it.
+    pub tls: Option<ListenerTls>,
+    pub limits: Limits,
     pub max_body_bytes: usize,
     /// When set, `POST` routes need `Authorization: Bearer <token>`.
     pub bearer_token: Option<Secret>,
@@ -45,6 +50,11 @@ pub struct Config {
     pub outputs: Vec<OutputConfig>,
     /// Where alerts come from besides `POST /`.
     pub inputs: Vec<InputConfig>,
+    /// Tells whether the `inputs` section changed between two loads (its keys hashed in memory).
+    pub inputs_fingerprint: u64,
+    /// The start of the SHA-256 of the file's text, as `sha256sum` prints it: which
+    /// configuration is running (`peregrine_config_info`).
+    pub hash: String,
 }
 
 /// One configured output instance.
@@ -58,6 +68,9 @@ pub struct OutputConfig {
     pub max_in_flight: usize,
     /// Storm control (`dedup`), for chat and paging outputs.
     pub storm: Option<StormConfig>,
+    /// Tells whether the output's keys changed between two loads (hashed in memory, never shown):
+    /// a reload restarts only outputs whose fingerprint changed.
+    pub fingerprint: u64,
 }
 
 impl OutputConfig {
@@ -130,8 +143,10 @@ impl Config {
             interpolate(value, key, env, &mut errors);
         }
 
-        const KEYS: [&str; 8] = [
+        const KEYS: [&str; 10] = [
             "listen",
+            "tls",
+            "limits",
             "max_body_bytes",
             "auth",
             "spool",
@@ -170,6 +185,24 @@ impl Config {
         if max_body_bytes == 0 {
             errors.push("max_body_bytes", "must be greater than 0");
         }
+
+        let tls = errors
+            .section::<TlsFiles>("tls", root.remove("tls"))
+            .and_then(|files| match ListenerTls::load(files) {
+                Ok(tls) => Some(tls),
+                Err((key, message)) => {
+                    errors.push(format!("tls.{key}"), message);
+                    None
+                }
+            });
+        let limits = errors
+            .section::<RawLimits>("limits", root.remove("limits"))
+            .unwrap_or_default()
+            .check(max_body_bytes)
+            .unwrap_or_else(|(key, message)| {
+                errors.push(format!("limits.{key}"), message);
+                Limits::default()
+            });
 
         let bearer_token = errors
             .section::<RawAuth>("auth", root.remove("auth"))
@@ -239,7 +272,9 @@ impl Config {
         }
 
         let mut inputs = Vec::new();
-        match root.remove("inputs") {
+        let raw_inputs = root.remove("inputs");
+        let inputs_fingerprint = fingerprint(raw_inputs.as_ref().unwrap_or(&Value::Null));
+        match raw_inputs {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
@@ -260,6 +295,8 @@ impl Config {
 
         errors.finish(Config {
             listen,
+            tls,
+            limits,
             max_body_bytes,
             bearer_token,
             spool,
@@ -267,8 +304,26 @@ impl Config {
             shutdown_grace,
             outputs,
             inputs,
+            inputs_fingerprint,
+            hash: short_sha256(text.as_bytes()),
         })
     }
+}
+
+/// A hash of a section's keys and values, to tell whether it changed. It stays in memory: it
+/// covers secrets, and is never printed.
+fn fingerprint(value: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes` (what `sha256sum` prints, cut).
+fn short_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -337,6 +392,7 @@ struct RawRetry {
 }
 
 fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputConfig> {
+    let fingerprint = fingerprint(&item);
     let Value::Object(mut map) = item else {
         errors.push(path, "must be a mapping with at least 'name' and 'type'");
         return None;
@@ -456,6 +512,7 @@ fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputCo
         policy,
         max_in_flight,
         storm,
+        fingerprint,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, AlertId};
 use serde_json::{Map, Value};
@@ -15,8 +16,8 @@ use crate::spool::{AppendError, NewRecord, PendingAppend, Spool};
 pub struct Intake {
     pub spool: Spool,
     pub metrics: Arc<Metrics>,
-    /// Added to every alert's `output_fields`.
-    pub custom_fields: Arc<Map<String, Value>>,
+    /// Added to every alert's `output_fields`; a reload replaces them.
+    pub custom_fields: Arc<ArcSwap<Map<String, Value>>>,
 }
 
 impl Intake {
@@ -34,9 +35,10 @@ impl Intake {
         }
         let mut counts = Vec::with_capacity(n);
         let mut records = Vec::with_capacity(n);
+        let custom_fields = self.custom_fields.load();
         for mut alert in alerts {
             alert.uuid.get_or_insert_with(AlertId::generate);
-            for (k, v) in self.custom_fields.iter() {
+            for (k, v) in custom_fields.iter() {
                 alert.output_fields.insert(k.clone(), v.clone());
             }
             records.push(NewRecord {
@@ -55,18 +57,18 @@ impl Intake {
     /// Whether [`Intake::store_raw`] can take an alert: only when no custom fields are to be
     /// merged into its `output_fields`.
     pub fn takes_raw(&self) -> bool {
-        self.custom_fields.is_empty()
+        self.custom_fields.load().is_empty()
     }
 
     /// Stores alerts checked in place, their free-form parts copied as they came (see
-    /// [`RawAlert`]). Callers check [`Intake::takes_raw`] first.
+    /// [`RawAlert`]). Callers check [`Intake::takes_raw`] first (a request that was checked just
+    /// before a reload added custom fields is stored without them).
     pub async fn store_raw(
         &self,
         alerts: Vec<RawAlert<'_>>,
         record_flags: u8,
         pending: PendingAppend<'_>,
     ) -> Result<usize, AppendError> {
-        debug_assert!(self.takes_raw());
         let n = alerts.len();
         if n == 0 {
             return Ok(0);

@@ -12,8 +12,11 @@ pub mod http;
 pub mod input;
 pub mod intake;
 pub mod metrics;
+pub mod output_set;
+pub mod reload;
 pub mod routing;
 pub mod spool;
 
 pub use app::{Gateway, GatewayError};
 pub use config::Config;
+pub use reload::Reloader;

@@ -50,12 +50,44 @@ fn main() -> ExitCode {
                 eprintln!("{}: {e}", args.config.display());
             }
             eprintln!("{}: {} problem(s)", args.config.display(), errors.0.len());
-            return ExitCode::FAILURE;
+            return ExitCode::from(EX_CONFIG);
         }
     };
     if args.check_config {
-        println!("{}: OK", args.config.display());
+        println!("{}: OK (sha256 {}…)", args.config.display(), config.hash);
         println!("  listen {}", config.listen);
+        match &config.tls {
+            None => println!("  tls off (plaintext)"),
+            Some(tls) => println!(
+                "  tls {} with {}{}",
+                if tls.is_mutual() { "mutual" } else { "server" },
+                tls.files.cert_file.display(),
+                tls.files
+                    .client_ca_file
+                    .as_ref()
+                    .map_or(String::new(), |ca| format!(
+                        ", clients signed by {}",
+                        ca.display()
+                    ))
+            ),
+        }
+        let l = &config.limits;
+        println!(
+            "  limits: header {}s, body {}s, idle {}s, {} connections, {} body bytes in flight",
+            l.header_timeout.as_secs_f64(),
+            l.body_timeout.as_secs_f64(),
+            l.idle_timeout.as_secs_f64(),
+            l.max_connections,
+            l.inflight_body_bytes
+        );
+        println!(
+            "  auth {}",
+            if config.bearer_token.is_some() {
+                "bearer token (***)"
+            } else {
+                "off"
+            }
+        );
         println!(
             "  spool {} (max {} bytes)",
             config.spool.dir.display(),
@@ -81,7 +113,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(config, args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -90,11 +122,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// sysexits.h's EX_CONFIG: the configuration is wrong, restarting will not help.
+const EX_CONFIG: u8 = 78;
+
 #[tokio::main]
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    // Installed first: until then SIGHUP's default action would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
     let gateway = Gateway::start(config, shutdown_signal())
         .await
         .context("gateway failed to start")?;
+    let reloader = gateway.reloader();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
+            reloader.reload(&path).await;
+        }
+    });
     gateway.wait().await.context("gateway failed")?;
     Ok(())
 }

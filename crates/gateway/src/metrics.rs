@@ -35,6 +35,12 @@ pub struct Metrics {
     pub spool_commits: IntCounter,
     pub spool_records: IntCounter,
     pub kafka_lag: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub config_info: IntGaugeVec,
+    pub connections: IntGauge,
+    pub connections_max: IntGauge,
+    pub connections_closed: IntCounterVec,
+    pub body_bytes_in_flight: IntGauge,
     sources: Mutex<HashSet<String>>,
 }
 
@@ -185,6 +191,33 @@ impl Metrics {
                 "peregrine_spool_records_total",
                 "Alerts written by group commits.",
             ),
+            config_reloads: counter(
+                &r,
+                "peregrine_config_reloads_total",
+                "Configuration reloads (SIGHUP), by result: ok, or error (the running configuration was kept).",
+                &["result"],
+            ),
+            config_info: gauge(
+                &r,
+                "peregrine_config_info",
+                "1 for the running configuration; hash is the start of the SHA-256 of its file.",
+                &["hash"],
+            ),
+            connections: single("peregrine_http_connections", "HTTP connections open now."),
+            connections_max: single(
+                "peregrine_http_connections_max",
+                "Connections allowed at once (limits.max_connections, kept below the file descriptor limit).",
+            ),
+            connections_closed: counter(
+                &r,
+                "peregrine_http_connections_closed_total",
+                "Connections the gateway closed: timeout (a deadline of limits passed) or evicted (to make room under max_connections).",
+                &["reason"],
+            ),
+            body_bytes_in_flight: single(
+                "peregrine_http_body_bytes_in_flight",
+                "Request body bytes held in memory now (limited by limits.inflight_body_bytes).",
+            ),
             registry: r,
             sources: Mutex::new(HashSet::new()),
         }
@@ -213,6 +246,58 @@ impl Metrics {
             g.with_label_values(&labels);
         }
         self.delivery_seconds.with_label_values(&labels);
+    }
+
+    /// Removes an output's series once it is no longer configured, so dashboards do not show a
+    /// ghost frozen at its last values.
+    pub fn unregister_output(&self, name: &str, kind: &str) {
+        let labels = [name, kind];
+        for c in [
+            &self.sent,
+            &self.retries,
+            &self.dead_lettered,
+            &self.filtered,
+            &self.suppressed,
+            &self.digests,
+        ] {
+            let _ = c.remove_label_values(&labels);
+        }
+        for g in [
+            &self.queue_depth,
+            &self.in_flight,
+            &self.oldest_pending_seconds,
+            &self.paused,
+        ] {
+            let _ = g.remove_label_values(&labels);
+        }
+        let _ = self.delivery_seconds.remove_label_values(&labels);
+        for family in self.registry.gather() {
+            if family.name() != "peregrine_output_dead_lettered_by_reason_total" {
+                continue;
+            }
+            for metric in family.get_metric() {
+                let label = |n: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == n)
+                        .map(|l| l.value().to_string())
+                };
+                if label("output").as_deref() == Some(name) {
+                    if let Some(reason) = label("reason") {
+                        let _ = self
+                            .dead_lettered_by_reason
+                            .remove_label_values(&[name, kind, &reason]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks `hash` as the running configuration's.
+    pub fn set_config(&self, hash: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[hash]).set(1);
     }
 
     /// Creates the rejection series at zero for every reason the gateway can give.

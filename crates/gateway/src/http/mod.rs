@@ -1,26 +1,36 @@
 //! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
 
+pub mod conn;
 pub(crate) mod decode;
+pub mod limits;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use peregrine_engine::{Alert, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use crate::delivery::OutputStatus;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::spool::{flags, AppendError, PendingAppend};
+use conn::{ConnState, Phase};
 use decode::ForSpool;
+use limits::{BodyBudget, Limits};
+use tls::ListenerTls;
 
 /// Every `reason` label `peregrine_alerts_rejected_total` can carry.
 pub const REJECTION_REASONS: &[&str] = &[
@@ -36,6 +46,8 @@ pub const REJECTION_REASONS: &[&str] = &[
     "bad_field",
     "body_too_large",
     "body_unreadable",
+    "body_timeout",
+    "overloaded",
     "unauthorized",
     "spool_full",
     "spool_error",
@@ -43,12 +55,26 @@ pub const REJECTION_REASONS: &[&str] = &[
 
 /// Seconds a client is asked to wait when the spool is full.
 const FULL_RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a client is asked to wait when too many bodies are being read at once.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// The settings of the front door, replaced whole by a reload. Connections take a snapshot of
+/// the limits and TLS when they open; requests read the token and body limits as they arrive.
+pub struct Front {
+    pub limits: Limits,
+    pub tls: Option<ListenerTls>,
+    /// When set, `POST` routes need `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    pub max_body_bytes: usize,
+    pub budget: BodyBudget,
+}
 
 pub struct AppState {
     pub intake: Intake,
-    pub outputs: Vec<Arc<OutputStatus>>,
-    pub bearer_token: Option<Secret>,
-    pub max_body_bytes: usize,
+    /// The running outputs; a reload replaces the list.
+    pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    pub front: Arc<ArcSwap<Front>>,
+    pub connections: Arc<conn::Connections>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -68,6 +94,8 @@ struct Rejection {
     message: String,
     reason: &'static str,
     retry_after: Option<u64>,
+    /// The body was not read to its end, so the connection cannot carry another request.
+    close: bool,
 }
 
 impl Rejection {
@@ -77,6 +105,15 @@ impl Rejection {
             message: message.into(),
             reason,
             retry_after: None,
+            close: false,
+        }
+    }
+
+    /// The body was left unread: answer and close the connection.
+    fn closing(self) -> Self {
+        Rejection {
+            close: true,
+            ..self
         }
     }
 
@@ -93,6 +130,11 @@ impl Rejection {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -101,7 +143,9 @@ impl Rejection {
 /// and the answer written without building a JSON value.
 async fn ingest(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
-    match accept(&app, &parts.headers, body).await {
+    let front = app.front.load_full();
+    let conn = parts.extensions.get::<Arc<ConnState>>();
+    match accept(&app, &front, &parts.headers, body, conn).await {
         Ok(n) => (
             [(
                 header::CONTENT_TYPE,
@@ -114,10 +158,21 @@ async fn ingest(State(app): State<Arc<AppState>>, request: axum::extract::Reques
     }
 }
 
-async fn accept(app: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, Rejection> {
-    authorize(app, headers)?;
+async fn accept(
+    app: &AppState,
+    front: &Front,
+    headers: &HeaderMap,
+    body: Body,
+    conn: Option<&Arc<ConnState>>,
+) -> Result<usize, Rejection> {
+    authorize(front, headers)?;
+    // The body's deadline counts from the end of the head, when the handler was called.
+    let deadline = conn.map_or_else(Instant::now, |c| c.since()) + front.limits.body_timeout;
+    let (bytes, _reserved) = read_body(body, headers, front, deadline).await?;
+    if let Some(c) = conn {
+        c.enter(Phase::Working);
+    }
     let pending = app.intake.spool.prepare_append();
-    let bytes = read_body(body, headers, app.max_body_bytes).await?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -159,8 +214,8 @@ fn outcome(stored: Result<usize, AppendError>) -> Result<usize, Rejection> {
     }
 }
 
-fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Rejection> {
-    let Some(token) = &app.bearer_token else {
+fn authorize(front: &Front, headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(token) = &front.bearer_token else {
         return Ok(());
     };
     let given = headers
@@ -188,35 +243,90 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Rejection> {
+/// Reads the whole body by `deadline`, within `max_body_bytes` and the shared body budget. The
+/// reservation it returns lasts as long as the body is kept.
+async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    front: &Front,
+    deadline: Instant,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Rejection> {
+    let limit = front.max_body_bytes;
     let too_large = || {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("body is larger than max_body_bytes ({limit} bytes)"),
         )
+        .closing()
+    };
+    let busy = || Rejection {
+        retry_after: Some(BUSY_RETRY_AFTER_SECS),
+        ..Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many request bodies are being read at once; retry shortly",
+        )
+        .closing()
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+    let mut reserved = None;
+    let mut buf = BytesMut::new();
+    if let Some(len) = declared {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+        reserved = Some(front.budget.try_reserve(len as usize).ok_or_else(busy)?);
+        buf.reserve(len as usize);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Rejection::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            format!("could not read the body: {e}"),
-        )),
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(Rejection::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the body did not arrive within body_timeout ({}s)",
+                        front.limits.body_timeout.as_secs_f64()
+                    ),
+                )
+                .closing())
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    format!("could not read the body: {e}"),
+                )
+                .closing())
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return Err(too_large());
+        }
+        if declared.is_none() {
+            let more = front.budget.try_reserve(data.len()).ok_or_else(busy)?;
+            match &mut reserved {
+                Some(r) => r.merge(more),
+                None => reserved = Some(more),
+            }
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok((buf.freeze(), reserved))
 }
 
 /// Falcosidekick's test alert, delivered to every output whatever its routing.
 async fn test_alert(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(rejection) = authorize(&app, &headers) {
+    if let Err(rejection) = authorize(&app.front.load(), &headers) {
         return rejection.into_response(&app.intake.metrics);
     }
     let alert = Alert {
@@ -282,7 +392,7 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 fn refresh_gauges(app: &AppState) {
     let m = &app.intake.metrics;
     let end = app.intake.spool.end();
-    for o in &app.outputs {
+    for o in app.outputs.load().iter() {
         let labels = [o.name.as_str(), o.kind];
         let depth = end.seq.saturating_sub(o.committed().seq);
         m.queue_depth.with_label_values(&labels).set(depth as i64);
@@ -294,6 +404,16 @@ fn refresh_gauges(app: &AppState) {
             .with_label_values(&labels)
             .set(i64::from(o.is_paused()));
     }
+    m.connections.set(app.connections.len() as i64);
+    let closed = &app.connections.closed;
+    for (reason, count) in [("evicted", &closed.evicted), ("timeout", &closed.timed_out)] {
+        let counter = m.connections_closed.with_label_values(&[reason]);
+        let now = count.load(std::sync::atomic::Ordering::Relaxed);
+        counter.inc_by(now.saturating_sub(counter.get()));
+    }
+    let budget = &app.front.load().budget;
+    m.body_bytes_in_flight
+        .set((budget.total() - budget.available()) as i64);
     m.spool_bytes.set(app.intake.spool.disk_bytes() as i64);
     m.spool_max_bytes.set(app.intake.spool.max_bytes() as i64);
     m.spool_segments

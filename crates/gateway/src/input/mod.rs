@@ -8,7 +8,10 @@
 pub mod kafka;
 
 use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
+use crate::intake::Intake;
 pub use kafka::KafkaInputConfig;
 
 /// One configured input.
@@ -53,5 +56,39 @@ impl InputConfig {
                 c.group_id
             ),
         }
+    }
+}
+
+/// The inputs that are running, started and stopped together.
+pub struct InputSet {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl InputSet {
+    /// Starts every input; each stops when `parent` is cancelled or the set is stopped.
+    pub fn start(
+        inputs: &[InputConfig],
+        intake: &Intake,
+        max_body_bytes: usize,
+        parent: &CancellationToken,
+    ) -> InputSet {
+        let stop = parent.child_token();
+        let mut tasks = JoinSet::new();
+        for input in inputs {
+            tracing::info!(from = %input.describe(), "input ready");
+            match input.clone() {
+                InputConfig::Kafka(c) => {
+                    tasks.spawn(kafka::run(c, intake.clone(), max_body_bytes, stop.clone()));
+                }
+            }
+        }
+        InputSet { stop, tasks }
+    }
+
+    /// Stops the inputs and waits until each has stored its batch and committed its offsets.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
     }
 }
