@@ -8,13 +8,15 @@
 //!
 //! [`Connections`] counts the open connections. When `max_connections` are open, the one that
 //! has waited longest without a request being worked on is closed to make room: a crowd of
-//! stalled clients can delay a legitimate sender by one accept, never lock it out.
+//! stalled clients can delay a legitimate sender by one accept, never lock it out. The body
+//! budget is defended the same way: when it is spent, the bodies that have been arriving
+//! longest give theirs up ([`Connections::evict_for_body`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub struct ConnState {
     origin: Instant,
     closing: AtomicBool,
     close: CancellationToken,
+    /// Bytes of the body budget its request holds.
+    body_bytes: AtomicUsize,
 }
 
 impl ConnState {
@@ -80,6 +84,7 @@ impl ConnState {
             origin,
             closing: AtomicBool::new(false),
             close: CancellationToken::new(),
+            body_bytes: AtomicUsize::new(0),
         };
         state.enter(Phase::Head);
         state
@@ -105,6 +110,11 @@ impl ConnState {
     /// Resolves when the registry closes this connection to make room.
     pub async fn evicted(&self) {
         self.close.cancelled().await
+    }
+
+    /// Records how much of the body budget the current request holds.
+    pub fn set_body_bytes(&self, n: usize) {
+        self.body_bytes.store(n, Ordering::Relaxed);
     }
 
     /// Counts a connection closed because a deadline passed.
@@ -234,6 +244,44 @@ impl Connections {
             }
             None => false,
         }
+    }
+
+    /// Closes connections whose bodies have been arriving for at least `min_age`, oldest first,
+    /// until together they hold `needed` bytes of the budget. Returns whether they do: their
+    /// reservations come back as their tasks end, a moment later.
+    pub fn evict_for_body(&self, needed: usize, me: &ConnState, min_age: Duration) -> bool {
+        let open = self.open.lock().expect("connections lock");
+        let Some(started_before) = Instant::now().checked_sub(min_age) else {
+            return false;
+        };
+        let mut slow: Vec<&Arc<ConnState>> = open
+            .values()
+            .filter(|c| {
+                !std::ptr::eq(c.as_ref(), me)
+                    && !c.closing.load(Ordering::Relaxed)
+                    && c.phase() == Phase::Body
+                    && c.since() <= started_before
+                    && c.body_bytes.load(Ordering::Relaxed) > 0
+            })
+            .collect();
+        let held: usize = slow
+            .iter()
+            .map(|c| c.body_bytes.load(Ordering::Relaxed))
+            .sum();
+        if held < needed {
+            return false;
+        }
+        slow.sort_by_key(|c| c.since());
+        let mut freed = 0;
+        for c in slow {
+            if freed >= needed {
+                break;
+            }
+            freed += c.body_bytes.load(Ordering::Relaxed);
+            self.close(c);
+        }
+        tracing::debug!(freed, "body budget spent; closed the slowest bodies");
+        true
     }
 
     fn close(&self, connection: &ConnState) {
@@ -409,6 +457,30 @@ mod tests {
             true
         }));
         assert_eq!(connections.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_slowest_bodies_give_up_their_budget() {
+        let connections = Connections::new(10);
+        let slow = connections.admit().await;
+        slow.state.enter(Phase::Body);
+        slow.state.set_body_bytes(600);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let slower_but_young = connections.admit().await;
+        slower_but_young.state.enter(Phase::Body);
+        slower_but_young.state.set_body_bytes(600);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let me = connections.admit().await;
+        me.state.enter(Phase::Body);
+        let age = Duration::from_secs(1);
+
+        // Only the body older than a second may go, and it cannot free 1000 bytes alone.
+        assert!(!connections.evict_for_body(1000, &me.state, age));
+        assert!(!slow.state.close.is_cancelled());
+        assert!(connections.evict_for_body(500, &me.state, age));
+        assert!(slow.state.close.is_cancelled());
+        assert!(!slower_but_young.state.close.is_cancelled());
+        assert_eq!(connections.closed.evicted.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(start_paused = true)]

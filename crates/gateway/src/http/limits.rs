@@ -118,6 +118,13 @@ impl BodyBudget {
         self.bytes.clone().try_acquire_many_owned(n).ok()
     }
 
+    /// Takes `n` bytes of the budget, waiting up to `wait` for them to be freed.
+    pub async fn reserve_within(&self, n: usize, wait: Duration) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(n).ok()?;
+        let acquire = self.bytes.clone().acquire_many_owned(n);
+        tokio::time::timeout(wait, acquire).await.ok()?.ok()
+    }
+
     /// Bytes not reserved at the moment.
     pub fn available(&self) -> usize {
         self.bytes.available_permits()

@@ -1,5 +1,6 @@
 //! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
 
+mod body;
 pub mod conn;
 pub(crate) mod decode;
 pub mod limits;
@@ -9,18 +10,15 @@ pub mod tls;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::BytesMut;
-use http_body_util::BodyExt;
 use peregrine_engine::{Alert, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
 use serde_json::json;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::delivery::OutputStatus;
@@ -168,7 +166,13 @@ async fn accept(
     authorize(front, headers)?;
     // The body's deadline counts from the end of the head, when the handler was called.
     let deadline = conn.map_or_else(Instant::now, |c| c.since()) + front.limits.body_timeout;
-    let (bytes, _reserved) = read_body(body, headers, front, deadline).await?;
+    let reader = body::Reader {
+        front,
+        connections: &app.connections,
+        conn: conn.map(Arc::as_ref),
+        deadline,
+    };
+    let (bytes, _held) = reader.read(body, headers).await?;
     if let Some(c) = conn {
         c.enter(Phase::Working);
     }
@@ -241,87 +245,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
     diff == 0
-}
-
-/// Reads the whole body by `deadline`, within `max_body_bytes` and the shared body budget. The
-/// reservation it returns lasts as long as the body is kept.
-async fn read_body(
-    mut body: Body,
-    headers: &HeaderMap,
-    front: &Front,
-    deadline: Instant,
-) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Rejection> {
-    let limit = front.max_body_bytes;
-    let too_large = || {
-        Rejection::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("body is larger than max_body_bytes ({limit} bytes)"),
-        )
-        .closing()
-    };
-    let busy = || Rejection {
-        retry_after: Some(BUSY_RETRY_AFTER_SECS),
-        ..Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "too many request bodies are being read at once; retry shortly",
-        )
-        .closing()
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut reserved = None;
-    let mut buf = BytesMut::new();
-    if let Some(len) = declared {
-        if len > limit as u64 {
-            return Err(too_large());
-        }
-        reserved = Some(front.budget.try_reserve(len as usize).ok_or_else(busy)?);
-        buf.reserve(len as usize);
-    }
-    loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(Rejection::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    format!(
-                        "the body did not arrive within body_timeout ({}s)",
-                        front.limits.body_timeout.as_secs_f64()
-                    ),
-                )
-                .closing())
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    "body_unreadable",
-                    format!("could not read the body: {e}"),
-                )
-                .closing())
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        if buf.len() + data.len() > limit {
-            return Err(too_large());
-        }
-        if declared.is_none() {
-            let more = front.budget.try_reserve(data.len()).ok_or_else(busy)?;
-            match &mut reserved {
-                Some(r) => r.merge(more),
-                None => reserved = Some(more),
-            }
-        }
-        buf.extend_from_slice(&data);
-    }
-    Ok((buf.freeze(), reserved))
 }
 
 /// Falcosidekick's test alert, delivered to every output whatever its routing.
