@@ -12,6 +12,20 @@ pub struct GatewayProcess {
     child: Child,
     pub dir: PathBuf,
     log: PathBuf,
+    /// The lines `start` puts before the test's config (listen and spool).
+    preamble: String,
+    /// The client requests go through (one that trusts the test CA for `https`).
+    client: reqwest::Client,
+}
+
+/// How to start the gateway, beyond its config.
+#[derive(Default)]
+pub struct Launch<'a> {
+    pub env: &'a [(&'a str, &'a str)],
+    /// `RLIMIT_NOFILE` (soft and hard) for the gateway process.
+    pub nofile: Option<u64>,
+    /// Speak HTTPS with this client (the config has a `tls` block).
+    pub tls_client: Option<reqwest::Client>,
 }
 
 impl GatewayProcess {
@@ -22,41 +36,100 @@ impl GatewayProcess {
     }
 
     pub async fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        Self::launch(
+            dir,
+            config,
+            Launch {
+                env,
+                ..Launch::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn launch(dir: &Path, config: &str, launch: Launch<'_>) -> GatewayProcess {
         fs::create_dir_all(dir).unwrap();
         let port = crate::receiver::unused_port();
-        let mut text = format!("listen: \"127.0.0.1:{port}\"\n");
+        let mut preamble = format!("listen: \"127.0.0.1:{port}\"\n");
         if !config.contains("spool:") {
-            text.push_str(&format!(
+            preamble.push_str(&format!(
                 "spool: {{ dir: \"{}\" }}\n",
                 dir.join("spool").display()
             ));
         }
-        text.push_str(config);
         let config_path = dir.join("gateway.yaml");
-        fs::write(&config_path, text).unwrap();
+        fs::write(&config_path, format!("{preamble}{config}")).unwrap();
         let log = dir.join(format!("gateway-{port}.log"));
         let stdout = dir.join(format!("gateway-{port}.stdout"));
-        let child = Command::new(bin("peregrine-gateway"))
+        let mut command = Command::new(bin("peregrine-gateway"));
+        command
             .arg("--config")
             .arg(&config_path)
             .env("PEREGRINE_LOG", "info,peregrine_gateway=debug")
-            .envs(env.iter().copied())
+            .envs(launch.env.iter().copied())
             .stdout(Stdio::from(fs::File::create(&stdout).unwrap()))
-            .stderr(Stdio::from(fs::File::create(&log).unwrap()))
-            .spawn()
-            .expect("the gateway starts");
+            .stderr(Stdio::from(fs::File::create(&log).unwrap()));
+        if let Some(n) = launch.nofile {
+            limit_open_files(&mut command, n);
+        }
+        let child = command.spawn().expect("the gateway starts");
+        let scheme = if launch.tls_client.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut gw = GatewayProcess {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             child,
             dir: dir.to_path_buf(),
             log,
+            preamble,
+            client: launch.tls_client.unwrap_or_default(),
         };
         gw.wait_ready().await;
         gw
     }
 
+    /// The listen address, `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        self.base.rsplit('/').next().unwrap().to_string()
+    }
+
+    /// Replaces the config file (keeping its listen address and spool) and sends SIGHUP.
+    pub fn reload(&self, config: &str) {
+        fs::write(
+            self.dir.join("gateway.yaml"),
+            format!("{}{config}", self.preamble),
+        )
+        .unwrap();
+        // SAFETY: signalling our own child, whose pid stays valid until we wait on it.
+        unsafe { libc::kill(self.pid(), libc::SIGHUP) };
+    }
+
+    /// Resident memory of the gateway process, from /proc, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/pid/status");
+        kib * 1024
+    }
+
+    /// Waits until the gateway's log contains `text`, or panics with the log after `timeout`.
+    pub async fn wait_log(&self, text: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.logs().contains(text) {
+            if tokio::time::Instant::now() > deadline {
+                panic!("the log never said {text:?}:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
+        let client = self.client.clone();
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
@@ -115,7 +188,7 @@ impl GatewayProcess {
 
     /// POSTs a JSON body to `/`.
     pub async fn post(&self, body: &serde_json::Value) -> reqwest::Response {
-        reqwest::Client::new()
+        self.client
             .post(format!("{}/", self.base))
             .json(body)
             .send()
@@ -125,7 +198,9 @@ impl GatewayProcess {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.base))
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
             .await
             .expect("metrics answer")
             .text()
@@ -169,4 +244,22 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.strip_prefix(' '))
         })
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Sets `RLIMIT_NOFILE` (soft and hard) in the child before it executes.
+fn limit_open_files(command: &mut Command, n: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: setrlimit is async-signal-safe and only touches the child being set up.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod receiver;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::process::Command;

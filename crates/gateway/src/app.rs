@@ -26,12 +26,13 @@ const COMPACT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("cannot open the spool at {dir}: {source}")]
-    Spool { dir: String, source: io::Error },
-    #[error("cannot set up output '{output}': {source}")]
-    Output { output: String, source: io::Error },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    // `cause`, not `source`: the message already says it, and a source would repeat it.
+    #[error("cannot open the spool at {dir}: {cause}")]
+    Spool { dir: String, cause: io::Error },
+    #[error("cannot set up output '{output}': {cause}")]
+    Output { output: String, cause: io::Error },
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(io::Error),
 }
@@ -55,14 +56,14 @@ impl Gateway {
         // been started yet that would need stopping.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| GatewayError::Bind {
+            .map_err(|cause| GatewayError::Bind {
                 addr: config.listen,
-                source,
+                cause,
             })?;
         let local_addr = listener.local_addr().map_err(GatewayError::Serve)?;
-        let spool = Spool::open(&config.spool).map_err(|source| GatewayError::Spool {
+        let spool = Spool::open(&config.spool).map_err(|cause| GatewayError::Spool {
             dir: config.spool.dir.display().to_string(),
-            source,
+            cause,
         })?;
         let metrics = Arc::new(Metrics::new());
         metrics.register_rejection_reasons(http::REJECTION_REASONS);

@@ -128,9 +128,9 @@ impl OutputSet {
 
     /// Opens the output's cursor and dead-letter file and starts its worker.
     fn start_one(&self, o: &OutputConfig) -> Result<Running, GatewayError> {
-        let setup = |source| GatewayError::Output {
+        let setup = |cause| GatewayError::Output {
             output: o.name.clone(),
-            source,
+            cause,
         };
         let output = o.settings.build(BuildContext {
             max_in_flight: o.max_in_flight,

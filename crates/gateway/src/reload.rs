@@ -83,7 +83,7 @@ impl Live {
             .iter()
             .map(|o| 2 * o.max_in_flight as u64)
             .sum();
-        let reserve = FD_RESERVE + outbound;
+        let reserve = FD_RESERVE.min(self.fd_limit / 4) + outbound;
         let room = self.fd_limit.saturating_sub(reserve).max(1);
         let effective = configured.min(room);
         if effective < configured {
@@ -147,7 +147,8 @@ impl Live {
     }
 }
 
-/// File descriptors kept free for the spool, cursors, dead letters, Kafka and the like.
+/// File descriptors kept free for the spool, cursors, dead letters, Kafka and the like (a
+/// quarter of the limit when that is smaller, so a small limit still leaves room to serve).
 const FD_RESERVE: u64 = 256;
 
 /// The front door's settings for `config`. The body budget is kept when its size is unchanged,
@@ -223,7 +224,10 @@ impl Reloader {
                 .collect::<Vec<_>>()
                 .join("; ")),
             Ok(config) if config.hash == live.config.hash => {
-                tracing::info!(config = %config.hash, "configuration unchanged");
+                // The certificate files may have been rotated under the same names.
+                let refreshed = front(&config, Some(&live.front.load()));
+                live.front.store(Arc::new(refreshed));
+                tracing::info!(config = %config.hash, tls = config.tls.is_some(), "configuration unchanged; TLS files re-read");
                 Ok(None)
             }
             Ok(config) => live.apply(config).await.map(Some),
