@@ -482,3 +482,83 @@ async fn start_errors_are_one_clear_line() {
     );
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_output_presents_its_client_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    // The destination: a second gateway that takes alerts only over mutual TLS.
+    let launch = Launch {
+        tls_client: Some(pki.client(Some((&pki.client_cert, &pki.client_key)))),
+        ..Launch::default()
+    };
+    let downstream = GatewayProcess::launch(
+        &tmp.path().join("downstream"),
+        &tls_config(&pki, true, "  - { name: out, type: stdout }\n"),
+        launch,
+    )
+    .await;
+    let tls = |with_cert: bool| {
+        let cert = if with_cert {
+            format!(
+                ", cert_file: \"{}\", key_file: \"{}\"",
+                pki.client_cert.display(),
+                pki.client_key.display()
+            )
+        } else {
+            String::new()
+        };
+        format!("    tls: {{ ca_file: \"{}\"{cert} }}\n", pki.ca.display())
+    };
+    let config = format!(
+        "outputs:\n{}{}{}{}",
+        webhook("with_cert", &format!("{}/", downstream.base)),
+        tls(true),
+        webhook("without_cert", &format!("{}/", downstream.base)),
+        tls(false),
+    );
+    let upstream = GatewayProcess::start(&tmp.path().join("upstream"), &config).await;
+    assert_eq!(
+        upstream
+            .post(&falco_alert("relayed", "Warning", &[]))
+            .await
+            .status(),
+        200
+    );
+
+    upstream
+        .wait_metric(
+            "peregrine_output_sent_total{output=\"with_cert\",type=\"webhook\"}",
+            1.0,
+            Duration::from_secs(15),
+        )
+        .await;
+    upstream
+        .wait_metric(
+            "peregrine_output_retries_total{output=\"without_cert\",type=\"webhook\"}",
+            1.0,
+            Duration::from_secs(15),
+        )
+        .await;
+    let received = "peregrine_alerts_received_total{priority=\"Warning\",source=\"syscall\"}";
+    assert_eq!(downstream.metric(received).await, 1.0);
+    assert_eq!(
+        upstream
+            .metric("peregrine_output_sent_total{output=\"without_cert\",type=\"webhook\"}")
+            .await,
+        0.0
+    );
+
+    // A certificate without its key is a config error with the key's path.
+    let half = format!(
+        "outputs:\n{}    tls: {{ cert_file: \"{}\" }}\n",
+        webhook("half", "https://127.0.0.1:1/"),
+        pki.client_cert.display()
+    );
+    let (code, text) = run_to_exit(tmp.path(), &format!("listen: \"127.0.0.1:0\"\n{half}"));
+    assert_eq!(code, Some(78), "{text}");
+    assert!(
+        text.contains("outputs[0].tls: cert_file and key_file go together"),
+        "{text}"
+    );
+}

@@ -5,8 +5,10 @@
 //! output and turning transport errors into retryable failures with the URL stripped.
 
 mod classify;
+mod tls;
 
 pub use classify::{classify_status, parse_retry_after};
+pub use tls::Tls;
 
 use std::time::Duration;
 
@@ -70,58 +72,16 @@ pub fn client(max_in_flight: usize) -> reqwest::Client {
     client_with_tls(max_in_flight, &Tls::default())
 }
 
-/// TLS settings for self-hosted destinations: an extra CA, or no verification at all.
-#[derive(Debug, Clone, Default)]
-pub struct Tls {
-    /// PEM certificates trusted besides the system's roots (read and checked at config time).
-    pub ca_pem: Option<Vec<u8>>,
-    pub insecure_skip_verify: bool,
-}
-
-impl Tls {
-    /// Reads `ca_file` (PEM) and checks that it holds a certificate.
-    pub fn load(
-        ca_file: Option<&std::path::Path>,
-        insecure_skip_verify: bool,
-    ) -> Result<Tls, String> {
-        let ca_pem = match ca_file {
-            None => None,
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .ok()
-                    .filter(|certs| !certs.is_empty())
-                    .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
-                Some(pem)
-            }
-        };
-        Ok(Tls {
-            ca_pem,
-            insecure_skip_verify,
-        })
-    }
-}
-
-/// Like [`client`], trusting `tls`'s CA or nothing.
+/// Like [`client`], with an output's `tls` settings. The system's CA store is trusted as well
+/// as webpki's roots, so a corporate CA installed on the host works without `ca_file`.
 pub fn client_with_tls(max_in_flight: usize, tls: &Tls) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(max_in_flight.max(1))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10));
-    if let Some(pem) = &tls.ca_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)
-            .expect("checked when the configuration was read")
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder
+    tls.apply(builder)
         .build()
         .expect("the HTTP client builds with checked settings")
 }

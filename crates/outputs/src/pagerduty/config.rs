@@ -22,6 +22,9 @@ pub struct PagerDutyConfig {
     pub dedup_key: KeyTemplate,
     #[serde(default = "default_rate", deserialize_with = "crate::rate::checked")]
     pub rate_limit: RateLimit,
+    /// Outbound TLS: extra CA, client certificate, or no verification (see `http::Tls`).
+    #[serde(default)]
+    pub tls: crate::http::Tls,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

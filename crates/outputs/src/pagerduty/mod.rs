@@ -17,7 +17,7 @@ use crate::http::{self, HttpOutput};
 pub fn build(config: &PagerDutyConfig, ctx: BuildContext) -> HttpOutput<PagerDutyEncoder> {
     HttpOutput::new(
         PagerDutyEncoder::new(config),
-        http::client(ctx.max_in_flight),
+        http::client_with_tls(ctx.max_in_flight, &config.tls),
     )
 }
 

@@ -24,6 +24,9 @@ pub struct SlackConfig {
     /// more as a list: at one message a second, a burst then arrives whole within seconds.
     #[serde(default = "default_per_message", deserialize_with = "per_message")]
     pub max_alerts_per_message: usize,
+    /// Outbound TLS: extra CA, client certificate, or no verification (see `http::Tls`).
+    #[serde(default)]
+    pub tls: crate::http::Tls,
 }
 
 fn per_message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

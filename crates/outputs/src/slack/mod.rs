@@ -16,7 +16,10 @@ use crate::config::BuildContext;
 use crate::http::{self, HttpOutput};
 
 pub fn build(config: &SlackConfig, ctx: BuildContext) -> HttpOutput<SlackEncoder> {
-    HttpOutput::new(SlackEncoder::new(config), http::client(ctx.max_in_flight))
+    HttpOutput::new(
+        SlackEncoder::new(config),
+        http::client_with_tls(ctx.max_in_flight, &config.tls),
+    )
 }
 
 #[cfg(test)]

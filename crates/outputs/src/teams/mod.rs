@@ -14,7 +14,10 @@ use crate::config::BuildContext;
 use crate::http::{self, HttpOutput};
 
 pub fn build(config: &TeamsConfig, ctx: BuildContext) -> HttpOutput<TeamsEncoder> {
-    HttpOutput::new(TeamsEncoder::new(config), http::client(ctx.max_in_flight))
+    HttpOutput::new(
+        TeamsEncoder::new(config),
+        http::client_with_tls(ctx.max_in_flight, &config.tls),
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub struct WebhookConfig {
     /// Extra request headers. Values are treated as secrets (they are usually tokens).
     #[serde(default)]
     pub headers: Headers,
+    /// Outbound TLS: extra CA, client certificate, or no verification (see `http::Tls`).
+    #[serde(default)]
+    pub tls: crate::http::Tls,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

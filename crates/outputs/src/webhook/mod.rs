@@ -13,7 +13,10 @@ use crate::config::BuildContext;
 use crate::http::{self, HttpOutput};
 
 pub fn build(config: &WebhookConfig, ctx: BuildContext) -> HttpOutput<WebhookEncoder> {
-    HttpOutput::new(WebhookEncoder::new(config), http::client(ctx.max_in_flight))
+    HttpOutput::new(
+        WebhookEncoder::new(config),
+        http::client_with_tls(ctx.max_in_flight, &config.tls),
+    )
 }
 
 #[cfg(test)]

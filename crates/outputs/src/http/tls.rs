@@ -1,0 +1,143 @@
+//! Outbound TLS, the same block on every HTTP output:
+//!
+//! ```yaml
+//! tls:
+//!   ca_file: /etc/ssl/corp-ca.pem       # trusted besides the system store and webpki roots
+//!   cert_file: /etc/peregrine/client.pem # client certificate (mutual TLS), with key_file
+//!   key_file: /etc/peregrine/client.key
+//!   insecure_skip_verify: false
+//! ```
+//!
+//! The files are read while the configuration is checked, so a missing or malformed file is a
+//! config error with its key's path (`outputs[2].tls.cert_file`) rather than a failed delivery.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+/// Checked TLS settings for one output's client.
+#[derive(Clone, Default, Deserialize)]
+#[serde(try_from = "RawTls")]
+pub struct Tls {
+    /// PEM certificates trusted besides the system's and webpki's roots.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Client certificate chain and key, PEM, for mutual TLS.
+    pub(crate) identity_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("Tls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.identity_pem.is_some())
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish()
+    }
+}
+
+impl Tls {
+    /// Settings from a CA file alone (the older top-level `ca_file` key of some outputs).
+    pub fn load(
+        ca_file: Option<&std::path::Path>,
+        insecure_skip_verify: bool,
+    ) -> Result<Tls, String> {
+        Ok(Tls {
+            ca_pem: ca_file.map(read_ca).transpose()?,
+            identity_pem: None,
+            insecure_skip_verify,
+        })
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.ca_pem.is_none() && self.identity_pem.is_none() && !self.insecure_skip_verify
+    }
+
+    /// Applies the settings to a client being built.
+    pub(crate) fn apply(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        if let Some(pem) = &self.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .expect("checked when the configuration was read")
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &self.identity_pem {
+            let identity =
+                reqwest::Identity::from_pem(pem).expect("checked when the configuration was read");
+            builder = builder.identity(identity);
+        }
+        if self.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        builder
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<CaFile>,
+    cert_file: Option<PemFile>,
+    key_file: Option<PemFile>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+impl TryFrom<RawTls> for Tls {
+    type Error = String;
+
+    fn try_from(raw: RawTls) -> Result<Tls, String> {
+        let identity_pem = match (raw.cert_file, raw.key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let mut pem = cert.0;
+                pem.push(b'\n');
+                pem.extend(key.0);
+                reqwest::Identity::from_pem(&pem).map_err(|_| {
+                    "cert_file and key_file do not make a client identity (expected PEM certificates and a PKCS#8, PKCS#1 or SEC1 key)".to_string()
+                })?;
+                Some(pem)
+            }
+            _ => return Err("cert_file and key_file go together".to_string()),
+        };
+        Ok(Tls {
+            ca_pem: raw.ca_file.map(|c| c.0),
+            identity_pem,
+            insecure_skip_verify: raw.insecure_skip_verify,
+        })
+    }
+}
+
+/// A file of PEM CA certificates, read and checked as it is deserialized.
+struct CaFile(Vec<u8>);
+
+impl<'de> Deserialize<'de> for CaFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let path = PathBuf::deserialize(d)?;
+        read_ca(&path).map(CaFile).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A PEM file's bytes, read as it is deserialized.
+struct PemFile(Vec<u8>);
+
+impl<'de> Deserialize<'de> for PemFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let path = PathBuf::deserialize(d)?;
+        std::fs::read(&path)
+            .map(PemFile)
+            .map_err(|e| serde::de::Error::custom(format!("cannot read {}: {e}", path.display())))
+    }
+}
+
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|certs| !certs.is_empty())
+        .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
+    Ok(pem)
+}
