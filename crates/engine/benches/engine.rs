@@ -20,7 +20,7 @@ fn stable() -> Ruleset {
     let mut loader = RulesLoader::new();
     loader.add_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/anchors/falco-rules/falco_rules.yaml"),
+            .join("../../tests/data/falco-rules/falco_rules.yaml"),
     );
     let result = loader.load();
     assert!(!result.has_errors());

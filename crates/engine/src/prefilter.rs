@@ -350,7 +350,7 @@ mod tests {
         let mut l = RulesLoader::new();
         l.add_file(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/anchors/falco-rules/falco_rules.yaml"),
+                .join("../../tests/data/falco-rules/falco_rules.yaml"),
         );
         let rs = l.load().ruleset;
         let n = open_needs(&rs, index_of("openat").unwrap());

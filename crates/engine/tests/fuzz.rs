@@ -90,7 +90,7 @@ proptest! {
 
     #[test]
     fn the_loader_never_panics_on_a_damaged_falco_file(cuts in prop::collection::vec((0usize..63_000, "\\PC{0,3}"), 1..4)) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/anchors/falco-rules/falco_rules.yaml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/falco-rules/falco_rules.yaml");
         let mut text = std::fs::read_to_string(path).unwrap();
         for (at, insert) in cuts {
             let mut at = at.min(text.len());
@@ -127,7 +127,7 @@ proptest! {
         let rules = RULES.get_or_init(|| {
             let mut loader = RulesLoader::new();
             for f in ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"] {
-                loader.add_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/anchors/falco-rules").join(f));
+                loader.add_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/falco-rules").join(f));
             }
             let mut r = loader.load();
             r.ruleset.matching = Matching::All;

@@ -7,7 +7,7 @@ use peregrine_engine::rules::diag::Severity;
 use peregrine_engine::{LoadResult, RulesLoader};
 
 fn anchors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/anchors/falco-rules")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/falco-rules")
 }
 
 fn load_files(names: &[&str]) -> LoadResult {

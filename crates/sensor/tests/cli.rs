@@ -12,7 +12,7 @@ fn sensor(args: &[&str]) -> Output {
 
 fn anchor(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/anchors/falco-rules")
+        .join("../../tests/data/falco-rules")
         .join(name)
         .display()
         .to_string()
