@@ -92,6 +92,7 @@ impl Gateway {
             spool: spool.clone(),
             metrics: metrics.clone(),
             custom_fields: Arc::new(ArcSwap::from_pointee(config.custom_fields.clone())),
+            seen: Arc::default(),
         };
         let inputs = InputSet::start(&config.inputs, &intake, config.max_body_bytes, &stop);
         let fd_limit = reload::raise_fd_limit();

@@ -10,6 +10,7 @@ use peregrine_engine::{Alert, AlertId};
 use serde_json::{Map, Value};
 
 use crate::metrics::Metrics;
+use crate::seen::SeenIds;
 use crate::spool::{AppendError, NewRecord, PendingAppend, Spool};
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct Intake {
     pub metrics: Arc<Metrics>,
     /// Added to every alert's `output_fields`; a reload replaces them.
     pub custom_fields: Arc<ArcSwap<Map<String, Value>>>,
+    /// Ids stored lately, so a retried request stores nothing twice.
+    pub seen: Arc<SeenIds>,
 }
 
 impl Intake {

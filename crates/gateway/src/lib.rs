@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod output_set;
 pub mod reload;
 pub mod routing;
+pub mod seen;
 pub mod spool;
 
 pub use app::{Gateway, GatewayError};

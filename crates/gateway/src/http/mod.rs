@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use peregrine_engine::{Alert, EventTime, Priority};
+use peregrine_engine::{Alert, AlertId, EventTime, Priority};
 use peregrine_outputs::secret::Secret;
 use serde_json::json;
 use tokio::time::Instant;
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::delivery::OutputStatus;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
+use crate::seen::keep;
 use crate::spool::{flags, AppendError, PendingAppend};
 use conn::{ConnState, Phase};
 use decode::ForSpool;
@@ -184,8 +185,24 @@ async fn accept(
     let alerts = decode::for_spool(&bytes, ndjson, app.intake.takes_raw())
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason, e.message))?;
     match alerts {
-        ForSpool::AsSent(alerts) => outcome(app.intake.store_raw(alerts, 0, pending).await),
-        ForSpool::Decoded(alerts) => store(app, alerts, 0, pending).await,
+        ForSpool::AsSent(alerts) => {
+            let ids = alerts.iter().map(|a| a.uuid.as_ref().map(AlertId::as_str));
+            let claim = app.intake.seen.claim(ids).await;
+            let n = alerts.len();
+            let new = keep(alerts, &claim.keep);
+            outcome(app.intake.store_raw(new, 0, pending).await)?;
+            claim.stored();
+            Ok(n)
+        }
+        ForSpool::Decoded(alerts) => {
+            let ids = alerts.iter().map(|a| a.uuid.as_ref().map(AlertId::as_str));
+            let claim = app.intake.seen.claim(ids).await;
+            let n = alerts.len();
+            let new = keep(alerts, &claim.keep);
+            store(app, new, 0, pending).await?;
+            claim.stored();
+            Ok(n)
+        }
     }
 }
 

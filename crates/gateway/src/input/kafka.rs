@@ -32,11 +32,8 @@ use tokio_util::sync::CancellationToken;
 use crate::http::decode::{self, ForSpool};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
+use crate::seen::keep;
 use crate::spool::AppendError;
-
-/// Ids of alerts this input stored lately, remembered so that a batch read again (its commit
-/// failed in a rebalance, say) is not stored twice by the same replica.
-const REMEMBERED_IDS: usize = 100_000;
 
 /// Messages stored with one fsync at most.
 const MAX_BATCH: usize = 1000;
@@ -175,14 +172,13 @@ pub async fn run(
         intake.metrics.clone(),
         stop.clone(),
     ));
-    let mut recent = RecentIds::default();
     let mut batches = Batches {
         consumer: &consumer,
         max_bytes: max_body_bytes,
         carried: None,
     };
     while let Some(batch) = batches.next(&stop).await {
-        if !store(&intake, &batch, max_body_bytes, &mut recent, &stop).await {
+        if !store(&intake, &batch, max_body_bytes, &stop).await {
             // Stopping before the batch was stored: it is not committed, so it is read again.
             break;
         }
@@ -349,20 +345,18 @@ async fn store(
     intake: &Intake,
     batch: &[BorrowedMessage<'_>],
     max_message_bytes: usize,
-    recent: &mut RecentIds,
     stop: &CancellationToken,
 ) -> bool {
-    let Decoded { mut raw, mut full } = decode_all(intake, batch, max_message_bytes);
+    let Decoded { raw, full } = decode_all(intake, batch, max_message_bytes);
     let before = raw.len() + full.len();
-    // Skip ids stored lately and ids seen earlier in this same batch.
-    let mut in_batch = std::collections::HashSet::new();
-    let mut new = |id: Option<&AlertId>| {
-        id.is_none_or(|id| {
-            !recent.contains(id.as_str()) && in_batch.insert(id.as_str().to_string())
-        })
-    };
-    raw.retain(|a| new(a.uuid.as_ref()));
-    full.retain(|a| new(a.uuid.as_ref()));
+    // Skip ids stored lately (a redelivery) and ids repeated in this same batch.
+    let ids = raw
+        .iter()
+        .map(|a| a.uuid.as_ref().map(AlertId::as_str))
+        .chain(full.iter().map(|a| a.uuid.as_ref().map(AlertId::as_str)));
+    let claim = intake.seen.claim(ids).await;
+    let (keep_raw, keep_full) = claim.keep.split_at(raw.len());
+    let (raw, full) = (keep(raw, keep_raw), keep(full, keep_full));
     if raw.len() + full.len() < before {
         tracing::info!(
             skipped = before - raw.len() - full.len(),
@@ -398,10 +392,7 @@ async fn store(
             }
         }
     }
-    let ids = raw.iter().map(|a| a.uuid.as_ref());
-    for id in ids.chain(full.iter().map(|a| a.uuid.as_ref())).flatten() {
-        recent.insert(id.as_str());
-    }
+    claim.stored();
     true
 }
 
@@ -455,28 +446,4 @@ fn decode_all<'m>(
         }
     }
     decoded
-}
-
-/// A bounded memory of ids, oldest forgotten first.
-#[derive(Default)]
-struct RecentIds {
-    set: std::collections::HashSet<String>,
-    order: std::collections::VecDeque<String>,
-}
-
-impl RecentIds {
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    fn insert(&mut self, id: &str) {
-        if self.set.insert(id.to_string()) {
-            self.order.push_back(id.to_string());
-            if self.order.len() > REMEMBERED_IDS {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
 }
