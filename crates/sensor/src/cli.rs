@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use peregrine_engine::replay::JsonEvent;
 use peregrine_engine::{Matching, RulesLoader};
+use peregrine_outputs::http::Tls;
+use peregrine_outputs::secret::{Secret, SecretUrl};
+use reqwest::header::{HeaderName, HeaderValue};
 
 /// Peregrine's sensor: Falco rules on live syscalls, and the rule engine's tools.
 #[derive(Parser)]
@@ -17,6 +20,8 @@ struct Args {
     command: Command,
 }
 
+// Parsed once at start; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Load rules files in order (later files may append/override) and report every problem.
@@ -42,15 +47,24 @@ enum Command {
     Run {
         #[arg(long = "rules", required = true, num_args = 1..)]
         rules: Vec<PathBuf>,
-        /// Gateway URL to POST alerts to (Falco's http_output body); may repeat.
-        #[arg(long)]
-        gateway: Vec<String>,
+        /// Gateway URL to POST alerts to (NDJSON batches of Falco's http_output body); may
+        /// repeat. Every gateway gets every alert.
+        #[arg(long, value_parser = SecretUrl::parse)]
+        gateway: Vec<SecretUrl>,
+        #[command(flatten)]
+        gateway_auth: GatewayArgs,
         /// Kafka brokers to produce alerts to (host:port, comma-separated), with --kafka-topic.
         #[arg(long, requires = "kafka_topic")]
         kafka_brokers: Option<String>,
         /// The Kafka topic gateways consume (see the gateway's `inputs`).
         #[arg(long, requires = "kafka_brokers")]
         kafka_topic: Option<String>,
+        #[command(flatten)]
+        kafka_security: KafkaArgs,
+        /// Reload the rules files when one changes (as Falco's watch_config_files); SIGHUP
+        /// reloads them in any case.
+        #[arg(long)]
+        watch_rules: bool,
         /// Print each alert as one JSON line.
         #[arg(long)]
         stdout: bool,
@@ -88,6 +102,105 @@ enum Command {
     },
 }
 
+/// How the sensor authenticates to gateways.
+#[derive(clap::Args)]
+struct GatewayArgs {
+    /// CA certificate(s), PEM, that signed the gateways' certificate (besides the system's).
+    #[arg(long)]
+    gateway_ca: Option<PathBuf>,
+    /// Client certificate, PEM, for gateways that require mutual TLS (with --gateway-key).
+    #[arg(long, requires = "gateway_key")]
+    gateway_cert: Option<PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(long, requires = "gateway_cert")]
+    gateway_key: Option<PathBuf>,
+    /// Bearer token for gateways with auth.bearer_token. Prefer the environment variable: a
+    /// flag's value is visible to every user in the process list.
+    #[arg(long, env = "PEREGRINE_GATEWAY_TOKEN", hide_env_values = true)]
+    gateway_token: Option<String>,
+    /// An extra request header, 'Name: value'; may repeat.
+    #[arg(long, value_parser = crate::sink::parse_header)]
+    gateway_header: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl GatewayArgs {
+    fn client(self) -> anyhow::Result<crate::sink::GatewayClient> {
+        let tls = Tls::from_files(
+            self.gateway_ca.as_deref(),
+            self.gateway_cert.as_deref(),
+            self.gateway_key.as_deref(),
+            false,
+        )
+        .map_err(|(key, m)| anyhow::anyhow!("--gateway-{}: {m}", key.trim_end_matches("_file")))?;
+        let token = self.gateway_token.filter(|t| !t.is_empty());
+        if let Some(t) = &token {
+            HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| anyhow::anyhow!("--gateway-token: not a valid header value"))?;
+        }
+        Ok(crate::sink::GatewayClient {
+            tls,
+            token: token.map(Secret::new),
+            headers: self.gateway_header,
+        })
+    }
+}
+
+/// SASL and TLS for the Kafka producer, the same settings as the gateway's `kafka` output.
+#[derive(clap::Args)]
+struct KafkaArgs {
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --kafka-username and
+    /// PEREGRINE_KAFKA_PASSWORD).
+    #[arg(long, requires = "kafka_username")]
+    kafka_sasl_mechanism: Option<String>,
+    #[arg(long, requires = "kafka_sasl_mechanism")]
+    kafka_username: Option<String>,
+    /// SASL password; prefer PEREGRINE_KAFKA_PASSWORD (a flag shows in the process list).
+    #[arg(long, env = "PEREGRINE_KAFKA_PASSWORD", hide_env_values = true)]
+    kafka_password: Option<String>,
+    /// Use TLS to the brokers, trusting this CA (PEM).
+    #[arg(long)]
+    kafka_ca: Option<PathBuf>,
+    /// Client certificate for brokers that require mutual TLS (with --kafka-key).
+    #[arg(long, requires = "kafka_key")]
+    kafka_cert: Option<PathBuf>,
+    #[arg(long, requires = "kafka_cert")]
+    kafka_key: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    fn target(self, brokers: String, topic: String) -> anyhow::Result<crate::sink::KafkaTarget> {
+        use peregrine_outputs::kafka::client::{check_tls, Brokers, KafkaTls, Sasl};
+        let brokers: Brokers = serde_json::from_value(serde_json::Value::String(brokers))
+            .map_err(|e| anyhow::anyhow!("--kafka-brokers: {e}"))?;
+        let sasl = match (self.kafka_sasl_mechanism, self.kafka_username) {
+            (Some(mechanism), Some(username)) => Some(Sasl {
+                mechanism: serde_json::from_value(serde_json::Value::String(mechanism.clone()))
+                    .map_err(|_| {
+                        anyhow::anyhow!("--kafka-sasl-mechanism: '{mechanism}' is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                    })?,
+                username,
+                password: Secret::new(self.kafka_password.ok_or_else(|| {
+                    anyhow::anyhow!("--kafka-sasl-mechanism needs PEREGRINE_KAFKA_PASSWORD (or --kafka-password)")
+                })?),
+            }),
+            _ => None,
+        };
+        let tls = (self.kafka_ca.is_some() || self.kafka_cert.is_some()).then_some(KafkaTls {
+            ca_file: self.kafka_ca,
+            cert_file: self.kafka_cert,
+            key_file: self.kafka_key,
+            insecure_skip_verify: false,
+        });
+        check_tls(tls.as_ref()).map_err(|(key, m)| anyhow::anyhow!("--kafka {key}: {m}"))?;
+        Ok(crate::sink::KafkaTarget {
+            brokers,
+            topic,
+            sasl,
+            tls,
+        })
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum MatchMode {
     First,
@@ -121,8 +234,11 @@ pub fn main() -> ExitCode {
         Command::Run {
             rules,
             gateway,
+            gateway_auth,
             kafka_brokers,
             kafka_topic,
+            kafka_security,
+            watch_rules,
             stdout,
             metrics_listen,
             capture,
@@ -135,12 +251,23 @@ pub fn main() -> ExitCode {
             cri_socket,
         } => {
             init_logs();
+            let kafka = match kafka_brokers.zip(kafka_topic) {
+                Some((brokers, topic)) => match kafka_security.target(brokers, topic) {
+                    Ok(t) => Some(t),
+                    Err(e) => return fail(e),
+                },
+                None => None,
+            };
+            let gateway_client = match gateway_auth.client() {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
             let opts = crate::run::Options {
                 rules,
+                watch_rules,
                 gateways: gateway,
-                kafka: kafka_brokers
-                    .zip(kafka_topic)
-                    .map(|(brokers, topic)| crate::sink::KafkaTarget { brokers, topic }),
+                gateway_client,
+                kafka,
                 stdout,
                 metrics_listen,
                 capture,
@@ -162,11 +289,13 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("peregrine-sensor: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("peregrine-sensor: {e:#}");
+    ExitCode::FAILURE
 }
 
 fn load(files: &[PathBuf]) -> peregrine_engine::LoadResult {

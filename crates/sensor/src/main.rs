@@ -6,6 +6,7 @@ mod container;
 mod event;
 mod proctable;
 mod render;
+mod rules;
 mod run;
 mod runtime;
 mod sink;

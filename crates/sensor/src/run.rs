@@ -21,10 +21,14 @@ use crate::proctable::ProcessTable;
 use crate::runtime::Containers;
 use crate::sink::Sinks;
 use crate::users::Users;
+use peregrine_outputs::secret::SecretUrl;
 
 pub struct Options {
     pub rules: Vec<PathBuf>,
-    pub gateways: Vec<String>,
+    /// Reload the rules when a file changes (SIGHUP reloads them in any case).
+    pub watch_rules: bool,
+    pub gateways: Vec<SecretUrl>,
+    pub gateway_client: crate::sink::GatewayClient,
     pub kafka: Option<crate::sink::KafkaTarget>,
     pub stdout: bool,
     pub metrics_listen: Option<SocketAddr>,
@@ -40,9 +44,6 @@ pub struct Options {
     /// Runtimes asked for container names and images.
     pub container_engines: Vec<crate::runtime::Engine>,
 }
-
-/// Syscalls the process table needs whatever the rules are.
-const STATE_SYSCALLS: [&str; 2] = ["chdir", "fchdir"];
 
 /// Libsinsp's names for syscalls whose kernel names differ.
 fn event_name(syscall: &'static str) -> &'static str {
@@ -63,6 +64,7 @@ struct Metrics {
     processes: IntGauge,
     alerts_dropped: IntCounter,
     alerts_failed: IntCounter,
+    rules_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +118,11 @@ impl Metrics {
             alerts_failed: counter(
                 "peregrine_sensor_alerts_failed_total",
                 "Alerts no gateway accepted after retries.",
+            ),
+            rules_reloads: vec(
+                "peregrine_sensor_rules_reloads_total",
+                "Rules reloads (SIGHUP or --watch-rules), by result: ok, or error when the files did not load and the running rules were kept.",
+                &["result"],
             ),
             processes,
             registry,
@@ -311,7 +318,7 @@ fn boot_to_wall_ns() -> i64 {
 }
 
 /// Filters for the kernel side from what the rules can match (none when turned off).
-fn kernel_filters(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
+pub fn kernel_filters(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
     use peregrine_engine::event_types::index_of;
     use peregrine_engine::prefilter::{open_needs, socket_needs, OpenNeeds};
     if !enabled {
@@ -344,40 +351,31 @@ fn kernel_filters(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
 const DROP_ALERT_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let mut loader = peregrine_engine::RulesLoader::new();
-    for f in &opts.rules {
-        loader.add_file(f);
-    }
-    let result = loader.load();
-    if result.has_errors() {
-        for line in result.render() {
-            eprintln!("{line}");
+    let loaded = match crate::rules::load(&opts.rules, opts.kernel_filters) {
+        Ok(l) => l,
+        Err(problems) => {
+            for line in problems {
+                eprintln!("{line}");
+            }
+            anyhow::bail!("the rules do not load");
         }
-        anyhow::bail!("the rules do not load");
-    }
-    let ruleset = result.ruleset;
-
-    let evaluated: BTreeSet<u32> = ruleset
-        .event_types()
-        .names()
-        .into_iter()
-        .filter_map(|t| syscalls::number(t).or_else(|| syscalls::number(&format!("{t}64"))))
-        .collect();
-    let mut interesting = evaluated.clone();
-    interesting.extend(STATE_SYSCALLS.iter().filter_map(|n| syscalls::number(n)));
-    let filters = kernel_filters(&ruleset, opts.kernel_filters);
-    let mut probe = Probe::load(&interesting, opts.ring_bytes, &filters)
+    };
+    let mut probe = Probe::load(&loaded.interesting, opts.ring_bytes, &loaded.filters)
         .context("cannot start live capture")?;
     tracing::info!(
-        syscalls = interesting.len(),
-        rules = ruleset.rules().len(),
+        syscalls = loaded.interesting.len(),
+        rules = loaded.ruleset.rules().len(),
         "kernel side attached"
     );
+    let crate::rules::Loaded {
+        ruleset, evaluated, ..
+    } = loaded;
 
     let metrics = Arc::new(Metrics::new());
-    let (sinks, gateway_task) = Sinks::new(
+    let (sinks, senders) = Sinks::new(
         opts.stdout,
         opts.gateways.clone(),
+        &opts.gateway_client,
         opts.kafka.clone(),
         metrics.alerts_dropped.clone(),
         metrics.alerts_failed.clone(),
@@ -447,6 +445,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut last_drop_alert: Option<Instant> = None;
     let stop = shutdown_signal();
     tokio::pin!(stop);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
+    let mut watch = crate::rules::Watch::new(&opts.rules);
+    let mut watch_tick = tokio::time::interval(RULES_POLL);
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -476,6 +478,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     break;
                 }
             }
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the rules");
+                watch.changed();
+                reload_rules(&opts, &mut probe, &mut pipeline);
+            }
+            _ = watch_tick.tick(), if opts.watch_rules => {
+                if watch.changed() {
+                    tracing::info!("a rules file changed: reloading the rules");
+                    reload_rules(&opts, &mut probe, &mut pipeline);
+                }
+            }
             _ = &mut stop => break,
         }
     }
@@ -486,10 +499,49 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let Pipeline { sinks, .. } = pipeline;
     sinks.flush(Duration::from_secs(5));
     drop(sinks);
-    if let Some(task) = gateway_task {
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-    }
+    senders.finish(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// How often `--watch-rules` looks at the files.
+const RULES_POLL: Duration = Duration::from_secs(1);
+
+/// Loads the rules files again and puts them in force in user space and in the kernel. On any
+/// problem the running rules stay, and the problems are logged as `validate` prints them.
+fn reload_rules(opts: &Options, probe: &mut Probe, pipeline: &mut Pipeline) {
+    let result = match crate::rules::load(&opts.rules, opts.kernel_filters) {
+        Err(problems) => {
+            for problem in &problems {
+                tracing::error!(%problem, "rules file");
+            }
+            Err("the rules do not load")
+        }
+        Ok(loaded) => match probe.retarget(&loaded.interesting, &loaded.filters) {
+            Err(e) => {
+                tracing::error!(error = %e, "the kernel side could not take the new rules");
+                Err("the kernel side could not take the new rules")
+            }
+            Ok(()) => {
+                tracing::info!(
+                    rules = loaded.ruleset.rules().len(),
+                    syscalls = loaded.interesting.len(),
+                    "rules reloaded"
+                );
+                pipeline.ruleset = loaded.ruleset;
+                pipeline.evaluated = loaded.evaluated;
+                Ok(())
+            }
+        },
+    };
+    if let Err(why) = result {
+        tracing::error!("{why}; the running rules are kept");
+    }
+    let label = if result.is_ok() { "ok" } else { "error" };
+    pipeline
+        .metrics
+        .rules_reloads
+        .with_label_values(&[label])
+        .inc();
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline) {

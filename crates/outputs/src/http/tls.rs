@@ -51,6 +51,32 @@ impl Tls {
         })
     }
 
+    /// Settings from file paths given outside a config file (command-line flags); an error
+    /// names the setting (`ca_file`, `cert_file`, `key_file`).
+    pub fn from_files(
+        ca_file: Option<&std::path::Path>,
+        cert_file: Option<&std::path::Path>,
+        key_file: Option<&std::path::Path>,
+        insecure_skip_verify: bool,
+    ) -> Result<Tls, (&'static str, String)> {
+        let read = |key: &'static str, path: Option<&std::path::Path>| {
+            path.map(|p| {
+                std::fs::read(p).map_err(|e| (key, format!("cannot read {}: {e}", p.display())))
+            })
+            .transpose()
+        };
+        let identity_pem = identity(read("cert_file", cert_file)?, read("key_file", key_file)?)
+            .map_err(|m| ("cert_file", m))?;
+        Ok(Tls {
+            ca_pem: ca_file
+                .map(read_ca)
+                .transpose()
+                .map_err(|m| ("ca_file", m))?,
+            identity_pem,
+            insecure_skip_verify,
+        })
+    }
+
     pub fn is_default(&self) -> bool {
         self.ca_pem.is_none() && self.identity_pem.is_none() && !self.insecure_skip_verify
     }
@@ -90,24 +116,28 @@ impl TryFrom<RawTls> for Tls {
     type Error = String;
 
     fn try_from(raw: RawTls) -> Result<Tls, String> {
-        let identity_pem = match (raw.cert_file, raw.key_file) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let mut pem = cert.0;
-                pem.push(b'\n');
-                pem.extend(key.0);
-                reqwest::Identity::from_pem(&pem).map_err(|_| {
-                    "cert_file and key_file do not make a client identity (expected PEM certificates and a PKCS#8, PKCS#1 or SEC1 key)".to_string()
-                })?;
-                Some(pem)
-            }
-            _ => return Err("cert_file and key_file go together".to_string()),
-        };
+        let identity_pem = identity(raw.cert_file.map(|c| c.0), raw.key_file.map(|k| k.0))?;
         Ok(Tls {
             ca_pem: raw.ca_file.map(|c| c.0),
             identity_pem,
             insecure_skip_verify: raw.insecure_skip_verify,
         })
+    }
+}
+
+/// A client certificate chain and its key as one PEM bundle, checked.
+fn identity(cert: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, String> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(mut pem), Some(key)) => {
+            pem.push(b'\n');
+            pem.extend(key);
+            reqwest::Identity::from_pem(&pem).map_err(|_| {
+                "cert_file and key_file do not make a client identity (expected PEM certificates and a PKCS#8, PKCS#1 or SEC1 key)".to_string()
+            })?;
+            Ok(Some(pem))
+        }
+        _ => Err("cert_file and key_file go together".to_string()),
     }
 }
 

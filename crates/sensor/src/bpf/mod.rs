@@ -158,14 +158,7 @@ fn fill_filters(ebpf: &mut Ebpf, filters: &Filters) -> Result<(), LoadError> {
             read_dotdot: flag(open.read.dotdot),
             write_dotdot: flag(open.write.dotdot),
         };
-        let mut array: Array<_, OpenFilter> = Array::try_from(
-            ebpf.map_mut("OPEN_FILTER")
-                .ok_or(LoadError::Map("OPEN_FILTER"))?,
-        )
-        .map_err(|_| LoadError::Map("OPEN_FILTER"))?;
-        array
-            .set(0, f, 0)
-            .map_err(|e| LoadError::Load(format!("open filter: {e}")))?;
+        set_open_filter(ebpf, f)?;
         tracing::info!(
             paths = entries.len(),
             read_any = open.read.any,
@@ -186,6 +179,71 @@ fn fill_filters(ebpf: &mut Ebpf, filters: &Filters) -> Result<(), LoadError> {
     Ok(())
 }
 
+fn set_open_filter(ebpf: &mut Ebpf, filter: OpenFilter) -> Result<(), LoadError> {
+    let mut array: Array<_, OpenFilter> = Array::try_from(
+        ebpf.map_mut("OPEN_FILTER")
+            .ok_or(LoadError::Map("OPEN_FILTER"))?,
+    )
+    .map_err(|_| LoadError::Map("OPEN_FILTER"))?;
+    array
+        .set(0, filter, 0)
+        .map_err(|e| LoadError::Load(format!("open filter: {e}")))
+}
+
+/// Removes every path from the open filter's trie.
+fn clear_open_paths(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let mut trie: LpmTrie<_, [u8; PATH_KEY], PathValue> = LpmTrie::try_from(
+        ebpf.map_mut("OPEN_PATHS")
+            .ok_or(LoadError::Map("OPEN_PATHS"))?,
+    )
+    .map_err(|_| LoadError::Map("OPEN_PATHS"))?;
+    let keys: Vec<Key<[u8; PATH_KEY]>> = trie.keys().filter_map(Result::ok).collect();
+    for key in &keys {
+        trie.remove(key)
+            .map_err(|e| LoadError::Load(format!("open path filter: {e}")))?;
+    }
+    Ok(())
+}
+
+fn interesting_table(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, u8>, LoadError> {
+    Array::try_from(
+        ebpf.map_mut("INTERESTING")
+            .ok_or(LoadError::Map("INTERESTING"))?,
+    )
+    .map_err(|_| LoadError::Map("INTERESTING"))
+}
+
+/// Marks `syscalls` interesting and points their tail calls at the program for their argument
+/// shape.
+fn add_syscalls(ebpf: &mut Ebpf, syscalls_wanted: &BTreeSet<u32>) -> Result<(), LoadError> {
+    let fds: Vec<_> = PROGRAMS
+        .iter()
+        .map(|name| {
+            program(ebpf, name)
+                .and_then(|p| p.fd().map_err(|e| LoadError::Load(e.to_string())))
+                .and_then(|fd| fd.try_clone().map_err(|e| LoadError::Load(e.to_string())))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut table = ProgramArray::try_from(
+        ebpf.map_mut("SYSCALL_PROGS")
+            .ok_or(LoadError::Map("SYSCALL_PROGS"))?,
+    )
+    .map_err(|_| LoadError::Map("SYSCALL_PROGS"))?;
+    for &nr in syscalls_wanted {
+        let fd = &fds[syscalls::shape(nr) as usize];
+        table
+            .set(nr, fd, 0)
+            .map_err(|e| LoadError::Load(format!("tail-call table: {e}")))?;
+    }
+    let mut wanted = interesting_table(ebpf)?;
+    for &nr in syscalls_wanted.iter().filter(|&&nr| nr < MAX_SYSCALLS) {
+        wanted
+            .set(nr, 1u8, 0)
+            .map_err(|e| LoadError::Load(format!("interesting table: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Argument shapes with a program of their own (tail-call targets).
 const PROGRAMS: [&str; 3] = ["sys_exit_paths", "sys_exit_sockaddr", "sys_exit_generic"];
 
@@ -193,6 +251,8 @@ const PROGRAMS: [&str; 3] = ["sys_exit_paths", "sys_exit_sockaddr", "sys_exit_ge
 pub struct Probe {
     ebpf: Ebpf,
     pub ring: Option<RingBuf<MapData>>,
+    /// The syscalls marked in `INTERESTING`.
+    interesting: BTreeSet<u32>,
 }
 
 impl Probe {
@@ -244,46 +304,7 @@ impl Probe {
                 })?;
         }
 
-        // Tail-call targets by argument shape.
-        let fds: Vec<_> = PROGRAMS
-            .iter()
-            .map(|name| {
-                program(&mut ebpf, name)
-                    .and_then(|p| p.fd().map_err(|e| LoadError::Load(e.to_string())))
-                    .map(|fd| fd.try_clone())
-            })
-            .collect::<Result<_, _>>()?;
-        let fds: Vec<_> = fds
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .map_err(|e| LoadError::Load(e.to_string()))?;
-        {
-            let mut table = ProgramArray::try_from(
-                ebpf.map_mut("SYSCALL_PROGS")
-                    .ok_or(LoadError::Map("SYSCALL_PROGS"))?,
-            )
-            .map_err(|_| LoadError::Map("SYSCALL_PROGS"))?;
-            for &nr in interesting {
-                let shape = syscalls::shape(nr);
-                let fd = &fds[shape as usize];
-                table
-                    .set(nr, fd, 0)
-                    .map_err(|e| LoadError::Load(format!("tail-call table: {e}")))?;
-            }
-        }
-        {
-            let mut wanted: Array<_, u8> = Array::try_from(
-                ebpf.map_mut("INTERESTING")
-                    .ok_or(LoadError::Map("INTERESTING"))?,
-            )
-            .map_err(|_| LoadError::Map("INTERESTING"))?;
-            for &nr in interesting.iter().filter(|&&nr| nr < MAX_SYSCALLS) {
-                wanted
-                    .set(nr, 1u8, 0)
-                    .map_err(|e| LoadError::Load(format!("interesting table: {e}")))?;
-            }
-        }
-
+        add_syscalls(&mut ebpf, interesting)?;
         fill_filters(&mut ebpf, filters)?;
 
         for name in [
@@ -304,7 +325,32 @@ impl Probe {
         Ok(Probe {
             ebpf,
             ring: Some(ring),
+            interesting: interesting.clone(),
         })
+    }
+
+    /// Points the loaded kernel side at new rules: the syscalls they need and their filters.
+    /// New syscalls are added and the open filter opened up first, and what is no longer needed
+    /// is removed last, so no event a new rule needs is dropped while the maps change.
+    pub fn retarget(
+        &mut self,
+        interesting: &BTreeSet<u32>,
+        filters: &Filters,
+    ) -> Result<(), LoadError> {
+        add_syscalls(&mut self.ebpf, interesting)?;
+        set_open_filter(&mut self.ebpf, OpenFilter::default())?;
+        clear_open_paths(&mut self.ebpf)?;
+        fill_filters(&mut self.ebpf, filters)?;
+        let mut wanted = interesting_table(&mut self.ebpf)?;
+        for &nr in self.interesting.difference(interesting) {
+            if nr < MAX_SYSCALLS {
+                wanted
+                    .set(nr, 0u8, 0)
+                    .map_err(|e| LoadError::Load(format!("interesting table: {e}")))?;
+            }
+        }
+        self.interesting = interesting.clone();
+        Ok(())
     }
 
     /// The kernel-side counters, summed over CPUs.

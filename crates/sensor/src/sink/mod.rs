@@ -1,121 +1,80 @@
-//! Where alerts go: standard output, gateways over HTTP with Falco's `http_output` body, and
+//! Where alerts go: standard output, gateways over HTTP(S) with Falco's `http_output` body, and
 //! a Kafka topic that gateway replicas consume as one consumer group.
 //!
-//! Delivery runs off the capture path: alerts wait in a bounded in-memory queue (librdkafka's
-//! own queue for Kafka), and a full queue drops (and counts) rather than slow the reading of
-//! kernel records. Alerts sent to Kafka get their uuid here, so a redelivery after a gateway
-//! crash carries the same id and can be told apart.
+//! Delivery runs off the capture path: alerts wait in a bounded in-memory queue per gateway
+//! (librdkafka's own queue for Kafka), and a full queue drops (and counts) rather than slow the
+//! reading of kernel records. Alerts get their uuid here, before any attempt, so a retry or a
+//! redelivery carries the same id and the gateway stores it once.
+
+mod gateway;
+mod kafka;
+
+pub use gateway::{parse_header, GatewayClient};
+pub use kafka::KafkaTarget;
 
 use std::io::Write;
 use std::time::Duration;
 
 use peregrine_engine::{Alert, AlertId};
+use peregrine_outputs::secret::SecretUrl;
 use prometheus::IntCounter;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext, Message};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-/// Alerts waiting for the gateways.
-const QUEUE: usize = 10_000;
-const ATTEMPTS: u32 = 5;
+use kafka::KafkaSink;
 
-/// A Kafka topic to produce alerts to.
-#[derive(Debug, Clone)]
-pub struct KafkaTarget {
-    pub brokers: String,
-    pub topic: String,
+pub struct Sinks {
+    stdout: bool,
+    gateways: Vec<mpsc::Sender<Alert>>,
+    kafka: Option<KafkaSink>,
+    dropped: IntCounter,
 }
 
-/// Counts the alerts whose delivery report says they were lost.
-struct Reports {
-    failed: IntCounter,
-}
+/// The gateway senders' tasks, to wait for at exit.
+pub struct Senders(Vec<JoinHandle<()>>);
 
-impl ClientContext for Reports {}
-
-impl ProducerContext for Reports {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, m)) = result {
-            self.failed.inc();
-            tracing::warn!(error = %e, topic = m.topic(), "Kafka did not take an alert");
+impl Senders {
+    /// Waits up to `timeout` for the senders to hand over what they hold.
+    pub async fn finish(self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for task in self.0 {
+            let _ = tokio::time::timeout_at(deadline, task).await;
         }
     }
 }
 
-struct Kafka {
-    producer: ThreadedProducer<Reports>,
-    topic: String,
-}
-
-pub struct Sinks {
-    stdout: bool,
-    gateway: Option<mpsc::Sender<Alert>>,
-    kafka: Option<Kafka>,
-    dropped: IntCounter,
-}
-
 impl Sinks {
+    /// Sinks for the given destinations; gateway senders start as tasks on the current runtime.
     pub fn new(
         stdout: bool,
-        gateways: Vec<String>,
+        gateways: Vec<SecretUrl>,
+        client: &GatewayClient,
         kafka: Option<KafkaTarget>,
         dropped: IntCounter,
         failed: IntCounter,
-    ) -> anyhow::Result<(Sinks, Option<tokio::task::JoinHandle<()>>)> {
-        let kafka = match kafka {
-            None => None,
-            Some(t) => {
-                // Idempotent: librdkafka's resends after a broker failure never duplicate.
-                let producer = ClientConfig::new()
-                    .set("bootstrap.servers", &t.brokers)
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set("linger.ms", "5")
-                    .create_with_context(Reports {
-                        failed: failed.clone(),
-                    })
-                    .map_err(|e| anyhow::anyhow!("cannot create the Kafka producer: {e}"))?;
-                Some(Kafka {
-                    producer,
-                    topic: t.topic,
-                })
-            }
-        };
-        if gateways.is_empty() {
-            return Ok((
-                Sinks {
-                    stdout,
-                    gateway: None,
-                    kafka,
-                    dropped,
-                },
-                None,
-            ));
-        }
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(post_all(rx, gateways, failed));
+    ) -> anyhow::Result<(Sinks, Senders)> {
+        let kafka = kafka
+            .map(|t| KafkaSink::new(t, dropped.clone(), failed.clone()))
+            .transpose()?;
+        let (queues, tasks) = gateways
+            .into_iter()
+            .map(|url| gateway::spawn(url, client, failed.clone()))
+            .unzip();
         Ok((
             Sinks {
                 stdout,
-                gateway: Some(tx),
+                gateways: queues,
                 kafka,
                 dropped,
             },
-            Some(task),
+            Senders(tasks),
         ))
     }
 
     /// Waits up to `timeout` for alerts still in librdkafka's queue.
     pub fn flush(&self, timeout: Duration) {
         if let Some(k) = &self.kafka {
-            use rdkafka::producer::Producer;
-            if let Err(e) = k.producer.flush(timeout) {
-                tracing::warn!(error = %e, "alerts still queued for Kafka at exit");
-            }
+            k.flush(timeout);
         }
     }
 
@@ -127,63 +86,17 @@ impl Sinks {
             let _ = out.write_all(&line);
             let _ = out.flush();
         }
+        if self.kafka.is_none() && self.gateways.is_empty() {
+            return;
+        }
+        let mut alert = alert;
+        alert.uuid.get_or_insert_with(AlertId::generate);
         if let Some(k) = &self.kafka {
-            let mut alert = alert.clone();
-            alert.uuid.get_or_insert_with(AlertId::generate);
-            let payload = alert.to_json_bytes();
-            let key = format!("{}|{}", alert.rule, alert.hostname.as_deref().unwrap_or(""));
-            let record = BaseRecord::to(&k.topic).key(&key).payload(&payload);
-            match k.producer.send(record) {
-                Ok(()) => {}
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.dropped.inc()
-                }
-                Err((e, _)) => {
-                    self.dropped.inc();
-                    tracing::warn!(error = %e, "could not queue an alert for Kafka");
-                }
-            }
+            k.send(&alert);
         }
-        if let Some(tx) = &self.gateway {
-            if tx.try_send(alert).is_err() {
+        for queue in &self.gateways {
+            if queue.try_send(alert.clone()).is_err() {
                 self.dropped.inc();
-            }
-        }
-    }
-}
-
-async fn post_all(mut rx: mpsc::Receiver<Alert>, gateways: Vec<String>, failed: IntCounter) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("HTTP client");
-    while let Some(alert) = rx.recv().await {
-        let body = alert.to_json_bytes();
-        for url in &gateways {
-            let mut delay = Duration::from_millis(100);
-            let mut sent = false;
-            for _ in 0..ATTEMPTS {
-                let answer = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match answer {
-                    Ok(r) if r.status().is_success() => {
-                        sent = true;
-                        break;
-                    }
-                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => break,
-                    _ => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            if !sent {
-                failed.inc();
-                tracing::warn!(rule = %alert.rule, "could not deliver an alert to a gateway");
             }
         }
     }
@@ -196,6 +109,9 @@ mod tests {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::mocking::MockCluster;
     use serde_json::{json, Value};
+
+    use peregrine_outputs::kafka::client::Brokers;
+    use rdkafka::{ClientConfig, Message};
 
     use super::*;
 
@@ -239,12 +155,21 @@ mod tests {
         let dropped = IntCounter::new("dropped", "d").unwrap();
         let failed = IntCounter::new("failed", "f").unwrap();
         let target = KafkaTarget {
-            brokers: brokers.clone(),
+            brokers: Brokers(vec![brokers.clone()]),
             topic: "falco".to_string(),
+            sasl: None,
+            tls: None,
         };
-        let (sinks, task) =
-            Sinks::new(false, vec![], Some(target), dropped.clone(), failed.clone()).unwrap();
-        assert!(task.is_none());
+        let (sinks, senders) = Sinks::new(
+            false,
+            vec![],
+            &GatewayClient::default(),
+            Some(target),
+            dropped.clone(),
+            failed.clone(),
+        )
+        .unwrap();
+        assert!(senders.0.is_empty());
         sinks.send(alert(0, Some("given-id-0")));
         for i in 1..300 {
             sinks.send(alert(i, None));
@@ -274,5 +199,37 @@ mod tests {
             "a given id is kept"
         );
         assert_eq!((dropped.get(), failed.get()), (0, 0));
+    }
+
+    #[test]
+    fn the_kafka_producer_gets_sasl_and_tls_from_the_shared_client_settings() {
+        use peregrine_outputs::kafka::client::{KafkaTls, Sasl, SaslMechanism};
+        use peregrine_outputs::secret::Secret;
+        let target = KafkaTarget {
+            brokers: Brokers(vec!["kafka-1:9093".into(), "kafka-2:9093".into()]),
+            topic: "falco".into(),
+            sasl: Some(Sasl {
+                mechanism: SaslMechanism::ScramSha512,
+                username: "sensor".into(),
+                password: Secret::new("pw"),
+            }),
+            tls: Some(KafkaTls {
+                ca_file: Some("/etc/kafka/ca.pem".into()),
+                cert_file: Some("/etc/kafka/client.pem".into()),
+                key_file: Some("/etc/kafka/client.key".into()),
+                insecure_skip_verify: false,
+            }),
+        };
+        let c = target.client_config();
+        let get = |k: &str| c.get(k).unwrap_or_default().to_string();
+        assert_eq!(get("bootstrap.servers"), "kafka-1:9093,kafka-2:9093");
+        assert_eq!(get("security.protocol"), "sasl_ssl");
+        assert_eq!(get("sasl.mechanism"), "SCRAM-SHA-512");
+        assert_eq!(get("sasl.username"), "sensor");
+        assert_eq!(get("sasl.password"), "pw");
+        assert_eq!(get("ssl.ca.location"), "/etc/kafka/ca.pem");
+        assert_eq!(get("ssl.certificate.location"), "/etc/kafka/client.pem");
+        assert_eq!(get("ssl.key.location"), "/etc/kafka/client.key");
+        assert_eq!(get("enable.idempotence"), "true");
     }
 }
