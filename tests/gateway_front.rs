@@ -562,3 +562,56 @@ async fn a_webhook_output_presents_its_client_certificate() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_stores_its_alerts_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::ok().await;
+    let gw = GatewayProcess::start(
+        tmp.path(),
+        &format!("outputs:\n{}", webhook("hook", &hook.url("/"))),
+    )
+    .await;
+    let ndjson = |ids: &[&str]| {
+        ids.iter()
+            .map(|id| {
+                let mut a = falco_alert(&format!("rule {id}"), "Warning", &[]);
+                a["uuid"] = (*id).into();
+                format!("{a}\n")
+            })
+            .collect::<String>()
+    };
+    let post = |body: String| {
+        let url = format!("{}/", gw.base);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The first attempt, its retry (the sender never saw the answer), and the retry racing a
+    // third copy: every answer says accepted, each id is stored once.
+    assert_eq!(post(ndjson(&["id-1", "id-2"])).await.status(), 200);
+    let (a, b) = tokio::join!(
+        post(ndjson(&["id-1", "id-2", "id-3"])),
+        post(ndjson(&["id-3", "id-3"]))
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    assert_eq!(
+        a.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"accepted": 3})
+    );
+    let got = hook.wait_for(3, Duration::from_secs(10)).await;
+    let received = "peregrine_alerts_received_total{priority=\"Warning\",source=\"syscall\"}";
+    assert_eq!(gw.metric(received).await, 3.0);
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"].to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["\"id-1\"", "\"id-2\"", "\"id-3\""]);
+}

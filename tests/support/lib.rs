@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod receiver;
+pub mod sensor;
 pub mod tls;
 
 use std::path::PathBuf;
