@@ -18,9 +18,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version)]
 struct Args {
     /// The YAML configuration file.
-    #[arg(long, default_value = "config/gateway.yaml")]
+    #[arg(long, env = "PEREGRINE_CONFIG", default_value = "/etc/peregrine/gateway.yaml")]
     config: PathBuf,
-    /// Validate the configuration, print every problem with its key path, and exit 0 or 1.
+    /// Validate the configuration, print every problem with its key path, and exit 0, or 78
+    /// (EX_CONFIG) when it has problems.
     #[arg(long)]
     check_config: bool,
     /// Log as JSON lines instead of text.

@@ -424,13 +424,13 @@ impl Delivering {
                     tracing::warn!(
                         output = %self.status.name,
                         %reason,
-                        uuid = item.envelope.id(),
-                        rule = %item.envelope.alert.rule,
+                        uuid = ?item.envelope.id(),
+                        rule = ?item.envelope.alert.rule,
                         %failure,
                         "alert dead-lettered; later alerts dead-lettered for the same reason are counted in peregrine_output_dead_lettered_by_reason_total and logged at debug level"
                     );
                 } else {
-                    tracing::debug!(output = %self.status.name, %reason, uuid = item.envelope.id(), %failure, "alert dead-lettered");
+                    tracing::debug!(output = %self.status.name, %reason, uuid = ?item.envelope.id(), %failure, "alert dead-lettered");
                 }
                 finished.extend(item.position);
             }

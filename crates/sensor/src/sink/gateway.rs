@@ -144,7 +144,7 @@ async fn send_all(
                 tracing::warn!(
                     gateway = %url,
                     rule = ?envelope.alert.rule,
-                    uuid = envelope.id(),
+                    uuid = ?envelope.id(),
                     attempts,
                     reason = %failure.reason,
                     "a gateway did not take an alert"
