@@ -544,3 +544,85 @@ fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// An alert whose every free-text part tries to mention, link or format.
+fn hostile_alert() -> Value {
+    let payload =
+        "<!channel> <!here> <@U024BE7LH> <https://evil.example/login|Open the runbook> [label](https://evil.example) `x` *bold*";
+    let mut alert = falco_alert(&format!("Shell spawned {payload}"), "Critical", &["shell"]);
+    alert["output"] = json!(format!(
+        "12:00:00.000000000: Critical Shell spawned {payload}"
+    ));
+    alert["output_fields"]["proc.cmdline"] = json!(format!("bash -c '{payload}'"));
+    alert["output_fields"]["fd.name"] = json!("/tmp/<!everyone>/[x](https://evil.example)");
+    alert["hostname"] = json!("node-1 <!here>");
+    alert
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_text_reaches_slack_and_teams_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slack_fake = slack::start().await;
+    let cards = teams::start().await;
+    let connector = teams::start().await;
+    let config = format!(
+        "outputs:\n  - name: chat\n    type: slack\n    webhook_url: \"{}\"\n    mention: {{ text: \"<!subteam^S0ONCALL>\", min_priority: critical }}\n    {FAST_RETRY}\n\
+         \x20 - name: cards\n    type: teams\n    webhook_url: \"{}\"\n    {FAST_RETRY}\n\
+         \x20 - name: connector\n    type: teams\n    format: messagecard\n    webhook_url: \"{}\"\n    {FAST_RETRY}\n",
+        slack_fake.url("/services/T0/B0/x"),
+        cards.url("/workflows/x/triggers/manual/paths/invoke"),
+        connector.url("/webhookb2/x/IncomingWebhook/y/z"),
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    assert_eq!(gw.post(&hostile_alert()).await.status(), 200);
+    for (output, kind) in [
+        ("chat", "slack"),
+        ("cards", "teams"),
+        ("connector", "teams"),
+    ] {
+        gw.wait_metric(
+            &series("peregrine_output_sent_total", output, kind),
+            1.0,
+            Duration::from_secs(15),
+        )
+        .await;
+    }
+
+    // Slack: the configured mention is the only thing Slack acts on; the alert's own mentions
+    // and disguised link are shown to the reader as text.
+    let texts = slack::received_texts(&slack_fake);
+    assert!(!texts.is_empty());
+    let live: Vec<String> = texts.iter().flat_map(|t| t.live()).collect();
+    assert!(
+        live.iter().all(|s| s == "<!subteam^S0ONCALL>"),
+        "live in Slack: {live:?}"
+    );
+    assert!(live.contains(&"<!subteam^S0ONCALL>".to_string()));
+    let shown: String = texts.iter().map(|t| t.shown()).collect();
+    assert!(shown.contains("<!channel> <!here>"), "{shown}");
+    assert!(
+        shown.contains("<https://evil.example/login|Open the runbook>"),
+        "{shown}"
+    );
+
+    // Teams, both card formats: no link a reader could click, no HTML.
+    for fake in [&cards, &connector] {
+        let texts = teams::received_texts(fake);
+        assert!(!texts.is_empty());
+        for t in &texts {
+            assert!(t.links().is_empty(), "{}: {:?}", t.path, t.links());
+            assert!(t.html_tags().is_empty(), "{}: {:?}", t.path, t.html_tags());
+        }
+        let shown: String = texts.iter().map(|t| t.shown()).collect();
+        assert!(shown.contains("[label](https://evil.example)"), "{shown}");
+    }
+    assert!(
+        fake_accepted_all(&slack_fake)
+            && fake_accepted_all(&cards)
+            && fake_accepted_all(&connector)
+    );
+}
+
+fn fake_accepted_all(fake: &peregrine_fakes::FakeService) -> bool {
+    fake.messages().iter().all(Message::accepted)
+}

@@ -18,7 +18,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version)]
 struct Args {
     /// The YAML configuration file.
-    #[arg(long, env = "PEREGRINE_CONFIG", default_value = "/etc/peregrine/gateway.yaml")]
+    #[arg(
+        long,
+        env = "PEREGRINE_CONFIG",
+        default_value = "/etc/peregrine/gateway.yaml"
+    )]
     config: PathBuf,
     /// Validate the configuration, print every problem with its key path, and exit 0, or 78
     /// (EX_CONFIG) when it has problems.

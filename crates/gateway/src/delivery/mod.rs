@@ -369,7 +369,7 @@ impl AttemptObserver for Delivering {
             .retries
             .with_label_values(&self.labels)
             .inc_by(alerts as u64);
-        tracing::debug!(output = %self.status.name, %failure, alerts, "delivery failed; retrying");
+        tracing::debug!(output = %self.status.name, failure = ?failure.to_string(), alerts, "delivery failed; retrying");
     }
 }
 
@@ -426,11 +426,11 @@ impl Delivering {
                         %reason,
                         uuid = ?item.envelope.id(),
                         rule = ?item.envelope.alert.rule,
-                        %failure,
+                        failure = ?failure.to_string(),
                         "alert dead-lettered; later alerts dead-lettered for the same reason are counted in peregrine_output_dead_lettered_by_reason_total and logged at debug level"
                     );
                 } else {
-                    tracing::debug!(output = %self.status.name, %reason, uuid = ?item.envelope.id(), %failure, "alert dead-lettered");
+                    tracing::debug!(output = %self.status.name, %reason, uuid = ?item.envelope.id(), failure = ?failure.to_string(), "alert dead-lettered");
                 }
                 finished.extend(item.position);
             }

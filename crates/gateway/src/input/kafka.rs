@@ -439,7 +439,7 @@ fn decode_all<'m>(
                 tracing::warn!(
                     partition = m.partition(),
                     offset = m.offset(),
-                    error = %e.message,
+                    error = ?e.message,
                     "skipped a Kafka message that is not a Falco alert"
                 );
             }

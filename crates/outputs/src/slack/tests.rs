@@ -293,3 +293,197 @@ fn bad_keys_are_named() {
     )
     .contains("unknown priority"));
 }
+
+/// An alert whose rule, output, fields, host, tags and id all try to ping a channel, plant a
+/// disguised link, break out of a code span or pose as more list lines.
+fn hostile(priority: &str) -> crate::envelope::Envelope {
+    let alert = peregrine_engine::Alert::from_json(json!({
+        "rule": "Evil <!channel> rule `x` [label](https://x.example)",
+        "priority": priority,
+        "time": "2026-06-12T09:23:10Z",
+        "hostname": "node`<!here>",
+        "output": "09:23:10.000000000: Critical cmd=<!channel> <!here> <@U123> <https://x.example|click me> [label](https://x.example) `x` @channel https://bare.example &amp;\n*Critical* Forged · node-9 — line",
+        "output_fields": {
+            "proc.cmdline": "sh -c '<!channel> <https://x.example|click me>'",
+            "fd.name": "/tmp/`<!everyone>`[label](https://x.example)",
+            "<@U123>": "<!subteam^S1>"
+        },
+        "tags": ["mitre`<!here>`"],
+        "uuid": "<!channel>"
+    }))
+    .unwrap();
+    crate::envelope::Envelope::new(alert)
+}
+
+/// `body` with every plain_text object's text blanked: Slack parses nothing in plain_text, so
+/// the rule goes into headers raw.
+fn without_plain_text(body: &Value) -> Value {
+    match body {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), without_plain_text(v));
+            }
+            if out.get("type").and_then(Value::as_str) == Some("plain_text") {
+                out.insert("text".into(), json!(""));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(without_plain_text).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Checks one message body: the configured `<!here>` is the only live markup, placed `mentions`
+/// times; every mrkdwn object is verbatim; nothing from the alert survives unescaped outside
+/// plain_text.
+fn assert_only_the_configured_mention(body: &Value, mentions: usize) {
+    let texts = slack::texts(body);
+    assert!(!texts.is_empty());
+    for t in &texts {
+        for live in t.live() {
+            assert_eq!(
+                live, "<!here>",
+                "{} is live in {}: {}",
+                live, t.path, t.text
+            );
+        }
+        if let slack::TextKind::Mrkdwn { verbatim } = t.kind {
+            assert!(verbatim, "{} is not verbatim", t.path);
+        }
+    }
+    let sent = without_plain_text(body).to_string();
+    for injected in [
+        "<!channel>",
+        "<!everyone>",
+        "<!subteam",
+        "<@U123>",
+        "<https://",
+    ] {
+        assert!(!sent.contains(injected), "{injected} in {sent}");
+    }
+    assert_eq!(sent.matches("<!here>").count(), mentions, "{sent}");
+    assert_eq!(
+        texts.iter().filter(|t| t.mentions() == ["<!here>"]).count(),
+        mentions
+    );
+}
+
+#[tokio::test]
+async fn alert_text_cannot_mention_link_or_leave_a_code_span() {
+    let fake = slack::start().await;
+    let c = config(
+        &fake.url("/services/T/B/hostile"),
+        json!({"mention": {"text": "<!here>", "min_priority": "critical"}}),
+    );
+    let e = hostile("Critical");
+    let body = SlackEncoder::new(&c).body(std::slice::from_ref(&e));
+    // The mention in the message and in the notification text; nothing else live.
+    assert_only_the_configured_mention(&body, 2);
+    assert_eq!(body["blocks"][0]["text"]["text"], "<!here>");
+    assert!(body["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("<!here> [Critical] Evil &lt;!channel&gt; rule"));
+
+    let blocks = &body["attachments"][0]["blocks"];
+    assert_eq!(blocks[0]["text"]["type"], "plain_text");
+    assert_eq!(blocks[0]["text"]["emoji"], false);
+    assert!(blocks[0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Critical: Evil <!channel> rule"));
+    let texts = slack::texts(&body);
+    let at = |path: &str| texts.iter().find(|t| t.path == path).unwrap();
+    let output = at("attachments[0].blocks[1].text");
+    assert!(output.text.starts_with(
+        "cmd=&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://x.example|click me&gt; [label](https://x.example) `x` @channel https://bare.example &amp;amp;"
+    ), "{}", output.text);
+    assert!(
+        output.shown().starts_with("cmd=<!channel> <!here> <@U123> <https://x.example|click me> [label](https://x.example) `x` @channel https://bare.example &amp;"),
+        "people read the alert as it was: {}",
+        output.shown()
+    );
+    let fields: Vec<String> = texts
+        .iter()
+        .filter(|t| t.path.contains(".fields["))
+        .map(|t| t.shown())
+        .collect();
+    assert!(
+        fields.contains(
+            &"*proc.cmdline*\nsh -c '<!channel> <https://x.example|click me>'".to_string()
+        ),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"*<@U123>*\n<!subteam^S1>".to_string()),
+        "{fields:?}"
+    );
+
+    let footer = &at("attachments[0].blocks[3].elements[0]").text;
+    assert!(
+        footer.contains("host *node\u{2cb}&lt;!here&gt;*"),
+        "{footer}"
+    );
+    assert!(
+        footer.contains("tags `mitre\u{2cb}&lt;!here&gt;\u{2cb}`"),
+        "{footer}"
+    );
+    assert!(footer.contains("id &lt;!channel&gt;"), "{footer}");
+    assert_eq!(
+        footer.matches('`').count(),
+        2,
+        "only our own code span's backticks: {footer}"
+    );
+
+    assert_eq!(output_of(&c).deliver(&[e]).await, Delivery::Delivered);
+    assert_eq!(slack::received_texts(&fake), texts, "Slack took it as sent");
+}
+
+#[test]
+fn a_burst_list_and_the_text_format_escape_too() {
+    let mention = json!({"mention": {"text": "<!here>", "min_priority": "critical"}});
+    let c = config("http://127.0.0.1:9/x", mention.clone());
+    let batch: Vec<_> = (0..encode::CARDS_MAX + 1)
+        .map(|_| hostile("Critical"))
+        .collect();
+    let body = SlackEncoder::new(&c).body(&batch);
+    // The message text, the attachment's fallback and the list's first section.
+    assert_only_the_configured_mention(&body, 3);
+    let listed: Vec<String> = slack::texts(&body)
+        .into_iter()
+        .filter(|t| t.path.starts_with("attachments[0].blocks[") && t.text.contains(" — "))
+        .flat_map(|t| t.text.lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        batch.len(),
+        "one line an alert, whatever line breaks it holds: {listed:?}"
+    );
+    assert!(listed[0].starts_with("*Critical* Evil &lt;!channel&gt; rule"));
+
+    let mut keys = mention;
+    keys["format"] = json!("text");
+    let text =
+        SlackEncoder::new(&config("http://127.0.0.1:9/x", keys)).body(&[hostile("Critical")]);
+    assert_only_the_configured_mention(&text, 1);
+    assert!(text["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("<!here>\n[Critical] Evil &lt;!channel&gt;"));
+
+    let quiet = SlackEncoder::new(&c).body(&[hostile("Warning")]);
+    assert_only_the_configured_mention(&quiet, 0);
+}
+
+#[test]
+fn a_cut_never_leaves_half_an_entity() {
+    let escaped = encode::escape(&"<".repeat(50));
+    for max in 14..60 {
+        let t = encode::cut(&escaped, max);
+        assert!(t.chars().count() <= max, "{t}");
+        let kept = t.strip_suffix(crate::card::TRUNCATED).unwrap();
+        assert!(kept.is_empty() || kept.ends_with("&lt;"), "{max}: {t}");
+    }
+    assert_eq!(encode::cut("a &amp; b", 9), "a &amp; b");
+}

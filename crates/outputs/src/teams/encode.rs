@@ -1,4 +1,14 @@
 //! Teams message bodies, kept under 28 KB.
+//!
+//! Alert text is attacker-controlled, and both formats render markdown: an Adaptive Card's
+//! `TextBlock` and `Fact` title and value take a CommonMark subset (bold, italic, lists, links
+//! `[x](y)`, and `{{DATE(…)}}` functions), a MessageCard's text fields take Markdown and some
+//! HTML. So every piece of alert text is escaped before it goes in ([`escape_markdown`],
+//! [`escape_messagecard`]): each CommonMark punctuation character that could start a link,
+//! emphasis, code, heading, list, quote, table, entity or date function gets a backslash, and
+//! in MessageCards `&`, `<`, `>` become `&amp;`, `&lt;`, `&gt;` so no HTML tag can form. Our
+//! own formatting (the bold coloured title, the subtle footer) is set by card properties, not
+//! markdown, so it is unaffected.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +18,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::config::{TeamsConfig, TeamsFormat};
-use crate::card::{color, important_fields, truncate};
+use crate::card::{color, important_fields, truncate, TRUNCATED};
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
 use crate::http::{classify_status, parse_retry_after, HttpEncoder, HttpRequest, HttpResponse};
@@ -17,6 +27,66 @@ use crate::secret::SecretUrl;
 
 /// Teams rejects larger messages; a margin under its 28 KB.
 pub const MAX_BYTES: usize = 28_000;
+
+/// The CommonMark punctuation alert text has backslash-escaped: what could open a link (`[`,
+/// `]`, `(`, `)`, `<`, `>`, `!`), emphasis or code (`*`, `_`, `~`, `` ` ``), a heading, list, quote
+/// or table (`#`, `+`, `-`, `.`, `=`, `|`, `>`), an entity (`&`) or a date function (`{`, `}`),
+/// and the backslash itself.
+const MARKDOWN_SPECIAL: &str = "\\`*_{}[]()#+-.!|<>~=&";
+
+/// Alert text for an Adaptive Card `TextBlock` or `Fact`: every [`MARKDOWN_SPECIAL`] character
+/// backslash-escaped, so it renders literally and forms no markup.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        if MARKDOWN_SPECIAL.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Alert text for a MessageCard field: `&`, `<`, `>` as HTML entities (the connector renders
+/// some HTML), the rest of [`MARKDOWN_SPECIAL`] backslash-escaped.
+pub fn escape_messagecard(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if MARKDOWN_SPECIAL.contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`truncate`] for escaped text: a cut never leaves an escaping backslash without its
+/// character, nor (MessageCard) part of an entity, before the marker.
+pub(super) fn cut(text: &str, max: usize, entities: bool) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let t = truncate(text, max);
+    let mut kept = &t[..t.len() - TRUNCATED.len()];
+    if entities {
+        if let Some(i) = kept.rfind('&') {
+            if kept.len() - i <= 4 && !kept[i..].contains(';') {
+                kept = &kept[..i];
+            }
+        }
+    }
+    let backslashes = kept.len() - kept.trim_end_matches('\\').len();
+    if backslashes % 2 == 1 {
+        kept = &kept[..kept.len() - 1];
+    }
+    format!("{kept}{TRUNCATED}")
+}
 
 pub struct TeamsEncoder {
     url: SecretUrl,
@@ -109,24 +179,29 @@ impl TeamsEncoder {
 
     fn card(&self, e: &Envelope, b: Budget) -> Value {
         let a: &Alert = &e.alert;
+        let (esc, entities): (fn(&str) -> String, bool) = match self.format {
+            TeamsFormat::Adaptive => (escape_markdown, false),
+            TeamsFormat::Messagecard => (escape_messagecard, true),
+        };
         let facts: Vec<(String, String)> = if b.facts == 0 {
             Vec::new()
         } else {
             important_fields(a, b.facts)
                 .into_iter()
-                .map(|(n, v)| (n, truncate(&v, b.fact_value)))
+                .map(|(n, v)| (esc(&n), cut(&esc(&v), b.fact_value, entities)))
                 .collect()
         };
-        let title = truncate(&format!("{}: {}", a.priority, a.rule), 300);
+        let title = cut(&format!("{}: {}", a.priority, esc(&a.rule)), 300, entities);
         let mut footer = vec![a.time.to_string()];
         if let Some(h) = &a.hostname {
-            footer.insert(0, format!("host {h}"));
+            footer.insert(0, format!("host {}", esc(h)));
         }
         if !a.tags.is_empty() {
-            footer.push(format!("tags {}", a.tags.join(", ")));
+            footer.push(format!("tags {}", esc(&a.tags.join(", "))));
         }
-        footer.push(format!("id {}", e.id()));
-        let output = truncate(&a.output, b.output);
+        footer.push(format!("id {}", esc(e.id())));
+        let footer = cut(&footer.join(" · "), 1000, entities);
+        let output = cut(&esc(&a.output), b.output, entities);
         match self.format {
             TeamsFormat::Adaptive => {
                 let mut body = vec![
@@ -136,7 +211,7 @@ impl TeamsEncoder {
                 if !facts.is_empty() {
                     body.push(json!({"type": "FactSet", "facts": facts.iter().map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}));
                 }
-                body.push(json!({"type": "TextBlock", "text": truncate(&footer.join(" · "), 1000), "isSubtle": true, "size": "Small", "wrap": true}));
+                body.push(json!({"type": "TextBlock", "text": footer, "isSubtle": true, "size": "Small", "wrap": true}));
                 json!({
                     "type": "message",
                     "attachments": [{
@@ -155,13 +230,13 @@ impl TeamsEncoder {
             TeamsFormat::Messagecard => json!({
                 "@type": "MessageCard",
                 "@context": "https://schema.org/extensions",
-                "summary": truncate(&title, 200),
+                "summary": cut(&title, 200, entities),
                 "themeColor": color(a.priority).trim_start_matches('#'),
                 "title": title,
                 "sections": [{
                     "text": output,
                     "facts": facts.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
-                    "activitySubtitle": truncate(&footer.join(" · "), 1000)
+                    "activitySubtitle": footer
                 }]
             }),
         }

@@ -227,7 +227,7 @@ impl Containers {
         }
         let entry = match found {
             Some(info) => {
-                tracing::debug!(container = %id, name = %info.name, image = %info.image, "container known");
+                tracing::debug!(container = %id, name = ?info.name, image = ?info.image, "container known");
                 Entry::Known(Arc::new(info))
             }
             None => Entry::Unknown(Instant::now()),

@@ -108,7 +108,7 @@ struct LogRetries<'a> {
 
 impl AttemptObserver for LogRetries<'_> {
     fn retrying(&self, failure: &Failure, alerts: usize) {
-        tracing::debug!(gateway = %self.url, status = ?failure.status, reason = %failure.reason, alerts, "retrying");
+        tracing::debug!(gateway = %self.url, status = ?failure.status, reason = ?failure.reason, alerts, "retrying");
     }
 }
 
@@ -146,7 +146,7 @@ async fn send_all(
                     rule = ?envelope.alert.rule,
                     uuid = ?envelope.id(),
                     attempts,
-                    reason = %failure.reason,
+                    reason = ?failure.reason,
                     "a gateway did not take an alert"
                 );
             }
