@@ -91,26 +91,32 @@ async fn a_fifo_retry_of_the_same_alert_is_delivered_once() {
     let moto = Moto::start().await;
     let arn = moto.create_topic("falco.fifo").await;
     let queue = moto.subscribe_queue(&arn, "responders.fifo").await;
-    let gw = GatewayProcess::start_with_env(
-        tmp.path(),
-        &sns_config(&moto, &arn, "    message_group_id: \"{hostname}\"\n"),
-        &AWS_ENV,
-    )
-    .await;
-    // A sender retrying the same alert (same uuid), and another alert.
+    // Two gateways given the same alert (a sensor with two --gateway URLs): each publishes it
+    // with the same uuid, and the FIFO topic keeps one. (One gateway stores a uuid only once,
+    // so a sender's retry to the same gateway never reaches SNS twice.)
+    let config = sns_config(&moto, &arn, "    message_group_id: \"{hostname}\"\n");
+    let first = GatewayProcess::start_with_env(&tmp.path().join("a"), &config, &AWS_ENV).await;
+    let second = GatewayProcess::start_with_env(&tmp.path().join("b"), &config, &AWS_ENV).await;
     let mut a = falco_alert("Terminal shell in container", "Notice", &[]);
     a["uuid"] = "fifo-1".into();
     let mut b = falco_alert("Terminal shell in container", "Notice", &[]);
     b["uuid"] = "fifo-2".into();
-    for body in [&a, &a, &b] {
+    let sent = series("peregrine_output_sent_total", "aws", "sns");
+    for (gw, body, published) in [
+        (&first, &a, 1.0),
+        (&first, &a, 1.0),
+        (&second, &a, 1.0),
+        (&first, &b, 2.0),
+    ] {
         assert_eq!(gw.post(body).await.status(), 200);
+        gw.wait_metric(&sent, published, Duration::from_secs(30))
+            .await;
     }
-    gw.wait_metric(
-        &series("peregrine_output_sent_total", "aws", "sns"),
-        3.0,
-        Duration::from_secs(30),
-    )
-    .await;
+    assert_eq!(
+        first.metric(&sent).await,
+        2.0,
+        "the retry to one gateway was stored once"
+    );
     assert_eq!(moto.notifications(&arn).await.len(), 3, "three publishes");
     let bodies = moto.drain_queue(&queue).await;
     let uuids: Vec<String> = bodies
