@@ -69,42 +69,28 @@ impl CursorFile {
         } else {
             None
         };
-        let created = !path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
         let (generation, state) = match existing {
             Some(found) => found,
-            None if created => (0, CursorState::at(initial)),
+            None if !path.exists() => (0, CursorState::at(initial)),
             None => {
                 tracing::warn!(path = %path.display(), "cursor file unreadable; starting from the oldest retained alert");
                 (0, CursorState::at(Position::default()))
             }
         };
-        // (Re)lay out the file for this capacity, writing the state into both slots.
-        file.set_len(0)?;
-        let mut header = [0u8; HEADER as usize];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..].copy_from_slice(&slot_size.to_le_bytes());
-        file.write_at(&header, 0)?;
-        let mut cursor = CursorFile {
+        // A smaller capacity than before: resend rather than skip (see `store`).
+        let state = if state.outstanding.len() > capacity {
+            CursorState::at(state.committed)
+        } else {
+            state
+        };
+        let file = replace(path, slot_size, generation, &state)?;
+        let cursor = CursorFile {
             file,
             slot_size,
             capacity,
-            generation,
-            state: CursorState::default(),
+            generation: generation + 2,
+            state,
         };
-        cursor.store(&state)?;
-        cursor.store(&state)?;
-        cursor.sync()?;
-        if created {
-            if let Some(dir) = path.parent() {
-                super::segments::sync_dir(dir)?;
-            }
-        }
         Ok(cursor)
     }
 
@@ -137,6 +123,35 @@ impl CursorFile {
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+}
+
+/// Lays the file out afresh for `slot_size` with `state` in both slots, atomically: written to a
+/// temporary file, fsync'd, renamed over `path`, and the directory fsync'd. A crash at any
+/// moment leaves either the old file or the new one, never a half-written cursor (which would
+/// replay the whole backlog).
+fn replace(path: &Path, slot_size: u64, generation: u64, state: &CursorState) -> io::Result<File> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = Path::new(&tmp_name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)?;
+    let mut header = [0u8; HEADER as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&slot_size.to_le_bytes());
+    file.write_at(&header, 0)?;
+    for g in [generation + 1, generation + 2] {
+        file.write_at(&encode(g, state), HEADER + (g % 2) * slot_size)?;
+    }
+    file.sync_all()?;
+    std::fs::rename(tmp, path)?;
+    if let Some(dir) = path.parent() {
+        super::segments::sync_dir(dir)?;
+    }
+    Ok(file)
 }
 
 fn read_state(path: &Path) -> io::Result<Option<(u64, CursorState)>> {
@@ -238,6 +253,26 @@ mod tests {
         file.write_at(&[0xff; 4], newer + 8).unwrap();
         let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
         assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
+    }
+
+    #[test]
+    fn a_crash_while_the_file_is_replaced_keeps_the_old_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("out.cursor");
+        let mut c = CursorFile::open_or_create(&path, p(0), 4).unwrap();
+        c.store(&state(5, 8, &[6])).unwrap();
+        drop(c);
+        // The replacement was being written when the process died: a torn temporary file.
+        std::fs::write(tmp.path().join("out.cursor.tmp"), b"PGCURS01\x00\x01").unwrap();
+        let c = CursorFile::open_or_create(&path, p(0), 4).unwrap();
+        assert_eq!(c.state(), &state(5, 8, &[6]));
+        // The replacement itself never truncates the cursor in place.
+        let before = std::fs::metadata(&path).unwrap();
+        drop(c);
+        let _c = CursorFile::open_or_create(&path, p(0), 4).unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(before.ino(), after.ino(), "a new file was renamed into place");
     }
 
     #[test]
