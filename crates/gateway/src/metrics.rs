@@ -34,6 +34,7 @@ pub struct Metrics {
     pub spool_segments: IntGauge,
     pub spool_commits: IntCounter,
     pub spool_records: IntCounter,
+    pub spool_corrupt: IntCounter,
     pub kafka_lag: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -190,6 +191,10 @@ impl Metrics {
             spool_records: single_counter(
                 "peregrine_spool_records_total",
                 "Alerts written by group commits.",
+            ),
+            spool_corrupt: single_counter(
+                "peregrine_spool_corrupt_records_total",
+                "Stored records lost to damage on disk (found at recovery or while reading); the intact records around them are kept.",
             ),
             config_reloads: counter(
                 &r,

@@ -272,7 +272,11 @@ mod tests {
         let _c = CursorFile::open_or_create(&path, p(0), 4).unwrap();
         let after = std::fs::metadata(&path).unwrap();
         use std::os::unix::fs::MetadataExt;
-        assert_ne!(before.ino(), after.ino(), "a new file was renamed into place");
+        assert_ne!(
+            before.ino(),
+            after.ino(),
+            "a new file was renamed into place"
+        );
     }
 
     #[test]

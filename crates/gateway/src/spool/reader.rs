@@ -162,7 +162,9 @@ impl DiskReader {
                         self.next.offset += len as u64;
                         self.next.seq += 1;
                     }
-                    Decoded::Incomplete if n < available => {
+                    // More of the segment than this read holds: read on. (A short read, the
+                    // file ending before the segment does, is damage: handled below.)
+                    Decoded::Incomplete if n == want && n < available => {
                         if at == 0 {
                             // A record larger than this read: read all of it next time round.
                             need = declared_len(&self.buf[..n]).unwrap_or(record::HEADER_LEN);
@@ -176,7 +178,7 @@ impl DiskReader {
                 }
             }
             if damaged {
-                self.skip_damaged_segment(segment, end);
+                self.skip_damage(segment, segment_end, end)?;
             }
         }
         Ok(records)
@@ -212,21 +214,38 @@ impl DiskReader {
         Ok(&self.open.as_ref().expect("just opened").1)
     }
 
-    /// Damage inside a sealed segment (disk corruption): log it loudly and continue with the next
-    /// segment rather than stall every output forever.
-    fn skip_damaged_segment(&mut self, segment: Position, end: Position) {
-        let next = {
-            let segments = self.shared.segments.read().expect("segments lock");
-            segments.range(segment.offset + 1..).next().map(|(_, s)| *s)
+    /// Damage at the read position (disk corruption): skip to the next intact record of the
+    /// segment (or, if none is left, to the next segment), counting what was lost, rather than
+    /// stall every output forever or drop the intact records after the damage.
+    fn skip_damage(
+        &mut self,
+        segment: Position,
+        segment_end: u64,
+        end: Position,
+    ) -> io::Result<()> {
+        let mut rest = vec![0u8; (segment_end - self.next.offset) as usize];
+        let file_offset = self.next.offset - segment.offset;
+        let n = read_full_at(self.file_for(segment)?, &mut rest, file_offset)?;
+        let to = match record::resync(&rest[..n], self.next.seq) {
+            Some((skip, header)) => Position {
+                offset: self.next.offset + skip as u64,
+                seq: header.seq,
+            },
+            None => {
+                let segments = self.shared.segments.read().expect("segments lock");
+                segments
+                    .range(segment.offset + 1..)
+                    .next()
+                    .map_or(end, |(_, s)| *s)
+            }
         };
-        let to = next.unwrap_or(end);
-        tracing::error!(
-            segment = segment.offset,
-            at = self.next.offset,
-            lost_records = to.seq.saturating_sub(self.next.seq),
-            "damaged spool record; skipping to the next segment"
+        self.shared.note_corrupt(
+            self.next.offset,
+            to.offset,
+            to.seq.saturating_sub(self.next.seq),
         );
         self.next = to;
+        Ok(())
     }
 }
 

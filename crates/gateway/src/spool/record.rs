@@ -82,6 +82,25 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// After damage at the start of `buf`, the next intact record: the first offset (from 1) where a
+/// record decodes whole with a seq at least `min_seq`, and no larger than the records `buf`
+/// could hold after it (each takes at least [`HEADER_LEN`] bytes). The seq is checked before
+/// the checksum, so scanning garbage costs little; with both, a false match is out of reach.
+pub fn resync(buf: &[u8], min_seq: u64) -> Option<(usize, Header)> {
+    let max_seq = min_seq + (buf.len() / HEADER_LEN) as u64;
+    (1..buf.len().saturating_sub(HEADER_LEN - 1)).find_map(|at| {
+        let rest = &buf[at..];
+        let seq = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
+        if !(min_seq..=max_seq).contains(&seq) {
+            return None;
+        }
+        match decode(rest) {
+            Decoded::Record { header, .. } => Some((at, header)),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +135,28 @@ mod tests {
             decode(&damaged),
             Decoded::Corrupt("record checksum mismatch")
         );
+    }
+
+    #[test]
+    fn resync_finds_the_next_intact_record_after_damage() {
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for seq in 10..15 {
+            starts.push(buf.len());
+            let h = Header {
+                seq,
+                accepted_at_ns: 1,
+                flags: 0,
+            };
+            encode(&mut buf, h, format!("{{\"n\":{seq}}}").as_bytes());
+        }
+        // Flip a byte inside record 11: record 12 is the next intact one.
+        buf[starts[1] + HEADER_LEN + 2] ^= 0x40;
+        let (at, header) = resync(&buf[starts[1]..], 11).unwrap();
+        assert_eq!((starts[1] + at, header.seq), (starts[2], 12));
+        // Nothing intact after the last record's damage.
+        let last = *starts.last().unwrap();
+        buf[last + 3] ^= 1;
+        assert_eq!(resync(&buf[last..], 14), None);
     }
 }

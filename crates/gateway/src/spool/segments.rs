@@ -50,7 +50,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// What recovery found at the end of the last segment.
+/// What recovery found in the last segment.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Recovered {
     /// Position after the last complete record.
@@ -58,22 +58,46 @@ pub struct Recovered {
     /// Bytes after it that were cut off: a write that never completed (its request was never
     /// answered, so nothing acknowledged is lost).
     pub discarded: u64,
+    /// Damaged records skipped in the middle (intact records followed them, and were kept).
+    pub corrupt: Vec<Damage>,
 }
 
-/// Scans the last segment, truncating an incomplete or damaged tail.
+/// Damaged bytes between intact records, and how many records they held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// Log offsets of the damaged bytes, `from..to`.
+    pub from: u64,
+    pub to: u64,
+    pub records: u64,
+}
+
+/// Scans the last segment. Damage followed by intact records costs only the damaged records;
+/// damage at the very end is a torn write and is cut off.
 pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
     let p = path(dir, start);
     let mut bytes = Vec::new();
     File::open(&p)?.read_to_end(&mut bytes)?;
     let mut at = 0usize;
     let mut seq = start.seq;
+    let mut corrupt = Vec::new();
     while at < bytes.len() {
         match record::decode(&bytes[at..]) {
             Decoded::Record { header, len, .. } if header.seq == seq => {
                 at += len;
                 seq += 1;
             }
-            _ => break,
+            _ => match record::resync(&bytes[at..], seq) {
+                Some((skip, next)) => {
+                    corrupt.push(Damage {
+                        from: start.offset + at as u64,
+                        to: start.offset + (at + skip) as u64,
+                        records: next.seq - seq,
+                    });
+                    at += skip;
+                    seq = next.seq;
+                }
+                None => break,
+            },
         }
     }
     let discarded = (bytes.len() - at) as u64;
@@ -88,6 +112,7 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
             seq,
         },
         discarded,
+        corrupt,
     })
 }
 
@@ -139,6 +164,7 @@ mod tests {
             }
         );
         assert_eq!(got.discarded, 3);
+        assert!(got.corrupt.is_empty());
         assert_eq!(
             fs::metadata(path(tmp.path(), start)).unwrap().len(),
             whole as u64
