@@ -33,6 +33,10 @@ use crate::spool::SpoolOptions;
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:2801";
 
 /// A validated configuration.
+/// The largest `max_body_bytes`: a spool record holds at most 64 MiB, and the stored form of an
+/// alert (with its uuid and custom fields) can be larger than the body that carried it.
+const MAX_BODY_BYTES: usize = 32 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -185,6 +189,15 @@ impl Config {
         if max_body_bytes == 0 {
             errors.push("max_body_bytes", "must be greater than 0");
         }
+        if max_body_bytes > MAX_BODY_BYTES {
+            errors.push(
+                "max_body_bytes",
+                format!(
+                    "must be at most {}MiB: one alert is one spool record, and records are at most 64MiB",
+                    MAX_BODY_BYTES >> 20
+                ),
+            );
+        }
 
         let tls = errors
             .section::<TlsFiles>("tls", root.remove("tls"))
@@ -217,15 +230,29 @@ impl Config {
         let raw_spool = errors
             .section::<RawSpool>("spool", root.remove("spool"))
             .unwrap_or_default();
+        let max_bytes = raw_spool.max_bytes.map_or(1 << 30, |b| b.0 as u64);
         let spool = SpoolOptions {
             dir: raw_spool
                 .dir
                 .unwrap_or_else(|| PathBuf::from("./data/spool")),
-            max_bytes: raw_spool.max_bytes.map_or(1 << 30, |b| b.0 as u64),
-            segment_bytes: raw_spool.segment_bytes.map_or(64 << 20, |b| b.0 as u64),
+            max_bytes,
+            // Space comes back a whole segment at a time, so a segment is a small part of the
+            // spool (the writer also starts a new one when the spool is full, so that the one
+            // it was writing can be released once the outputs are past it).
+            segment_bytes: raw_spool
+                .segment_bytes
+                .map_or((max_bytes / 8).clamp(1, 64 << 20), |b| b.0 as u64),
         };
         if spool.segment_bytes == 0 {
             errors.push("spool.segment_bytes", "must be greater than 0");
+        } else if spool.segment_bytes > max_bytes / 4 {
+            errors.push(
+                "spool.segment_bytes",
+                format!(
+                    "must be at most a quarter of spool.max_bytes ({}): space is freed a whole segment at a time",
+                    max_bytes / 4
+                ),
+            );
         }
         if spool.max_bytes < max_body_bytes as u64 {
             errors.push(

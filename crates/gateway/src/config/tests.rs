@@ -326,3 +326,22 @@ inputs:
     assert!(at("inputs[5]: must be a mapping"), "{p:?}");
     assert_eq!(p.len(), 6, "{p:?}");
 }
+
+#[test]
+fn segments_fit_the_spool_and_bodies_fit_a_record() {
+    let spool = |text: &str| Config::parse(text, &env).unwrap().spool;
+    // Left out, a segment is an eighth of the spool, at most 64 MiB.
+    assert_eq!(
+        spool("spool: { max_bytes: 1MiB }\noutputs: []\n").segment_bytes,
+        128 << 10
+    );
+    assert_eq!(spool("outputs: []\n").segment_bytes, 64 << 20);
+    assert_eq!(
+        problems("spool: { max_bytes: 1MiB, segment_bytes: 512KiB }\noutputs: []\n"),
+        ["spool.segment_bytes: must be at most a quarter of spool.max_bytes (262144): space is freed a whole segment at a time"]
+    );
+    assert_eq!(
+        problems("max_body_bytes: 100MiB\nspool: { max_bytes: 1GiB }\nlimits: { inflight_body_bytes: 1GiB }\noutputs: []\n"),
+        ["max_body_bytes: must be at most 32MiB: one alert is one spool record, and records are at most 64MiB"]
+    );
+}

@@ -224,6 +224,11 @@ fn outcome(stored: Result<usize, AppendError>) -> Result<usize, Rejection> {
             retry_after: Some(FULL_RETRY_AFTER_SECS),
             ..Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "spool_full", e.to_string())
         }),
+        Err(e @ AppendError::TooLarge(_)) => Err(Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            e.to_string(),
+        )),
         Err(e) => {
             tracing::error!(error = %e, "could not store alerts");
             Err(Rejection::new(
@@ -363,6 +368,9 @@ fn refresh_gauges(app: &AppState) {
         .inc_by(commits.saturating_sub(m.spool_commits.get()));
     m.spool_records
         .inc_by(records.saturating_sub(m.spool_records.get()));
+    let corrupt = app.intake.spool.corrupt_records();
+    m.spool_corrupt
+        .inc_by(corrupt.saturating_sub(m.spool_corrupt.get()));
 }
 
 #[cfg(test)]

@@ -383,6 +383,21 @@ async fn store(
         match result {
             Ok(()) => {}
             Err(AppendError::Closed) => return false,
+            Err(e @ AppendError::TooLarge(_)) => {
+                // Cannot be stored however long we wait (messages are held to max_body_bytes,
+                // so only enormous custom fields get here): refuse the part, as POST / would.
+                tracing::error!(error = %e, "alerts from Kafka refused");
+                intake
+                    .metrics
+                    .rejected
+                    .with_label_values(&["body_too_large"])
+                    .inc();
+                if raw_stored {
+                    full_stored = true;
+                } else {
+                    raw_stored = true;
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot store alerts from Kafka yet; consumption waits");
                 tokio::select! {

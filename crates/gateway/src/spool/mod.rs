@@ -33,7 +33,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -68,6 +68,8 @@ pub enum AppendError {
     Io(String),
     #[error("the spool is shutting down")]
     Closed,
+    #[error("an alert of {0} bytes is larger than a spool record can hold (64 MiB)")]
+    TooLarge(usize),
 }
 
 struct Shared {
@@ -87,10 +89,26 @@ struct Shared {
     /// Group commits made and records they wrote, to show how well group commit batches.
     commits: AtomicU64,
     records: AtomicU64,
+    /// Damaged byte ranges found (by start offset), each counted once however many readers
+    /// meet it: the records they held are lost.
+    corrupt: Mutex<BTreeMap<u64, u64>>,
     _lock: File,
 }
 
 impl Shared {
+    /// Records damage at log offsets `from..to` holding `records` records, once.
+    fn note_corrupt(&self, from: u64, to: u64, records: u64) {
+        let mut corrupt = self.corrupt.lock().expect("corrupt lock");
+        if corrupt.insert(from, records).is_none() {
+            tracing::error!(
+                from,
+                to,
+                lost_records = records,
+                "damaged spool records skipped; the intact records around them are kept"
+            );
+        }
+    }
+
     fn head(&self) -> Position {
         let segments = self.segments.read().expect("segments lock");
         segments.values().next().copied().unwrap_or_default()
@@ -150,8 +168,12 @@ impl Spool {
             arriving: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            corrupt: Mutex::default(),
             _lock: lock,
         });
+        for d in &recovered.corrupt {
+            shared.note_corrupt(d.from, d.to, d.records);
+        }
         let appends = writer::start(
             shared.clone(),
             writer::ActiveSegment {
@@ -178,6 +200,16 @@ impl Spool {
             spool: self,
             announced: true,
         }
+    }
+
+    /// Records lost to damage found so far (at recovery or by readers).
+    pub fn corrupt_records(&self) -> u64 {
+        self.shared
+            .corrupt
+            .lock()
+            .expect("corrupt lock")
+            .values()
+            .sum()
     }
 
     /// The end of the durable log.
@@ -285,6 +317,13 @@ pub struct PendingAppend<'a> {
 
 impl PendingAppend<'_> {
     pub async fn append(mut self, records: Vec<NewRecord>) -> Result<Position, AppendError> {
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.payload.len() > record::MAX_PAYLOAD)
+        {
+            self.withdraw();
+            return Err(AppendError::TooLarge(r.payload.len()));
+        }
         let (reply, answer) = oneshot::channel();
         let sent = self
             .spool

@@ -58,6 +58,7 @@ pub(super) fn start(
         active,
         segment_bytes,
         buf: Vec::with_capacity(1 << 20),
+        rotate_when_full: false,
     };
     std::thread::Builder::new()
         .name("spool-writer".into())
@@ -70,6 +71,8 @@ struct Writer {
     active: ActiveSegment,
     segment_bytes: u64,
     buf: Vec<u8>,
+    /// An append was refused as full: start a new segment before the next one.
+    rotate_when_full: bool,
 }
 
 impl Writer {
@@ -106,7 +109,8 @@ impl Writer {
             }
             return;
         }
-        if self.active.len >= self.segment_bytes {
+        let full_behind_active = self.rotate_when_full && self.active.len > 0;
+        if self.active.len >= self.segment_bytes || full_behind_active {
             if let Err(e) = self.rotate() {
                 tracing::error!(error = %e, "could not start a new spool segment");
                 for request in group {
@@ -132,6 +136,9 @@ impl Writer {
             let used = end.offset - head;
             if used + bytes > max {
                 let _ = request.reply.send(Err(AppendError::Full { used, max }));
+                // The segment being written is never released; start another so that it can be
+                // once the outputs are past it, or a spool full of delivered alerts stays full.
+                self.rotate_when_full = true;
                 continue;
             }
             for r in &request.records {
@@ -192,6 +199,7 @@ impl Writer {
             .expect("segments lock")
             .insert(start.offset, start);
         self.active = ActiveSegment { file, len: 0 };
+        self.rotate_when_full = false;
         Ok(())
     }
 }
