@@ -49,3 +49,146 @@ async fn a_small_spool_with_default_segments_never_wedges() {
     hook.wait_for(total, Duration::from_secs(60)).await;
     println!("small spool: {total} alerts (~{} MiB) through a 1 MiB spool, {refused} requests answered 503 while the output caught up", (total * 600) >> 20);
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Posts one alert; its uuid when the gateway accepted it.
+async fn post_one(client: &reqwest::Client, gw: &GatewayProcess, i: usize) -> Option<String> {
+    let mut alert = falco_alert(&format!("disk full {i}"), "Warning", &[]);
+    alert["output"] = "padding ".repeat(150).into();
+    let uuid = format!("enospc-{i:05}");
+    alert["uuid"] = uuid.clone().into();
+    let answer = client
+        .post(format!("{}/", gw.base))
+        .json(&alert)
+        .send()
+        .await
+        .ok()?;
+    (answer.status() == 200).then_some(uuid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: mounts a small tmpfs in a private mount namespace (make test runs it as root)"]
+async fn a_full_disk_loses_nothing_and_ingest_resumes_by_itself() {
+    assert!(is_root());
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = tmp.path().join("fs");
+    std::fs::create_dir_all(&fs).unwrap();
+    let good = Receiver::ok().await;
+    let bad = Receiver::scripted(|_, _| peregrine_e2e::receiver::Reply::status(400)).await;
+    let config = format!(
+        "spool: {{ dir: \"{}\", max_bytes: 64MiB, segment_bytes: 256KiB }}\noutputs:\n  - {{ name: good, type: webhook, url: \"{}\" }}\n  - {{ name: bad, type: webhook, url: \"{}\" }}\n",
+        fs.join("spool").display(),
+        good.url("/"),
+        bad.url("/")
+    );
+    // A 4 MiB file system, 3 MiB of it taken: the spool and the dead letters share what is left.
+    let script = "mount -t tmpfs -o size=4m tmpfs \"$0\" && head -c 3145728 /dev/zero > \"$0/filler\" && exec \"$@\"";
+    let launch = peregrine_e2e::gateway::Launch {
+        via: [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([fs.display().to_string()])
+        .collect(),
+        ..Default::default()
+    };
+    let gw = GatewayProcess::launch(tmp.path(), &config, launch).await;
+    let inside = |p: &std::path::Path| {
+        std::path::PathBuf::from(format!("/proc/{}/root", gw.pid()))
+            .join(p.strip_prefix("/").unwrap())
+    };
+
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    let mut i = 0;
+    // Until the disk is full: ingest answers 503, and nothing refused is stored.
+    while refused < 20 {
+        match post_one(&client, &gw, i).await {
+            Some(uuid) => accepted.push(uuid),
+            None => refused += 1,
+        }
+        i += 1;
+        assert!(i < 20_000, "the disk never filled");
+    }
+    let errors = "peregrine_dead_letter_write_errors_total{output=\"bad\",type=\"webhook\"}";
+    gw.wait_metric(errors, 1.0, Duration::from_secs(30)).await;
+    let full_at = Instant::now();
+
+    // Space comes back; nobody restarts anything.
+    std::fs::remove_file(inside(&fs.join("filler"))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(uuid) = post_one(&client, &gw, i).await {
+            accepted.push(uuid);
+            break;
+        }
+        i += 1;
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not resume:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resumed_after = full_at.elapsed();
+
+    // Every accepted alert reached the good output and the bad one's dead letters, once.
+    let delivered = good.wait_for(accepted.len(), Duration::from_secs(60)).await;
+    let mut got: Vec<String> = delivered
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    let mut want = accepted.clone();
+    want.sort();
+    assert_eq!(got, want, "the good output got every accepted alert");
+    let dead_letters = inside(&fs.join("spool/dead-letter/bad.jsonl"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dead: Vec<String> = loop {
+        let text = std::fs::read_to_string(&dead_letters).unwrap_or_default();
+        let uuids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("whole lines only")["alert"]
+                    ["uuid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if uuids.len() >= accepted.len() || Instant::now() > deadline {
+            break uuids;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut unique = dead.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique, want,
+        "every accepted alert is in the bad output's dead letters"
+    );
+    println!(
+        "disk full: {} alerts accepted, {refused} refused while full, {} duplicate dead letters, ingest resumed {resumed_after:?} after space came back",
+        accepted.len(),
+        dead.len() - unique.len()
+    );
+}

@@ -26,6 +26,9 @@ pub struct Launch<'a> {
     pub nofile: Option<u64>,
     /// Speak HTTPS with this client (the config has a `tls` block).
     pub tls_client: Option<reqwest::Client>,
+    /// A command that runs the gateway: it gets the gateway's path and arguments after its own
+    /// and must `exec` them (so the pid stays the gateway's), e.g. `unshare -m sh -c '…; exec "$@"'`.
+    pub via: Vec<String>,
 }
 
 impl GatewayProcess {
@@ -61,7 +64,14 @@ impl GatewayProcess {
         fs::write(&config_path, format!("{preamble}{config}")).unwrap();
         let log = dir.join(format!("gateway-{port}.log"));
         let stdout = dir.join(format!("gateway-{port}.stdout"));
-        let mut command = Command::new(bin("peregrine-gateway"));
+        let mut command = match launch.via.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("peregrine-gateway"));
+                c
+            }
+            None => Command::new(bin("peregrine-gateway")),
+        };
         command
             .arg("--config")
             .arg(&config_path)

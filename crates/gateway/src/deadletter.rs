@@ -59,8 +59,13 @@ impl DeadLetterFile {
             text.extend_from_slice(b"}\n");
         }
         let mut file = self.file.lock().expect("dead-letter lock");
-        file.write_all(&text)?;
-        file.sync_data()
+        // Whole or not at all: a failed write is cut back, so a retry never leaves half a line.
+        let before = file.metadata()?.len();
+        let written = file.write_all(&text).and_then(|()| file.sync_data());
+        if written.is_err() {
+            let _ = file.set_len(before);
+        }
+        written
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub spool_commits: IntCounter,
     pub spool_records: IntCounter,
     pub spool_corrupt: IntCounter,
+    pub panics: IntCounterVec,
+    pub dead_letter_write_errors: IntCounterVec,
     pub kafka_lag: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -192,6 +194,18 @@ impl Metrics {
                 "peregrine_spool_records_total",
                 "Alerts written by group commits.",
             ),
+            panics: counter(
+                &r,
+                "peregrine_output_panics_total",
+                "Batches during which the output panicked (a bug); retried, then dead-lettered with reason panic.",
+                &["output", "type"],
+            ),
+            dead_letter_write_errors: counter(
+                &r,
+                "peregrine_dead_letter_write_errors_total",
+                "Dead-letter writes that failed (disk full, I/O error) and will be tried again.",
+                &["output", "type"],
+            ),
             spool_corrupt: single_counter(
                 "peregrine_spool_corrupt_records_total",
                 "Stored records lost to damage on disk (found at recovery or while reading); the intact records around them are kept.",
@@ -264,6 +278,8 @@ impl Metrics {
             &self.filtered,
             &self.suppressed,
             &self.digests,
+            &self.panics,
+            &self.dead_letter_write_errors,
         ] {
             let _ = c.remove_label_values(&labels);
         }

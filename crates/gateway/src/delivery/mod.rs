@@ -9,6 +9,7 @@ mod storm;
 mod tracker;
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -134,6 +135,7 @@ impl Worker {
             status: self.status.clone(),
             labels: [self.status.name.clone(), self.status.kind.to_string()],
             logged: Mutex::new(HashSet::new()),
+            stop: stop.clone(),
         });
         let mut buffered: VecDeque<StoredRecord> = VecDeque::new();
         let mut digests: VecDeque<Alert> = VecDeque::new();
@@ -351,6 +353,37 @@ struct Delivering {
     /// Dead-letter reasons already logged at warn level: a misconfigured destination
     /// (`channel_not_found`) says so once, not once per alert.
     logged: Mutex<HashSet<String>>,
+    /// The worker's stop: a dead-letter write that keeps failing gives up only then.
+    stop: CancellationToken,
+}
+
+/// Tries at a batch that panicked before it is dead-lettered.
+const PANIC_ATTEMPTS: u32 = 3;
+
+/// A future that turns a panic into an error, so one batch's bug cannot pin its alerts.
+struct CatchPanic<'a, T>(std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>);
+
+impl<T> Future for CatchPanic<'_, T> {
+    type Output = Result<T, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                std::task::Poll::Ready(Err(message))
+            }
+        }
+    }
 }
 
 /// A bounded word for why an alert was dead-lettered: the output's code (`channel_not_found`),
@@ -374,19 +407,52 @@ impl AttemptObserver for Delivering {
 }
 
 impl Delivering {
+    /// Delivers `batch` and settles every alert in it: delivered, or dead-lettered. A panic in
+    /// the output (a bug) is retried [`PANIC_ATTEMPTS`] times, then the batch is dead-lettered
+    /// with reason `panic`: its alerts never stay pinned in the spool.
     async fn deliver(self: Arc<Self>, batch: Vec<Item>) {
         let n = batch.len() as i64;
         self.status.in_flight.fetch_add(n, Ordering::Relaxed);
         let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
-        let outcomes = deliver_with_retries(
-            self.output.as_ref(),
-            &envelopes,
-            &self.policy,
-            &self.status.gate,
-            self.as_ref(),
-        )
-        .await;
+        let mut outcomes = None;
+        for attempt in 1..=PANIC_ATTEMPTS {
+            let attempted = CatchPanic(Box::pin(deliver_with_retries(
+                self.output.as_ref(),
+                &envelopes,
+                &self.policy,
+                &self.status.gate,
+                self.as_ref(),
+            )))
+            .await;
+            match attempted {
+                Ok(o) => {
+                    outcomes = Some(o);
+                    break;
+                }
+                Err(message) => {
+                    tracing::error!(output = %self.status.name, attempt, panic = ?message, alerts = n, "the output panicked delivering a batch");
+                    self.metrics.panics.with_label_values(&self.labels).inc();
+                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                }
+            }
+        }
+        let outcomes = outcomes.unwrap_or_else(|| {
+            let failure = Failure::new(None, "the output panicked on every attempt at this batch")
+                .with_code("panic");
+            vec![
+                Outcome::DeadLetter {
+                    failure,
+                    attempts: PANIC_ATTEMPTS,
+                };
+                batch.len()
+            ]
+        });
+        self.settle(batch, outcomes).await;
+    }
 
+    /// Records each alert's fate and moves the cursor past the settled ones.
+    async fn settle(&self, batch: Vec<Item>, outcomes: Vec<Outcome>) {
+        let n = batch.len() as i64;
         let mut finished = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
         let now = now_ns();
@@ -452,8 +518,31 @@ impl Delivering {
         self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Writes dead letters durably; false (and the alerts stay pending) if that fails.
+    /// Writes dead letters durably, trying again (with backoff, counted) until it succeeds: a
+    /// full or failing disk delays the cursor, never drops the alerts and never pins them. False
+    /// only when the gateway stops first; the alerts then stay in the spool for the next start.
     async fn write_dead_letters(&self, dead: &[(&Item, &Failure, u32)]) -> bool {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self.try_write_dead_letters(dead).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::error!(output = %self.status.name, error = %e, path = %self.dead_letters.path().display(), retry_in = ?wait, "cannot write dead letters; the alerts stay in the spool until it works");
+                    self.metrics
+                        .dead_letter_write_errors
+                        .with_label_values(&self.labels)
+                        .inc();
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.stop.cancelled() => return false,
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn try_write_dead_letters(&self, dead: &[(&Item, &Failure, u32)]) -> std::io::Result<()> {
         let owned: Vec<(Option<u16>, String, u32, bytes::Bytes)> = dead
             .iter()
             .map(|(item, f, attempts)| {
@@ -479,16 +568,107 @@ impl Delivering {
             file.write(&entries)
         })
         .await;
-        match written {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::error!(output = %self.status.name, error = %e, path = %self.dead_letters.path().display(), "cannot write dead letters; the alerts stay in the spool");
-                false
+        written.map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use peregrine_outputs::Delivery;
+
+    use super::*;
+    use crate::spool::CursorFile;
+
+    /// An output with a bug: it panics on its first `panics` attempts, then delivers.
+    struct Buggy {
+        panics: u32,
+        calls: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Output for Buggy {
+        fn kind(&self) -> &'static str {
+            "webhook"
+        }
+
+        async fn deliver(&self, _batch: &[Envelope]) -> Delivery {
+            if self.calls.fetch_add(1, Ordering::Relaxed) < self.panics {
+                panic!("index out of bounds in the encoder");
             }
-            Err(e) => {
-                tracing::error!(output = %self.status.name, error = %e, "dead-letter task failed");
-                false
+            Delivery::Delivered
+        }
+    }
+
+    fn item(seq: u64) -> Item {
+        let mut alert = Alert::from_json(serde_json::json!({"output": "o", "priority": "Warning",
+            "rule": "r", "time": "2026-12-03T10:00:00Z", "output_fields": {}}))
+        .unwrap();
+        alert.uuid = Some(peregrine_engine::AlertId::generate());
+        Item {
+            position: Some(Position {
+                offset: seq * 100,
+                seq,
+            }),
+            accepted_at_ns: 0,
+            envelope: Envelope::new(alert),
+        }
+    }
+
+    fn delivering(dir: &std::path::Path, panics: u32) -> Arc<Delivering> {
+        let cursor = CursorFile::open_or_create(&dir.join("c"), Position::default(), 8).unwrap();
+        let status = Worker::status("hook", "webhook", Tracker::new(cursor));
+        {
+            let mut tracker = status.tracker.lock().unwrap();
+            for seq in 0..2 {
+                let next = Position {
+                    offset: (seq + 1) * 100,
+                    seq: seq + 1,
+                };
+                tracker.started(item(seq).position.unwrap(), next, 0);
             }
         }
+        Arc::new(Delivering {
+            output: Arc::new(Buggy {
+                panics,
+                calls: AtomicU32::new(0),
+            }),
+            policy: RetryPolicy::default(),
+            dead_letters: Arc::new(DeadLetterFile::open(&dir.join("dl.jsonl"), "hook").unwrap()),
+            metrics: Arc::new(Metrics::new()),
+            status,
+            labels: ["hook".into(), "webhook".into()],
+            logged: Mutex::new(HashSet::new()),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_panicked_is_tried_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = delivering(tmp.path(), 1);
+        d.clone().deliver(vec![item(0), item(1)]).await;
+        assert_eq!(d.status.committed().seq, 2, "both alerts settled");
+        assert_eq!(d.metrics.sent.with_label_values(&d.labels).get(), 2);
+        assert_eq!(d.metrics.panics.with_label_values(&d.labels).get(), 1);
+        assert_eq!(d.status.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_always_panics_is_dead_lettered_not_pinned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = delivering(tmp.path(), u32::MAX);
+        d.clone().deliver(vec![item(0), item(1)]).await;
+        assert_eq!(d.status.committed().seq, 2, "the cursor moves past them");
+        let lines = std::fs::read_to_string(tmp.path().join("dl.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 2);
+        assert!(lines.contains("the output panicked on every attempt"));
+        let reason = d
+            .metrics
+            .dead_lettered_by_reason
+            .with_label_values(&["hook", "webhook", "panic"])
+            .get();
+        assert_eq!(reason, 2);
     }
 }
