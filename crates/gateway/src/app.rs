@@ -35,6 +35,8 @@ pub enum GatewayError {
     Bind { addr: SocketAddr, cause: io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(io::Error),
+    #[error("the spool writer stopped; exiting so that a supervisor restarts the gateway on what is on disk")]
+    WriterStopped,
 }
 
 /// A gateway that is listening.
@@ -161,23 +163,35 @@ async fn serve(
         state.connections.clone(),
         stop.clone(),
     );
+    let writer_stopped = state.intake.spool.writer_stopped();
     let signal = async {
-        shutdown.await;
-        tracing::info!("shutting down: no new requests");
-        stop.cancel();
+        tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutting down: no new requests");
+                false
+            }
+            _ = writer_stopped => {
+                tracing::error!("the spool writer stopped: shutting down");
+                true
+            }
+        }
     };
     // A client holding a keep-alive connection open must not hold up the exit.
     tokio::pin!(server);
-    tokio::select! {
-        _ = &mut server => {}
-        _ = signal => {}
-    }
+    let failed = tokio::select! {
+        _ = &mut server => false,
+        failed = signal => failed,
+    };
+    stop.cancel();
     tokio::select! {
         _ = server => {}
         _ = tokio::time::sleep(grace) => {}
     }
     reloader.stop_all().await;
     tracing::info!("gateway stopped; undelivered alerts stay in the spool");
+    if failed {
+        return Err(GatewayError::WriterStopped);
+    }
     Ok(())
 }
 

@@ -81,7 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", post(ingest))
         .route("/test", post(test_alert))
         .route("/ping", get(|| async { "pong" }))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -307,6 +307,19 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "peregrine-gateway".to_string())
+}
+
+/// Alive unless the spool's writer thread died (then nothing can be stored until a restart).
+async fn health(State(app): State<Arc<AppState>>) -> Response {
+    if app.intake.spool.writer_alive() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failed", "reason": "the spool writer stopped"})),
+        )
+            .into_response()
+    }
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> Response {

@@ -232,6 +232,17 @@ impl Spool {
     }
 
     /// False once a write could not be made durable.
+    /// Whether the writer thread runs. When it does not (it panicked), nothing can be stored
+    /// until a restart: `/healthz` says so and the gateway exits.
+    pub fn writer_alive(&self) -> bool {
+        !self.appends.is_closed()
+    }
+
+    /// Resolves when the writer thread has stopped.
+    pub async fn writer_stopped(&self) {
+        self.appends.closed().await
+    }
+
     pub fn is_writable(&self) -> bool {
         !self.shared.failed.load(Ordering::Relaxed) && !self.appends.is_closed()
     }

@@ -346,3 +346,23 @@ async fn a_full_spool_of_delivered_alerts_takes_appends_again() {
         "the spool takes alerts again once its outputs caught up"
     );
 }
+
+#[tokio::test]
+async fn a_dead_writer_refuses_appends_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&options(tmp.path(), 1 << 20)).unwrap();
+    spool.append(vec![rec(0)]).await.unwrap();
+    assert!(spool.writer_alive() && spool.is_writable());
+    let killed = spool
+        .append(vec![NewRecord {
+            payload: writer::tests::PANIC.to_vec(),
+            flags: 0,
+        }])
+        .await;
+    assert_eq!(killed, Err(AppendError::Closed));
+    tokio::time::timeout(Duration::from_secs(5), spool.writer_stopped())
+        .await
+        .expect("the writer's end is noticed");
+    assert!(!spool.writer_alive() && !spool.is_writable());
+    assert_eq!(spool.append(vec![rec(1)]).await, Err(AppendError::Closed));
+}

@@ -62,7 +62,16 @@ pub(super) fn start(
     };
     std::thread::Builder::new()
         .name("spool-writer".into())
-        .spawn(move || writer.run(rx))?;
+        .spawn(move || {
+            let shared = writer.shared.clone();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(rx)));
+            if ran.is_err() {
+                // The receiver is gone with the panic: appends fail, the probes say so, and the
+                // gateway exits for its supervisor to restart it on what is on disk.
+                shared.failed.store(true, Ordering::Relaxed);
+                tracing::error!("the spool writer panicked; the spool takes no more alerts");
+            }
+        })?;
     Ok(tx)
 }
 
@@ -95,6 +104,10 @@ impl Writer {
                         std::thread::yield_now();
                     }
                 }
+            }
+            #[cfg(test)]
+            if group.iter().any(|r| r.records.iter().any(|r| r.payload == tests::PANIC)) {
+                panic!("the test asked the writer to fail");
             }
             self.commit(group);
         }
@@ -202,4 +215,10 @@ impl Writer {
         self.rotate_when_full = false;
         Ok(())
     }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    /// A payload that makes the writer thread panic, to test what happens when it dies.
+    pub const PANIC: &[u8] = b"__spool_writer_panic__";
 }
