@@ -82,7 +82,7 @@ impl Gateway {
             stop.clone(),
         );
         outputs
-            .apply(&config.outputs, config.shutdown_grace)
+            .apply(&config.outputs, config.shutdown_grace, config.dead_letter)
             .await?;
         note_stale_cursors(&spool, &config);
         let statuses = outputs.statuses();

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::deadletter::DeadLetterLimits;
 use crate::delivery::StormConfig;
 use crate::http::limits::{Limits, RawLimits};
 use crate::http::tls::{ListenerTls, TlsFiles};
@@ -51,6 +52,8 @@ pub struct Config {
     pub custom_fields: Map<String, Value>,
     /// How long in-flight deliveries may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How much each output's dead-letter files may hold.
+    pub dead_letter: DeadLetterLimits,
     pub outputs: Vec<OutputConfig>,
     /// Where alerts come from besides `POST /`.
     pub inputs: Vec<InputConfig>,
@@ -147,8 +150,9 @@ impl Config {
             interpolate(value, key, env, &mut errors);
         }
 
-        const KEYS: [&str; 10] = [
+        const KEYS: [&str; 11] = [
             "listen",
+            "dead_letter",
             "tls",
             "limits",
             "max_body_bytes",
@@ -277,6 +281,26 @@ impl Config {
             .section::<ConfigDuration>("shutdown_grace", root.remove("shutdown_grace"))
             .map_or(Duration::from_secs(10), |d| d.0);
 
+        let raw_dead_letter = errors
+            .section::<RawDeadLetter>("dead_letter", root.remove("dead_letter"))
+            .unwrap_or_default();
+        let defaults = DeadLetterLimits::default();
+        let dead_letter = DeadLetterLimits {
+            max_bytes: raw_dead_letter
+                .max_bytes
+                .map_or(defaults.max_bytes, |b| b.0 as u64),
+            max_files: raw_dead_letter.max_files.unwrap_or(defaults.max_files),
+        };
+        if dead_letter.max_files < 2 {
+            errors.push(
+                "dead_letter.max_files",
+                "must be at least 2 (the file being written and one rotated)",
+            );
+        }
+        if dead_letter.max_bytes < 1 << 20 {
+            errors.push("dead_letter.max_bytes", "must be at least 1MiB");
+        }
+
         let mut outputs: Vec<OutputConfig> = Vec::new();
         match root.remove("outputs") {
             None | Some(Value::Null) => {}
@@ -329,6 +353,7 @@ impl Config {
             spool,
             custom_fields,
             shutdown_grace,
+            dead_letter,
             outputs,
             inputs,
             inputs_fingerprint,
@@ -357,6 +382,13 @@ fn short_sha256(bytes: &[u8]) -> String {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     bearer_token: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadLetter {
+    max_bytes: Option<ByteSize>,
+    max_files: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

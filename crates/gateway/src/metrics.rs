@@ -36,6 +36,7 @@ pub struct Metrics {
     pub spool_records: IntCounter,
     pub spool_corrupt: IntCounter,
     pub panics: IntCounterVec,
+    pub dead_letter_bytes: IntGaugeVec,
     pub dead_letter_write_errors: IntCounterVec,
     pub kafka_lag: IntGaugeVec,
     pub config_reloads: IntCounterVec,
@@ -194,6 +195,12 @@ impl Metrics {
                 "peregrine_spool_records_total",
                 "Alerts written by group commits.",
             ),
+            dead_letter_bytes: gauge(
+                &r,
+                "peregrine_dead_letter_bytes",
+                "Bytes of dead letters an output keeps on disk (bounded by dead_letter.max_bytes).",
+                &["output"],
+            ),
             panics: counter(
                 &r,
                 "peregrine_output_panics_total",
@@ -292,6 +299,7 @@ impl Metrics {
             let _ = g.remove_label_values(&labels);
         }
         let _ = self.delivery_seconds.remove_label_values(&labels);
+        let _ = self.dead_letter_bytes.remove_label_values(&[name]);
         for family in self.registry.gather() {
             if family.name() != "peregrine_output_dead_lettered_by_reason_total" {
                 continue;

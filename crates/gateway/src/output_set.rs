@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::OutputConfig;
-use crate::deadletter::DeadLetterFile;
+use crate::deadletter::{DeadLetterFile, DeadLetterLimits};
 use crate::delivery::{OutputStatus, Storm, Tracker, Worker};
 use crate::metrics::Metrics;
 use crate::spool::Spool;
@@ -57,6 +57,8 @@ pub struct OutputSet {
     running: HashMap<String, Running>,
     /// How long a stopping output's deliveries in flight may take (`shutdown_grace`).
     grace: Duration,
+    /// How much each output's dead letters may hold.
+    dead_letter: DeadLetterLimits,
     /// In configuration order, for `/metrics`, `/readyz` and compaction.
     statuses: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
 }
@@ -75,6 +77,7 @@ impl OutputSet {
             stop,
             running: HashMap::new(),
             grace: Duration::from_secs(10),
+            dead_letter: DeadLetterLimits::default(),
             statuses: Arc::new(ArcSwap::from_pointee(Vec::new())),
         }
     }
@@ -90,8 +93,10 @@ impl OutputSet {
         &mut self,
         outputs: &[OutputConfig],
         grace: Duration,
+        dead_letter: DeadLetterLimits,
     ) -> Result<Changes, GatewayError> {
         self.grace = grace;
+        self.dead_letter = dead_letter;
         let mut changes = Changes::default();
         let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
         let gone: Vec<String> = self
@@ -138,11 +143,16 @@ impl OutputSet {
         });
         let capacity = o.max_in_flight * output.batch_limits().max_events;
         let cursor = self.spool.open_cursor(&o.name, capacity).map_err(setup)?;
-        let dead_letters =
-            DeadLetterFile::open(&self.spool.dead_letter_path(&o.name), &o.name).map_err(setup)?;
+        let dead_letters = DeadLetterFile::open(
+            &self.spool.dead_letter_path(&o.name),
+            &o.name,
+            self.dead_letter,
+        )
+        .map_err(setup)?;
+        let dead_letters = Arc::new(dead_letters);
         let tracker = Tracker::new(cursor);
         let reader = self.spool.reader(tracker.start());
-        let status = Worker::status(&o.name, output.kind(), tracker);
+        let status = Worker::status(&o.name, output.kind(), tracker, dead_letters.clone());
         self.metrics.register_output(&o.name, output.kind());
         tracing::info!(
             output = %o.name,
@@ -157,7 +167,7 @@ impl OutputSet {
             policy: o.policy,
             max_in_flight: o.max_in_flight,
             reader,
-            dead_letters: Arc::new(dead_letters),
+            dead_letters,
             metrics: self.metrics.clone(),
             status: status.clone(),
             storm: o.storm.clone().map(Storm::new),

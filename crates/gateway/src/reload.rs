@@ -119,7 +119,7 @@ impl Live {
         }
         let changes = self
             .outputs
-            .apply(&new.outputs, new.shutdown_grace)
+            .apply(&new.outputs, new.shutdown_grace, new.dead_letter)
             .await
             .map_err(|e| e.to_string())?;
         self.front

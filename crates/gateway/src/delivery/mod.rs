@@ -43,6 +43,7 @@ pub struct OutputStatus {
     /// Acceptance time of the next alert waiting to be read, when one is buffered.
     next_waiting_ns: AtomicU64,
     gate: PauseGate,
+    pub dead_letters: Arc<DeadLetterFile>,
 }
 
 impl OutputStatus {
@@ -111,8 +112,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn status(name: &str, kind: &'static str, tracker: Tracker) -> Arc<OutputStatus> {
+    pub fn status(
+        name: &str,
+        kind: &'static str,
+        tracker: Tracker,
+        dead_letters: Arc<DeadLetterFile>,
+    ) -> Arc<OutputStatus> {
         Arc::new(OutputStatus {
+            dead_letters,
             name: name.to_string(),
             kind,
             tracker: Mutex::new(tracker),
@@ -618,7 +625,15 @@ mod tests {
 
     fn delivering(dir: &std::path::Path, panics: u32) -> Arc<Delivering> {
         let cursor = CursorFile::open_or_create(&dir.join("c"), Position::default(), 8).unwrap();
-        let status = Worker::status("hook", "webhook", Tracker::new(cursor));
+        let dead_letters = Arc::new(
+            DeadLetterFile::open(&dir.join("dl.jsonl"), "hook", Default::default()).unwrap(),
+        );
+        let status = Worker::status(
+            "hook",
+            "webhook",
+            Tracker::new(cursor),
+            dead_letters.clone(),
+        );
         {
             let mut tracker = status.tracker.lock().unwrap();
             for seq in 0..2 {
@@ -635,7 +650,7 @@ mod tests {
                 calls: AtomicU32::new(0),
             }),
             policy: RetryPolicy::default(),
-            dead_letters: Arc::new(DeadLetterFile::open(&dir.join("dl.jsonl"), "hook").unwrap()),
+            dead_letters,
             metrics: Arc::new(Metrics::new()),
             status,
             labels: ["hook".into(), "webhook".into()],

@@ -361,6 +361,9 @@ fn refresh_gauges(app: &AppState) {
         m.paused
             .with_label_values(&labels)
             .set(i64::from(o.is_paused()));
+        m.dead_letter_bytes
+            .with_label_values(&[o.name.as_str()])
+            .set(o.dead_letters.bytes() as i64);
     }
     m.connections.set(app.connections.len() as i64);
     let closed = &app.connections.closed;

@@ -27,6 +27,7 @@ mod writer;
 pub use cursor::{CursorFile, CursorState};
 pub use reader::{Reader, StoredRecord};
 pub use record::flags;
+pub use segments::sync_dir;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

@@ -106,7 +106,10 @@ impl Writer {
                 }
             }
             #[cfg(test)]
-            if group.iter().any(|r| r.records.iter().any(|r| r.payload == tests::PANIC)) {
+            if group
+                .iter()
+                .any(|r| r.records.iter().any(|r| r.payload == tests::PANIC))
+            {
                 panic!("the test asked the writer to fail");
             }
             self.commit(group);
