@@ -192,3 +192,137 @@ async fn a_full_disk_loses_nothing_and_ingest_resumes_by_itself() {
         dead.len() - unique.len()
     );
 }
+
+/// Runs `peregrine-gateway` with `args` to its exit; stdout, and whether it succeeded.
+fn gateway_cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_to_their_output_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let other = Receiver::ok().await;
+    let config_with = |hook_url: &str| {
+        format!(
+            "outputs:\n  - {{ name: hook, type: webhook, url: \"{hook_url}\", retry: {{ max_attempts: 2, initial_backoff: 10ms, max_backoff: 20ms }} }}\n  - {{ name: other, type: webhook, url: \"{}\" }}\n",
+            other.url("/")
+        )
+    };
+    // The hook refuses everything: three alerts are dead-lettered.
+    let refusing = Receiver::scripted(|_, _| peregrine_e2e::receiver::Reply::status(400)).await;
+    let gw = GatewayProcess::start(tmp.path(), &config_with(&refusing.url("/"))).await;
+    for i in 0..3 {
+        let mut a = falco_alert(&format!("redrive {i}"), "Warning", &[]);
+        a["uuid"] = format!("redrive-{i}").into();
+        assert_eq!(gw.post(&a).await.status(), 200);
+    }
+    gw.wait_metric(
+        "peregrine_output_dead_lettered_total{output=\"hook\",type=\"webhook\"}",
+        3.0,
+        Duration::from_secs(20),
+    )
+    .await;
+    other.wait_for(3, Duration::from_secs(20)).await;
+    let config_path = tmp.path().join("gateway.yaml");
+    let config = config_path.to_str().unwrap();
+
+    // Listing works while the gateway runs; replay needs it stopped.
+    let (ok, listed, _) = gateway_cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        config,
+        "--reason",
+        "http_400",
+    ]);
+    assert!(ok);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.contains("\thook\thttp_400\t400\t")),
+        "{listed}"
+    );
+    let (ok, _, err) = gateway_cli(&[
+        "dead-letters",
+        "replay",
+        "--config",
+        config,
+        "--output",
+        "hook",
+    ]);
+    assert!(!ok && err.contains("stop the gateway first"), "{err}");
+    assert_eq!(gw.terminate(Duration::from_secs(20)).await.code(), Some(0));
+
+    let (ok, said, err) = gateway_cli(&[
+        "dead-letters",
+        "replay",
+        "--config",
+        config,
+        "--output",
+        "hook",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        said.contains("replayed 3 dead letter(s) of output hook"),
+        "{said}"
+    );
+    let (_, listed, _) = gateway_cli(&["dead-letters", "list", "--config", config]);
+    assert_eq!(
+        listed.lines().count(),
+        0,
+        "replayed ones leave the dead letters"
+    );
+
+    // The hook works again: it gets the three, with their uuids; the other output nothing new.
+    let accepting = Receiver::ok().await;
+    let text = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace(&refusing.url("/"), &accepting.url("/"));
+    let spool_line = text
+        .lines()
+        .find(|l| l.starts_with("spool:"))
+        .unwrap()
+        .to_string();
+    let rest: String = text
+        .lines()
+        .filter(|l| !l.starts_with("listen:") && !l.starts_with("spool:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let gw = GatewayProcess::start(tmp.path(), &format!("{spool_line}\n{rest}")).await;
+    let got = accepting.wait_for(3, Duration::from_secs(20)).await;
+    let mut uuids: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    uuids.sort();
+    assert_eq!(uuids, ["redrive-0", "redrive-1", "redrive-2"]);
+    gw.wait_metric(
+        "peregrine_output_sent_total{output=\"hook\",type=\"webhook\"}",
+        3.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        other.requests().len(),
+        3,
+        "the other output does not get them again"
+    );
+    let replayed =
+        std::fs::read_to_string(tmp.path().join("spool/dead-letter/replayed/hook.jsonl")).unwrap();
+    assert_eq!(replayed.lines().count(), 3);
+    assert!(replayed.contains("\"replayed_at\""));
+}

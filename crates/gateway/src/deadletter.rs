@@ -1,7 +1,7 @@
 //! Per-output dead-letter files: alerts an output could never deliver, one JSON line each.
 //!
 //! ```json
-//! {"time":"2026-06-12T09:23:11.000000000Z","output":"ops-hook","status":400,"reason":"Bad Request","attempts":1,"alert":{...}}
+//! {"time":"2026-06-12T09:23:11.000000000Z","output":"ops-hook","status":400,"code":"http_400","reason":"Bad Request","attempts":1,"alert":{...}}
 //! ```
 //! A line is fsync'd before the output's cursor moves past its alert, so an alert is always either
 //! pending in the spool or in this file.
@@ -23,6 +23,8 @@ use peregrine_engine::EventTime;
 /// One dead-lettered alert.
 pub struct DeadLetter<'a> {
     pub status: Option<u16>,
+    /// The bounded reason word of `peregrine_output_dead_lettered_by_reason_total`.
+    pub code: &'a str,
     pub reason: &'a str,
     pub attempts: u32,
     /// The alert's stored JSON, embedded as is.
@@ -115,8 +117,9 @@ impl DeadLetterFile {
         for e in entries {
             let status = e.status.map_or("null".to_string(), |s| s.to_string());
             let head = format!(
-                "{{\"time\":\"{now}\",\"output\":{},\"status\":{status},\"reason\":{},\"attempts\":{},\"alert\":",
+                "{{\"time\":\"{now}\",\"output\":{},\"status\":{status},\"code\":{},\"reason\":{},\"attempts\":{},\"alert\":",
                 serde_json::to_string(&self.output).expect("a string serialises"),
+                serde_json::to_string(e.code).expect("a string serialises"),
                 serde_json::to_string(e.reason).expect("a string serialises"),
                 e.attempts,
             );
@@ -194,6 +197,7 @@ mod rotation_tests {
     fn entry(json: &[u8]) -> DeadLetter<'_> {
         DeadLetter {
             status: Some(400),
+            code: "http_400",
             reason: "Bad Request",
             attempts: 1,
             alert_json: json,
@@ -250,12 +254,14 @@ mod tests {
         dl.write(&[
             DeadLetter {
                 status: Some(400),
+                code: "http_400",
                 reason: "Bad \"Request\"",
                 attempts: 1,
                 alert_json: br#"{"rule":"r","uuid":"u1"}"#,
             },
             DeadLetter {
                 status: None,
+                code: "retries_exhausted",
                 reason: "gave up",
                 attempts: 12,
                 alert_json: br#"{"rule":"r","uuid":"u2"}"#,

@@ -13,6 +13,7 @@ pub mod input;
 pub mod intake;
 pub mod metrics;
 pub mod output_set;
+pub mod redrive;
 pub mod reload;
 pub mod routing;
 pub mod seen;

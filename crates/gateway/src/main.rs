@@ -20,6 +20,7 @@ struct Args {
     /// The YAML configuration file.
     #[arg(
         long,
+        global = true,
         env = "PEREGRINE_CONFIG",
         default_value = "/etc/peregrine/gateway.yaml"
     )]
@@ -31,6 +32,68 @@ struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Look at dead letters, or put them back in the spool for their output.
+    #[command(subcommand)]
+    DeadLetters(DeadLetters),
+}
+
+#[derive(clap::Subcommand)]
+enum DeadLetters {
+    /// One line per dead letter (time, output, reason, status, attempts, uuid, rule).
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print the stored JSON lines instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in the spool for their output only (with the gateway stopped;
+    /// they are delivered when it starts). Replayed ones move to dead-letter/replayed/.
+    Replay {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// Only this output's dead letters (required for replay).
+    #[arg(long)]
+    output: Option<String>,
+    /// Only this reason word (http_400, retries_exhausted, channel_not_found, …) or reason text.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only those since this RFC 3339 time (2026-12-03T08:00:00Z) or this long ago (2h, 30m).
+    #[arg(long)]
+    since: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(self) -> anyhow::Result<peregrine_gateway::redrive::Filter> {
+        let since = match self.since {
+            None => None,
+            Some(s) => Some(match s.parse::<peregrine_outputs::duration::ConfigDuration>() {
+                Ok(ago) => {
+                    let now = peregrine_engine::EventTime::now().unix_nanos();
+                    let then = now.saturating_sub(ago.0.as_nanos() as i64);
+                    peregrine_engine::EventTime::from_unix_nanos(then).to_string()
+                }
+                Err(_) if s.contains('T') => s,
+                Err(_) => anyhow::bail!("--since: '{s}' is neither a time (2026-12-03T08:00:00Z) nor a duration (2h)"),
+            }),
+        };
+        Ok(peregrine_gateway::redrive::Filter {
+            output: self.output,
+            reason: self.reason,
+            since,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -58,6 +121,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    if let Some(Command::DeadLetters(command)) = args.command {
+        return match dead_letters(&config, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("peregrine-gateway: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.check_config {
         println!("{}: OK (sha256 {}…)", args.config.display(), config.hash);
         println!("  listen {}", config.listen);
@@ -125,6 +197,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn dead_letters(config: &Config, command: DeadLetters) -> anyhow::Result<()> {
+    use peregrine_gateway::redrive;
+    match command {
+        DeadLetters::List { filter, json } => {
+            let entries = redrive::list(config, &filter.filter()?)?;
+            for e in &entries {
+                println!("{}", if json { e.line.clone() } else { e.summary() });
+            }
+            eprintln!("{} dead letter(s)", entries.len());
+        }
+        DeadLetters::Replay { filter } => {
+            let filter = filter.filter()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let n = runtime.block_on(redrive::replay(config, &filter))?;
+            println!(
+                "replayed {n} dead letter(s) of output {} into the spool; they are delivered when the gateway starts",
+                filter.output.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// sysexits.h's EX_CONFIG: the configuration is wrong, restarting will not help.

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::deadletter::{DeadLetter, DeadLetterFile};
 use crate::metrics::Metrics;
 use crate::routing::Route;
-use crate::spool::{flags, Position, Reader, StoredRecord};
+use crate::spool::{flags, split_replay, Position, Reader, StoredRecord};
 
 pub use storm::{Storm, StormConfig, Verdict};
 pub use tracker::Tracker;
@@ -261,7 +261,21 @@ impl Worker {
             if let Some(storm) = self.storm.as_mut() {
                 digests.extend(storm.close_until(record.accepted_at_ns));
             }
-            let alert = match Alert::from_json_slice(&record.payload) {
+            let replay = record.flags & flags::REPLAY != 0;
+            let payload = if replay {
+                match split_replay(&record.payload) {
+                    Some((target, start)) if target == self.status.name => {
+                        record.payload.slice(start..)
+                    }
+                    _ => {
+                        self.skip(next);
+                        continue;
+                    }
+                }
+            } else {
+                record.payload.clone()
+            };
+            let alert = match Alert::from_json_slice(&payload) {
                 Ok(alert) => Arc::new(alert),
                 Err(e) => {
                     // The gateway validated this JSON before storing it and the record's checksum
@@ -271,7 +285,9 @@ impl Worker {
                     continue;
                 }
             };
-            let is_test = record.flags & flags::TEST != 0;
+            // Test alerts go everywhere, and a replay is the operator's choice: neither is
+            // routed or held back by storm control.
+            let is_test = record.flags & flags::TEST != 0 || replay;
             if !is_test && !self.route.matches(&alert) {
                 self.skip(next);
                 self.metrics
@@ -290,7 +306,7 @@ impl Worker {
                     continue;
                 }
             }
-            if !batch.is_empty() && bytes + record.payload.len() > limits.max_bytes {
+            if !batch.is_empty() && bytes + payload.len() > limits.max_bytes {
                 buffered.push_front(record);
                 return batch;
             }
@@ -299,13 +315,13 @@ impl Worker {
                 next,
                 record.accepted_at_ns,
             );
-            bytes += record.payload.len();
+            bytes += payload.len();
             batch.push(Item {
                 position: Some(record.position),
                 accepted_at_ns: record.accepted_at_ns,
                 envelope: Envelope {
                     alert,
-                    json: record.payload,
+                    json: payload,
                 },
             });
             self.note_waiting(buffered);
@@ -550,11 +566,12 @@ impl Delivering {
     }
 
     async fn try_write_dead_letters(&self, dead: &[(&Item, &Failure, u32)]) -> std::io::Result<()> {
-        let owned: Vec<(Option<u16>, String, u32, bytes::Bytes)> = dead
+        let owned: Vec<(Option<u16>, String, String, u32, bytes::Bytes)> = dead
             .iter()
             .map(|(item, f, attempts)| {
                 (
                     f.status,
+                    reason_label(f),
                     f.reason.clone(),
                     *attempts,
                     item.envelope.json.clone(),
@@ -565,8 +582,9 @@ impl Delivering {
         let written = tokio::task::spawn_blocking(move || {
             let entries: Vec<DeadLetter<'_>> = owned
                 .iter()
-                .map(|(status, reason, attempts, json)| DeadLetter {
+                .map(|(status, code, reason, attempts, json)| DeadLetter {
                     status: *status,
+                    code,
                     reason,
                     attempts: *attempts,
                     alert_json: json,

@@ -26,7 +26,7 @@ mod writer;
 
 pub use cursor::{CursorFile, CursorState};
 pub use reader::{Reader, StoredRecord};
-pub use record::flags;
+pub use record::{flags, split_replay};
 pub use segments::sync_dir;
 
 use std::collections::BTreeMap;

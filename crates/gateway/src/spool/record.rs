@@ -15,6 +15,16 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 pub mod flags {
     /// A synthetic alert from `POST /test`: delivered to every output regardless of routing.
     pub const TEST: u8 = 1;
+    /// A dead letter put back by `peregrine-gateway dead-letters replay`: the payload is the
+    /// target output's name, a newline, and the alert's JSON. Only that output delivers it.
+    pub const REPLAY: u8 = 2;
+}
+
+/// The target output and the alert JSON of a [`flags::REPLAY`] record's payload.
+pub fn split_replay(payload: &[u8]) -> Option<(&str, usize)> {
+    let newline = payload.iter().position(|b| *b == b'\n')?;
+    let target = std::str::from_utf8(&payload[..newline]).ok()?;
+    Some((target, newline + 1))
 }
 
 /// The fixed part of a record.
