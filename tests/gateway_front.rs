@@ -413,18 +413,9 @@ async fn an_output_added_before_sighup_receives_the_next_alert() {
 fn run_to_exit(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {
     let path = dir.join("start.yaml");
     std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .arg("--config")
-        .arg(&path)
-        .env("PEREGRINE_LOG", "info")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let run =
+        peregrine_e2e::gateway::run_cli(&[std::ffi::OsStr::new("--config"), path.as_os_str()], &[]);
+    (run.code, run.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -530,19 +530,13 @@ fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("gateway.yaml");
     std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .arg("--config")
-        .arg(&path)
-        .arg("--check-config")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let args = [
+        std::ffi::OsStr::new("--config"),
+        path.as_os_str(),
+        std::ffi::OsStr::new("--check-config"),
+    ];
+    let run = peregrine_e2e::gateway::run_cli(&args, env);
+    (run.code == Some(0), run.text())
 }
 
 /// An alert whose every free-text part tries to mention, link or format.

@@ -146,17 +146,7 @@ async fn a_full_disk_loses_nothing_and_ingest_resumes_by_itself() {
 
     // Every accepted alert reached the good output and the bad one's dead letters, once.
     let delivered = good.wait_for(accepted.len(), Duration::from_secs(60)).await;
-    let mut got: Vec<String> = delivered
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    got.sort();
-    got.dedup();
+    let got = uuids_of(&delivered);
     let mut want = accepted.clone();
     want.sort();
     assert_eq!(got, want, "the good output got every accepted alert");
@@ -193,17 +183,26 @@ async fn a_full_disk_loses_nothing_and_ingest_resumes_by_itself() {
     );
 }
 
-/// Runs `peregrine-gateway` with `args` to its exit; stdout, and whether it succeeded.
+/// Runs `peregrine-gateway` with `args` to its exit: whether it succeeded, stdout, stderr.
 fn gateway_cli(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = peregrine_e2e::gateway::run_cli(args, &[]);
+    (run.code == Some(0), run.stdout, run.stderr)
+}
+
+/// The uuids of alerts a receiver got, sorted and without repeats.
+fn uuids_of(received: &[peregrine_e2e::receiver::Received]) -> Vec<String> {
+    let mut uuids: Vec<String> = received
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    uuids.sort();
+    uuids.dedup();
+    uuids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,25 +250,19 @@ async fn dead_letters_are_listed_and_replayed_to_their_output_only() {
             .all(|l| l.contains("\thook\thttp_400\t400\t")),
         "{listed}"
     );
-    let (ok, _, err) = gateway_cli(&[
+    let replay = [
         "dead-letters",
         "replay",
         "--config",
         config,
         "--output",
         "hook",
-    ]);
+    ];
+    let (ok, _, err) = gateway_cli(&replay);
     assert!(!ok && err.contains("stop the gateway first"), "{err}");
     assert_eq!(gw.terminate(Duration::from_secs(20)).await.code(), Some(0));
 
-    let (ok, said, err) = gateway_cli(&[
-        "dead-letters",
-        "replay",
-        "--config",
-        config,
-        "--output",
-        "hook",
-    ]);
+    let (ok, said, err) = gateway_cli(&replay);
     assert!(ok, "{err}");
     assert!(
         said.contains("replayed 3 dead letter(s) of output hook"),
@@ -299,17 +292,8 @@ async fn dead_letters_are_listed_and_replayed_to_their_output_only() {
         .collect();
     let gw = GatewayProcess::start(tmp.path(), &format!("{spool_line}\n{rest}")).await;
     let got = accepting.wait_for(3, Duration::from_secs(20)).await;
-    let mut uuids: Vec<String> = got
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["uuid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    uuids.sort();
-    assert_eq!(uuids, ["redrive-0", "redrive-1", "redrive-2"]);
+    assert_eq!(got.len(), 3, "each replayed alert once");
+    assert_eq!(uuids_of(&got), ["redrive-0", "redrive-1", "redrive-2"]);
     gw.wait_metric(
         "peregrine_output_sent_total{output=\"hook\",type=\"webhook\"}",
         3.0,

@@ -273,3 +273,32 @@ fn limit_open_files(command: &mut Command, n: u64) {
         });
     }
 }
+
+/// What a run of `peregrine-gateway` to its exit printed.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// stdout then stderr, for assertions that do not care which.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `peregrine-gateway` with `args` and `env` to its exit.
+pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> CliRun {
+    let out = Command::new(bin("peregrine-gateway"))
+        .args(args)
+        .env("PEREGRINE_LOG", "info")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the gateway runs");
+    CliRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -253,32 +253,19 @@ impl Metrics {
     /// event.
     pub fn register_output(&self, name: &str, kind: &str) {
         let labels = [name, kind];
-        for c in [
-            &self.sent,
-            &self.retries,
-            &self.dead_lettered,
-            &self.filtered,
-            &self.suppressed,
-            &self.digests,
-        ] {
+        for c in self.output_counters() {
             c.with_label_values(&labels);
         }
-        for g in [
-            &self.queue_depth,
-            &self.in_flight,
-            &self.oldest_pending_seconds,
-            &self.paused,
-        ] {
+        for g in self.output_gauges() {
             g.with_label_values(&labels);
         }
         self.delivery_seconds.with_label_values(&labels);
+        self.dead_letter_bytes.with_label_values(&[name]);
     }
 
-    /// Removes an output's series once it is no longer configured, so dashboards do not show a
-    /// ghost frozen at its last values.
-    pub fn unregister_output(&self, name: &str, kind: &str) {
-        let labels = [name, kind];
-        for c in [
+    /// The counters labelled by output and type.
+    fn output_counters(&self) -> [&IntCounterVec; 8] {
+        [
             &self.sent,
             &self.retries,
             &self.dead_lettered,
@@ -287,15 +274,27 @@ impl Metrics {
             &self.digests,
             &self.panics,
             &self.dead_letter_write_errors,
-        ] {
-            let _ = c.remove_label_values(&labels);
-        }
-        for g in [
+        ]
+    }
+
+    /// The gauges labelled by output and type.
+    fn output_gauges(&self) -> [&IntGaugeVec; 4] {
+        [
             &self.queue_depth,
             &self.in_flight,
             &self.oldest_pending_seconds,
             &self.paused,
-        ] {
+        ]
+    }
+
+    /// Removes an output's series once it is no longer configured, so dashboards do not show a
+    /// ghost frozen at its last values.
+    pub fn unregister_output(&self, name: &str, kind: &str) {
+        let labels = [name, kind];
+        for c in self.output_counters() {
+            let _ = c.remove_label_values(&labels);
+        }
+        for g in self.output_gauges() {
             let _ = g.remove_label_values(&labels);
         }
         let _ = self.delivery_seconds.remove_label_values(&labels);

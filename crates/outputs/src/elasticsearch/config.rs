@@ -84,21 +84,6 @@ pub struct Checked {
 }
 
 impl ElasticsearchConfig {
-    /// The `tls` block, or the older top-level `ca_file`/`insecure_skip_verify` (not both).
-    fn checked_tls(&self) -> Result<Tls, String> {
-        let legacy = self.ca_file.is_some() || self.insecure_skip_verify;
-        if legacy && !self.tls.is_default() {
-            return Err(
-                "give ca_file and insecure_skip_verify inside tls, not beside it".to_string(),
-            );
-        }
-        if legacy {
-            Tls::load(self.ca_file.as_deref(), self.insecure_skip_verify)
-        } else {
-            Ok(self.tls.clone())
-        }
-    }
-
     /// Checks the keys together; a problem comes with its key's path.
     pub fn check(&self) -> Result<Checked, (&'static str, String)> {
         let target = match (&self.data_stream, &self.index, self.index_suffix) {
@@ -133,7 +118,10 @@ impl ElasticsearchConfig {
             _ => {}
         }
         let limits = self.batch.limits(DEFAULT_BATCH)?;
-        let tls = self.checked_tls().map_err(|m| ("ca_file", m))?;
+        let tls = self
+            .tls
+            .or_legacy(self.ca_file.as_deref(), self.insecure_skip_verify)
+            .map_err(|m| ("ca_file", m))?;
         Ok(Checked {
             target,
             limits,

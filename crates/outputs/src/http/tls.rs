@@ -77,6 +77,26 @@ impl Tls {
         })
     }
 
+    /// `self` (an output's `tls` block), or the older top-level `ca_file`/`insecure_skip_verify`
+    /// keys some outputs had before it; not both.
+    pub fn or_legacy(
+        &self,
+        ca_file: Option<&std::path::Path>,
+        insecure_skip_verify: bool,
+    ) -> Result<Tls, String> {
+        let legacy = ca_file.is_some() || insecure_skip_verify;
+        if legacy && !self.is_default() {
+            return Err(
+                "give ca_file and insecure_skip_verify inside tls, not beside it".to_string(),
+            );
+        }
+        if legacy {
+            Tls::load(ca_file, insecure_skip_verify)
+        } else {
+            Ok(self.clone())
+        }
+    }
+
     pub fn is_default(&self) -> bool {
         self.ca_pem.is_none() && self.identity_pem.is_none() && !self.insecure_skip_verify
     }

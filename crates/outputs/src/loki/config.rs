@@ -103,21 +103,6 @@ pub struct Checked {
 }
 
 impl LokiConfig {
-    /// The `tls` block, or the older top-level `ca_file`/`insecure_skip_verify` (not both).
-    fn checked_tls(&self) -> Result<Tls, String> {
-        let legacy = self.ca_file.is_some() || self.insecure_skip_verify;
-        if legacy && !self.tls.is_default() {
-            return Err(
-                "give ca_file and insecure_skip_verify inside tls, not beside it".to_string(),
-            );
-        }
-        if legacy {
-            Tls::load(self.ca_file.as_deref(), self.insecure_skip_verify)
-        } else {
-            Ok(self.tls.clone())
-        }
-    }
-
     pub fn check(&self) -> Result<Checked, (String, String)> {
         let err = |k: &str, m: String| (k.to_string(), m);
         let mut labels = Vec::new();
@@ -174,7 +159,10 @@ impl LokiConfig {
             .batch
             .limits(DEFAULT_BATCH)
             .map_err(|(k, m)| (k.to_string(), m))?;
-        let tls = self.checked_tls().map_err(|m| err("ca_file", m))?;
+        let tls = self
+            .tls
+            .or_legacy(self.ca_file.as_deref(), self.insecure_skip_verify)
+            .map_err(|m| err("ca_file", m))?;
         let push_url = if self.url.expose().path().ends_with("/loki/api/v1/push") {
             self.url.clone()
         } else {
