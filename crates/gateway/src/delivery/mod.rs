@@ -5,7 +5,7 @@
 //! Each output reads the log independently, so a dead or black-holed destination only lets its
 //! own backlog grow on disk; it never slows ingest or another output.
 
-mod storm;
+pub mod storm;
 mod tracker;
 
 use std::collections::{HashSet, VecDeque};
