@@ -42,13 +42,43 @@ pub fn load(files: &[PathBuf], kernel_filters: bool) -> Result<Loaded, Vec<Strin
         .collect();
     let mut interesting = evaluated.clone();
     interesting.extend(STATE_SYSCALLS.iter().filter_map(|n| syscalls::number(n)));
-    let filters = crate::run::kernel_filters(&ruleset, kernel_filters);
+    let filters = filters_for(&ruleset, kernel_filters);
     Ok(Loaded {
         ruleset,
         evaluated,
         interesting,
         filters,
     })
+}
+
+/// Filters for the kernel side from what the rules can match (none when turned off).
+fn filters_for(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
+    use peregrine_engine::event_types::index_of;
+    use peregrine_engine::prefilter::{open_needs, socket_needs, OpenNeeds};
+    if !enabled {
+        return crate::bpf::Filters::default();
+    }
+    let mut open = OpenNeeds::default();
+    for t in ["open", "openat", "openat2", "creat"]
+        .iter()
+        .filter_map(|n| index_of(n))
+    {
+        let n = open_needs(ruleset, t);
+        for (all, one) in [(&mut open.read, n.read), (&mut open.write, n.write)] {
+            all.any |= one.any;
+            all.dotdot |= one.dotdot;
+            all.exact.extend(one.exact);
+            all.prefixes.extend(one.prefixes);
+        }
+    }
+    let sockets = ["connect", "sendto", "sendmsg", "accept", "accept4", "bind"]
+        .iter()
+        .filter_map(|n| Some((syscalls::number(n)?, socket_needs(ruleset, index_of(n)?))))
+        .collect();
+    crate::bpf::Filters {
+        open: Some(open),
+        sockets,
+    }
 }
 
 /// What a rules file looked like when last read: a change in any of these means it was

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use peregrine_engine::fields::{FieldArg, ResolvedField, FIELDS};
 use peregrine_engine::{Alert, EventTime, Priority, Ruleset};
+use peregrine_outputs::secret::SecretUrl;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -21,7 +22,6 @@ use crate::proctable::ProcessTable;
 use crate::runtime::Containers;
 use crate::sink::Sinks;
 use crate::users::Users;
-use peregrine_outputs::secret::SecretUrl;
 
 pub struct Options {
     pub rules: Vec<PathBuf>,
@@ -315,36 +315,6 @@ fn boot_to_wall_ns() -> i64 {
         ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME)
-}
-
-/// Filters for the kernel side from what the rules can match (none when turned off).
-pub fn kernel_filters(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
-    use peregrine_engine::event_types::index_of;
-    use peregrine_engine::prefilter::{open_needs, socket_needs, OpenNeeds};
-    if !enabled {
-        return crate::bpf::Filters::default();
-    }
-    let mut open = OpenNeeds::default();
-    for t in ["open", "openat", "openat2", "creat"]
-        .iter()
-        .filter_map(|n| index_of(n))
-    {
-        let n = open_needs(ruleset, t);
-        for (all, one) in [(&mut open.read, n.read), (&mut open.write, n.write)] {
-            all.any |= one.any;
-            all.dotdot |= one.dotdot;
-            all.exact.extend(one.exact);
-            all.prefixes.extend(one.prefixes);
-        }
-    }
-    let sockets = ["connect", "sendto", "sendmsg", "accept", "accept4", "bind"]
-        .iter()
-        .filter_map(|n| Some((syscalls::number(n)?, socket_needs(ruleset, index_of(n)?))))
-        .collect();
-    crate::bpf::Filters {
-        open: Some(open),
-        sockets,
-    }
 }
 
 /// Falco's rate limit for drop alerts: one every 30 s, burst 1.

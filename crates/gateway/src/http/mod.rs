@@ -311,24 +311,31 @@ fn hostname() -> String {
 
 /// Alive unless the spool's writer thread died (then nothing can be stored until a restart).
 async fn health(State(app): State<Arc<AppState>>) -> Response {
-    if app.intake.spool.writer_alive() {
-        Json(json!({"status": "ok"})).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "reason": "the spool writer stopped"})),
-        )
-            .into_response()
-    }
+    probe(
+        app.intake.spool.writer_alive(),
+        "ok",
+        "failed",
+        "the spool writer stopped",
+    )
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> Response {
-    if app.intake.spool.is_writable() {
-        Json(json!({"status": "ready"})).into_response()
+    probe(
+        app.intake.spool.is_writable(),
+        "ready",
+        "not ready",
+        "the spool is not writable",
+    )
+}
+
+/// A probe's answer: 200 with `status`, or 503 with `failed` and the reason.
+fn probe(ok: bool, status: &str, failed: &str, reason: &str) -> Response {
+    if ok {
+        Json(json!({ "status": status })).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": "the spool is not writable"})),
+            Json(json!({ "status": failed, "reason": reason })),
         )
             .into_response()
     }
