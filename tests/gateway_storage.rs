@@ -310,3 +310,198 @@ async fn dead_letters_are_listed_and_replayed_to_their_output_only() {
     assert_eq!(replayed.lines().count(), 3);
     assert!(replayed.contains("\"replayed_at\""));
 }
+
+/// Posts alerts `from..to` (about 1 KiB each, uuid `{tag}-{i}`): the status and body of the answer.
+async fn post_batch(
+    client: &reqwest::Client,
+    gw: &GatewayProcess,
+    tag: &str,
+    from: usize,
+    to: usize,
+) -> (u16, String) {
+    let batch: Vec<serde_json::Value> = (from..to)
+        .map(|i| {
+            let mut a = falco_alert(&format!("backlog {i}"), "Warning", &[]);
+            a["output"] = "padding ".repeat(120).into();
+            a["uuid"] = format!("{tag}-{i:05}").into();
+            a
+        })
+        .collect();
+    let answer = client
+        .post(format!("{}/", gw.base))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+/// The uuids in an output's dead-letter file whose code is `code`, in file order.
+fn dead_letter_uuids(path: &std::path::Path, code: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("whole lines only"))
+        .filter(|v| v["code"] == code)
+        .map(|v| v["alert"]["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_output_with_block_stops_ingest_until_it_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fast = Receiver::ok().await;
+    let port = peregrine_e2e::receiver::unused_port();
+    let config = format!(
+        "spool: {{ dir: \"{}\", max_bytes: 16MiB }}\noutputs:\n  - {{ name: fast, type: webhook, url: \"{}\" }}\n  - {{ name: siem, type: webhook, url: \"http://127.0.0.1:{port}/\", max_backlog: 256KiB, on_backlog_full: block, retry: {{ max_attempts: 10000, initial_backoff: 20ms, max_backoff: 100ms }} }}\n",
+        tmp.path().join("spool").display(),
+        fast.url("/"),
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    let client = reqwest::Client::new();
+
+    // The SIEM is down: ingest goes on until its backlog passes 256 KiB, then refuses.
+    let mut accepted = 0;
+    let refusal = loop {
+        let (status, body) = post_batch(&client, &gw, "block", accepted, accepted + 20).await;
+        match status {
+            200 => accepted += 20,
+            503 => break body,
+            other => panic!("answered {other}: {body}"),
+        }
+        assert!(accepted < 2000, "ingest never stopped for the SIEM");
+    };
+    assert!(
+        refusal.contains("output 'siem' is") && refusal.contains("max_backlog"),
+        "{refusal}"
+    );
+    let backlog = gw
+        .metric("peregrine_output_backlog_bytes{output=\"siem\",type=\"webhook\"}")
+        .await;
+    assert!(backlog > 256.0 * 1024.0, "backlog {backlog}");
+    assert!(
+        accepted * 1000 < 1 << 20,
+        "stopped near 256 KiB, not at the spool's 16 MiB"
+    );
+    // Refused means not stored: the fast output gets exactly what was accepted.
+    let got = fast.wait_for(accepted, Duration::from_secs(30)).await;
+    assert_eq!(uuids_of(&got).len(), accepted);
+    assert_eq!(
+        gw.metric("peregrine_alerts_rejected_total{reason=\"output_behind\"}")
+            .await,
+        1.0
+    );
+
+    // The SIEM comes back: it catches up and ingest resumes by itself.
+    let back_at = Instant::now();
+    let siem =
+        Receiver::scripted_on(port, |_, _| peregrine_e2e::receiver::Reply::status(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = post_batch(&client, &gw, "block", accepted, accepted + 20).await;
+        if status == 200 {
+            accepted += 20;
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not resume:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed_after = back_at.elapsed();
+    let want: Vec<String> = (0..accepted).map(|i| format!("block-{i:05}")).collect();
+    let got = siem.wait_for(accepted, Duration::from_secs(60)).await;
+    assert_eq!(uuids_of(&got), want, "the SIEM gets every accepted alert");
+    let got = fast.wait_for(accepted, Duration::from_secs(30)).await;
+    assert_eq!(uuids_of(&got), want);
+    println!(
+        "block: {accepted} alerts accepted, none lost; ingest resumed {resumed_after:?} after the SIEM came back; {} duplicate deliveries to it",
+        siem.requests().len() - accepted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_output_with_dead_letter_oldest_sheds_and_ingest_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fast = Receiver::ok().await;
+    let port = peregrine_e2e::receiver::unused_port();
+    let spool = tmp.path().join("spool");
+    let config = format!(
+        "spool: {{ dir: \"{}\", max_bytes: 4MiB, segment_bytes: 256KiB }}\noutputs:\n  - {{ name: fast, type: webhook, url: \"{}\" }}\n  - {{ name: chat, type: webhook, url: \"http://127.0.0.1:{port}/\", max_backlog: 512KiB, on_backlog_full: dead_letter_oldest, max_in_flight: 2, retry: {{ max_attempts: 10000, initial_backoff: 20ms, max_backoff: 100ms }} }}\n",
+        spool.display(),
+        fast.url("/"),
+    );
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    let client = reqwest::Client::new();
+
+    // Twice the spool's size while the chat output is down: every request is accepted. (Paced
+    // by the other output, one request per alert, so that its own backlog stays small.)
+    let total = 8000;
+    let mut peak_spool = 0.0f64;
+    for from in (0..total).step_by(40) {
+        let (status, body) = post_batch(&client, &gw, "shed", from, from + 40).await;
+        assert_eq!(
+            status,
+            200,
+            "refused at alert {from}: {body}\n{}",
+            gw.logs()
+        );
+        if from % 800 == 760 {
+            peak_spool = peak_spool.max(gw.metric("peregrine_spool_bytes").await);
+            fast.wait_for(from + 40, Duration::from_secs(30)).await;
+        }
+    }
+    let want: Vec<String> = (0..total).map(|i| format!("shed-{i:05}")).collect();
+    let got = fast.wait_for(total, Duration::from_secs(60)).await;
+    assert_eq!(uuids_of(&got), want, "the other output got everything");
+    let overflow = "peregrine_output_dead_lettered_by_reason_total{output=\"chat\",reason=\"overflow\",type=\"webhook\"}";
+    let shed = gw.wait_metric(overflow, 1.0, Duration::from_secs(10)).await;
+    assert!(
+        peak_spool < (4 << 20) as f64,
+        "the spool stayed under its limit: peak {peak_spool}"
+    );
+
+    // The chat destination comes back: it gets what was not shed; the shed ones are in its
+    // dead letters; together they are every accepted alert.
+    let chat =
+        Receiver::scripted_on(port, |_, _| peregrine_e2e::receiver::Reply::status(200)).await;
+    let dead_letters = spool.join("dead-letter/chat.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (delivered, dead) = loop {
+        let delivered = uuids_of(&chat.requests());
+        let dead = dead_letter_uuids(&dead_letters, "overflow");
+        let mut all: Vec<String> = delivered.iter().chain(&dead).cloned().collect();
+        all.sort();
+        all.dedup();
+        if all == want {
+            break (delivered, dead);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} alerts delivered or dead-lettered:\n{}",
+            all.len(),
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead.len() as f64, shed, "each shed alert counted once");
+    // The oldest went: what was delivered is the newest part.
+    let first_delivered = delivered.iter().min().unwrap();
+    let kept_old = dead.iter().filter(|u| *u > first_delivered).count();
+    let both = delivered.iter().filter(|u| dead.contains(u)).count();
+    println!(
+        "dead_letter_oldest: {total} alerts (~{} MiB) through a 4 MiB spool, none refused; peak spool {:.0} KiB; {} shed to dead letters, {} delivered after the output came back, {both} in both (cancelled in flight), {kept_old} shed alerts newer than the first delivered",
+        (total * 1100) >> 20,
+        peak_spool / 1024.0,
+        dead.len(),
+        delivered.len(),
+    );
+    assert!(
+        both <= 2 * 20,
+        "only batches in flight can be in both: {both}"
+    );
+}

@@ -21,8 +21,11 @@ use crate::output_set::OutputSet;
 use crate::reload::{self, Live, Reloader};
 use crate::spool::Spool;
 
-/// How often fully passed segments are deleted.
+/// How often fully passed segments are deleted, unless the spool is filling up.
 const COMPACT_EVERY: Duration = Duration::from_secs(1);
+
+/// The least time between two compactions (each fsyncs every cursor).
+const COMPACT_GAP: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -95,6 +98,7 @@ impl Gateway {
             metrics: metrics.clone(),
             custom_fields: Arc::new(ArcSwap::from_pointee(config.custom_fields.clone())),
             seen: Arc::default(),
+            outputs: statuses.clone(),
         };
         let inputs = InputSet::start(&config.inputs, &intake, config.max_body_bytes, &stop);
         let fd_limit = reload::raise_fd_limit();
@@ -245,8 +249,9 @@ impl Drop for DeliveryRuntime {
 /// Niceness of delivery threads (0 is normal, 19 the lowest priority).
 const DELIVERY_NICE: libc::c_int = 10;
 
-/// Deletes segments every output has passed. Cursors are fsync'd first, so a power loss can
-/// never leave a cursor pointing into a deleted segment.
+/// Deletes segments every output has passed: every second, and as soon as the spool is more
+/// than half full. Cursors are fsync'd first, so a power loss can never leave a cursor pointing
+/// into a deleted segment.
 async fn compact(
     spool: Spool,
     outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
@@ -256,6 +261,7 @@ async fn compact(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = spool.pressure() => {}
             _ = stop.cancelled() => return,
         }
         let outputs = outputs.load_full();
@@ -275,6 +281,10 @@ async fn compact(
             Ok(Ok(n)) => tracing::debug!(segments = n, "released spool segments"),
             Ok(Err(e)) => tracing::error!(error = %e, "spool compaction failed"),
             Err(e) => tracing::error!(error = %e, "spool compaction task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(COMPACT_GAP) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

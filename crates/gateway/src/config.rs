@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::deadletter::DeadLetterLimits;
-use crate::delivery::StormConfig;
+use crate::delivery::{BacklogLimit, BacklogPolicy, StormConfig};
 use crate::http::limits::{Limits, RawLimits};
 use crate::http::tls::{ListenerTls, TlsFiles};
 use crate::input::InputConfig;
@@ -75,6 +75,8 @@ pub struct OutputConfig {
     pub max_in_flight: usize,
     /// Storm control (`dedup`), for chat and paging outputs.
     pub storm: Option<StormConfig>,
+    /// `max_backlog` and `on_backlog_full`.
+    pub backlog: BacklogLimit,
     /// Tells whether the output's keys changed between two loads (hashed in memory, never shown):
     /// a reload restarts only outputs whose fingerprint changed.
     pub fingerprint: u64,
@@ -307,7 +309,7 @@ impl Config {
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let path = format!("outputs[{i}]");
-                    let Some(output) = parse_output(&path, item, &mut errors) else {
+                    let Some(output) = parse_output(&path, item, &spool, &mut errors) else {
                         continue;
                     };
                     if outputs.iter().any(|o| o.name == output.name) {
@@ -413,9 +415,11 @@ struct RawCommon {
     retry: Option<RawRetry>,
     max_in_flight: Option<usize>,
     dedup: Option<RawDedup>,
+    max_backlog: Option<ByteSize>,
+    on_backlog_full: Option<String>,
 }
 
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 10] = [
     "name",
     "type",
     "min_priority",
@@ -424,6 +428,8 @@ const COMMON_KEYS: [&str; 8] = [
     "retry",
     "max_in_flight",
     "dedup",
+    "max_backlog",
+    "on_backlog_full",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -450,7 +456,12 @@ struct RawRetry {
     max_backoff: Option<ConfigDuration>,
 }
 
-fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputConfig> {
+fn parse_output(
+    path: &str,
+    item: Value,
+    spool: &SpoolOptions,
+    errors: &mut Errors,
+) -> Option<OutputConfig> {
     let fingerprint = fingerprint(&item);
     let Value::Object(mut map) = item else {
         errors.push(path, "must be a mapping with at least 'name' and 'type'");
@@ -564,6 +575,8 @@ fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputCo
         }),
     };
 
+    let backlog = parse_backlog(path, raw.max_backlog, raw.on_backlog_full, spool, errors);
+
     Some(OutputConfig {
         name: raw.name,
         settings,
@@ -571,8 +584,48 @@ fn parse_output(path: &str, item: Value, errors: &mut Errors) -> Option<OutputCo
         policy,
         max_in_flight,
         storm,
+        backlog,
         fingerprint,
     })
+}
+
+/// `max_backlog` and `on_backlog_full`. With `dead_letter_oldest` the limit must leave the spool
+/// two segments of room (space comes back a segment at a time), or the spool would fill before
+/// shedding freed any; without `max_backlog` it is half the spool.
+fn parse_backlog(
+    path: &str,
+    max_backlog: Option<ByteSize>,
+    on_full: Option<String>,
+    spool: &SpoolOptions,
+    errors: &mut Errors,
+) -> BacklogLimit {
+    let policy = match on_full.as_deref().map(str::parse::<BacklogPolicy>) {
+        None => BacklogPolicy::Block,
+        Some(Ok(p)) => p,
+        Some(Err(message)) => {
+            errors.push(format!("{path}.on_backlog_full"), message);
+            BacklogPolicy::Block
+        }
+    };
+    let max_bytes = match (max_backlog, policy) {
+        (Some(b), _) => Some(b.0 as u64),
+        (None, BacklogPolicy::DeadLetterOldest) => Some(spool.max_bytes / 2),
+        (None, BacklogPolicy::Block) => None,
+    };
+    let room = spool.max_bytes.saturating_sub(2 * spool.segment_bytes);
+    match (max_bytes, policy) {
+        (Some(0), _) => errors.push(format!("{path}.max_backlog"), "must be greater than 0"),
+        (Some(max), BacklogPolicy::DeadLetterOldest) if max > room => errors.push(
+            format!("{path}.max_backlog"),
+            format!("must be at most {room} bytes with dead_letter_oldest (spool.max_bytes less two segments), so that shedding frees space before the spool is full"),
+        ),
+        (Some(max), BacklogPolicy::Block) if max > spool.max_bytes => errors.push(
+            format!("{path}.max_backlog"),
+            format!("is more than spool.max_bytes ({}): the spool would be full first", spool.max_bytes),
+        ),
+        _ => {}
+    }
+    BacklogLimit { max_bytes, policy }
 }
 
 /// Replaces `${VAR}` in every string below `value`.

@@ -9,6 +9,7 @@ use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, AlertId};
 use serde_json::{Map, Value};
 
+use crate::delivery::OutputStatus;
 use crate::metrics::Metrics;
 use crate::seen::SeenIds;
 use crate::spool::{AppendError, NewRecord, PendingAppend, Spool};
@@ -21,9 +22,27 @@ pub struct Intake {
     pub custom_fields: Arc<ArcSwap<Map<String, Value>>>,
     /// Ids stored lately, so a retried request stores nothing twice.
     pub seen: Arc<SeenIds>,
+    /// The running outputs: one with `on_backlog_full: block` over its `max_backlog` stops
+    /// ingest.
+    pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
 }
 
 impl Intake {
+    /// Refuses alerts while an output with `on_backlog_full: block` is over its `max_backlog`.
+    fn room(&self) -> Result<(), AppendError> {
+        let end = self.spool.end();
+        for o in self.outputs.load().iter() {
+            if let Some(backlog) = o.blocking_backlog(end) {
+                return Err(AppendError::OutputBehind {
+                    output: o.name.clone(),
+                    backlog,
+                    max: o.backlog.max_bytes.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Assigns ids where absent, adds custom fields, and appends durably (fsync). Returns the
     /// count stored; on an error nothing of `alerts` is stored.
     pub async fn store(
@@ -36,6 +55,7 @@ impl Intake {
         if n == 0 {
             return Ok(0);
         }
+        self.room()?;
         let mut counts = Vec::with_capacity(n);
         let mut records = Vec::with_capacity(n);
         let custom_fields = self.custom_fields.load();
@@ -76,6 +96,7 @@ impl Intake {
         if n == 0 {
             return Ok(0);
         }
+        self.room()?;
         let records = alerts
             .iter()
             .map(|alert| {

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub digests: IntCounterVec,
     pub filtered: IntCounterVec,
     pub queue_depth: IntGaugeVec,
+    pub backlog_bytes: IntGaugeVec,
     pub in_flight: IntGaugeVec,
     pub oldest_pending_seconds: IntGaugeVec,
     pub paused: IntGaugeVec,
@@ -159,6 +160,12 @@ impl Metrics {
                 "Alerts in the spool that an output has not finished with.",
                 out,
             ),
+            backlog_bytes: gauge(
+                &r,
+                "peregrine_output_backlog_bytes",
+                "Bytes of spool from an output's cursor to the end of the log (what max_backlog bounds).",
+                out,
+            ),
             in_flight: gauge(
                 &r,
                 "peregrine_output_in_flight",
@@ -278,9 +285,10 @@ impl Metrics {
     }
 
     /// The gauges labelled by output and type.
-    fn output_gauges(&self) -> [&IntGaugeVec; 4] {
+    fn output_gauges(&self) -> [&IntGaugeVec; 5] {
         [
             &self.queue_depth,
+            &self.backlog_bytes,
             &self.in_flight,
             &self.oldest_pending_seconds,
             &self.paused,

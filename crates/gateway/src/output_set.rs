@@ -152,7 +152,13 @@ impl OutputSet {
         let dead_letters = Arc::new(dead_letters);
         let tracker = Tracker::new(cursor);
         let reader = self.spool.reader(tracker.start());
-        let status = Worker::status(&o.name, output.kind(), tracker, dead_letters.clone());
+        let status = Worker::status(
+            &o.name,
+            output.kind(),
+            tracker,
+            dead_letters.clone(),
+            o.backlog,
+        );
         self.metrics.register_output(&o.name, output.kind());
         tracing::info!(
             output = %o.name,

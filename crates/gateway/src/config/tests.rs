@@ -345,3 +345,63 @@ fn segments_fit_the_spool_and_bodies_fit_a_record() {
         ["max_body_bytes: must be at most 32MiB: one alert is one spool record, and records are at most 64MiB"]
     );
 }
+
+#[test]
+fn backlog_limits_load_with_their_defaults() {
+    let c = Config::parse(
+        "spool: { max_bytes: 64MiB }\noutputs:\n  - { name: siem, type: stdout }\n  - { name: chat, type: stdout, max_backlog: 8MiB, on_backlog_full: dead_letter_oldest }\n  - { name: page, type: stdout, on_backlog_full: dead_letter_oldest }\n  - { name: archive, type: stdout, max_backlog: 16MiB }\n",
+        &env,
+    )
+    .unwrap();
+    let limits: Vec<BacklogLimit> = c.outputs.iter().map(|o| o.backlog).collect();
+    let (block, shed) = (BacklogPolicy::Block, BacklogPolicy::DeadLetterOldest);
+    assert_eq!(
+        limits,
+        [
+            // Only the spool's own limit: ingest stops when it is full, as before.
+            BacklogLimit {
+                max_bytes: None,
+                policy: block
+            },
+            BacklogLimit {
+                max_bytes: Some(8 << 20),
+                policy: shed
+            },
+            // Half the spool, so that one shedding output never fills it.
+            BacklogLimit {
+                max_bytes: Some(32 << 20),
+                policy: shed
+            },
+            BacklogLimit {
+                max_bytes: Some(16 << 20),
+                policy: block
+            },
+        ]
+    );
+}
+
+#[test]
+fn backlog_limits_that_cannot_work_are_refused_with_their_paths() {
+    let found = problems(
+        "spool: { max_bytes: 8MiB, segment_bytes: 1MiB }\noutputs:\n  - { name: a, type: stdout, on_backlog_full: drop_newest }\n  - { name: b, type: stdout, max_backlog: 7MiB, on_backlog_full: dead_letter_oldest }\n  - { name: c, type: stdout, max_backlog: 9MiB }\n  - { name: d, type: stdout, max_backlog: 0 }\n",
+    );
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert!(
+        found[0].starts_with("outputs[0].on_backlog_full: 'drop_newest' is not a backlog policy"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with(
+            "outputs[1].max_backlog: must be at most 6291456 bytes with dead_letter_oldest"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].starts_with("outputs[2].max_backlog: is more than spool.max_bytes"),
+        "{found:#?}"
+    );
+    assert!(
+        found[3].starts_with("outputs[3].max_backlog: must be greater than 0"),
+        "{found:#?}"
+    );
+}

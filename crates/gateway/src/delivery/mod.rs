@@ -3,12 +3,14 @@
 //! can never be delivered, and move the cursor.
 //!
 //! Each output reads the log independently, so a dead or black-holed destination only lets its
-//! own backlog grow on disk; it never slows ingest or another output.
+//! own backlog grow on disk; it never slows another output. How far it may grow before ingest
+//! waits for it, or its oldest alerts go to its dead letters, is its [`BacklogLimit`].
 
+pub mod backlog;
 pub mod storm;
 mod tracker;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,7 @@ use peregrine_outputs::retry::{
     deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy,
 };
 use peregrine_outputs::{BatchLimits, Envelope, Failure, Output};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +30,18 @@ use crate::metrics::Metrics;
 use crate::routing::Route;
 use crate::spool::{flags, split_replay, Position, Reader, StoredRecord};
 
+pub use backlog::{BacklogLimit, BacklogPolicy};
 pub use storm::{Storm, StormConfig, Verdict};
 pub use tracker::Tracker;
 
 /// How much of the log a worker reads at once.
 const READ_BYTES: usize = 256 * 1024;
+
+/// Alerts per dead-letter write when a backlog is shed.
+const SHED_CHUNK: usize = 1000;
+
+/// How often an output that keeps shedding says so at warn level.
+const SHED_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// What the rest of the gateway can see of a running output.
 pub struct OutputStatus {
@@ -44,12 +53,22 @@ pub struct OutputStatus {
     next_waiting_ns: AtomicU64,
     gate: PauseGate,
     pub dead_letters: Arc<DeadLetterFile>,
+    pub backlog: BacklogLimit,
 }
 
 impl OutputStatus {
     /// The output's durable position (where it resumes after a restart).
     pub fn committed(&self) -> Position {
         self.tracker.lock().expect("tracker lock").committed()
+    }
+
+    /// With `on_backlog_full: block`, the output's backlog in bytes when it is over its
+    /// `max_backlog` (ingest then refuses alerts).
+    pub fn blocking_backlog(&self, end: Position) -> Option<u64> {
+        if self.backlog.policy != BacklogPolicy::Block {
+            return None;
+        }
+        self.backlog.excess(self.committed().offset, end.offset)
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -117,9 +136,11 @@ impl Worker {
         kind: &'static str,
         tracker: Tracker,
         dead_letters: Arc<DeadLetterFile>,
+        backlog: BacklogLimit,
     ) -> Arc<OutputStatus> {
         Arc::new(OutputStatus {
             dead_letters,
+            backlog,
             name: name.to_string(),
             kind,
             tracker: Mutex::new(tracker),
@@ -143,34 +164,64 @@ impl Worker {
             labels: [self.status.name.clone(), self.status.kind.to_string()],
             logged: Mutex::new(HashSet::new()),
             stop: stop.clone(),
+            batches: Mutex::default(),
         });
-        let mut buffered: VecDeque<StoredRecord> = VecDeque::new();
-        let mut digests: VecDeque<Alert> = VecDeque::new();
+        let mut pending = Pending::default();
+        let mut ends = self.reader.watch_end();
         let mut tasks = JoinSet::new();
+        // Every alert before this log offset has been shed (or is being: cancelled batches
+        // settle on their own), so it no longer counts in the backlog.
+        let mut shed_through = 0;
+        let mut warned_at = None;
 
         loop {
             while tasks.try_join_next().is_some() {}
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("semaphore never closes"),
-                _ = stop.cancelled() => break,
+            let end = ends.borrow().offset;
+            if let Some(before) = self.shed_before(end, shed_through) {
+                shed_through = before;
+                self.shed(before, &shared, &mut pending, &mut warned_at)
+                    .await;
+                continue;
+            }
+            let slot = match self
+                .wait(
+                    slots.clone().acquire_owned(),
+                    &mut ends,
+                    shed_through,
+                    &stop,
+                )
+                .await
+            {
+                Wake::Ready(slot) => slot.expect("semaphore never closes"),
+                Wake::Overflow => continue,
+                Wake::Stop => break,
             };
-            tokio::select! {
-                _ = self.status.gate.wait() => {}
-                _ = stop.cancelled() => break,
+            match self
+                .wait(self.status.gate.wait(), &mut ends, shed_through, &stop)
+                .await
+            {
+                Wake::Ready(()) => {}
+                Wake::Overflow => continue,
+                Wake::Stop => break,
             }
             // A paced output gathers its batch only when it may send, so the alerts that
             // arrived meanwhile travel together.
-            tokio::select! {
-                _ = self.output.ready() => {}
-                _ = stop.cancelled() => break,
+            match self
+                .wait(self.output.ready(), &mut ends, shed_through, &stop)
+                .await
+            {
+                Wake::Ready(()) => {}
+                Wake::Overflow => continue,
+                Wake::Stop => break,
             }
             let batch = tokio::select! {
-                batch = self.next_batch(&mut buffered, &mut digests, limits) => batch,
+                batch = self.next_batch(&mut pending, limits) => batch,
                 _ = stop.cancelled() => break,
             };
+            let overflow = shared.track(&batch);
             let shared = shared.clone();
             tasks.spawn(async move {
-                shared.deliver(batch).await;
+                shared.deliver(batch, overflow).await;
                 drop(slot);
             });
         }
@@ -191,22 +242,121 @@ impl Worker {
         }
     }
 
+    /// Waits for `ready`, unless the worker is stopped or the backlog must be shed first.
+    async fn wait<T>(
+        &self,
+        ready: impl Future<Output = T>,
+        ends: &mut watch::Receiver<Position>,
+        shed_through: u64,
+        stop: &CancellationToken,
+    ) -> Wake<T> {
+        let overflow = async {
+            loop {
+                let end = ends.borrow_and_update().offset;
+                if self.shed_before(end, shed_through).is_some() {
+                    return;
+                }
+                if ends.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => Wake::Stop,
+            _ = overflow, if self.status.backlog.policy == BacklogPolicy::DeadLetterOldest => {
+                Wake::Overflow
+            }
+            value = ready => Wake::Ready(value),
+        }
+    }
+
+    /// With `dead_letter_oldest`, when the backlog (from the cursor, or from what was already
+    /// shed) to the log's `end` is over the limit: the offset before which alerts must go.
+    fn shed_before(&self, end: u64, shed_through: u64) -> Option<u64> {
+        let from = self.status.committed().offset.max(shed_through);
+        self.status.backlog.shed_before(from, end)
+    }
+
+    /// Moves every alert before log offset `before` that this output would still send to its
+    /// dead letters, with reason `overflow`: batches in flight that hold one are cancelled (and
+    /// dead-letter themselves), and alerts not sent yet are read and written out in chunks.
+    /// A backlog that stays at its limit is shed again and again: that is said at warn level
+    /// once a minute (`warned_at`), and counted in the dead-letter metrics each time.
+    async fn shed(
+        &mut self,
+        before: u64,
+        shared: &Arc<Delivering>,
+        pending: &mut Pending,
+        warned_at: &mut Option<std::time::Instant>,
+    ) {
+        let end = self.reader.watch_end().borrow().offset;
+        let backlog = end.saturating_sub(self.status.committed().offset);
+        let cancelled = shared.cancel_batches_before(before);
+        let (name, max) = (&self.status.name, self.status.backlog.max_bytes);
+        if warned_at.is_some_and(|at| at.elapsed() < SHED_WARN_EVERY) {
+            tracing::debug!(output = %name, backlog, max_backlog = max, cancelled_batches = cancelled, "shedding the backlog");
+        } else {
+            *warned_at = Some(std::time::Instant::now());
+            tracing::warn!(
+                output = %name,
+                backlog,
+                max_backlog = max,
+                cancelled_batches = cancelled,
+                "the output is over its max_backlog: its oldest alerts go to its dead letters (reason overflow); `peregrine-gateway dead-letters replay` sends them again"
+            );
+        }
+        let mut chunk = Vec::new();
+        if let Some(item) = pending
+            .carried
+            .take_if(|i| i.position.is_some_and(|p| p.offset < before))
+        {
+            chunk.push(item);
+        }
+        while !shared.stop.is_cancelled() {
+            let Some(front) = pending.records.front() else {
+                if self.reader.position().offset >= before {
+                    break;
+                }
+                match self.reader.read(READ_BYTES).await {
+                    Ok(records) => pending.records.extend(records),
+                    Err(e) => {
+                        tracing::error!(output = %self.status.name, error = %e, "cannot read the spool to shed the backlog");
+                        break;
+                    }
+                }
+                continue;
+            };
+            if front.position.offset >= before {
+                break;
+            }
+            let record = pending.records.pop_front().expect("not empty");
+            chunk.extend(self.admit(record, &mut pending.digests));
+            if chunk.len() >= SHED_CHUNK {
+                shared.overflowed(std::mem::take(&mut chunk)).await;
+            }
+        }
+        if !chunk.is_empty() {
+            shared.overflowed(chunk).await;
+        }
+        self.note_waiting(&pending.records);
+    }
+
     /// The next batch of alerts this output's route selects, as the output's limits allow.
     /// Waits for the first alert; after it, waits at most `max_wait` for the batch to fill (with
     /// no `max_wait`, it still takes the alerts already read, up to `max_events`). Digests of
     /// closed storm windows go first.
-    async fn next_batch(
-        &mut self,
-        buffered: &mut VecDeque<StoredRecord>,
-        digests: &mut VecDeque<Alert>,
-        limits: BatchLimits,
-    ) -> Vec<Item> {
+    async fn next_batch(&mut self, pending: &mut Pending, limits: BatchLimits) -> Vec<Item> {
         let mut batch: Vec<Item> = Vec::new();
         let mut bytes = 0usize;
         let mut deadline = None;
+        if let Some(item) = pending.carried.take() {
+            bytes += item.envelope.json.len();
+            batch.push(item);
+        }
         loop {
             while batch.len() < limits.max_events {
-                let Some(digest) = digests.pop_front() else {
+                let Some(digest) = pending.digests.pop_front() else {
                     break;
                 };
                 batch.push(Item {
@@ -218,7 +368,7 @@ impl Worker {
             if batch.len() >= limits.max_events {
                 return batch;
             }
-            if buffered.is_empty() {
+            if pending.records.is_empty() {
                 if !batch.is_empty() && limits.max_wait.is_zero() {
                     return batch;
                 }
@@ -238,93 +388,29 @@ impl Worker {
                             .storm
                             .as_mut()
                             .expect("a window end implies storm control");
-                        digests.extend(storm.close_until(now_ns()));
+                        pending.digests.extend(storm.close_until(now_ns()));
                     }
-                    Some(Ok(records)) => buffered.extend(records),
+                    Some(Ok(records)) => pending.records.extend(records),
                     Some(Err(e)) => {
                         tracing::error!(output = %self.status.name, error = %e, "cannot read the spool; retrying in 1s");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-                self.note_waiting(buffered);
+                self.note_waiting(&pending.records);
                 continue;
             }
-            let record = buffered.pop_front().expect("not empty");
-            let next = record.next_position();
-            {
-                let mut tracker = self.status.tracker.lock().expect("tracker lock");
-                if tracker.finished_before(record.position.seq) {
-                    tracker.skipped(next);
-                    continue;
-                }
-            }
-            if let Some(storm) = self.storm.as_mut() {
-                digests.extend(storm.close_until(record.accepted_at_ns));
-            }
-            let replay = record.flags & flags::REPLAY != 0;
-            let payload = if replay {
-                match split_replay(&record.payload) {
-                    Some((target, start)) if target == self.status.name => {
-                        record.payload.slice(start..)
-                    }
-                    _ => {
-                        self.skip(next);
-                        continue;
-                    }
-                }
-            } else {
-                record.payload.clone()
-            };
-            let alert = match Alert::from_json_slice(&payload) {
-                Ok(alert) => Arc::new(alert),
-                Err(e) => {
-                    // The gateway validated this JSON before storing it and the record's checksum
-                    // held, so this is a bug; say so loudly rather than stall the output.
-                    tracing::error!(output = %self.status.name, seq = record.position.seq, error = %e, "stored alert does not decode; skipping it");
-                    self.skip(next);
-                    continue;
-                }
-            };
-            // Test alerts go everywhere, and a replay is the operator's choice: neither is
-            // routed or held back by storm control.
-            let is_test = record.flags & flags::TEST != 0 || replay;
-            if !is_test && !self.route.matches(&alert) {
-                self.skip(next);
-                self.metrics
-                    .filtered
-                    .with_label_values(&[&self.status.name, self.status.kind])
-                    .inc();
+            let record = pending.records.pop_front().expect("not empty");
+            let Some(item) = self.admit(record, &mut pending.digests) else {
                 continue;
-            }
-            if let (false, Some(storm)) = (is_test, self.storm.as_mut()) {
-                if storm.admit(&alert, record.accepted_at_ns) == Verdict::Suppress {
-                    self.skip(next);
-                    self.metrics
-                        .suppressed
-                        .with_label_values(&[&self.status.name, self.status.kind])
-                        .inc();
-                    continue;
-                }
-            }
-            if !batch.is_empty() && bytes + payload.len() > limits.max_bytes {
-                buffered.push_front(record);
+            };
+            let len = item.envelope.json.len();
+            if !batch.is_empty() && bytes + len > limits.max_bytes {
+                pending.carried = Some(item);
                 return batch;
             }
-            self.status.tracker.lock().expect("tracker lock").started(
-                record.position,
-                next,
-                record.accepted_at_ns,
-            );
-            bytes += payload.len();
-            batch.push(Item {
-                position: Some(record.position),
-                accepted_at_ns: record.accepted_at_ns,
-                envelope: Envelope {
-                    alert,
-                    json: payload,
-                },
-            });
-            self.note_waiting(buffered);
+            bytes += len;
+            batch.push(item);
+            self.note_waiting(&pending.records);
             if batch.len() >= limits.max_events {
                 return batch;
             }
@@ -332,6 +418,81 @@ impl Worker {
                 deadline = Some(tokio::time::Instant::now() + limits.max_wait);
             }
         }
+    }
+
+    /// Takes one record from the log: skips what this output does not send (finished in the
+    /// previous run, another output's replay, not routed here, held back by storm control) and
+    /// starts tracking the rest, which it returns ready to deliver.
+    fn admit(&mut self, record: StoredRecord, digests: &mut VecDeque<Alert>) -> Option<Item> {
+        let next = record.next_position();
+        {
+            let mut tracker = self.status.tracker.lock().expect("tracker lock");
+            if tracker.finished_before(record.position.seq) {
+                tracker.skipped(next);
+                return None;
+            }
+        }
+        if let Some(storm) = self.storm.as_mut() {
+            digests.extend(storm.close_until(record.accepted_at_ns));
+        }
+        let replay = record.flags & flags::REPLAY != 0;
+        let payload = if replay {
+            match split_replay(&record.payload) {
+                Some((target, start)) if target == self.status.name => {
+                    record.payload.slice(start..)
+                }
+                _ => {
+                    self.skip(next);
+                    return None;
+                }
+            }
+        } else {
+            record.payload.clone()
+        };
+        let alert = match Alert::from_json_slice(&payload) {
+            Ok(alert) => Arc::new(alert),
+            Err(e) => {
+                // The gateway validated this JSON before storing it and the record's checksum
+                // held, so this is a bug; say so loudly rather than stall the output.
+                tracing::error!(output = %self.status.name, seq = record.position.seq, error = %e, "stored alert does not decode; skipping it");
+                self.skip(next);
+                return None;
+            }
+        };
+        // Test alerts go everywhere, and a replay is the operator's choice: neither is
+        // routed or held back by storm control.
+        let is_test = record.flags & flags::TEST != 0 || replay;
+        if !is_test && !self.route.matches(&alert) {
+            self.skip(next);
+            self.metrics
+                .filtered
+                .with_label_values(&[&self.status.name, self.status.kind])
+                .inc();
+            return None;
+        }
+        if let (false, Some(storm)) = (is_test, self.storm.as_mut()) {
+            if storm.admit(&alert, record.accepted_at_ns) == Verdict::Suppress {
+                self.skip(next);
+                self.metrics
+                    .suppressed
+                    .with_label_values(&[&self.status.name, self.status.kind])
+                    .inc();
+                return None;
+            }
+        }
+        self.status.tracker.lock().expect("tracker lock").started(
+            record.position,
+            next,
+            record.accepted_at_ns,
+        );
+        Some(Item {
+            position: Some(record.position),
+            accepted_at_ns: record.accepted_at_ns,
+            envelope: Envelope {
+                alert,
+                json: payload,
+            },
+        })
     }
 
     /// Moves past a record this output does not send.
@@ -357,6 +518,25 @@ async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// What a worker waiting for something woke up to.
+enum Wake<T> {
+    Ready(T),
+    /// The backlog is over the limit: shed it first.
+    Overflow,
+    Stop,
+}
+
+/// Alerts taken from the log but not yet in a batch.
+#[derive(Default)]
+struct Pending {
+    /// Records read and not yet looked at.
+    records: VecDeque<StoredRecord>,
+    /// Digests of closed storm windows, sent first.
+    digests: VecDeque<Alert>,
+    /// An alert taken for delivery that did not fit in the last batch; it starts the next.
+    carried: Option<Item>,
+}
+
 /// One alert in a batch.
 struct Item {
     /// Where the alert is in the spool; `None` for a storm digest, which only exists in memory.
@@ -378,6 +558,9 @@ struct Delivering {
     logged: Mutex<HashSet<String>>,
     /// The worker's stop: a dead-letter write that keeps failing gives up only then.
     stop: CancellationToken,
+    /// Batches in flight by their first alert's log offset, each with the token that cancels it
+    /// when the output sheds its backlog.
+    batches: Mutex<BTreeMap<u64, CancellationToken>>,
 }
 
 /// Tries at a batch that panicked before it is dead-lettered.
@@ -409,6 +592,20 @@ impl<T> Future for CatchPanic<'_, T> {
     }
 }
 
+/// Why an alert shed from an output's backlog was dead-lettered. `attempts` is 0: the alert's
+/// delivery was given up, not tried to the end.
+fn overflow_outcome() -> Outcome {
+    let failure = Failure::new(
+        None,
+        "the output's backlog passed its max_backlog; its oldest alerts were moved to dead letters",
+    )
+    .with_code("overflow");
+    Outcome::DeadLetter {
+        failure,
+        attempts: 0,
+    }
+}
+
 /// A bounded word for why an alert was dead-lettered: the output's code (`channel_not_found`),
 /// else the HTTP status, else `error`. Never free text from the destination.
 fn reason_label(f: &Failure) -> String {
@@ -430,56 +627,92 @@ impl AttemptObserver for Delivering {
 }
 
 impl Delivering {
-    /// Delivers `batch` and settles every alert in it: delivered, or dead-lettered. A panic in
-    /// the output (a bug) is retried [`PANIC_ATTEMPTS`] times, then the batch is dead-lettered
-    /// with reason `panic`: its alerts never stay pinned in the spool.
-    async fn deliver(self: Arc<Self>, batch: Vec<Item>) {
+    /// Delivers `batch` and settles every alert in it: delivered, or dead-lettered. `overflow`
+    /// cancels the delivery when the output sheds its backlog: the batch is dead-lettered with
+    /// reason `overflow` (alerts an earlier attempt delivered may then be in the dead letters
+    /// too; their uuids let a receiver drop the copies after a replay).
+    async fn deliver(self: Arc<Self>, batch: Vec<Item>, overflow: CancellationToken) {
         let n = batch.len() as i64;
         self.status.in_flight.fetch_add(n, Ordering::Relaxed);
         let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
-        let mut outcomes = None;
+        let outcomes = tokio::select! {
+            biased;
+            _ = overflow.cancelled() => vec![overflow_outcome(); batch.len()],
+            outcomes = self.attempt(&envelopes) => outcomes,
+        };
+        self.settle(batch.iter(), outcomes).await;
+        if let Some(first) = batch.iter().find_map(|i| i.position) {
+            self.batches
+                .lock()
+                .expect("batches lock")
+                .remove(&first.offset);
+        }
+        self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// One delivery through the retry core. A panic in the output (a bug) is retried
+    /// [`PANIC_ATTEMPTS`] times, then the batch is dead-lettered with reason `panic`: its alerts
+    /// never stay pinned in the spool.
+    async fn attempt(&self, envelopes: &[Envelope]) -> Vec<Outcome> {
         for attempt in 1..=PANIC_ATTEMPTS {
             let attempted = CatchPanic(Box::pin(deliver_with_retries(
                 self.output.as_ref(),
-                &envelopes,
+                envelopes,
                 &self.policy,
                 &self.status.gate,
-                self.as_ref(),
+                self,
             )))
             .await;
             match attempted {
-                Ok(o) => {
-                    outcomes = Some(o);
-                    break;
-                }
+                Ok(outcomes) => return outcomes,
                 Err(message) => {
-                    tracing::error!(output = %self.status.name, attempt, panic = ?message, alerts = n, "the output panicked delivering a batch");
+                    tracing::error!(output = %self.status.name, attempt, panic = ?message, alerts = envelopes.len(), "the output panicked delivering a batch");
                     self.metrics.panics.with_label_values(&self.labels).inc();
                     tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
                 }
             }
         }
-        let outcomes = outcomes.unwrap_or_else(|| {
-            let failure = Failure::new(None, "the output panicked on every attempt at this batch")
-                .with_code("panic");
-            vec![
-                Outcome::DeadLetter {
-                    failure,
-                    attempts: PANIC_ATTEMPTS,
-                };
-                batch.len()
-            ]
-        });
-        self.settle(batch, outcomes).await;
+        let failure = Failure::new(None, "the output panicked on every attempt at this batch")
+            .with_code("panic");
+        vec![
+            Outcome::DeadLetter {
+                failure,
+                attempts: PANIC_ATTEMPTS,
+            };
+            envelopes.len()
+        ]
+    }
+
+    /// Registers a batch about to be delivered; the token cancels it if the backlog is shed.
+    fn track(&self, batch: &[Item]) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Some(first) = batch.iter().find_map(|i| i.position) {
+            self.batches
+                .lock()
+                .expect("batches lock")
+                .insert(first.offset, token.clone());
+        }
+        token
+    }
+
+    /// Cancels the batches in flight that hold an alert before log offset `before`.
+    fn cancel_batches_before(&self, before: u64) -> usize {
+        let batches = self.batches.lock().expect("batches lock");
+        batches.range(..before).map(|(_, t)| t.cancel()).count()
+    }
+
+    /// Dead-letters alerts shed from the backlog before they were sent.
+    async fn overflowed(&self, items: Vec<Item>) {
+        let outcomes = vec![overflow_outcome(); items.len()];
+        self.settle(items.iter(), outcomes).await;
     }
 
     /// Records each alert's fate and moves the cursor past the settled ones.
-    async fn settle(&self, batch: Vec<Item>, outcomes: Vec<Outcome>) {
-        let n = batch.len() as i64;
-        let mut finished = Vec::with_capacity(batch.len());
+    async fn settle(&self, batch: impl Iterator<Item = &Item>, outcomes: Vec<Outcome>) {
+        let mut finished = Vec::with_capacity(outcomes.len());
         let mut dead = Vec::new();
         let now = now_ns();
-        for (item, outcome) in batch.iter().zip(&outcomes) {
+        for (item, outcome) in batch.zip(&outcomes) {
             match outcome {
                 Outcome::Delivered if item.position.is_none() => {
                     self.metrics.digests.with_label_values(&self.labels).inc();
@@ -538,7 +771,6 @@ impl Delivering {
         {
             tracing::error!(output = %self.status.name, error = %e, "could not write the cursor; alerts may be delivered again after a restart");
         }
-        self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Writes dead letters durably, trying again (with backoff, counted) until it succeeds: a
@@ -651,6 +883,7 @@ mod tests {
             "webhook",
             Tracker::new(cursor),
             dead_letters.clone(),
+            BacklogLimit::default(),
         );
         {
             let mut tracker = status.tracker.lock().unwrap();
@@ -674,6 +907,7 @@ mod tests {
             labels: ["hook".into(), "webhook".into()],
             logged: Mutex::new(HashSet::new()),
             stop: CancellationToken::new(),
+            batches: Mutex::default(),
         })
     }
 
@@ -681,7 +915,9 @@ mod tests {
     async fn a_batch_that_panicked_is_tried_again() {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), 1);
-        d.clone().deliver(vec![item(0), item(1)]).await;
+        d.clone()
+            .deliver(vec![item(0), item(1)], CancellationToken::new())
+            .await;
         assert_eq!(d.status.committed().seq, 2, "both alerts settled");
         assert_eq!(d.metrics.sent.with_label_values(&d.labels).get(), 2);
         assert_eq!(d.metrics.panics.with_label_values(&d.labels).get(), 1);
@@ -692,7 +928,9 @@ mod tests {
     async fn a_batch_that_always_panics_is_dead_lettered_not_pinned() {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), u32::MAX);
-        d.clone().deliver(vec![item(0), item(1)]).await;
+        d.clone()
+            .deliver(vec![item(0), item(1)], CancellationToken::new())
+            .await;
         assert_eq!(d.status.committed().seq, 2, "the cursor moves past them");
         let lines = std::fs::read_to_string(tmp.path().join("dl.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), 2);

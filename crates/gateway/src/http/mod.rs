@@ -49,6 +49,7 @@ pub const REJECTION_REASONS: &[&str] = &[
     "overloaded",
     "unauthorized",
     "spool_full",
+    "output_behind",
     "spool_error",
 ];
 
@@ -224,6 +225,14 @@ fn outcome(stored: Result<usize, AppendError>) -> Result<usize, Rejection> {
             retry_after: Some(FULL_RETRY_AFTER_SECS),
             ..Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "spool_full", e.to_string())
         }),
+        Err(e @ AppendError::OutputBehind { .. }) => Err(Rejection {
+            retry_after: Some(FULL_RETRY_AFTER_SECS),
+            ..Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "output_behind",
+                e.to_string(),
+            )
+        }),
         Err(e @ AppendError::TooLarge(_)) => Err(Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
@@ -361,6 +370,10 @@ fn refresh_gauges(app: &AppState) {
         let labels = [o.name.as_str(), o.kind];
         let depth = end.seq.saturating_sub(o.committed().seq);
         m.queue_depth.with_label_values(&labels).set(depth as i64);
+        let backlog = end.offset.saturating_sub(o.committed().offset);
+        m.backlog_bytes
+            .with_label_values(&labels)
+            .set(backlog as i64);
         m.in_flight.with_label_values(&labels).set(o.in_flight());
         m.oldest_pending_seconds
             .with_label_values(&labels)

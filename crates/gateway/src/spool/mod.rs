@@ -71,6 +71,13 @@ pub enum AppendError {
     Closed,
     #[error("an alert of {0} bytes is larger than a spool record can hold (64 MiB)")]
     TooLarge(usize),
+    /// An output with `on_backlog_full: block` is further behind than its `max_backlog`.
+    #[error("output '{output}' is {backlog} bytes behind, more than its max_backlog ({max}); alerts are refused until it catches up")]
+    OutputBehind {
+        output: String,
+        backlog: u64,
+        max: u64,
+    },
 }
 
 struct Shared {
@@ -93,6 +100,9 @@ struct Shared {
     /// Damaged byte ranges found (by start offset), each counted once however many readers
     /// meet it: the records they held are lost.
     corrupt: Mutex<BTreeMap<u64, u64>>,
+    /// Signalled by the writer when the spool is more than half full, so that compaction runs
+    /// now rather than at its next tick: a small spool can fill in less than a tick.
+    pressure: tokio::sync::Notify,
     _lock: File,
 }
 
@@ -170,6 +180,7 @@ impl Spool {
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
             corrupt: Mutex::default(),
+            pressure: tokio::sync::Notify::new(),
             _lock: lock,
         });
         for d in &recovered.corrupt {
@@ -201,6 +212,11 @@ impl Spool {
             spool: self,
             announced: true,
         }
+    }
+
+    /// Resolves when the writer found the spool more than half full (see [`Shared::pressure`]).
+    pub async fn pressure(&self) {
+        self.shared.pressure.notified().await
     }
 
     /// Records lost to damage found so far (at recovery or by readers).

@@ -67,6 +67,11 @@ impl Reader {
         self.position
     }
 
+    /// The end of the durable log, and a way to wait for it to move.
+    pub fn watch_end(&self) -> watch::Receiver<Position> {
+        self.end.clone()
+    }
+
     /// Waits until there are records past the read position, then returns some of them (about
     /// `max_bytes` worth, at least one).
     ///

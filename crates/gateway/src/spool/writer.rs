@@ -170,6 +170,9 @@ impl Writer {
             }
             accepted.push((request.reply, end));
         }
+        if end.offset - head > max / 2 || self.rotate_when_full {
+            self.shared.pressure.notify_one();
+        }
         if accepted.is_empty() {
             return;
         }
