@@ -199,3 +199,110 @@ async fn kill_9_during_rotation_and_compaction_loses_nothing() {
         hook.requests().len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_cursors_are_replaced_at_start_replays_nothing() {
+    const OUTPUTS: usize = 40;
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::ok().await;
+    let mut config = String::from("outputs:\n");
+    for o in 0..OUTPUTS {
+        config += &format!(
+            "  - {{ name: o{o:02}, type: webhook, url: \"{}\" }}\n",
+            hook.url(&format!("/o{o:02}"))
+        );
+    }
+    let cursors = tmp.path().join("spool/cursors");
+    let mut posted = 0;
+    let mut kills = Vec::new();
+    for round in 0..6 {
+        // Alerts delivered everywhere, so every cursor has moved since the last start.
+        let gw = GatewayProcess::start(tmp.path(), &config).await;
+        assert!(!gw.logs().contains("unreadable"), "{}", gw.logs());
+        posted += post_many(&gw, 10, &format!("r{round}")).await.len();
+        wait_all_finished(&gw).await;
+        gw.kill9();
+
+        // Start again and die while output k's cursor is being replaced: from the moment its
+        // temporary file exists, before it is renamed over the cursor.
+        let launch = peregrine_e2e::gateway::Launch {
+            unready: true,
+            ..Default::default()
+        };
+        let gw = GatewayProcess::launch(tmp.path(), &config, launch).await;
+        let k = 3 + 6 * round;
+        let tmp_file = cursors.join(format!("o{k:02}.cursor.tmp"));
+        let pid = gw.pid();
+        let seen = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if tmp_file.exists() {
+                    // SAFETY: our own child, not yet reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(
+            seen,
+            "output o{k:02}'s cursor was never replaced:\n{}",
+            gw.logs()
+        );
+        gw.kill9();
+        let left = std::fs::read_dir(&cursors)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count();
+        kills.push((k, left));
+    }
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    posted += post_many(&gw, 10, "last").await.len();
+    wait_all_finished(&gw).await;
+    let gw_logs = gw.logs();
+    assert_eq!(gw.terminate(Duration::from_secs(20)).await.code(), Some(0));
+    // No cursor came back older than it was: nothing delivered was sent again.
+    let requests = hook.requests();
+    let counts: Vec<usize> = (0..OUTPUTS)
+        .map(|o| {
+            let path = format!("/o{o:02}");
+            requests.iter().filter(|r| r.path == path).count()
+        })
+        .collect();
+    assert!(
+        counts.iter().all(|&n| n == posted),
+        "requests per output for {posted} alerts: {counts:?}\n{gw_logs}"
+    );
+    println!(
+        "kill -9 during cursor replacement at start (output k, temporary cursor files left): {kills:?}; {posted} alerts x {OUTPUTS} outputs, 0 sent twice"
+    );
+    assert!(
+        kills.iter().any(|&(_, left)| left > 0),
+        "no kill landed before a rename: {kills:?}"
+    );
+}
+
+/// Waits until every output has finished every alert (delivered and acknowledged: the gateway
+/// saw the answer, so no delivery is in flight).
+async fn wait_all_finished(gw: &GatewayProcess) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = gw.metrics().await;
+        let mut depths = metrics
+            .lines()
+            .filter(|l| l.starts_with("peregrine_output_queue_depth{"))
+            .peekable();
+        assert!(depths.peek().is_some(), "no queue depth in /metrics");
+        if depths.all(|l| l.ends_with(" 0")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outputs still behind:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

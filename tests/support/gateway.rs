@@ -29,6 +29,9 @@ pub struct Launch<'a> {
     /// A command that runs the gateway: it gets the gateway's path and arguments after its own
     /// and must `exec` them (so the pid stays the gateway's), e.g. `unshare -m sh -c '…; exec "$@"'`.
     pub via: Vec<String>,
+    /// Return as soon as the process runs, without waiting for `/readyz` (to kill it while it
+    /// starts).
+    pub unready: bool,
 }
 
 impl GatewayProcess {
@@ -96,7 +99,9 @@ impl GatewayProcess {
             preamble,
             client: launch.tls_client.unwrap_or_default(),
         };
-        gw.wait_ready().await;
+        if !launch.unready {
+            gw.wait_ready().await;
+        }
         gw
     }
 
@@ -129,12 +134,18 @@ impl GatewayProcess {
 
     /// Waits until the gateway's log contains `text`, or panics with the log after `timeout`.
     pub async fn wait_log(&self, text: &str, timeout: Duration) {
+        self.wait_log_every(text, timeout, Duration::from_millis(20))
+            .await
+    }
+
+    /// [`GatewayProcess::wait_log`], looking every `every` (short, to act right after a line).
+    pub async fn wait_log_every(&self, text: &str, timeout: Duration, every: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.logs().contains(text) {
             if tokio::time::Instant::now() > deadline {
                 panic!("the log never said {text:?}:\n{}", self.logs());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(every).await;
         }
     }
 
