@@ -301,3 +301,12 @@ fn a_missing_file_is_an_error_not_a_panic() {
     let r = loader.load();
     assert!(rendered(&r).contains("/nonexistent/rules.yaml:1:1: error: cannot read the file"));
 }
+
+#[test]
+fn lists_and_macros_with_short_names_load() {
+    let r = load_text(
+        "- list: ab\n  items: [cat, dog]\n- macro: m\n  condition: proc.name in (ab)\n- rule: short names\n  desc: d\n  condition: evt.type = open and m and proc.pname in (ab)\n  output: \"%proc.name\"\n  priority: WARNING\n",
+    );
+    assert!(r.diagnostics.is_empty(), "{}", rendered(&r));
+    assert_eq!((r.counts.rules, r.counts.macros, r.counts.lists), (1, 1, 1));
+}

@@ -436,8 +436,10 @@ impl<'a> Parser<'a> {
             }
         }
         for op in Op::WORDS {
+            // `exists` may close a parenthesis at once: `(proc.name exists)`.
             let closes = op == Op::Exists
-                && self.text.as_bytes().get(self.pos + op.as_str().len()) == Some(&b')');
+                && rest.starts_with(op.as_str().as_bytes())
+                && rest.get(op.as_str().len()) == Some(&b')');
             if closes || self.at_keyword(op.as_str(), op.takes_list()) {
                 self.pos += op.as_str().len();
                 return Some(op);
@@ -730,6 +732,17 @@ mod tests {
         assert_eq!(canon("not not a"), "not not a");
         assert_eq!(canon("(a)"), "a");
         assert_eq!(canon("a and b and c or d"), "((a and b and c) or d)");
+    }
+
+    #[test]
+    fn a_list_of_any_length_is_not_taken_for_exists() {
+        // Six bytes after `in`, a ')' once made the parser read `exists` (`- list: ab`).
+        assert_eq!(canon("proc.name in (ab)"), "proc.name in (ab)");
+        assert_eq!(
+            canon("proc.name in (zz) and (fd.name exists)"),
+            "(proc.name in (zz) and fd.name exists)"
+        );
+        assert_eq!(canon("proc.name in (a)"), "proc.name in (a)");
     }
 
     #[test]
