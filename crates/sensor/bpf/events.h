@@ -11,7 +11,10 @@
 
 #define COMM_LEN 16
 /* Capture limits; powers of two so the verifier can bound reads with a mask. */
-#define PATH_CAP 512
+/* Paths of syscall arguments: PATH_MAX, so no path a syscall accepts is ever cut. */
+#define PATH_CAP 4096
+/* The filename given to execve, as bprm->filename holds it. */
+#define EXEC_PATH_CAP 512
 #define ARGS_CAP 4096
 #define CGROUP_CAP 512
 #define SOCKADDR_CAP 128
@@ -72,8 +75,6 @@ struct open_filter {
 	__u8 enabled;
 	__u8 read_any;     /* some rule reading files takes any path */
 	__u8 write_any;
-	__u8 read_dotdot;  /* ... or any path whose raw form holds "../" */
-	__u8 write_dotdot;
 };
 
 #define PATH_KEY 256
@@ -121,7 +122,7 @@ struct record_exec {
 	__u16 args_len;
 	__u16 cgroup_len[3];
 	__u16 _pad[3];
-	char filename[PATH_CAP];
+	char filename[EXEC_PATH_CAP];
 	char args[ARGS_CAP];
 	char cgroup[3][CGROUP_CAP];
 };
@@ -145,7 +146,7 @@ struct record_exit {
 
 /* The Rust mirror asserts the same numbers. */
 _Static_assert(sizeof(struct record_header) == 56, "record_header layout");
-_Static_assert(sizeof(struct record_syscall) == 1280, "record_syscall layout");
+_Static_assert(sizeof(struct record_syscall) == 8448, "record_syscall layout");
 _Static_assert(__builtin_offsetof(struct record_syscall, data) == 128, "record_syscall layout");
 _Static_assert(sizeof(struct record_exec) == 6272, "record_exec layout");
 _Static_assert(__builtin_offsetof(struct record_exec, filename) == 128, "record_exec layout");

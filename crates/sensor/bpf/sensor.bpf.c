@@ -208,17 +208,27 @@ static __always_inline void finish_syscall(struct record_syscall *r)
 	submit(r, size);
 }
 
+/*
+ * The stored length of a string that bpf_probe_read_user_str read as `n` bytes (its NUL
+ * included). A string that filled the whole slot may have been cut: it keeps PATH_CAP - 1 bytes
+ * and the record says so (a path the kernel accepts is shorter than PATH_CAP, so this takes a
+ * string no syscall would take as a path).
+ */
+static __always_inline __u16 capped_len(struct record_syscall *r, long n)
+{
+	if (n < PATH_CAP)
+		return n & (PATH_CAP - 1);
+	r->flags |= RECORD_FLAG_TRUNCATED;
+	count(COUNTER_TRUNCATED);
+	return PATH_CAP - 1;
+}
+
 /* Copies a user string into the record's first string slot. */
 static __always_inline void read_str1(struct record_syscall *r, __u64 ptr)
 {
 	long n = bpf_probe_read_user_str(&r->data[0], PATH_CAP, (const void *)ptr);
-	if (n > 0) {
-		r->str1_len = n & (PATH_CAP - 1);
-		if (n >= PATH_CAP - 1) {
-			r->flags |= RECORD_FLAG_TRUNCATED;
-			count(COUNTER_TRUNCATED);
-		}
-	}
+	if (n > 0)
+		r->str1_len = capped_len(r, n);
 }
 
 /* Copies a user string right after the first one. */
@@ -226,13 +236,8 @@ static __always_inline void read_str2(struct record_syscall *r, __u64 ptr)
 {
 	__u32 off = r->str1_len & (PATH_CAP - 1);
 	long n = bpf_probe_read_user_str(&r->data[off], PATH_CAP, (const void *)ptr);
-	if (n > 0) {
-		r->str2_len = n & (PATH_CAP - 1);
-		if (n >= PATH_CAP - 1) {
-			r->flags |= RECORD_FLAG_TRUNCATED;
-			count(COUNTER_TRUNCATED);
-		}
-	}
+	if (n > 0)
+		r->str2_len = capped_len(r, n);
 }
 
 /* Copies a user sockaddr of `len` bytes after the strings. */
@@ -309,6 +314,35 @@ static __always_inline bool is_open(__u32 id)
 }
 
 /*
+ * Whether an absolute path is spelled as user space renders it: no "//", no "." or ".."
+ * segment. The trie holds rendered paths only, so any other spelling of /etc/shadow
+ * ("/etc/./shadow", "//etc//shadow", "/tmp/../etc/shadow") must reach user space, which
+ * normalises it before the rules see it. Rare in practice, so cheap to let through.
+ */
+static __always_inline bool canonical(const char *path, __u32 len)
+{
+	for (int i = 0; i < PATH_KEY - 3; i++) {
+		if (i + 1 >= len)
+			break;
+		if (path[i] != '/')
+			continue;
+		char c1 = path[i + 1];
+		if (c1 == '/')
+			return false;
+		if (c1 != '.')
+			continue;
+		/* path[len] is the NUL: a segment ends at '/' or there. */
+		char c2 = i + 2 < len ? path[i + 2] : '/';
+		if (c2 == '/')
+			return false;
+		char c3 = i + 3 < len ? path[i + 3] : '/';
+		if (c2 == '.' && c3 == '/')
+			return false;
+	}
+	return true;
+}
+
+/*
  * Whether some loaded rule could match this open (see OPEN_FILTER). Runs before the path is
  * copied into the record: the user string is read straight into the trie key, and only an open
  * that passes pays for the record.
@@ -330,6 +364,10 @@ static __always_inline bool open_wanted(struct pt_regs *regs, __u32 id, __u64 pa
 	}
 	default: flags = regs->dx; break;
 	}
+	/* A directory opened is a base for later *at() calls: user space must know its path to
+	 * render what is opened relative to it, so directories always go up. */
+	if (flags & 0200000) /* O_DIRECTORY */
+		return true;
 	bool rd = (flags & 3) == 0 || (flags & 3) == 2;
 	bool wr = (flags & 3) == 1 || (flags & 3) == 2;
 	if ((rd && f->read_any) || (wr && f->write_any))
@@ -341,14 +379,8 @@ static __always_inline bool open_wanted(struct pt_regs *regs, __u32 id, __u64 pa
 	if (n < 2 || n >= PATH_KEY || k->path[0] != '/')
 		return true; /* relative, unreadable or long: only user space can judge */
 	__u32 len = n - 1;
-	if ((rd && f->read_dotdot) || (wr && f->write_dotdot)) {
-		for (int i = 0; i < PATH_KEY - 2; i++) {
-			if (i + 3 > len)
-				break;
-			if (k->path[i] == '.' && k->path[i + 1] == '.' && k->path[i + 2] == '/')
-				return true;
-		}
-	}
+	if (!canonical(k->path, len))
+		return true;
 	k->prefixlen = len * 8;
 	struct path_value *v = bpf_map_lookup_elem(&OPEN_PATHS, k);
 	if (!v)
@@ -570,7 +602,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	fill_header(&r->h, RECORD_EXEC);
 	r->h.len = sizeof(*r);
 
-	long n = bpf_probe_read_kernel_str(r->filename, PATH_CAP, BPF_CORE_READ(bprm, filename));
+	long n = bpf_probe_read_kernel_str(r->filename, EXEC_PATH_CAP, BPF_CORE_READ(bprm, filename));
 	r->filename_len = n > 0 ? n : 0;
 
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);

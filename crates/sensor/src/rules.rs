@@ -66,7 +66,6 @@ fn filters_for(ruleset: &Ruleset, enabled: bool) -> crate::bpf::Filters {
         let n = open_needs(ruleset, t);
         for (all, one) in [(&mut open.read, n.read), (&mut open.write, n.write)] {
             all.any |= one.any;
-            all.dotdot |= one.dotdot;
             all.exact.extend(one.exact);
             all.prefixes.extend(one.prefixes);
         }

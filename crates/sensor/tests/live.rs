@@ -607,3 +607,58 @@ fn reqwest_get(url: &str) -> String {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
 }
+
+/// Ways to spell an open of /etc/shadow, each run as `python3 -c … <class>` so that its alert
+/// can be told apart by `proc.cmdline`.
+const SPELLINGS: &[(&str, &str)] = &[
+    ("plain", "os.open('/etc/shadow', os.O_RDONLY)"),
+    ("dot", "os.open('/etc/./shadow', os.O_RDONLY)"),
+    ("slashes", "os.open('//etc//shadow', os.O_RDONLY)"),
+    ("dotdot", "os.open('/tmp/../etc/shadow', os.O_RDONLY)"),
+    (
+        "dirfd",
+        "d = os.open('/etc', os.O_RDONLY | os.O_DIRECTORY); os.open('shadow', os.O_RDONLY, dir_fd=d)",
+    ),
+    ("cwd", "os.chdir('/etc'); os.open('shadow', os.O_RDONLY)"),
+    // Over the old 512-byte cap, under PATH_MAX.
+    ("long", "os.open('/etc/' + './' * 1000 + 'shadow', os.O_RDONLY)"),
+];
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn every_spelling_of_a_watched_path_alerts_with_kernel_filters_on_and_off() {
+    for args in [&[][..], &["--no-kernel-filters"][..]] {
+        let sensor = Sensor::start(args);
+        for (class, code) in SPELLINGS {
+            sh(&format!(
+                "python3 -c \"import os; {code}\" spelling-{class}"
+            ));
+        }
+        let alerts = sensor.stop();
+        let missing: Vec<&str> = SPELLINGS
+            .iter()
+            .map(|(class, _)| *class)
+            .filter(|class| {
+                !alerts.iter().any(|a| {
+                    a["rule"] == "Read sensitive file untrusted"
+                        && a["output_fields"]["fd.name"] == "/etc/shadow"
+                        && a["output_fields"]["proc.cmdline"]
+                            .as_str()
+                            .is_some_and(|c| c.ends_with(&format!("spelling-{class}")))
+                })
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "with {args:?}, no alert for the spellings {missing:?}; alerts: {:#?}",
+            alerts
+                .iter()
+                .map(|a| (
+                    &a["rule"],
+                    &a["output_fields"]["fd.name"],
+                    &a["output_fields"]["proc.cmdline"]
+                ))
+                .collect::<Vec<_>>()
+        );
+    }
+}

@@ -63,8 +63,6 @@ struct OpenFilter {
     enabled: u8,
     read_any: u8,
     write_any: u8,
-    read_dotdot: u8,
-    write_dotdot: u8,
 }
 // SAFETY: plain bytes, the layout of the C struct.
 unsafe impl aya::Pod for OpenFilter {}
@@ -155,8 +153,6 @@ fn fill_filters(ebpf: &mut Ebpf, filters: &Filters) -> Result<(), LoadError> {
             enabled: 1,
             read_any: flag(open.read.any || read_long),
             write_any: flag(open.write.any || write_long),
-            read_dotdot: flag(open.read.dotdot),
-            write_dotdot: flag(open.write.dotdot),
         };
         set_open_filter(ebpf, f)?;
         tracing::info!(

@@ -4,7 +4,10 @@
 use std::mem::{offset_of, size_of};
 
 pub const COMM_LEN: usize = 16;
-pub const PATH_CAP: usize = 512;
+/// `PATH_CAP` in events.h: syscall path arguments (PATH_MAX).
+pub const PATH_CAP: usize = 4096;
+/// `EXEC_PATH_CAP` in events.h: the filename given to execve.
+pub const EXEC_PATH_CAP: usize = 512;
 pub const ARGS_CAP: usize = 4096;
 pub const CGROUP_CAP: usize = 512;
 pub const SOCKADDR_CAP: usize = 128;
@@ -72,7 +75,7 @@ struct CExec {
     args_len: u16,
     cgroup_len: [u16; 3],
     pad: [u16; 3],
-    filename: [u8; PATH_CAP],
+    filename: [u8; EXEC_PATH_CAP],
     args: [u8; ARGS_CAP],
     cgroup: [[u8; CGROUP_CAP]; 3],
 }
@@ -97,7 +100,7 @@ struct CExit {
 const _: () = {
     assert!(size_of::<CHeader>() == 56);
     assert!(offset_of!(CHeader, comm) == 40);
-    assert!(size_of::<CSyscall>() == 1280);
+    assert!(size_of::<CSyscall>() == 8448);
     assert!(offset_of!(CSyscall, ret) == 56);
     assert!(offset_of!(CSyscall, args) == 64);
     assert!(offset_of!(CSyscall, syscall) == 112);
@@ -303,7 +306,7 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
                 exe_flags: b.u32(100),
                 sid: b.u32(104),
                 vpid: b.u32(108),
-                filename: b.string(128, b.u16(112) as usize, PATH_CAP, "filename")?,
+                filename: b.string(128, b.u16(112) as usize, EXEC_PATH_CAP, "filename")?,
                 argv,
                 cgroups: [
                     b.string(cgroup_at, b.u16(116) as usize, CGROUP_CAP, "cgroup")?,
@@ -376,6 +379,20 @@ mod tests {
         assert_eq!(r.str1.as_deref(), Some("/etc/shadow"));
         assert_eq!(r.str2, None);
         assert_eq!(r.sockaddr, vec![2, 0]);
+    }
+
+    #[test]
+    fn a_path_at_the_cap_keeps_its_bytes_and_says_it_may_be_cut() {
+        // What capped_len stores for a string that filled its slot: PATH_CAP - 1 bytes, no NUL.
+        let path = vec![b'a'; PATH_CAP - 1];
+        let mut bytes = syscall_bytes(&path, b"/tmp/x\0", &[]);
+        bytes[122..124].copy_from_slice(&1u16.to_le_bytes());
+        let Record::Syscall(r) = decode(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.str1.as_ref().map(String::len), Some(PATH_CAP - 1));
+        assert_eq!(r.str2.as_deref(), Some("/tmp/x"));
+        assert!(r.truncated);
     }
 
     #[test]
