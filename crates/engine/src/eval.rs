@@ -195,6 +195,15 @@ impl Source {
         }
     }
 
+    /// A list field (every value must be `in` the set), as opposed to ancestors.
+    pub fn is_list(&self) -> bool {
+        match self {
+            Source::Field(f) => f.is_list(),
+            Source::Transform(Transform::Len, _) => false,
+            Source::Transform(_, inner) => inner.is_list(),
+        }
+    }
+
     pub fn is_multi(&self) -> bool {
         match self {
             Source::Field(f) => f.is_multi(),
@@ -359,10 +368,14 @@ impl Comparison {
                 .iter()
                 .any(|v| coerce(v, ty).is_some_and(|lv| compare_dynamic(self.op, &lv, &rv)));
         }
-        if self.op == Op::In && values.len() > 1 {
-            // A list-valued field is `in` a set only if every value is.
+        if self.op == Op::In && self.lhs.is_list() {
+            // A list is `in` a set only if every value is (libsinsp's compare_rhs on an
+            // EPF_IS_LIST field); `intersects` when one is.
             return values.iter().all(|v| self.one(v, ty));
         }
+        // Ancestor fields without an index hold when the operator holds for one ancestor, for
+        // every operator, `!=` included (libsinsp walks the parents and stops at the first
+        // match).
         values.iter().any(|v| self.one(v, ty))
     }
 

@@ -59,6 +59,10 @@ pub struct FieldInfo {
     pub no_rhs: bool,
     /// Deprecated: using it gives a warning.
     pub deprecated: bool,
+    /// A list (libsinsp's `EPF_IS_LIST`): without an index, `in` holds when every value is in
+    /// the set (`intersects` when one is). The other multi-valued fields are the ancestors
+    /// (`proc.aname`, ...), where every operator holds when it holds for one ancestor.
+    pub list: bool,
 }
 
 /// A field's position in [`FIELDS`]: a small, cheap identity.
@@ -79,7 +83,13 @@ const fn f(name: &'static str, ty: FieldType) -> FieldInfo {
         filter_only: false,
         no_rhs: false,
         deprecated: false,
+        list: false,
     }
+}
+
+const fn list(mut i: FieldInfo) -> FieldInfo {
+    i.list = true;
+    i
 }
 
 const fn with_arg(mut i: FieldInfo, arg: ArgSpec) -> FieldInfo {
@@ -297,7 +307,7 @@ pub static FIELDS: &[FieldInfo] = &[
     f("fd.dev.minor", Int),
     f("fd.ino", Int),
     f("fd.nameraw", Str),
-    no_rhs(with_arg(f("fd.types", Str), OptionalIndex)),
+    list(no_rhs(with_arg(f("fd.types", Str), OptionalIndex))),
     f("fd.is_upper_layer", Bool),
     f("fd.is_lower_layer", Bool),
     // fs.path.*
@@ -425,6 +435,11 @@ impl ResolvedField {
     /// True when the field yields several values (ancestor and list fields without an index).
     pub fn is_multi(&self) -> bool {
         self.info().arg == ArgSpec::OptionalIndex && self.arg == FieldArg::None
+    }
+
+    /// True for a list field without an index (see [`FieldInfo::list`]).
+    pub fn is_list(&self) -> bool {
+        self.info().list && self.is_multi()
     }
 }
 

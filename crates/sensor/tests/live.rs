@@ -662,3 +662,27 @@ fn every_spelling_of_a_watched_path_alerts_with_kernel_filters_on_and_off() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn a_shell_below_a_web_server_fires_run_shell_untrusted() {
+    // proc.aname in (protected_shell_spawning_binaries): one ancestor named httpd is enough.
+    let dir = tempfile::tempdir().unwrap();
+    let httpd = dir.path().join("httpd");
+    std::fs::copy("/bin/bash", &httpd).unwrap();
+    let sensor = Sensor::start(&[]);
+    // `; true` keeps bash from exec'ing the last command in place: sh is httpd's child.
+    sh(&format!(
+        "{} -c 'sh -c \"echo from-httpd\"; true'",
+        httpd.display()
+    ));
+    let alerts = sensor.stop();
+    let hit = alerts.iter().find(|a| {
+        a["rule"] == "Run shell untrusted" && a["output_fields"]["proc.pname"] == "httpd"
+    });
+    assert!(
+        hit.is_some(),
+        "no 'Run shell untrusted' below httpd: {:#?}",
+        alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
+}
