@@ -588,6 +588,30 @@ struct {
 	__type(value, struct path_names);
 } NAMES SEC(".maps");
 
+/*
+ * The cgroup of the first controller that names a container. Runtimes name a container's cgroup
+ * after its 64-hex id (<id>, docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
+ * libpod-<id>.scope) and may place it under some v1 controllers only, so every controller is
+ * looked at, as Falco does; the path is then read like the others. `scratch` holds a name.
+ */
+static __always_inline struct cgroup *container_cgroup(struct css_set *cset, char *scratch)
+{
+	int count = bpf_core_enum_value(enum cgroup_subsys_id, CGROUP_SUBSYS_COUNT);
+	for (int i = 0; i < 16; i++) {
+		if (i >= count)
+			break;
+		struct cgroup_subsys_state *css = BPF_CORE_READ(cset, subsys[i]);
+		if (!css)
+			continue;
+		struct cgroup *cg = BPF_CORE_READ(css, cgroup);
+		const char *name = BPF_CORE_READ(cg, kn, name);
+		long n = bpf_probe_read_kernel_str(scratch, CGROUP_NAME_CAP, name);
+		if (n > 64) /* 64 characters and the NUL */
+			return cg;
+	}
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -659,7 +683,9 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	struct css_set *cset = BPF_CORE_READ(p, cgroups);
 	struct cgroup *cgs[3];
 	cgs[0] = BPF_CORE_READ(cset, subsys[cpu_cgrp_id], cgroup);
-	cgs[1] = BPF_CORE_READ(cset, subsys[memory_cgrp_id], cgroup);
+	cgs[1] = container_cgroup(cset, pn->names);
+	if (!cgs[1])
+		cgs[1] = BPF_CORE_READ(cset, subsys[memory_cgrp_id], cgroup);
 	cgs[2] = BPF_CORE_READ(cset, dfl_cgrp);
 	for (int i = 0; i < 3; i++)
 		r->cgroup_len[i] = cgroup_path(cgs[i], r->cgroup[i], pn->names);

@@ -270,10 +270,20 @@ fn container_id(salt: u64) -> String {
 /// `/sys/fs/cgroup/cpu/<parent>/<leaf>` (as a container runtime would place it), and returns
 /// the alert that read raised; panics when the cgroup cannot be made (root on cgroup v1 cpu).
 fn shadow_read_in_cgroup(parent: &str, leaf: &str, args: &[&str]) -> serde_json::Value {
-    let root = PathBuf::from("/sys/fs/cgroup/cpu");
+    shadow_read_in_controller("cpu", parent, leaf, args)
+}
+
+/// [`shadow_read_in_cgroup`] under the v1 `controller`'s hierarchy only.
+fn shadow_read_in_controller(
+    controller: &str,
+    parent: &str,
+    leaf: &str,
+    args: &[&str],
+) -> serde_json::Value {
+    let root = PathBuf::from("/sys/fs/cgroup").join(controller);
     let cgroup = root.join(parent).join(leaf);
     if let Err(e) = std::fs::create_dir_all(&cgroup) {
-        panic!("cannot create the test's cgroup {}: {e} (these tests need the cgroup v1 cpu hierarchy, as on the CI machines)", cgroup.display());
+        panic!("cannot create the test's cgroup {}: {e} (these tests need the cgroup v1 {controller} hierarchy, as on the CI machines)", cgroup.display());
     }
     let sensor = Sensor::start(args);
     // As in a real container, the shadow read is not the container's first process; the
@@ -685,4 +695,19 @@ fn a_shell_below_a_web_server_fires_run_shell_untrusted() {
         "no 'Run shell untrusted' below httpd: {:#?}",
         alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
     );
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn a_container_cgroup_of_any_one_v1_controller_gives_the_container_id() {
+    // A runtime may place a container under some controllers only; Falco looks at them all.
+    for (salt, controller) in [(1u64, "pids"), (2, "blkio"), (3, "freezer")] {
+        let id = container_id(0xc0de_0000_0000 + salt);
+        let hit = shadow_read_in_controller(controller, "docker", &id, &[]);
+        assert_eq!(
+            hit["output_fields"]["container.id"],
+            id[..12],
+            "{controller}"
+        );
+    }
 }
