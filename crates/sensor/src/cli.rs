@@ -68,9 +68,13 @@ enum Command {
         /// Print each alert as one JSON line.
         #[arg(long)]
         stdout: bool,
-        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:8765).
+        /// Serve Prometheus metrics (`/metrics`) and a liveness check (`/healthz`) on this
+        /// address (e.g. 127.0.0.1:8765).
         #[arg(long)]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
         /// Write every evaluated event as a replay JSON line.
         #[arg(long)]
         capture: Option<PathBuf>,
@@ -249,8 +253,9 @@ pub fn main() -> ExitCode {
             no_kernel_filters,
             docker_socket,
             cri_socket,
+            log_json,
         } => {
-            init_logs();
+            init_logs(log_json);
             let kafka = match kafka_brokers.zip(kafka_topic) {
                 Some((brokers, topic)) => match kafka_security.target(brokers, topic) {
                     Ok(t) => Some(t),
@@ -387,14 +392,20 @@ fn replay(
     })
 }
 
-fn init_logs() {
+/// Logs go to stderr (stdout carries alerts with `--stdout`); as text, or JSON lines with
+/// `--log-json`, like the gateway.
+fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PEREGRINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 fn local_hostname() -> String {

@@ -10,6 +10,7 @@ mod rules;
 mod run;
 mod runtime;
 mod sink;
+mod status;
 mod users;
 
 use std::process::ExitCode;

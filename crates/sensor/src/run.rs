@@ -350,29 +350,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         metrics.alerts_dropped.clone(),
         metrics.alerts_failed.clone(),
     )?;
+    let health = Arc::new(crate::status::Health::default());
     if let Some(addr) = opts.metrics_listen {
-        let registry = metrics.registry.clone();
-        let listener = tokio::net::TcpListener::bind(addr)
+        crate::status::serve(addr, metrics.registry.clone(), health.clone())
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tokio::spawn(async move {
-            let app = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let registry = registry.clone();
-                    async move {
-                        let mut buf = Vec::new();
-                        let _ = prometheus::Encoder::encode(
-                            &prometheus::TextEncoder::new(),
-                            &registry.gather(),
-                            &mut buf,
-                        );
-                        String::from_utf8(buf).unwrap_or_default()
-                    }
-                }),
-            );
-            let _ = axum::serve(listener, app).await;
-        });
     }
     let capture = match &opts.capture {
         Some(path) => Some(std::io::BufWriter::new(
@@ -429,6 +411,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
             _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
             _ = stats.tick() => {
+                health.beat();
                 let now = probe.counters();
                 let (events, drops) = (now.events - last.events, now.drops - last.drops);
                 metrics.kernel_events.inc_by(events);

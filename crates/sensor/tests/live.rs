@@ -19,6 +19,8 @@ fn stable_rules() -> String {
 }
 
 struct Sensor {
+    /// The log line that said the kernel side is attached.
+    attached: String,
     child: Child,
     stdout: PathBuf,
     _dir: tempfile::TempDir,
@@ -53,9 +55,9 @@ impl Sensor {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
-        loop {
+        let attached = loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains("kernel side attached") => break,
+                Ok(line) if line.contains("kernel side attached") => break line,
                 Ok(line) => seen.push(line),
                 Err(_) => {
                     if let Some(status) = child.try_wait().unwrap() {
@@ -68,8 +70,9 @@ impl Sensor {
                     );
                 }
             }
-        }
+        };
         Sensor {
+            attached,
             child,
             stdout,
             _dir: dir,
@@ -710,4 +713,35 @@ fn a_container_cgroup_of_any_one_v1_controller_gives_the_container_id() {
             "{controller}"
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn the_sensor_answers_healthz_and_logs_json_lines() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let sensor = Sensor::start(&["--metrics-listen", &listen, "--log-json"]);
+    let line: serde_json::Value = serde_json::from_str(&sensor.attached).expect("a JSON log line");
+    assert!(line["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("kernel side attached"));
+    // The loop beats once it runs: wait for it, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let body = reqwest_get(&format!("http://{listen}/healthz"));
+        if body.contains("\"ok\"") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(health, r#"{"status":"ok"}"#);
+    assert!(
+        reqwest_get(&format!("http://{listen}/metrics")).contains("peregrine_sensor_events_total")
+    );
+    sensor.stop();
 }
