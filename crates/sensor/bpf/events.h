@@ -49,6 +49,30 @@ struct record_header {
 };
 
 /*
+ * What a descriptor is, read from the task's file table at the syscall's exit (for dup*, fcntl
+ * and the socket calls): the kernel's own answer, so it is right however the descriptor was
+ * made (inherited across fork or exec, passed over a unix socket, opened before the sensor).
+ */
+struct fd_info {
+	__u8 kind;      /* FD_KIND_*; 0 when not looked up */
+	__u8 l4proto;   /* IPPROTO_* of a socket */
+	__u8 accepted;  /* from accept: the local side is the server */
+	__u8 _pad;
+	__u16 lport;    /* host byte order */
+	__u16 rport;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+#define FD_KIND_FILE 1
+#define FD_KIND_DIRECTORY 2
+#define FD_KIND_IPV4 3
+#define FD_KIND_IPV6 4
+#define FD_KIND_UNIX 5
+#define FD_KIND_PIPE 6
+#define FD_KIND_OTHER 7
+
+/*
  * A syscall exit. `data` holds str1 (str1_len bytes, NUL included) then str2, then the
  * sockaddr (sockaddr_len bytes). Which argument each string came from depends on the syscall.
  */
@@ -62,6 +86,7 @@ struct record_syscall {
 	__u16 sockaddr_len;
 	__u16 flags;        /* RECORD_FLAG_* */
 	__u32 _pad;
+	struct fd_info fd;
 	char data[2 * PATH_CAP + SOCKADDR_CAP];
 };
 
@@ -146,8 +171,10 @@ struct record_exit {
 
 /* The Rust mirror asserts the same numbers. */
 _Static_assert(sizeof(struct record_header) == 56, "record_header layout");
-_Static_assert(sizeof(struct record_syscall) == 8448, "record_syscall layout");
-_Static_assert(__builtin_offsetof(struct record_syscall, data) == 128, "record_syscall layout");
+_Static_assert(sizeof(struct fd_info) == 40, "fd_info layout");
+_Static_assert(sizeof(struct record_syscall) == 8488, "record_syscall layout");
+_Static_assert(__builtin_offsetof(struct record_syscall, fd) == 128, "record_syscall layout");
+_Static_assert(__builtin_offsetof(struct record_syscall, data) == 168, "record_syscall layout");
 _Static_assert(sizeof(struct record_exec) == 6272, "record_exec layout");
 _Static_assert(__builtin_offsetof(struct record_exec, filename) == 128, "record_exec layout");
 _Static_assert(__builtin_offsetof(struct record_exec, cgroup) == 4736, "record_exec layout");

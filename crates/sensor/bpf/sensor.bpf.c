@@ -194,6 +194,7 @@ static __always_inline struct record_syscall *start_syscall(struct pt_regs *regs
 	r->str2_len = 0;
 	r->sockaddr_len = 0;
 	r->flags = 0;
+	r->fd.kind = 0;
 	return r;
 }
 
@@ -443,6 +444,82 @@ int BPF_PROG(sys_exit_paths, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFDIR 0040000
+#define S_IFIFO 0010000
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Fills `out` with what descriptor `fd` of the current task is (see struct fd_info). */
+static __always_inline void describe_fd(struct fd_info *out, long fd, __u8 accepted)
+{
+	if (fd < 0)
+		return;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (__u64)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	struct file **table = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &table[fd]) || !f)
+		return;
+	__u16 mode = BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT;
+	out->accepted = accepted;
+	out->l4proto = 0;
+	out->lport = 0;
+	out->rport = 0;
+	switch (mode) {
+	case S_IFREG: out->kind = FD_KIND_FILE; return;
+	case S_IFDIR: out->kind = FD_KIND_DIRECTORY; return;
+	case S_IFIFO: out->kind = FD_KIND_PIPE; return;
+	case S_IFSOCK: break;
+	default: out->kind = FD_KIND_OTHER; return;
+	}
+	struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk) {
+		out->kind = FD_KIND_OTHER;
+		return;
+	}
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	out->l4proto = BPF_CORE_READ(sk, sk_protocol);
+	out->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	out->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		out->kind = FD_KIND_IPV4;
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(out->laddr, &l, 4);
+		__builtin_memcpy(out->raddr, &r, 4);
+	} else if (family == AF_INET6) {
+		out->kind = FD_KIND_IPV6;
+		struct in6_addr l = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+		struct in6_addr r = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(out->laddr, &l, 16);
+		__builtin_memcpy(out->raddr, &r, 16);
+	} else if (family == AF_UNIX) {
+		out->kind = FD_KIND_UNIX;
+	} else {
+		out->kind = FD_KIND_OTHER;
+	}
+}
+
+/* dup, dup2, dup3 and fcntl: what the descriptor they copy (or change) is. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_fd, struct pt_regs *regs, long ret)
+{
+	__u32 id = regs->orig_ax;
+	struct record_syscall *r = start_syscall(regs, ret, id);
+	if (!r)
+		return 0;
+	describe_fd(&r->fd, (int)r->args[0], 0);
+	finish_syscall(r);
+	return 0;
+}
+
 /* Socket addresses: connect, bind, sendto, accept. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_sockaddr, struct pt_regs *regs, long ret)
@@ -476,6 +553,10 @@ int BPF_PROG(sys_exit_sockaddr, struct pt_regs *regs, long ret)
 	}
 	if (!socket_wanted(r, id))
 		return 0;
+	if (id == 43 || id == 288)
+		describe_fd(&r->fd, ret, 1);
+	else
+		describe_fd(&r->fd, (int)r->args[0], 0);
 	finish_syscall(r);
 	return 0;
 }

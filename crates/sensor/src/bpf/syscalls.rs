@@ -384,7 +384,8 @@ pub fn number(name: &str) -> Option<u32> {
 }
 
 /// Which tail-called program reads a syscall's arguments (an index into the programs list of
-/// `bpf::PROGRAMS`): 0 for user-space strings (paths), 1 for socket addresses, 2 for the rest.
+/// `bpf::PROGRAMS`): 0 for user-space strings (paths), 1 for socket addresses, 3 for calls on a
+/// descriptor whose kind the kernel reports (dup*, fcntl), 2 for the rest.
 pub fn shape(nr: u32) -> u8 {
     match name(nr) {
         Some(
@@ -395,6 +396,7 @@ pub fn shape(nr: u32) -> u8 {
             | "linkat" | "symlink" | "symlinkat" | "mount",
         ) => 0,
         Some("connect" | "bind" | "sendto" | "sendmsg" | "accept" | "accept4") => 1,
+        Some("dup" | "dup2" | "dup3" | "fcntl") => 3,
         _ => 2,
     }
 }
