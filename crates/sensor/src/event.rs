@@ -65,8 +65,9 @@ impl FdView {
     }
 
     /// Fills what the kernel said the descriptor is; what the syscall's own arguments said
-    /// (a path, the address given to connect) is kept.
-    fn apply(&mut self, info: &crate::bpf::records::FdInfo) {
+    /// (a path, the address given to connect) is kept. `local_is_server` is what the syscall
+    /// tells (connect: the client; accept: the server), `None` when it cannot.
+    fn apply(&mut self, info: &crate::bpf::records::FdInfo, local_is_server: Option<bool>) {
         use crate::bpf::records::FdKind;
         let (typechar, kind) = match info.kind {
             FdKind::File => ("f", "file"),
@@ -90,10 +91,13 @@ impl FdView {
         };
         self.local = info.local;
         self.remote = self.remote.or(info.remote);
-        // A descriptor seen only here (dup of an inherited socket) has no accept to say which
-        // end serves: the end on the lower, non-ephemeral port is taken for the server.
-        self.local_is_server = info.accepted
-            || matches!((self.local, self.remote), (Some((_, l)), Some((_, r))) if l < r && l < 32768);
+        // A descriptor seen only here (dup of an inherited socket) has no connect or accept to
+        // say which end serves: the end on the lower, non-ephemeral port is taken for the
+        // server (a closed socket's local port reads 0, which says nothing).
+        self.local_is_server = local_is_server.unwrap_or(
+            info.accepted
+                || matches!((self.local, self.remote), (Some((_, l)), Some((_, r))) if l != 0 && l < r && l < 32768),
+        );
         if let (Some(l), Some(r)) = (self.local, self.remote) {
             let (client, server) = if self.local_is_server { (r, l) } else { (l, r) };
             self.name = Some(format!("{}->{}", endpoint(client), endpoint(server)));
@@ -362,7 +366,12 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
         _ => {}
     }
     if let Some(info) = &r.fd {
-        v.apply(info);
+        let role = match evt_type {
+            "connect" | "sendto" | "sendmsg" => Some(false),
+            "accept" | "accept4" => Some(true),
+            _ => None,
+        };
+        v.apply(info, role);
     }
     v
 }
@@ -781,7 +790,7 @@ mod tests {
     #[test]
     fn a_connected_socket_is_named_client_to_server() {
         let mut v = FdView::default();
-        v.apply(&socket(45000, 4444, false));
+        v.apply(&socket(45000, 4444, false), None);
         assert_eq!(v.kind, Some("ipv4"));
         assert_eq!(v.typechar, Some("4"));
         assert_eq!(v.l4proto, Some("tcp"));
@@ -794,19 +803,26 @@ mod tests {
     #[test]
     fn an_accepted_or_listening_side_is_the_server() {
         let mut accepted = FdView::default();
-        accepted.apply(&socket(50000, 40000, true));
+        accepted.apply(&socket(50000, 40000, true), None);
         assert_eq!(
             accepted.name.as_deref(),
             Some("10.0.0.2:40000->10.0.0.1:50000")
         );
         // Seen only at a dup: the end on the low, non-ephemeral port serves.
         let mut bind_shell = FdView::default();
-        bind_shell.apply(&socket(4444, 51000, false));
+        bind_shell.apply(&socket(4444, 51000, false), None);
         assert_eq!(
             bind_shell.ends(Side::Server),
             vec![v4("10.0.0.1", 4444).unwrap()]
         );
         assert_eq!(bind_shell.ends(Side::Local), bind_shell.ends(Side::Server));
+        // connect says the local end is the client, whatever the ports.
+        let mut connect = FdView::default();
+        connect.apply(&socket(0, 4444, false), Some(false));
+        assert_eq!(
+            connect.ends(Side::Server),
+            vec![v4("10.0.0.2", 4444).unwrap()]
+        );
     }
 
     #[test]
@@ -817,13 +833,14 @@ mod tests {
             (FdKind::Unix, "unix"),
         ] {
             let mut v = FdView::default();
-            v.apply(&FdInfo {
+            let info = FdInfo {
                 kind,
                 l4proto: 0,
                 accepted: false,
                 local: None,
                 remote: None,
-            });
+            };
+            v.apply(&info, None);
             assert_eq!(v.kind, Some(name));
             assert!(v.ends(Side::Any).is_empty());
         }

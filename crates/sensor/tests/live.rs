@@ -859,3 +859,179 @@ fn a_socket_inherited_across_fork_and_exec_is_still_a_socket_when_dup2_is_called
     assert_eq!(hit["output_fields"]["fd.rport"], port);
     assert_eq!(hit["output_fields"]["container.id"], id[..12]);
 }
+
+/// One way to make a stable rule fire: the shell script that does it, and whether it runs in
+/// a container (a docker-style cgroup whose runtime says the container is privileged).
+struct Trigger {
+    rule: &'static str,
+    in_container: bool,
+    script: String,
+}
+
+/// The stable rules this test triggers besides those of the tests above (see the README's rule
+/// table for the ones a single host cannot trigger, and why).
+fn triggers(d: &str, port: u16) -> Vec<Trigger> {
+    let host = |rule, script: String| Trigger {
+        rule,
+        in_container: false,
+        script,
+    };
+    let container = |rule, script: String| Trigger {
+        rule,
+        in_container: true,
+        script,
+    };
+    vec![
+        // A parent that is not a shell reads /etc through '../'.
+        host(
+            "Directory traversal monitored file read",
+            "python3 -c \"import subprocess; subprocess.run(['cat', '/etc/../etc/../etc/passwd'], stdout=subprocess.DEVNULL)\"".into(),
+        ),
+        // A server process (named httpd) reads /etc/shadow after its first 5 s.
+        host(
+            "Read sensitive file trusted after startup",
+            format!("cp \"$(python3 -c 'import sys; print(sys.executable)')\" {d}/httpd && {d}/httpd -c \"import time; time.sleep(5.5); open('/etc/shadow').read()\""),
+        ),
+        // A system user (nobody) runs login.
+        host(
+            "System user interactive",
+            format!("cp /bin/true {d}/login && chmod 755 {d} {d}/login && setpriv --reuid=nobody --regid=nogroup --clear-groups {d}/login"),
+        ),
+        host(
+            "Create Hardlink Over Sensitive Files",
+            "ln /etc/shadow /etc/.pg-hardlink-$$ && rm -f /etc/.pg-hardlink-$$".into(),
+        ),
+        // PTRACE_ATTACH to a child, then detach.
+        host(
+            "PTRACE attached to process",
+            r#"python3 -c '
+import ctypes, os, signal, time
+pid = os.fork()
+if pid == 0:
+    time.sleep(5)
+    os._exit(0)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace(16, pid, 0, 0)
+os.waitpid(pid, 0)
+libc.ptrace(17, pid, 0, 0)
+os.kill(pid, signal.SIGKILL)
+'"#
+            .into(),
+        ),
+        // A client named ssh connects out to port 4444 of a TEST-NET address, in a network
+        // namespace of its own with a veth pair where nobody answers: the connect stays in
+        // progress (as the rule accepts) and nothing leaves the namespace.
+        host(
+            "Disallowed SSH Connection Non Standard Port",
+            format!(
+                "cat > {d}/connect.py <<'PY'
+import socket
+s = socket.socket()
+s.setblocking(False)
+s.connect_ex(('198.51.100.2', 4444))
+PY
+cp \"$(python3 -c 'import sys; print(sys.executable)')\" {d}/ssh && unshare -n sh -c 'ip link add pgv0 type veth peer name pgv1 && ip addr add 198.51.100.1/24 dev pgv0 && ip link set pgv0 up && ip link set pgv1 up && {d}/ssh {d}/connect.py'"
+            ),
+        ),
+        host(
+            "Find AWS Credentials",
+            format!("grep -r aws_secret_access_key {d} > /dev/null; true"),
+        ),
+        // A shell with a terminal below the container's entrypoint (runc).
+        container(
+            "Terminal shell in container",
+            format!("cp /usr/bin/script {d}/runc && SHELL=/bin/bash {d}/runc -qc 'bash -c true' /dev/null > /dev/null"),
+        ),
+        container(
+            "Netcat Remote Code Execution in Container",
+            format!("cp /bin/true {d}/nc && {d}/nc -e /bin/sh 127.0.0.1 {port}"),
+        ),
+        container(
+            "Packet socket created in container",
+            "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()'".into(),
+        ),
+        // The rule takes any init_module/finit_module call: one on /dev/null fails, so
+        // nothing is loaded into the kernel.
+        container(
+            "Linux Kernel Module Injection Detected",
+            r#"python3 -c '
+import ctypes, os
+fd = os.open("/dev/null", os.O_RDONLY)
+ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)
+'"#
+            .into(),
+        ),
+        container(
+            "Debugfs Launched in Privileged Container",
+            format!("cp /bin/true {d}/debugfs && {d}/debugfs"),
+        ),
+        container(
+            "Detect release_agent File Container Escapes",
+            // In a process started inside the container (its cgroup is read at exec).
+            format!("mkdir -p {d}/cg && sh -c 'echo /tmp/x > {d}/cg/release_agent'"),
+        ),
+    ]
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn every_stable_rule_one_host_can_trigger_fires() {
+    let id = container_id(0x57ab_1e00_0000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let _docker = rt.block_on(FakeDocker::start(
+        &socket,
+        vec![Container {
+            id: id.clone(),
+            name: "/stable-rules".into(),
+            image: "registry.local/attack:1".into(),
+            privileged: true,
+            labels: vec![],
+        }],
+    ));
+    let work = std::path::PathBuf::from(format!("/tmp/pg-stable-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let d = work.display().to_string();
+    let cgroup = PathBuf::from("/sys/fs/cgroup/cpu/docker").join(&id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let sensor = Sensor::start(&["--docker-socket", socket.to_str().unwrap()]);
+    // The runtime is asked about the container at its first process; later ones carry its
+    // answer (privileged), as with Falco's container plugin.
+    sh(&format!(
+        "echo $$ > {}/cgroup.procs && true",
+        cgroup.display()
+    ));
+    let triggers = triggers(&d, 9);
+    for t in &triggers {
+        let script = if t.in_container {
+            format!(
+                "echo $$ > {}/cgroup.procs && sleep 0.3 && {}",
+                cgroup.display(),
+                t.script
+            )
+        } else {
+            t.script.clone()
+        };
+        let status = Command::new("bash").args(["-c", &script]).status().unwrap();
+        assert!(status.success(), "{}: {script}", t.rule);
+    }
+    let alerts = sensor.stop();
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir(&cgroup);
+    let missing: Vec<&str> = triggers
+        .iter()
+        .filter(|t| {
+            !alerts.iter().any(|a| {
+                a["rule"] == t.rule
+                    && (!t.in_container || a["output_fields"]["container.id"] == id[..12])
+            })
+        })
+        .map(|t| t.rule)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "did not fire: {missing:#?}\nalerts:\n{:#?}",
+        alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
+}
