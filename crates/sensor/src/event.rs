@@ -292,31 +292,39 @@ fn text<'x>(s: String) -> Val<'x> {
     Val::Str(Cow::Owned(s))
 }
 
+/// The flags of an open (`creat` is `O_WRONLY|O_CREAT|O_TRUNC`; openat2's were copied from its
+/// `open_how` by the kernel side).
+pub fn open_flags(evt_type: &str, r: &SyscallRecord) -> u64 {
+    match evt_type {
+        "open" => r.args[1],
+        "creat" => 0o1101,
+        _ => r.args[2],
+    }
+}
+
+/// The absolute path an open names: relative to its directory descriptor (openat, openat2) or
+/// to the cwd.
+pub fn opened_path(evt_type: &str, r: &SyscallRecord, proc: &Process) -> String {
+    let raw = r.str1.as_deref().unwrap_or("");
+    let dirfd = match evt_type {
+        "openat" | "openat2" => r.args[0] as i32,
+        _ => -100, // AT_FDCWD
+    };
+    let base = match dirfd {
+        -100 => &proc.cwd,
+        fd => proc.fds.get(&i64::from(fd)).unwrap_or(&proc.cwd),
+    };
+    render::absolute(base, raw)
+}
+
 /// The descriptor an event is about.
 fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
     let mut v = FdView::default();
     match evt_type {
         "open" | "openat" | "openat2" | "creat" => {
             let raw = r.str1.clone().unwrap_or_default();
-            let flags = match evt_type {
-                "open" => r.args[1],
-                "creat" => 0o1101,
-                _ => r.args[2],
-            };
-            let dirfd = if matches!(evt_type, "openat" | "openat2") {
-                r.args[0] as i32
-            } else {
-                -100
-            };
-            let base = if dirfd == -100 {
-                proc.cwd.clone()
-            } else {
-                proc.fds
-                    .get(&i64::from(dirfd))
-                    .cloned()
-                    .unwrap_or_else(|| proc.cwd.clone())
-            };
-            v.name = Some(render::absolute(&base, &raw));
+            let flags = open_flags(evt_type, r);
+            v.name = Some(opened_path(evt_type, r, proc));
             v.nameraw = Some(raw);
             v.num = Some(r.ret);
             let dir = flags & 0o200000 != 0;

@@ -38,8 +38,90 @@ pub struct Process {
     pub exe_ino: u64,
     pub exe_ctime_ns: i64,
     pub exe_mtime_ns: i64,
-    /// Open files by descriptor, from open records (for fd-based syscalls such as fchmod).
-    pub fds: HashMap<i64, String>,
+    /// Open files by descriptor (for fd-based syscalls such as fchmod, and *at calls).
+    pub fds: FdTable,
+}
+
+/// A process's open files by descriptor: paths from the opens the sensor saw (and from /proc at
+/// start), copied by dup and fork, kept across exec unless close-on-exec. Bounded: past
+/// [`MAX_FDS`] it starts afresh (closes are not always reported, so entries can go stale; the
+/// kernel side describes sockets and pipes itself, see `FdView::apply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FdTable {
+    files: HashMap<i64, OpenFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OpenFile {
+    path: String,
+    cloexec: bool,
+}
+
+/// O_CLOEXEC on x86_64.
+pub const O_CLOEXEC: u64 = 0o2000000;
+
+impl FdTable {
+    pub fn get(&self, fd: &i64) -> Option<&String> {
+        self.files.get(fd).map(|f| &f.path)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn insert(&mut self, fd: i64, path: String, cloexec: bool) {
+        if self.files.len() >= MAX_FDS && !self.files.contains_key(&fd) {
+            self.files.clear();
+        }
+        self.files.insert(fd, OpenFile { path, cloexec });
+    }
+
+    /// `new` now refers to what `old` does (dup, dup2, dup3, fcntl F_DUPFD).
+    pub fn dup(&mut self, old: i64, new: i64, cloexec: bool) {
+        match self.files.get(&old).map(|f| f.path.clone()) {
+            Some(path) => self.insert(new, path, cloexec),
+            None => {
+                self.files.remove(&new);
+            }
+        }
+    }
+
+    pub fn close(&mut self, fd: i64) {
+        self.files.remove(&fd);
+    }
+
+    /// What survives an exec: the descriptors without close-on-exec.
+    fn after_exec(&self) -> FdTable {
+        FdTable {
+            files: self
+                .files
+                .iter()
+                .filter(|(_, f)| !f.cloexec)
+                .map(|(fd, f)| (*fd, f.clone()))
+                .collect(),
+        }
+    }
+
+    /// A process's open files as /proc lists them (paths only; sockets, pipes and anonymous
+    /// descriptors are described by the kernel side when used).
+    fn from_proc(pid: u32) -> FdTable {
+        let mut t = FdTable::default();
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return t;
+        };
+        for e in entries.flatten().take(MAX_FDS) {
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else {
+                continue;
+            };
+            if let Some(path) =
+                read_link(&e.path().to_string_lossy()).filter(|p| p.starts_with('/'))
+            {
+                t.insert(fd, path, false);
+            }
+        }
+        t
+    }
 }
 
 impl Process {
@@ -150,6 +232,11 @@ impl ProcessTable {
     /// The process became a new program.
     pub fn exec(&mut self, r: &ExecRecord, ppid: u32) {
         let previous_cwd = self.procs.get(&r.header.pid).map(|p| p.cwd.clone());
+        let fds = self
+            .procs
+            .get(&r.header.pid)
+            .map(|p| p.fds.after_exec())
+            .unwrap_or_default();
         let parent_cwd = self.procs.get(&ppid).map(|p| p.cwd.clone());
         let cwd = previous_cwd
             .filter(|c| !c.is_empty())
@@ -187,7 +274,7 @@ impl ProcessTable {
             exe_ino: r.exe_ino,
             exe_ctime_ns: r.exe_ctime_ns,
             exe_mtime_ns: r.exe_mtime_ns,
-            fds: HashMap::new(),
+            fds,
         };
         self.insert(p);
     }
@@ -202,13 +289,9 @@ impl ProcessTable {
         }
     }
 
-    pub fn remember_fd(&mut self, pid: u32, fd: i64, path: String) {
-        if let Some(p) = self.procs.get_mut(&pid) {
-            if p.fds.len() >= MAX_FDS {
-                p.fds.clear();
-            }
-            p.fds.insert(fd, path);
-        }
+    /// The process's descriptors, to change them.
+    pub fn fds_mut(&mut self, pid: u32) -> Option<&mut FdTable> {
+        self.procs.get_mut(&pid).map(|p| &mut p.fds)
     }
 }
 
@@ -305,7 +388,7 @@ fn from_proc(pid: u32) -> Option<Process> {
         exe_ino: 0,
         exe_ctime_ns: 0,
         exe_mtime_ns: 0,
-        fds: HashMap::new(),
+        fds: FdTable::from_proc(pid),
     })
 }
 
@@ -325,6 +408,40 @@ mod tests {
         if let Some(parent) = chain.first() {
             assert_eq!(parent.pid, me.ppid);
         }
+    }
+
+    #[test]
+    fn descriptors_follow_dup_and_close_and_survive_exec_unless_cloexec() {
+        let mut t = FdTable::default();
+        t.insert(3, "/etc/passwd".into(), false);
+        t.insert(4, "/etc/shadow".into(), true);
+        t.dup(3, 10, false);
+        assert_eq!(t.get(&10).map(String::as_str), Some("/etc/passwd"));
+        t.dup(99, 10, false);
+        assert_eq!(
+            t.get(&10),
+            None,
+            "a dup of an unknown fd forgets what was there"
+        );
+        t.close(3);
+        assert_eq!(t.get(&3), None);
+        t.insert(5, "/tmp/x".into(), false);
+        let after = t.after_exec();
+        assert_eq!(after.get(&5).map(String::as_str), Some("/tmp/x"));
+        assert_eq!(after.get(&4), None, "close-on-exec");
+        for fd in 0..(MAX_FDS as i64 + 10) {
+            t.insert(100 + fd, format!("/f{fd}"), false);
+        }
+        assert!(t.len() <= MAX_FDS);
+    }
+
+    #[test]
+    fn this_process_open_files_are_seeded_from_proc() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let f = std::fs::File::open(file.path()).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f) as i64;
+        let t = FdTable::from_proc(std::process::id());
+        assert_eq!(t.get(&fd).map(String::as_str), file.path().to_str());
     }
 
     #[test]

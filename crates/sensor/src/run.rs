@@ -183,21 +183,47 @@ impl Pipeline {
                             self.table.chdir(r.header.pid, &dir);
                         }
                     }
-                    "open" | "openat" | "openat2" | "creat" if r.ret >= 0 => {
-                        let cwd = self
-                            .table
-                            .get(r.header.pid)
-                            .map(|p| p.cwd.clone())
-                            .unwrap_or_default();
-                        let path = crate::render::absolute(&cwd, r.str1.as_deref().unwrap_or(""));
-                        self.table.remember_fd(r.header.pid, r.ret, path);
-                    }
-                    _ => {}
+                    _ => self.track_fds(name, &r),
                 }
                 if self.evaluated.contains(&r.syscall) {
                     self.evaluate(Kind::Syscall(&r), name, r.header.pid, r.header.ts_boot_ns);
                 }
             }
+        }
+    }
+
+    /// Keeps the process's descriptor table in step with a successful open, dup or close.
+    fn track_fds(&mut self, name: &str, r: &records::SyscallRecord) {
+        use crate::proctable::O_CLOEXEC;
+        if r.ret < 0 {
+            return;
+        }
+        let pid = r.header.pid;
+        let opened = match name {
+            "open" | "openat" | "openat2" | "creat" => self.table.get(pid).map(|p| {
+                let cloexec = event::open_flags(name, r) & O_CLOEXEC != 0;
+                (event::opened_path(name, r, p), cloexec)
+            }),
+            _ => None,
+        };
+        let Some(fds) = self.table.fds_mut(pid) else {
+            return;
+        };
+        if let Some((path, cloexec)) = opened {
+            fds.insert(r.ret, path, cloexec);
+            return;
+        }
+        let old = r.args[0] as i32 as i64;
+        match name {
+            "dup" => fds.dup(old, r.ret, false),
+            "dup2" if old != r.ret => fds.dup(old, r.ret, false),
+            "dup3" => fds.dup(old, r.ret, r.args[2] & O_CLOEXEC != 0),
+            // F_DUPFD and F_DUPFD_CLOEXEC.
+            "fcntl" if r.args[1] == 0 || r.args[1] == 1030 => {
+                fds.dup(old, r.ret, r.args[1] == 1030)
+            }
+            "close" => fds.close(old),
+            _ => {}
         }
     }
 

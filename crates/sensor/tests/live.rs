@@ -754,8 +754,11 @@ fn the_sensor_answers_healthz_and_logs_json_lines() {
         .contains("kernel side attached"));
     // The loop beats once it runs: wait for it, with a deadline.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // (The listener is bound just after the kernel side is attached.)
     let health = loop {
-        let body = reqwest_get(&format!("http://{listen}/healthz"));
+        let body = std::net::TcpStream::connect(&listen)
+            .map(|_| reqwest_get(&format!("http://{listen}/healthz")))
+            .unwrap_or_default();
         if body.contains("\"ok\"") || Instant::now() > deadline {
             break body;
         }
