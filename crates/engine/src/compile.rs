@@ -145,6 +145,16 @@ impl Compiler {
                 ),
             ));
         }
+        // A list field is compared as a whole (libsinsp: flt_is_comparable_any_list).
+        if lhs.is_list() && !matches!(op, Op::In | Op::Intersects | Op::Exists) {
+            return Err(err(
+                check.span,
+                format!(
+                    "'{op}' operator not supported list filters ('{}' takes in, intersects or exists)",
+                    check.lhs
+                ),
+            ));
+        }
         let rhs = match &check.rhs {
             Rhs::None => eval::Rhs::None,
             Rhs::ListName(ident) => {

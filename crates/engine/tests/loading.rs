@@ -231,6 +231,7 @@ const PROBLEMS: &[(&str, &str, &str)] = &[
     ("- rule: r\n  desc: d\n  condition: proc.tty = abc\n  output: o\n  priority: INFO\n", "3:25: error:", "'abc' is not a number"),
     ("- rule: r\n  desc: d\n  condition: evt.type = opne\n  output: o\n  priority: INFO\n", "3:25: error:", "unknown event type 'opne'"),
     ("- rule: r\n  desc: d\n  condition: proc.tty contains 1\n  output: o\n  priority: INFO\n", "3:14: error:", "'contains' operator not supported for numeric filters"),
+    ("- rule: r\n  desc: d\n  condition: fd.types = file\n  output: o\n  priority: INFO\n", "3:14: error:", "'=' operator not supported list filters"),
     ("- rule: r\n  desc: d\n  output: o\n  priority: INFO\n", "1:3: error:", "Item has no mapping for key 'condition'"),
     ("- list: unused_one\n  items: [a]\n", "1:3: warning:", "list 'unused_one': List not referred to by any other rule/macro"),
     ("- macro: unused_m\n  condition: proc.name = a\n", "1:3: warning:", "macro 'unused_m': Macro not referred to"),
