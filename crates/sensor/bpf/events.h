@@ -71,6 +71,7 @@ struct fd_info {
 #define FD_KIND_UNIX 5
 #define FD_KIND_PIPE 6
 #define FD_KIND_OTHER 7
+#define FD_KIND_MEMFD 8
 
 /*
  * A syscall exit. `data` holds str1 (str1_len bytes, NUL included) then str2, then the

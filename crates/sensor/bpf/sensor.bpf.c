@@ -472,7 +472,15 @@ static __always_inline void describe_fd(struct fd_info *out, long fd, __u8 accep
 	out->lport = 0;
 	out->rport = 0;
 	switch (mode) {
-	case S_IFREG: out->kind = FD_KIND_FILE; return;
+	case S_IFREG: {
+		/* memfd_create names its file "memfd:<name>". */
+		char prefix[6] = {};
+		bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(f, f_path.dentry, d_name.name));
+		bool memfd = prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
+			     prefix[4] == 'd' && prefix[5] == ':';
+		out->kind = memfd ? FD_KIND_MEMFD : FD_KIND_FILE;
+		return;
+	}
 	case S_IFDIR: out->kind = FD_KIND_DIRECTORY; return;
 	case S_IFIFO: out->kind = FD_KIND_PIPE; return;
 	case S_IFSOCK: break;

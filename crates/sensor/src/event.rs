@@ -76,6 +76,7 @@ impl FdView {
             FdKind::Ipv6 => ("6", "ipv6"),
             FdKind::Unix => ("u", "unix"),
             FdKind::Pipe => ("p", "pipe"),
+            FdKind::Memfd => ("m", "memfd"),
             FdKind::Other => return,
         };
         self.typechar = Some(typechar);
@@ -839,6 +840,7 @@ mod tests {
             (FdKind::Pipe, "pipe"),
             (FdKind::File, "file"),
             (FdKind::Unix, "unix"),
+            (FdKind::Memfd, "memfd"),
         ] {
             let mut v = FdView::default();
             let info = FdInfo {

@@ -1038,3 +1038,37 @@ fn every_stable_rule_one_host_can_trigger_fires() {
         alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
     );
 }
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn the_kernel_says_what_a_duplicated_descriptor_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("events.jsonl");
+    let sensor = Sensor::start(&["--capture", capture.to_str().unwrap()]);
+    // dup2 onto fds 40..43: a memfd, a pipe, a file, a directory.
+    sh(r#"python3 -c '
+import os
+os.dup2(os.memfd_create("pg"), 40)
+r, w = os.pipe(); os.dup2(r, 41)
+os.dup2(os.open("/etc/hostname", os.O_RDONLY), 42)
+os.dup2(os.open("/etc", os.O_RDONLY | os.O_DIRECTORY), 43)
+'"#);
+    sensor.stop();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&capture)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["evt.type"] == "dup2" && e["proc.name"] == "python3")
+        .collect();
+    let kind_of = |newfd: i64| {
+        events
+            .iter()
+            .find(|e| e["evt.rawres"] == newfd)
+            .map(|e| (e["fd.type"].clone(), e["fd.typechar"].clone()))
+    };
+    let want = |t: &str, c: &str| Some((serde_json::json!(t), serde_json::json!(c)));
+    assert_eq!(kind_of(40), want("memfd", "m"), "{events:#?}");
+    assert_eq!(kind_of(41), want("pipe", "p"));
+    assert_eq!(kind_of(42), want("file", "f"));
+    assert_eq!(kind_of(43), want("directory", "d"));
+}

@@ -197,6 +197,7 @@ pub enum FdKind {
     Ipv6,
     Unix,
     Pipe,
+    Memfd,
     Other,
 }
 
@@ -210,6 +211,7 @@ fn fd_info(b: &Bytes<'_>) -> Option<FdInfo> {
         5 => FdKind::Unix,
         6 => FdKind::Pipe,
         7 => FdKind::Other,
+        8 => FdKind::Memfd,
         _ => return None,
     };
     let addr = |off: usize| -> std::net::IpAddr {
