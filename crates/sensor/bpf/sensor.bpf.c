@@ -444,6 +444,7 @@ int BPF_PROG(sys_exit_paths, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define S_IFREG 0100000
@@ -746,6 +747,17 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(exe_dentry, d_name.name));
 	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' && prefix[4] == 'd' && prefix[5] == ':')
 		r->exe_flags |= EXE_FROM_MEMFD;
+	/*
+	 * On overlayfs (a container's root), whether the executable is in the upper, writable layer
+	 * (written or copied up since the container started) or only in an image layer below. struct
+	 * ovl_inode belongs to the overlay module, absent from vmlinux's BTF, and puts __upperdentry
+	 * right after its embedded vfs_inode: read the pointer there, as Falco's modern probe does.
+	 */
+	if (BPF_CORE_READ(ino, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC) {
+		struct dentry *upper = 0;
+		bpf_probe_read_kernel(&upper, sizeof(upper), (char *)ino + bpf_core_type_size(struct inode));
+		r->exe_flags |= upper ? EXE_UPPER_LAYER : EXE_LOWER_LAYER;
+	}
 	/* An executable anyone may write to. */
 	umode_t mode = BPF_CORE_READ(ino, i_mode);
 	if (mode & 0002)

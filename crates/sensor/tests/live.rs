@@ -968,6 +968,12 @@ ctypes.CDLL(None, use_errno=True).syscall(313, fd, b"", 0)
             "Debugfs Launched in Privileged Container",
             format!("cp /bin/true {d}/debugfs && {d}/debugfs"),
         ),
+        // The container's root is an overlay: a binary from the image (lower layer) runs, then
+        // one written into the container (upper layer).
+        container(
+            "Drop and execute new binary in container",
+            format!("mkdir -p {d}/ov/L {d}/ov/U {d}/ov/W {d}/ov/M && cp /bin/true {d}/ov/L/image-binary && unshare -m sh -c 'mount -t overlay overlay -o lowerdir={d}/ov/L,upperdir={d}/ov/U,workdir={d}/ov/W {d}/ov/M && {d}/ov/M/image-binary && cp /bin/true {d}/ov/M/dropped && {d}/ov/M/dropped'"),
+        ),
         container(
             "Detect release_agent File Container Escapes",
             // In a process started inside the container (its cgroup is read at exec).
@@ -1036,6 +1042,17 @@ fn every_stable_rule_one_host_can_trigger_fires() {
         missing.is_empty(),
         "did not fire: {missing:#?}\nalerts:\n{:#?}",
         alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
+    let dropped: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "Drop and execute new binary in container")
+        .map(|a| &a["output_fields"]["proc.exepath"])
+        .collect();
+    assert!(
+        dropped
+            .iter()
+            .all(|p| p.as_str().is_some_and(|p| p.ends_with("/dropped"))),
+        "only the binary written into the container, not the image's: {dropped:?}"
     );
 }
 
