@@ -127,6 +127,8 @@ pub struct SensorEvent<'a> {
     pub hostname: &'a str,
     /// What the container runtime said about the process's container, once it has.
     pub container: Option<&'a ContainerInfo>,
+    /// Names of addresses, for `fd.sip.name` and the like.
+    pub names: Option<&'a crate::names::HostNames>,
     ancestors: OnceLock<Vec<&'a Process>>,
 }
 
@@ -158,6 +160,7 @@ impl<'a> SensorEvent<'a> {
             fd,
             hostname,
             container: None,
+            names: None,
             ancestors: OnceLock::new(),
         }
     }
@@ -454,6 +457,7 @@ enum F {
     FdTypechar,
     FdType,
     FdIp(Side),
+    FdIpName(Side),
     FdPort(Side),
     FdL4proto,
     FdConnected,
@@ -547,6 +551,10 @@ fn field_table() -> &'static [F] {
                 "fd.rip" | "fd.rnet" => F::FdIp(Side::Remote),
                 "fd.sip" | "fd.snet" => F::FdIp(Side::Server),
                 "fd.cip" | "fd.cnet" => F::FdIp(Side::Client),
+                "fd.lip.name" => F::FdIpName(Side::Local),
+                "fd.rip.name" => F::FdIpName(Side::Remote),
+                "fd.sip.name" => F::FdIpName(Side::Server),
+                "fd.cip.name" => F::FdIpName(Side::Client),
                 "fd.port" => F::FdPort(Side::Any),
                 "fd.lport" => F::FdPort(Side::Local),
                 "fd.rport" => F::FdPort(Side::Remote),
@@ -736,6 +744,16 @@ impl Event for SensorEvent<'_> {
             F::FdTypechar => opt(self.fd.typechar.map(s)),
             F::FdType => opt(self.fd.kind.map(s)),
             F::FdIp(side) => values(self.fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
+            F::FdIpName(side) => match self.names {
+                Some(names) => values(
+                    self.fd
+                        .ends(side)
+                        .iter()
+                        .flat_map(|(ip, _)| names.of(ip))
+                        .map(|n| Val::Str(Cow::Owned(n))),
+                ),
+                None => Extracted::Missing,
+            },
             F::FdPort(side) => values(
                 self.fd
                     .ends(side)

@@ -4,6 +4,7 @@ mod bpf;
 mod cli;
 mod container;
 mod event;
+mod names;
 mod proctable;
 mod render;
 mod rules;

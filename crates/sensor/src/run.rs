@@ -145,6 +145,7 @@ struct Pipeline {
     num: u64,
     capture: Option<std::io::BufWriter<std::fs::File>>,
     capture_fields: Vec<(String, ResolvedField)>,
+    names: crate::names::HostNames,
 }
 
 impl Pipeline {
@@ -251,6 +252,7 @@ impl Pipeline {
             &self.hostname,
         );
         event.container = container.as_deref();
+        event.names = Some(&self.names);
         self.metrics.events.with_label_values(&[evt_type]).inc();
         if let Some(out) = &mut self.capture {
             let mut line = serde_json::Map::new();
@@ -391,6 +393,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let containers = Containers::new(opts.container_engines.clone());
     containers.prefill();
+    let names = crate::names::HostNames::start(&ruleset);
     let mut pipeline = Pipeline {
         ruleset,
         table: ProcessTable::seed(),
@@ -408,6 +411,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         } else {
             Vec::new()
         },
+        names,
     };
 
     let ring = probe.ring.take().expect("ring buffer");
@@ -506,6 +510,7 @@ fn reload_rules(opts: &Options, probe: &mut Probe, pipeline: &mut Pipeline) {
                     syscalls = loaded.interesting.len(),
                     "rules reloaded"
                 );
+                pipeline.names.set_rules(&loaded.ruleset);
                 pipeline.ruleset = loaded.ruleset;
                 pipeline.evaluated = loaded.evaluated;
                 Ok(())

@@ -29,9 +29,24 @@ struct Sensor {
 impl Sensor {
     /// Starts `peregrine-sensor run --stdout` and waits until the kernel side is attached.
     fn start(extra: &[&str]) -> Sensor {
+        Self::start_via(&[], extra)
+    }
+
+    /// [`Sensor::start`] through `via`, a command that gets the sensor's path and arguments
+    /// after its own and must `exec` them (so the pid stays the sensor's).
+    fn start_via(via: &[&str], extra: &[&str]) -> Sensor {
         let dir = tempfile::tempdir().unwrap();
         let stdout = dir.path().join("alerts.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peregrine-sensor"))
+        let sensor = env!("CARGO_BIN_EXE_peregrine-sensor");
+        let mut command = match via.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(sensor);
+                c
+            }
+            None => Command::new(sensor),
+        };
+        let mut child = command
             .args([
                 "run",
                 "--stdout",
@@ -1088,4 +1103,58 @@ os.dup2(os.open("/etc", os.O_RDONLY | os.O_DIRECTORY), 43)
     assert_eq!(kind_of(41), want("pipe", "p"));
     assert_eq!(kind_of(42), want("file", "f"));
     assert_eq!(kind_of(43), want("directory", "d"));
+}
+
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn a_container_contacting_the_kubernetes_api_server_is_reported() {
+    // Kubernetes' service name resolves here as on a node: the sensor runs in a mount namespace
+    // whose /etc/hosts says where the API server is (198.51.100.7, TEST-NET-2).
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n198.51.100.7 kubernetes.default.svc.cluster.local\n",
+    )
+    .unwrap();
+    let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
+    let hosts_arg = hosts.to_str().unwrap();
+    let via = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        hosts_arg,
+    ];
+    let id = container_id(0x0a91_0000_0000);
+    let cgroup = PathBuf::from("/sys/fs/cgroup/cpu/docker").join(&id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let sensor = Sensor::start_via(&via, &[]);
+    // From the container, in a network namespace of its own where nobody answers: the connect
+    // stays in progress and nothing leaves.
+    let connect = dir.path().join("connect.py");
+    std::fs::write(
+        &connect,
+        "import socket\ns = socket.socket()\ns.setblocking(False)\ns.connect_ex(('198.51.100.7', 443))\n",
+    )
+    .unwrap();
+    sh(&format!(
+        "echo $$ > {}/cgroup.procs && unshare -n sh -c 'ip link add pgk0 type veth peer name pgk1 && ip addr add 198.51.100.1/24 dev pgk0 && ip link set pgk0 up && ip link set pgk1 up && python3 {}'",
+        cgroup.display(),
+        connect.display()
+    ));
+    let alerts = sensor.stop();
+    let _ = std::fs::remove_dir(&cgroup);
+    let hit = alerts.iter().find(|a| {
+        a["rule"] == "Contact K8S API Server From Container"
+            && a["output_fields"]["container.id"] == id[..12]
+    });
+    assert!(
+        hit.is_some(),
+        "no alert: {:#?}",
+        alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
 }
