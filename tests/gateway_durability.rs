@@ -223,34 +223,41 @@ async fn kill_9_while_cursors_are_replaced_at_start_replays_nothing() {
         wait_all_finished(&gw).await;
         gw.kill9();
 
-        // Start again and die while output k's cursor is being replaced: from the moment its
-        // temporary file exists, before it is renamed over the cursor.
+        // Start again and die while a cursor is being replaced: from the moment a temporary
+        // cursor file exists, before it is renamed. From output k on, so that the kills land
+        // at different places; a busy machine may let every window pass unseen, which the end
+        // of the test counts.
         let launch = peregrine_e2e::gateway::Launch {
             unready: true,
             ..Default::default()
         };
         let gw = GatewayProcess::launch(tmp.path(), &config, launch).await;
         let k = 3 + 6 * round;
-        let tmp_file = cursors.join(format!("o{k:02}.cursor.tmp"));
+        let dir = cursors.clone();
         let pid = gw.pid();
-        let seen = tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
-                if tmp_file.exists() {
-                    // SAFETY: our own child, not yet reaped.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return true;
+                let replacing = std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.strip_prefix('o')
+                            .and_then(|n| n.strip_suffix(".cursor.tmp"))
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .is_some_and(|n| n >= k)
+                    });
+                if replacing {
+                    break;
                 }
             }
-            false
+            // SAFETY: our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         })
         .await
         .unwrap();
-        assert!(
-            seen,
-            "output o{k:02}'s cursor was never replaced:\n{}",
-            gw.logs()
-        );
         gw.kill9();
         let left = std::fs::read_dir(&cursors)
             .unwrap()
@@ -279,9 +286,10 @@ async fn kill_9_while_cursors_are_replaced_at_start_replays_nothing() {
     println!(
         "kill -9 during cursor replacement at start (output k, temporary cursor files left): {kills:?}; {posted} alerts x {OUTPUTS} outputs, 0 sent twice"
     );
+    let inside = kills.iter().filter(|&&(_, left)| left > 0).count();
     assert!(
-        kills.iter().any(|&(_, left)| left > 0),
-        "no kill landed before a rename: {kills:?}"
+        inside >= 2,
+        "only {inside} of 6 kills landed before a rename: {kills:?}"
     );
 }
 

@@ -332,13 +332,16 @@ outputs:
     let received = r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#;
     let start = Instant::now();
     let (stored, behind) = loop {
-        let stored = gw.metric(received).await;
+        // Absent until the first alert is stored.
+        let stored = gw.metric_sample(received).await.unwrap_or(0.0);
         if let Some(behind) = lag(&gw).await {
             if behind > 0.0 && stored + behind == N as f64 {
                 // Still the same after the gauge's next refresh (every 5 s): the spool is full
                 // and consumption waits.
                 tokio::time::sleep(Duration::from_secs(6)).await;
-                if gw.metric(received).await == stored && lag(&gw).await == Some(behind) {
+                if gw.metric_sample(received).await == Some(stored)
+                    && lag(&gw).await == Some(behind)
+                {
                     break (stored, behind);
                 }
             }

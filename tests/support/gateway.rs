@@ -233,12 +233,21 @@ impl GatewayProcess {
     pub async fn wait_metric(&self, series: &str, at_least: f64, timeout: Duration) -> f64 {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let v = self.metric(series).await;
-            if v >= at_least {
-                return v;
+            // A labelled counter appears at its first increment: absent means not yet.
+            let text = self.metrics().await;
+            let v = metric_sample(&text, series);
+            if v.is_some_and(|v| v >= at_least) {
+                return v.unwrap_or_default();
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("{series} is {v} after {timeout:?}, expected at least {at_least}");
+                match v {
+                    Some(v) => {
+                        panic!("{series} is {v} after {timeout:?}, expected at least {at_least}")
+                    }
+                    None => {
+                        panic!("{series} never appeared in /metrics within {timeout:?}:\n{text}")
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -247,6 +256,12 @@ impl GatewayProcess {
     /// A sample's value from `/metrics`, e.g. `peregrine_output_sent_total{output="a",type="webhook"}`.
     pub async fn metric(&self, series: &str) -> f64 {
         metric_value(&self.metrics().await, series)
+    }
+
+    /// A sample's value, `None` while the series is absent (a labelled counter before its first
+    /// increment).
+    pub async fn metric_sample(&self, series: &str) -> Option<f64> {
+        metric_sample(&self.metrics().await, series)
     }
 }
 
@@ -258,13 +273,25 @@ impl Drop for GatewayProcess {
 }
 
 /// A sample's value in Prometheus text (0 when the series is absent).
+/// A sample's value in a `/metrics` text. Panics when the series is not there: a renamed or
+/// missing metric must fail a test, not read as 0 (use [`metric_sample`] where absence is the
+/// point).
 pub fn metric_value(text: &str, series: &str) -> f64 {
+    metric_sample(text, series).unwrap_or_else(|| {
+        let name = series.split('{').next().unwrap_or(series);
+        let near: Vec<&str> = text.lines().filter(|l| l.starts_with(name)).collect();
+        panic!("no series {series} in /metrics; series of that name: {near:#?}")
+    })
+}
+
+/// A sample's value, or `None` when the series is absent.
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)
                 .and_then(|rest| rest.strip_prefix(' '))
         })
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+        .map(|v| v.trim().parse().expect("a number"))
 }
 
 /// Sets `RLIMIT_NOFILE` (soft and hard) in the child before it executes.
