@@ -659,9 +659,6 @@ fn list_values(items: &[String], span: Span) -> Result<Vec<Value>, CompileError>
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests;
-
 /// The largest character boundary of `s` at or before `i` (clamped to its length).
 fn floor_boundary(s: &str, i: usize) -> usize {
     let mut i = i.min(s.len());
