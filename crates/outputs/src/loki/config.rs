@@ -149,6 +149,34 @@ impl LokiConfig {
             }
             _ => {}
         }
+        // They travel as header values: a newline or other control character would be dropped
+        // from the request (or split it), so refuse it here rather than send without it.
+        let header_safe = |v: &str| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if self
+            .tenant
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || !header_safe(t))
+        {
+            return Err(err(
+                "tenant",
+                "must be non-empty printable ASCII (it is sent as X-Scope-OrgID)".to_string(),
+            ));
+        }
+        for (key, value) in [
+            ("username", self.username.as_deref()),
+            ("password", self.password.as_ref().map(|s| s.expose())),
+            (
+                "bearer_token",
+                self.bearer_token.as_ref().map(|s| s.expose()),
+            ),
+        ] {
+            if value.is_some_and(|v| !header_safe(v)) {
+                return Err(err(
+                    key,
+                    "must be printable ASCII (it is sent in the Authorization header)".to_string(),
+                ));
+            }
+        }
         if self.gzip && self.format == LokiFormat::Protobuf {
             return Err(err(
                 "gzip",

@@ -60,6 +60,7 @@ pub fn build(config: &LokiConfig, ctx: BuildContext) -> LokiOutput {
         (_, _, Some(t)) => Some(format!("Bearer {}", t.expose())),
         _ => None,
     };
+    // check() refused a tenant or credentials that are not header-safe ASCII, so both convert.
     if let Some(Ok(mut v)) = auth.map(|a| HeaderValue::from_str(&a)) {
         v.set_sensitive(true);
         headers.insert(AUTHORIZATION, v);

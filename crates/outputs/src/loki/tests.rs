@@ -228,6 +228,19 @@ fn keys_are_checked_and_secrets_never_print() {
             format!("{path}: {m}")
         }
     };
+    assert_eq!(
+        err(json!({"url": "http://127.0.0.1:3100", "tenant": "sec\nurity"})),
+        "tenant: must be non-empty printable ASCII (it is sent as X-Scope-OrgID)"
+    );
+    let bad_token = err(json!({"url": "http://127.0.0.1:3100", "bearer_token": "s3cr3t\r\nX: y"}));
+    assert_eq!(
+        bad_token,
+        "bearer_token: must be printable ASCII (it is sent in the Authorization header)"
+    );
+    assert!(
+        !bad_token.contains("s3cr3t"),
+        "the secret is not in the error"
+    );
     let many: serde_json::Map<String, Value> =
         (0..13).map(|i| (format!("l{i}"), json!("v"))).collect();
     assert!(err(json!({"url": "http://127.0.0.1:3100", "labels": many}))
