@@ -37,12 +37,15 @@ impl HostNames {
         let names = HostNames::default();
         *names.wanted.write().expect("names lock") = names_in(ruleset);
         let worker = names.clone();
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("host-names".into())
             .spawn(move || loop {
                 worker.resolve_all();
                 std::thread::sleep(REFRESH);
             });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the name resolver: fd.*ip.name will match nothing");
+        }
         names
     }
 
@@ -50,9 +53,12 @@ impl HostNames {
     pub fn set_rules(&self, ruleset: &Ruleset) {
         *self.wanted.write().expect("names lock") = names_in(ruleset);
         let worker = self.clone();
-        let _ = std::thread::Builder::new()
+        if let Err(e) = std::thread::Builder::new()
             .name("host-names-reload".into())
-            .spawn(move || worker.resolve_all());
+            .spawn(move || worker.resolve_all())
+        {
+            tracing::error!(error = %e, "cannot resolve the reloaded rules' names now; the next refresh will");
+        }
     }
 
     /// The names that resolved to `ip`.

@@ -266,8 +266,14 @@ impl Pipeline {
                 };
                 line.insert(name.clone(), value);
             }
-            let _ = serde_json::to_writer(&mut *out, &line);
-            let _ = out.write_all(b"\n");
+            let written = serde_json::to_writer(&mut *out, &line)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                // A capture with holes would replay wrongly: stop it, and say so.
+                tracing::error!(error = %e, "cannot write the capture file; capturing stops here");
+                self.capture = None;
+            }
         }
         let mut matched = Vec::new();
         self.ruleset.evaluate(&event, &mut matched);

@@ -88,7 +88,9 @@ pub async fn serve(
             }),
         );
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics and health server stopped");
+        }
     });
     Ok(())
 }
