@@ -31,7 +31,8 @@ fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let rules = root.join("config/rules/falco_rules.yaml");
+    // The copy every test and bench uses (config/rules/ holds the one `make run` loads).
+    let rules = root.join("tests/data/falco-rules/falco_rules.yaml");
     let redis = start_redis();
 
     let workloads: Vec<(&str, Workload)> = vec![

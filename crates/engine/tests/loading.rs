@@ -311,3 +311,13 @@ fn lists_and_macros_with_short_names_load() {
     assert!(r.diagnostics.is_empty(), "{}", rendered(&r));
     assert_eq!((r.counts.rules, r.counts.macros, r.counts.lists), (1, 1, 1));
 }
+
+#[test]
+fn the_rules_make_run_loads_are_the_ones_the_tests_use() {
+    let shipped =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/rules/falco_rules.yaml");
+    assert!(
+        std::fs::read(shipped).unwrap() == std::fs::read(anchors().join("falco_rules.yaml")).unwrap(),
+        "config/rules/falco_rules.yaml and tests/data/falco-rules/falco_rules.yaml must be the same file"
+    );
+}
