@@ -206,17 +206,17 @@ impl<'a> SensorEvent<'a> {
         let s1 = || r.str1.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
         let s2 = || r.str2.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
         let a = |i: usize| r.args[i];
-        let int = |v: u64| Some(Val::Int(v as i64));
+        let arg_int = |v: u64| Some(Val::Int(v as i64));
         Some(match (self.evt_type, name) {
             (_, "res") => Val::Int(r.ret),
             ("open" | "openat" | "openat2" | "creat", "fd") => Val::Int(r.ret),
             ("open" | "openat" | "openat2" | "creat", "name") => return s1(),
             ("open" | "creat", "mode") => {
-                return int(a(if self.evt_type == "open" { 2 } else { 1 }))
+                return arg_int(a(if self.evt_type == "open" { 2 } else { 1 }))
             }
             ("open", "flags") => text(render::open_flags(a(1))),
             ("openat" | "openat2", "flags") => text(render::open_flags(a(2))),
-            ("openat", "mode") => return int(a(3)),
+            ("openat", "mode") => return arg_int(a(3)),
             ("openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat", "dirfd") => {
                 Val::Int(a(0) as i32 as i64)
             }
@@ -229,9 +229,9 @@ impl<'a> SensorEvent<'a> {
             ("unlink" | "rmdir" | "mkdir" | "chdir", "path") => return s1(),
             ("unlinkat", "name") | ("mkdirat", "path") => return s1(),
             ("chmod" | "fchmodat", "filename") => return s1(),
-            ("chmod", "mode") => return int(a(1)),
-            ("fchmodat", "mode") | ("mkdirat", "mode") => return int(a(2)),
-            ("fchmod", "mode") => return int(a(1)),
+            ("chmod", "mode") => return arg_int(a(1)),
+            ("fchmodat", "mode") | ("mkdirat", "mode") => return arg_int(a(2)),
+            ("fchmod", "mode") => return arg_int(a(1)),
             ("fchmod" | "fchdir" | "finit_module", "fd") => Val::Int(a(0) as i32 as i64),
             ("ptrace", "request") => text(render::ptrace_request(a(0))),
             ("ptrace", "pid") => Val::Int(a(1) as i32 as i64),
@@ -252,21 +252,21 @@ impl<'a> SensorEvent<'a> {
             ("dup" | "dup2" | "dup3", "oldfd") => Val::Int(a(0) as i32 as i64),
             ("dup2" | "dup3", "newfd") => Val::Int(a(1) as i32 as i64),
             ("memfd_create", "name") => return s1(),
-            ("memfd_create", "flags") => return int(a(1)),
+            ("memfd_create", "flags") => return arg_int(a(1)),
             ("init_module" | "finit_module", "uargs") => return s1(),
-            ("bpf", "cmd") => return int(a(0)),
+            ("bpf", "cmd") => return arg_int(a(0)),
             ("setuid", "uid") | ("setgid", "gid") => Val::Int(a(0) as i32 as i64),
             ("mount", "dev") => return s1(),
             ("mount", "dir") => return s2(),
-            ("mount", "flags") => return int(a(3)),
+            ("mount", "flags") => return arg_int(a(3)),
             ("umount2", "name") => return s1(),
-            ("umount2", "flags") => return int(a(1)),
+            ("umount2", "flags") => return arg_int(a(1)),
             ("setns", "fd") => Val::Int(a(0) as i32 as i64),
             ("setns", "nstype") | ("unshare", "flags") | ("userfaultfd", "flags") => {
-                return int(a(if self.evt_type == "setns" { 1 } else { 0 }))
+                return arg_int(a(if self.evt_type == "setns" { 1 } else { 0 }))
             }
             ("kill", "pid") => Val::Int(a(0) as i32 as i64),
-            ("kill", "sig") => return int(a(1)),
+            ("kill", "sig") => return arg_int(a(1)),
             _ => return None,
         })
     }
@@ -390,7 +390,7 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
 
 /// The fields this sensor can extract, by field id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum F {
+enum Field {
     None,
     EvtType,
     EvtNum,
@@ -476,106 +476,106 @@ enum F {
     K8sPodUid,
 }
 
-fn field_table() -> &'static [F] {
-    static TABLE: OnceLock<Vec<F>> = OnceLock::new();
+fn field_table() -> &'static [Field] {
+    static TABLE: OnceLock<Vec<Field>> = OnceLock::new();
     TABLE.get_or_init(|| {
         FIELDS
             .iter()
             .map(|info| match info.name {
-                "evt.type" | "syscall.type" => F::EvtType,
-                "evt.num" => F::EvtNum,
-                "evt.time" | "evt.rawtime" => F::EvtTime,
-                "evt.res" => F::EvtRes,
-                "evt.rawres" => F::EvtRawres,
-                "evt.arg" => F::EvtArg,
-                "evt.args" => F::EvtArgs,
-                "evt.dir" => F::EvtDir,
-                "evt.source" => F::EvtSource,
-                "evt.hostname" => F::EvtHostname,
-                "evt.is_open_read" => F::EvtIsOpenRead,
-                "evt.is_open_write" => F::EvtIsOpenWrite,
-                "evt.is_open_exec" => F::EvtIsOpenExec,
-                "evt.is_open_create" => F::EvtIsOpenCreate,
-                "evt.failed" => F::EvtFailed,
-                "proc.pid" => F::ProcPid,
-                "proc.name" => F::ProcName,
-                "proc.exe" => F::ProcExe,
-                "proc.exepath" => F::ProcExepath,
-                "proc.args" => F::ProcArgs,
-                "proc.cmdline" => F::ProcCmdline,
-                "proc.cwd" => F::ProcCwd,
-                "proc.tty" => F::ProcTty,
-                "proc.ppid" => F::ProcPpid,
-                "proc.pname" => F::ProcPname,
-                "proc.pcmdline" => F::ProcPcmdline,
-                "proc.pexe" => F::ProcPexe,
-                "proc.pexepath" => F::ProcPexepath,
-                "proc.aname" => F::ProcAname,
-                "proc.aexe" => F::ProcAexe,
-                "proc.aexepath" => F::ProcAexepath,
-                "proc.acmdline" => F::ProcAcmdline,
-                "proc.apid" => F::ProcApid,
-                "proc.sid" => F::ProcSid,
-                "proc.sname" => F::ProcSname,
-                "proc.vpid" => F::ProcVpid,
-                "proc.duration" => F::ProcDuration,
-                "proc.is_exe_writable" => F::ProcIsExeWritable,
-                "proc.is_exe_upper_layer" => F::ProcIsExeUpperLayer,
-                "proc.is_exe_lower_layer" => F::ProcIsExeLowerLayer,
-                "proc.is_exe_from_memfd" => F::ProcIsExeFromMemfd,
-                "proc.exe_ino" => F::ProcExeIno,
-                "proc.exe_ino.ctime" => F::ProcExeInoCtime,
-                "proc.exe_ino.mtime" => F::ProcExeInoMtime,
-                "proc.is_sid_leader" => F::ProcIsSidLeader,
-                "proc.is_vpgid_leader" => F::ProcIsVpgidLeader,
-                "thread.tid" => F::ThreadTid,
-                "thread.cap_effective" => F::ThreadCapEffective,
-                "thread.cap_permitted" => F::ThreadCapPermitted,
-                "user.uid" => F::UserUid,
-                "user.name" => F::UserName,
-                "user.homedir" => F::UserHomedir,
-                "user.shell" => F::UserShell,
-                "user.loginuid" => F::UserLoginuid,
-                "user.loginname" => F::UserLoginname,
-                "group.gid" => F::GroupGid,
-                "group.name" => F::GroupName,
-                "fd.num" => F::FdNum,
-                "fd.name" => F::FdName,
-                "fd.nameraw" => F::FdNameraw,
-                "fd.directory" => F::FdDirectory,
-                "fd.filename" => F::FdFilename,
-                "fd.typechar" => F::FdTypechar,
-                "fd.type" => F::FdType,
-                "fd.ip" | "fd.net" => F::FdIp(Side::Any),
-                "fd.lip" | "fd.lnet" => F::FdIp(Side::Local),
-                "fd.rip" | "fd.rnet" => F::FdIp(Side::Remote),
-                "fd.sip" | "fd.snet" => F::FdIp(Side::Server),
-                "fd.cip" | "fd.cnet" => F::FdIp(Side::Client),
-                "fd.lip.name" => F::FdIpName(Side::Local),
-                "fd.rip.name" => F::FdIpName(Side::Remote),
-                "fd.sip.name" => F::FdIpName(Side::Server),
-                "fd.cip.name" => F::FdIpName(Side::Client),
-                "fd.port" => F::FdPort(Side::Any),
-                "fd.lport" => F::FdPort(Side::Local),
-                "fd.rport" => F::FdPort(Side::Remote),
-                "fd.sport" => F::FdPort(Side::Server),
-                "fd.cport" => F::FdPort(Side::Client),
-                "fd.l4proto" => F::FdL4proto,
-                "fd.connected" => F::FdConnected,
-                "fd.name_changed" => F::FdNameChanged,
-                "container.id" => F::ContainerId,
-                "container.name" => F::ContainerName,
-                "container.privileged" => F::ContainerPrivileged,
-                "container.image" => F::ContainerImage,
-                "container.image.id" => F::ContainerImageId,
-                "container.image.repository" => F::ContainerImageRepository,
-                "container.image.tag" => F::ContainerImageTag,
-                "container.image.digest" => F::ContainerImageDigest,
-                "container.type" => F::ContainerType,
-                "k8s.pod.name" => F::K8sPodName,
-                "k8s.ns.name" => F::K8sNsName,
-                "k8s.pod.uid" => F::K8sPodUid,
-                _ => F::None,
+                "evt.type" | "syscall.type" => Field::EvtType,
+                "evt.num" => Field::EvtNum,
+                "evt.time" | "evt.rawtime" => Field::EvtTime,
+                "evt.res" => Field::EvtRes,
+                "evt.rawres" => Field::EvtRawres,
+                "evt.arg" => Field::EvtArg,
+                "evt.args" => Field::EvtArgs,
+                "evt.dir" => Field::EvtDir,
+                "evt.source" => Field::EvtSource,
+                "evt.hostname" => Field::EvtHostname,
+                "evt.is_open_read" => Field::EvtIsOpenRead,
+                "evt.is_open_write" => Field::EvtIsOpenWrite,
+                "evt.is_open_exec" => Field::EvtIsOpenExec,
+                "evt.is_open_create" => Field::EvtIsOpenCreate,
+                "evt.failed" => Field::EvtFailed,
+                "proc.pid" => Field::ProcPid,
+                "proc.name" => Field::ProcName,
+                "proc.exe" => Field::ProcExe,
+                "proc.exepath" => Field::ProcExepath,
+                "proc.args" => Field::ProcArgs,
+                "proc.cmdline" => Field::ProcCmdline,
+                "proc.cwd" => Field::ProcCwd,
+                "proc.tty" => Field::ProcTty,
+                "proc.ppid" => Field::ProcPpid,
+                "proc.pname" => Field::ProcPname,
+                "proc.pcmdline" => Field::ProcPcmdline,
+                "proc.pexe" => Field::ProcPexe,
+                "proc.pexepath" => Field::ProcPexepath,
+                "proc.aname" => Field::ProcAname,
+                "proc.aexe" => Field::ProcAexe,
+                "proc.aexepath" => Field::ProcAexepath,
+                "proc.acmdline" => Field::ProcAcmdline,
+                "proc.apid" => Field::ProcApid,
+                "proc.sid" => Field::ProcSid,
+                "proc.sname" => Field::ProcSname,
+                "proc.vpid" => Field::ProcVpid,
+                "proc.duration" => Field::ProcDuration,
+                "proc.is_exe_writable" => Field::ProcIsExeWritable,
+                "proc.is_exe_upper_layer" => Field::ProcIsExeUpperLayer,
+                "proc.is_exe_lower_layer" => Field::ProcIsExeLowerLayer,
+                "proc.is_exe_from_memfd" => Field::ProcIsExeFromMemfd,
+                "proc.exe_ino" => Field::ProcExeIno,
+                "proc.exe_ino.ctime" => Field::ProcExeInoCtime,
+                "proc.exe_ino.mtime" => Field::ProcExeInoMtime,
+                "proc.is_sid_leader" => Field::ProcIsSidLeader,
+                "proc.is_vpgid_leader" => Field::ProcIsVpgidLeader,
+                "thread.tid" => Field::ThreadTid,
+                "thread.cap_effective" => Field::ThreadCapEffective,
+                "thread.cap_permitted" => Field::ThreadCapPermitted,
+                "user.uid" => Field::UserUid,
+                "user.name" => Field::UserName,
+                "user.homedir" => Field::UserHomedir,
+                "user.shell" => Field::UserShell,
+                "user.loginuid" => Field::UserLoginuid,
+                "user.loginname" => Field::UserLoginname,
+                "group.gid" => Field::GroupGid,
+                "group.name" => Field::GroupName,
+                "fd.num" => Field::FdNum,
+                "fd.name" => Field::FdName,
+                "fd.nameraw" => Field::FdNameraw,
+                "fd.directory" => Field::FdDirectory,
+                "fd.filename" => Field::FdFilename,
+                "fd.typechar" => Field::FdTypechar,
+                "fd.type" => Field::FdType,
+                "fd.ip" | "fd.net" => Field::FdIp(Side::Any),
+                "fd.lip" | "fd.lnet" => Field::FdIp(Side::Local),
+                "fd.rip" | "fd.rnet" => Field::FdIp(Side::Remote),
+                "fd.sip" | "fd.snet" => Field::FdIp(Side::Server),
+                "fd.cip" | "fd.cnet" => Field::FdIp(Side::Client),
+                "fd.lip.name" => Field::FdIpName(Side::Local),
+                "fd.rip.name" => Field::FdIpName(Side::Remote),
+                "fd.sip.name" => Field::FdIpName(Side::Server),
+                "fd.cip.name" => Field::FdIpName(Side::Client),
+                "fd.port" => Field::FdPort(Side::Any),
+                "fd.lport" => Field::FdPort(Side::Local),
+                "fd.rport" => Field::FdPort(Side::Remote),
+                "fd.sport" => Field::FdPort(Side::Server),
+                "fd.cport" => Field::FdPort(Side::Client),
+                "fd.l4proto" => Field::FdL4proto,
+                "fd.connected" => Field::FdConnected,
+                "fd.name_changed" => Field::FdNameChanged,
+                "container.id" => Field::ContainerId,
+                "container.name" => Field::ContainerName,
+                "container.privileged" => Field::ContainerPrivileged,
+                "container.image" => Field::ContainerImage,
+                "container.image.id" => Field::ContainerImageId,
+                "container.image.repository" => Field::ContainerImageRepository,
+                "container.image.tag" => Field::ContainerImageTag,
+                "container.image.digest" => Field::ContainerImageDigest,
+                "container.type" => Field::ContainerType,
+                "k8s.pod.name" => Field::K8sPodName,
+                "k8s.ns.name" => Field::K8sNsName,
+                "k8s.pod.uid" => Field::K8sPodUid,
+                _ => Field::None,
             })
             .collect()
     })
@@ -583,26 +583,26 @@ fn field_table() -> &'static [F] {
 
 /// Whether the sensor knows how to extract a field (for `--capture`).
 pub fn extractable(id: FieldId) -> bool {
-    field_table()[id.0 as usize] != F::None
+    field_table()[id.0 as usize] != Field::None
 }
 
-fn s<'x>(v: &'x str) -> Extracted<'x> {
+fn str_value<'x>(v: &'x str) -> Extracted<'x> {
     Extracted::One(Val::Str(Cow::Borrowed(v)))
 }
 
-fn owned<'x>(v: String) -> Extracted<'x> {
+fn string_value<'x>(v: String) -> Extracted<'x> {
     Extracted::One(Val::Str(Cow::Owned(v)))
 }
 
-fn int<'x>(v: i64) -> Extracted<'x> {
+fn int_value<'x>(v: i64) -> Extracted<'x> {
     Extracted::One(Val::Int(v))
 }
 
-fn boolean<'x>(v: bool) -> Extracted<'x> {
+fn bool_value<'x>(v: bool) -> Extracted<'x> {
     Extracted::One(Val::Bool(v))
 }
 
-fn opt<'x>(v: Option<Extracted<'x>>) -> Extracted<'x> {
+fn or_missing<'x>(v: Option<Extracted<'x>>) -> Extracted<'x> {
     v.unwrap_or(Extracted::Missing)
 }
 
@@ -629,51 +629,59 @@ impl Event for SensorEvent<'_> {
         };
         let is_open = self.fd.open_flags.is_some();
         match field_table()[field.id.0 as usize] {
-            F::None => Extracted::Missing,
-            F::EvtType => s(self.evt_type),
-            F::EvtNum => int(self.num as i64),
-            F::EvtTime => int(self.time_ns),
-            F::EvtRes => owned(render::result(self.ret())),
-            F::EvtRawres => int(self.ret()),
-            F::EvtArg => match &field.arg {
-                FieldArg::Key(k) => opt(self.arg(k).map(|v| Extracted::One(v.into_owned()))),
+            Field::None => Extracted::Missing,
+            Field::EvtType => str_value(self.evt_type),
+            Field::EvtNum => int_value(self.num as i64),
+            Field::EvtTime => int_value(self.time_ns),
+            Field::EvtRes => string_value(render::result(self.ret())),
+            Field::EvtRawres => int_value(self.ret()),
+            Field::EvtArg => match &field.arg {
+                FieldArg::Key(k) => or_missing(self.arg(k).map(|v| Extracted::One(v.into_owned()))),
                 _ => Extracted::Missing,
             },
-            F::EvtArgs => owned(self.args_text()),
-            F::EvtDir => s("<"),
-            F::EvtSource => s("syscall"),
-            F::EvtHostname => s(self.hostname),
-            F::EvtIsOpenRead => boolean(self.fd.open_flags.is_some_and(render::is_read)),
-            F::EvtIsOpenWrite => boolean(self.fd.open_flags.is_some_and(render::is_write)),
-            F::EvtIsOpenExec => boolean(false),
-            F::EvtIsOpenCreate => boolean(self.fd.open_flags.is_some_and(|f| f & 0o100 != 0)),
-            F::EvtFailed => boolean(self.ret() < 0),
-            F::ProcPid => int(i64::from(p.pid)),
-            F::ProcName => s(&p.name),
-            F::ProcExe => s(&p.exe),
-            F::ProcExepath => s(&p.exepath),
-            F::ProcArgs => owned(p.args_joined()),
-            F::ProcCmdline => owned(p.cmdline()),
-            F::ProcCwd => s(&p.cwd),
-            F::ProcTty => int(i64::from(p.tty)),
-            F::ProcPpid => int(i64::from(p.ppid)),
-            F::ProcPname => opt(self.ancestor(1).map(|a| s(&a.name))),
-            F::ProcPcmdline => opt(self.ancestor(1).map(|a| owned(a.cmdline()))),
-            F::ProcPexe => opt(self.ancestor(1).map(|a| s(&a.exe))),
-            F::ProcPexepath => opt(self.ancestor(1).map(|a| s(&a.exepath))),
-            F::ProcAname | F::ProcAexe | F::ProcAexepath | F::ProcAcmdline | F::ProcApid => {
+            Field::EvtArgs => string_value(self.args_text()),
+            Field::EvtDir => str_value("<"),
+            Field::EvtSource => str_value("syscall"),
+            Field::EvtHostname => str_value(self.hostname),
+            Field::EvtIsOpenRead => bool_value(self.fd.open_flags.is_some_and(render::is_read)),
+            Field::EvtIsOpenWrite => bool_value(self.fd.open_flags.is_some_and(render::is_write)),
+            Field::EvtIsOpenExec => bool_value(false),
+            Field::EvtIsOpenCreate => {
+                bool_value(self.fd.open_flags.is_some_and(|f| f & 0o100 != 0))
+            }
+            Field::EvtFailed => bool_value(self.ret() < 0),
+            Field::ProcPid => int_value(i64::from(p.pid)),
+            Field::ProcName => str_value(&p.name),
+            Field::ProcExe => str_value(&p.exe),
+            Field::ProcExepath => str_value(&p.exepath),
+            Field::ProcArgs => string_value(p.args_joined()),
+            Field::ProcCmdline => string_value(p.cmdline()),
+            Field::ProcCwd => str_value(&p.cwd),
+            Field::ProcTty => int_value(i64::from(p.tty)),
+            Field::ProcPpid => int_value(i64::from(p.ppid)),
+            Field::ProcPname => or_missing(self.ancestor(1).map(|a| str_value(&a.name))),
+            Field::ProcPcmdline => or_missing(self.ancestor(1).map(|a| string_value(a.cmdline()))),
+            Field::ProcPexe => or_missing(self.ancestor(1).map(|a| str_value(&a.exe))),
+            Field::ProcPexepath => or_missing(self.ancestor(1).map(|a| str_value(&a.exepath))),
+            Field::ProcAname
+            | Field::ProcAexe
+            | Field::ProcAexepath
+            | Field::ProcAcmdline
+            | Field::ProcApid => {
                 let kind = field_table()[field.id.0 as usize];
                 let value = |a: &Process| -> Val<'static> {
                     match kind {
-                        F::ProcAname => Val::Str(Cow::Owned(a.name.clone())),
-                        F::ProcAexe => Val::Str(Cow::Owned(a.exe.clone())),
-                        F::ProcAexepath => Val::Str(Cow::Owned(a.exepath.clone())),
-                        F::ProcAcmdline => Val::Str(Cow::Owned(a.cmdline())),
+                        Field::ProcAname => Val::Str(Cow::Owned(a.name.clone())),
+                        Field::ProcAexe => Val::Str(Cow::Owned(a.exe.clone())),
+                        Field::ProcAexepath => Val::Str(Cow::Owned(a.exepath.clone())),
+                        Field::ProcAcmdline => Val::Str(Cow::Owned(a.cmdline())),
                         _ => Val::Int(i64::from(a.pid)),
                     }
                 };
                 match index {
-                    Some(level) => opt(self.ancestor(level).map(|a| Extracted::One(value(a)))),
+                    Some(level) => {
+                        or_missing(self.ancestor(level).map(|a| Extracted::One(value(a))))
+                    }
                     None => {
                         let all: Vec<Val<'_>> =
                             self.all_ancestors().iter().map(|a| value(a)).collect();
@@ -685,10 +693,10 @@ impl Event for SensorEvent<'_> {
                     }
                 }
             }
-            F::ProcSid => int(i64::from(p.sid)),
-            F::ProcSname => opt(self.table.get(p.sid).map(|l| s(&l.name))),
-            F::ProcVpid => int(i64::from(p.vpid)),
-            F::ProcDuration => {
+            Field::ProcSid => int_value(i64::from(p.sid)),
+            Field::ProcSname => or_missing(self.table.get(p.sid).map(|l| str_value(&l.name))),
+            Field::ProcVpid => int_value(i64::from(p.vpid)),
+            Field::ProcDuration => {
                 let now = match &self.kind {
                     Kind::Syscall(r) => r.header.ts_boot_ns,
                     Kind::Exec(e) => e.header.ts_boot_ns,
@@ -696,55 +704,62 @@ impl Event for SensorEvent<'_> {
                 if p.start_ns == 0 {
                     Extracted::Missing
                 } else {
-                    int(now.saturating_sub(p.start_ns) as i64)
+                    int_value(now.saturating_sub(p.start_ns) as i64)
                 }
             }
-            F::ProcIsExeWritable => boolean(p.exe_flags & EXE_WRITABLE != 0),
-            F::ProcIsExeUpperLayer => boolean(p.exe_flags & EXE_UPPER_LAYER != 0),
-            F::ProcIsExeLowerLayer => boolean(p.exe_flags & EXE_LOWER_LAYER != 0),
-            F::ProcIsExeFromMemfd => boolean(p.exe_flags & EXE_FROM_MEMFD != 0),
-            F::ProcExeIno => int(p.exe_ino as i64),
-            F::ProcExeInoCtime => int(p.exe_ctime_ns),
-            F::ProcExeInoMtime => int(p.exe_mtime_ns),
-            F::ProcIsSidLeader => boolean(p.sid == p.pid),
-            F::ProcIsVpgidLeader => Extracted::Missing,
-            F::ThreadTid => match &self.kind {
-                Kind::Syscall(r) => int(i64::from(r.header.tid)),
-                Kind::Exec(e) => int(i64::from(e.header.tid)),
+            Field::ProcIsExeWritable => bool_value(p.exe_flags & EXE_WRITABLE != 0),
+            Field::ProcIsExeUpperLayer => bool_value(p.exe_flags & EXE_UPPER_LAYER != 0),
+            Field::ProcIsExeLowerLayer => bool_value(p.exe_flags & EXE_LOWER_LAYER != 0),
+            Field::ProcIsExeFromMemfd => bool_value(p.exe_flags & EXE_FROM_MEMFD != 0),
+            Field::ProcExeIno => int_value(p.exe_ino as i64),
+            Field::ProcExeInoCtime => int_value(p.exe_ctime_ns),
+            Field::ProcExeInoMtime => int_value(p.exe_mtime_ns),
+            Field::ProcIsSidLeader => bool_value(p.sid == p.pid),
+            Field::ProcIsVpgidLeader => Extracted::Missing,
+            Field::ThreadTid => match &self.kind {
+                Kind::Syscall(r) => int_value(i64::from(r.header.tid)),
+                Kind::Exec(e) => int_value(i64::from(e.header.tid)),
             },
-            F::ThreadCapEffective => owned(render::capabilities(p.cap_effective)),
-            F::ThreadCapPermitted => owned(render::capabilities(p.cap_permitted)),
-            F::UserUid => int(i64::from(p.uid)),
-            F::UserName => opt(self.users_name(p.uid).map(s)),
-            F::UserHomedir => opt(self.users.peek_user(p.uid).map(|u| s(&u.home))),
-            F::UserShell => opt(self.users.peek_user(p.uid).map(|u| s(&u.shell))),
-            F::UserLoginuid => int(p.loginuid),
-            F::UserLoginname => {
+            Field::ThreadCapEffective => string_value(render::capabilities(p.cap_effective)),
+            Field::ThreadCapPermitted => string_value(render::capabilities(p.cap_permitted)),
+            Field::UserUid => int_value(i64::from(p.uid)),
+            Field::UserName => or_missing(self.users_name(p.uid).map(str_value)),
+            Field::UserHomedir => {
+                or_missing(self.users.peek_user(p.uid).map(|u| str_value(&u.home)))
+            }
+            Field::UserShell => {
+                or_missing(self.users.peek_user(p.uid).map(|u| str_value(&u.shell)))
+            }
+            Field::UserLoginuid => int_value(p.loginuid),
+            Field::UserLoginname => {
                 if p.loginuid < 0 {
                     Extracted::Missing
                 } else {
-                    opt(self.users_name(p.loginuid as u32).map(s))
+                    or_missing(self.users_name(p.loginuid as u32).map(str_value))
                 }
             }
-            F::GroupGid => int(i64::from(p.gid)),
-            F::GroupName => opt(self.users.peek_group(p.gid).map(s)),
-            F::FdNum => opt(self.fd.num.map(int)),
-            F::FdName => opt(self.fd.name.as_deref().map(s)),
-            F::FdNameraw => opt(self.fd.nameraw.as_deref().map(s)),
-            F::FdDirectory if is_open => opt(self.fd.name.as_deref().map(|n| {
-                s(n.rsplit_once('/')
-                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d }))
+            Field::GroupGid => int_value(i64::from(p.gid)),
+            Field::GroupName => or_missing(self.users.peek_group(p.gid).map(str_value)),
+            Field::FdNum => or_missing(self.fd.num.map(int_value)),
+            Field::FdName => or_missing(self.fd.name.as_deref().map(str_value)),
+            Field::FdNameraw => or_missing(self.fd.nameraw.as_deref().map(str_value)),
+            Field::FdDirectory if is_open => or_missing(self.fd.name.as_deref().map(|n| {
+                str_value(
+                    n.rsplit_once('/')
+                        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d }),
+                )
             })),
-            F::FdFilename if is_open => opt(self
-                .fd
-                .name
-                .as_deref()
-                .map(|n| s(n.rsplit('/').next().unwrap_or(n)))),
-            F::FdDirectory | F::FdFilename => Extracted::Missing,
-            F::FdTypechar => opt(self.fd.typechar.map(s)),
-            F::FdType => opt(self.fd.kind.map(s)),
-            F::FdIp(side) => values(self.fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
-            F::FdIpName(side) => match self.names {
+            Field::FdFilename if is_open => or_missing(
+                self.fd
+                    .name
+                    .as_deref()
+                    .map(|n| str_value(n.rsplit('/').next().unwrap_or(n))),
+            ),
+            Field::FdDirectory | Field::FdFilename => Extracted::Missing,
+            Field::FdTypechar => or_missing(self.fd.typechar.map(str_value)),
+            Field::FdType => or_missing(self.fd.kind.map(str_value)),
+            Field::FdIp(side) => values(self.fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
+            Field::FdIpName(side) => match self.names {
                 Some(names) => values(
                     self.fd
                         .ends(side)
@@ -754,37 +769,61 @@ impl Event for SensorEvent<'_> {
                 ),
                 None => Extracted::Missing,
             },
-            F::FdPort(side) => values(
+            Field::FdPort(side) => values(
                 self.fd
                     .ends(side)
                     .into_iter()
                     .map(|(_, port)| Val::Int(i64::from(port))),
             ),
-            F::FdL4proto => opt(self.fd.l4proto.map(s)),
-            F::FdConnected => opt(self
-                .fd
-                .remote
-                .map(|_| boolean(self.ret() >= 0 || self.ret() == -115))),
-            F::FdNameChanged => boolean(false),
-            F::ContainerId => s(p.container_id.as_deref().unwrap_or("host")),
+            Field::FdL4proto => or_missing(self.fd.l4proto.map(str_value)),
+            Field::FdConnected => or_missing(
+                self.fd
+                    .remote
+                    .map(|_| bool_value(self.ret() >= 0 || self.ret() == -115)),
+            ),
+            Field::FdNameChanged => bool_value(false),
+            Field::ContainerId => str_value(p.container_id.as_deref().unwrap_or("host")),
             // On the host Falco names the container `host`; in a container, the rest is what
             // the runtime answered, missing until it has.
-            F::ContainerName if p.container_id.is_none() => s("host"),
-            F::ContainerType if p.container_id.is_none() => s("host"),
-            F::ContainerName => opt(self.container.map(|c| s(&c.name))),
-            F::ContainerType => opt(self.container.map(|c| s(c.runtime))),
-            F::ContainerPrivileged => opt(self.container.and_then(|c| c.privileged).map(boolean)),
-            F::ContainerImage => opt(self.container.map(|c| s(&c.image))),
-            F::ContainerImageId => opt(self.container.and_then(|c| c.image_id.as_deref()).map(s)),
-            F::ContainerImageRepository => opt(self.container.map(|c| s(&c.repository))),
-            F::ContainerImageTag => opt(self.container.and_then(|c| c.tag.as_deref()).map(s)),
-            F::ContainerImageDigest => opt(self.container.and_then(|c| c.digest.as_deref()).map(s)),
-            F::K8sPodName => opt(self.container.and_then(|c| c.pod_name.as_deref()).map(s)),
-            F::K8sNsName => opt(self
-                .container
-                .and_then(|c| c.pod_namespace.as_deref())
-                .map(s)),
-            F::K8sPodUid => opt(self.container.and_then(|c| c.pod_uid.as_deref()).map(s)),
+            Field::ContainerName if p.container_id.is_none() => str_value("host"),
+            Field::ContainerType if p.container_id.is_none() => str_value("host"),
+            Field::ContainerName => or_missing(self.container.map(|c| str_value(&c.name))),
+            Field::ContainerType => or_missing(self.container.map(|c| str_value(c.runtime))),
+            Field::ContainerPrivileged => {
+                or_missing(self.container.and_then(|c| c.privileged).map(bool_value))
+            }
+            Field::ContainerImage => or_missing(self.container.map(|c| str_value(&c.image))),
+            Field::ContainerImageId => or_missing(
+                self.container
+                    .and_then(|c| c.image_id.as_deref())
+                    .map(str_value),
+            ),
+            Field::ContainerImageRepository => {
+                or_missing(self.container.map(|c| str_value(&c.repository)))
+            }
+            Field::ContainerImageTag => {
+                or_missing(self.container.and_then(|c| c.tag.as_deref()).map(str_value))
+            }
+            Field::ContainerImageDigest => or_missing(
+                self.container
+                    .and_then(|c| c.digest.as_deref())
+                    .map(str_value),
+            ),
+            Field::K8sPodName => or_missing(
+                self.container
+                    .and_then(|c| c.pod_name.as_deref())
+                    .map(str_value),
+            ),
+            Field::K8sNsName => or_missing(
+                self.container
+                    .and_then(|c| c.pod_namespace.as_deref())
+                    .map(str_value),
+            ),
+            Field::K8sPodUid => or_missing(
+                self.container
+                    .and_then(|c| c.pod_uid.as_deref())
+                    .map(str_value),
+            ),
         }
     }
 }

@@ -541,7 +541,7 @@ for _ in range(20000):
 '"#);
     sh("cat /etc/shadow > /dev/null; true");
     std::thread::sleep(Duration::from_millis(1200));
-    let text = reqwest_get(&format!("http://{metrics}/metrics"));
+    let text = http_get(&format!("http://{metrics}/metrics"));
     let opens: f64 = text
         .lines()
         .find_map(|l| {
@@ -607,7 +607,7 @@ for _ in range(100000):
     let mut text = String::new();
     for _ in 0..10 {
         std::thread::sleep(Duration::from_millis(1100));
-        let now = reqwest_get(&format!("http://{metrics}/metrics"));
+        let now = http_get(&format!("http://{metrics}/metrics"));
         let settled = key(&now) == key(&text);
         text = now;
         if settled {
@@ -645,7 +645,7 @@ for _ in range(100000):
 }
 
 /// A plain HTTP/1.0 GET on loopback (the tests need no HTTP client crate for this).
-fn reqwest_get(url: &str) -> String {
+fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
@@ -772,7 +772,7 @@ fn the_sensor_answers_healthz_and_logs_json_lines() {
     // (The listener is bound just after the kernel side is attached.)
     let health = loop {
         let body = std::net::TcpStream::connect(&listen)
-            .map(|_| reqwest_get(&format!("http://{listen}/healthz")))
+            .map(|_| http_get(&format!("http://{listen}/healthz")))
             .unwrap_or_default();
         if body.contains("\"ok\"") || Instant::now() > deadline {
             break body;
@@ -780,9 +780,7 @@ fn the_sensor_answers_healthz_and_logs_json_lines() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(health, r#"{"status":"ok"}"#);
-    assert!(
-        reqwest_get(&format!("http://{listen}/metrics")).contains("peregrine_sensor_events_total")
-    );
+    assert!(http_get(&format!("http://{listen}/metrics")).contains("peregrine_sensor_events_total"));
     sensor.stop();
 }
 
