@@ -174,37 +174,8 @@ impl Config {
             }
         }
 
-        let listen = errors
-            .section::<String>("listen", root.remove("listen"))
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = match listen.parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                errors.push(
-                    "listen",
-                    format!("'{listen}' is not an address:port such as 127.0.0.1:2801"),
-                );
-                DEFAULT_LISTEN.parse().expect("default parses")
-            }
-        };
-
-        let max_body_bytes = errors
-            .section::<ByteSize>("max_body_bytes", root.remove("max_body_bytes"))
-            .map(|b| b.0)
-            .unwrap_or(1024 * 1024);
-        if max_body_bytes == 0 {
-            errors.push("max_body_bytes", "must be greater than 0");
-        }
-        if max_body_bytes > MAX_BODY_BYTES {
-            errors.push(
-                "max_body_bytes",
-                format!(
-                    "must be at most {}MiB: one alert is one spool record, and records are at most 64MiB",
-                    MAX_BODY_BYTES >> 20
-                ),
-            );
-        }
-
+        let listen = parse_listen(root.remove("listen"), &mut errors);
+        let max_body_bytes = parse_max_body_bytes(root.remove("max_body_bytes"), &mut errors);
         let tls = errors
             .section::<TlsFiles>("tls", root.remove("tls"))
             .and_then(|files| match ListenerTls::load(files) {
@@ -223,128 +194,18 @@ impl Config {
                 Limits::default()
             });
 
-        let bearer_token = errors
-            .section::<RawAuth>("auth", root.remove("auth"))
-            .and_then(|a| a.bearer_token);
-        if bearer_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
-            errors.push(
-                "auth.bearer_token",
-                "is empty (remove it to turn authentication off)",
-            );
-        }
-
-        let raw_spool = errors
-            .section::<RawSpool>("spool", root.remove("spool"))
-            .unwrap_or_default();
-        let max_bytes = raw_spool.max_bytes.map_or(1 << 30, |b| b.0 as u64);
-        let spool = SpoolOptions {
-            dir: raw_spool
-                .dir
-                .unwrap_or_else(|| PathBuf::from("./data/spool")),
-            max_bytes,
-            // Space comes back a whole segment at a time, so a segment is a small part of the
-            // spool (the writer also starts a new one when the spool is full, so that the one
-            // it was writing can be released once the outputs are past it).
-            segment_bytes: raw_spool
-                .segment_bytes
-                .map_or((max_bytes / 8).clamp(1, 64 << 20), |b| b.0 as u64),
-        };
-        if spool.segment_bytes == 0 {
-            errors.push("spool.segment_bytes", "must be greater than 0");
-        } else if spool.segment_bytes > max_bytes / 4 {
-            errors.push(
-                "spool.segment_bytes",
-                format!(
-                    "must be at most a quarter of spool.max_bytes ({}): space is freed a whole segment at a time",
-                    max_bytes / 4
-                ),
-            );
-        }
-        if spool.max_bytes < max_body_bytes as u64 {
-            errors.push(
-                "spool.max_bytes",
-                "must be at least max_body_bytes, or no request could ever be stored",
-            );
-        }
-
-        let custom_fields = errors
-            .section::<Map<String, Value>>("custom_fields", root.remove("custom_fields"))
-            .unwrap_or_default();
-        for (k, v) in &custom_fields {
-            if matches!(v, Value::Array(_) | Value::Object(_)) {
-                errors.push(
-                    format!("custom_fields.{k}"),
-                    "must be a string, number, boolean or null",
-                );
-            }
-        }
-
+        let bearer_token = parse_auth(root.remove("auth"), &mut errors);
+        let spool = parse_spool(root.remove("spool"), max_body_bytes, &mut errors);
+        let custom_fields = parse_custom_fields(root.remove("custom_fields"), &mut errors);
         let shutdown_grace = errors
             .section::<ConfigDuration>("shutdown_grace", root.remove("shutdown_grace"))
             .map_or(Duration::from_secs(10), |d| d.0);
 
-        let raw_dead_letter = errors
-            .section::<RawDeadLetter>("dead_letter", root.remove("dead_letter"))
-            .unwrap_or_default();
-        let defaults = DeadLetterLimits::default();
-        let dead_letter = DeadLetterLimits {
-            max_bytes: raw_dead_letter
-                .max_bytes
-                .map_or(defaults.max_bytes, |b| b.0 as u64),
-            max_files: raw_dead_letter.max_files.unwrap_or(defaults.max_files),
-        };
-        if dead_letter.max_files < 2 {
-            errors.push(
-                "dead_letter.max_files",
-                "must be at least 2 (the file being written and one rotated)",
-            );
-        }
-        if dead_letter.max_bytes < 1 << 20 {
-            errors.push("dead_letter.max_bytes", "must be at least 1MiB");
-        }
-
-        let mut outputs: Vec<OutputConfig> = Vec::new();
-        match root.remove("outputs") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                for (i, item) in items.into_iter().enumerate() {
-                    let path = format!("outputs[{i}]");
-                    let Some(output) = parse_output(&path, item, &spool, &mut errors) else {
-                        continue;
-                    };
-                    if outputs.iter().any(|o| o.name == output.name) {
-                        errors.push(
-                            format!("{path}.name"),
-                            format!("'{}' is already used by another output", output.name),
-                        );
-                    }
-                    outputs.push(output);
-                }
-            }
-            Some(_) => errors.push("outputs", "must be a list of outputs"),
-        }
-
-        let mut inputs = Vec::new();
+        let dead_letter = parse_dead_letter(root.remove("dead_letter"), &mut errors);
+        let outputs = parse_outputs(root.remove("outputs"), &spool, &mut errors);
         let raw_inputs = root.remove("inputs");
         let inputs_fingerprint = fingerprint(raw_inputs.as_ref().unwrap_or(&Value::Null));
-        match raw_inputs {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                for (i, item) in items.into_iter().enumerate() {
-                    let path = format!("inputs[{i}]");
-                    let Value::Object(map) = item else {
-                        errors.push(path, "must be a mapping with at least 'type'");
-                        continue;
-                    };
-                    match InputConfig::parse(map) {
-                        Ok(input) => inputs.push(input),
-                        Err((sub, message)) if sub.is_empty() => errors.push(path, message),
-                        Err((sub, message)) => errors.push(format!("{path}.{sub}"), message),
-                    }
-                }
-            }
-            Some(_) => errors.push("inputs", "must be a list of inputs"),
-        }
+        let inputs = parse_inputs(raw_inputs, &mut errors);
 
         errors.finish(Config {
             listen,
@@ -362,6 +223,190 @@ impl Config {
             hash: short_sha256(text.as_bytes()),
         })
     }
+}
+
+/// `listen`: an address:port.
+fn parse_listen(value: Option<Value>, errors: &mut Errors) -> SocketAddr {
+    let listen = errors
+        .section::<String>("listen", value)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = match listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            errors.push(
+                "listen",
+                format!("'{listen}' is not an address:port such as 127.0.0.1:2801"),
+            );
+            DEFAULT_LISTEN.parse().expect("default parses")
+        }
+    };
+    listen
+}
+
+/// `max_body_bytes`: bounded by what one spool record can hold.
+fn parse_max_body_bytes(value: Option<Value>, errors: &mut Errors) -> usize {
+    let max_body_bytes = errors
+        .section::<ByteSize>("max_body_bytes", value)
+        .map(|b| b.0)
+        .unwrap_or(1024 * 1024);
+    if max_body_bytes == 0 {
+        errors.push("max_body_bytes", "must be greater than 0");
+    }
+    if max_body_bytes > MAX_BODY_BYTES {
+        errors.push(
+            "max_body_bytes",
+            format!(
+                "must be at most {}MiB: one alert is one spool record, and records are at most 64MiB",
+                MAX_BODY_BYTES >> 20
+            ),
+        );
+    }
+    max_body_bytes
+}
+
+/// `auth.bearer_token`.
+fn parse_auth(value: Option<Value>, errors: &mut Errors) -> Option<Secret> {
+    let bearer_token = errors
+        .section::<RawAuth>("auth", value)
+        .and_then(|a| a.bearer_token);
+    if bearer_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+        errors.push(
+            "auth.bearer_token",
+            "is empty (remove it to turn authentication off)",
+        );
+    }
+    bearer_token
+}
+
+/// `spool`: segments sized to the spool, room for the largest body.
+fn parse_spool(value: Option<Value>, max_body_bytes: usize, errors: &mut Errors) -> SpoolOptions {
+    let raw_spool = errors
+        .section::<RawSpool>("spool", value)
+        .unwrap_or_default();
+    let max_bytes = raw_spool.max_bytes.map_or(1 << 30, |b| b.0 as u64);
+    let spool = SpoolOptions {
+        dir: raw_spool
+            .dir
+            .unwrap_or_else(|| PathBuf::from("./data/spool")),
+        max_bytes,
+        // Space comes back a whole segment at a time, so a segment is a small part of the
+        // spool (the writer also starts a new one when the spool is full, so that the one
+        // it was writing can be released once the outputs are past it).
+        segment_bytes: raw_spool
+            .segment_bytes
+            .map_or((max_bytes / 8).clamp(1, 64 << 20), |b| b.0 as u64),
+    };
+    if spool.segment_bytes == 0 {
+        errors.push("spool.segment_bytes", "must be greater than 0");
+    } else if spool.segment_bytes > max_bytes / 4 {
+        errors.push(
+            "spool.segment_bytes",
+            format!(
+                "must be at most a quarter of spool.max_bytes ({}): space is freed a whole segment at a time",
+                max_bytes / 4
+            ),
+        );
+    }
+    if spool.max_bytes < max_body_bytes as u64 {
+        errors.push(
+            "spool.max_bytes",
+            "must be at least max_body_bytes, or no request could ever be stored",
+        );
+    }
+    spool
+}
+
+/// `custom_fields`: scalar values only.
+fn parse_custom_fields(value: Option<Value>, errors: &mut Errors) -> Map<String, Value> {
+    let custom_fields = errors
+        .section::<Map<String, Value>>("custom_fields", value)
+        .unwrap_or_default();
+    for (k, v) in &custom_fields {
+        if matches!(v, Value::Array(_) | Value::Object(_)) {
+            errors.push(
+                format!("custom_fields.{k}"),
+                "must be a string, number, boolean or null",
+            );
+        }
+    }
+    custom_fields
+}
+
+/// `dead_letter`: per-output size bounds.
+fn parse_dead_letter(value: Option<Value>, errors: &mut Errors) -> DeadLetterLimits {
+    let raw_dead_letter = errors
+        .section::<RawDeadLetter>("dead_letter", value)
+        .unwrap_or_default();
+    let defaults = DeadLetterLimits::default();
+    let dead_letter = DeadLetterLimits {
+        max_bytes: raw_dead_letter
+            .max_bytes
+            .map_or(defaults.max_bytes, |b| b.0 as u64),
+        max_files: raw_dead_letter.max_files.unwrap_or(defaults.max_files),
+    };
+    if dead_letter.max_files < 2 {
+        errors.push(
+            "dead_letter.max_files",
+            "must be at least 2 (the file being written and one rotated)",
+        );
+    }
+    if dead_letter.max_bytes < 1 << 20 {
+        errors.push("dead_letter.max_bytes", "must be at least 1MiB");
+    }
+    dead_letter
+}
+
+/// `outputs`: each checked at its index, names unique.
+fn parse_outputs(
+    value: Option<Value>,
+    spool: &SpoolOptions,
+    errors: &mut Errors,
+) -> Vec<OutputConfig> {
+    let mut outputs: Vec<OutputConfig> = Vec::new();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let path = format!("outputs[{i}]");
+                let Some(output) = parse_output(&path, item, spool, errors) else {
+                    continue;
+                };
+                if outputs.iter().any(|o| o.name == output.name) {
+                    errors.push(
+                        format!("{path}.name"),
+                        format!("'{}' is already used by another output", output.name),
+                    );
+                }
+                outputs.push(output);
+            }
+        }
+        Some(_) => errors.push("outputs", "must be a list of outputs"),
+    }
+    outputs
+}
+
+/// `inputs`: Kafka consumers.
+fn parse_inputs(value: Option<Value>, errors: &mut Errors) -> Vec<InputConfig> {
+    let mut inputs = Vec::new();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let path = format!("inputs[{i}]");
+                let Value::Object(map) = item else {
+                    errors.push(path, "must be a mapping with at least 'type'");
+                    continue;
+                };
+                match InputConfig::parse(map) {
+                    Ok(input) => inputs.push(input),
+                    Err((sub, message)) if sub.is_empty() => errors.push(path, message),
+                    Err((sub, message)) => errors.push(format!("{path}.{sub}"), message),
+                }
+            }
+        }
+        Some(_) => errors.push("inputs", "must be a list of inputs"),
+    }
+    inputs
 }
 
 /// A hash of a section's keys and values, to tell whether it changed. It stays in memory: it
