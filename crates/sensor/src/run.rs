@@ -390,35 +390,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
     }
-    let capture = match &opts.capture {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let containers = Containers::new(opts.container_engines.clone());
-    containers.prefill();
-    let names = crate::names::HostNames::start(&ruleset);
-    let mut pipeline = Pipeline {
-        ruleset,
-        table: ProcessTable::seed(),
-        users: Users::load(),
-        containers,
-        sinks,
-        metrics: metrics.clone(),
-        hostname: opts.hostname.clone(),
-        evaluated,
-        boot_to_wall_ns: boot_to_wall_ns(),
-        num: 0,
-        capture,
-        capture_fields: if opts.capture.is_some() {
-            capture_fields()
-        } else {
-            Vec::new()
-        },
-        names,
-    };
+    let mut pipeline = Pipeline::new(&opts, ruleset, evaluated, sinks, metrics.clone())?;
 
     let ring = probe.ring.take().expect("ring buffer");
     // SAFETY: the RingBuf owns its map's file descriptor for as long as it lives, and it lives
@@ -429,8 +401,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     let deadline = opts.duration.map(|d| started + d);
-    let mut last = probe.counters();
-    let mut last_drop_alert: Option<Instant> = None;
+    let mut drops = DropWatch {
+        last: probe.counters(),
+        last_alert: None,
+    };
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -448,21 +422,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
             _ = stats.tick() => {
                 health.beat();
-                let now = probe.counters();
-                let (events, drops) = (now.events - last.events, now.drops - last.drops);
-                metrics.kernel_events.inc_by(events);
-                metrics.drops.inc_by(drops);
-                metrics.processes.set(pipeline.table.len() as i64);
-                if drops > 0 {
-                    tracing::warn!(drops, events, "kernel records dropped (ring buffer full)");
-                    let ratio = drops as f64 / events.max(1) as f64;
-                    let allowed = last_drop_alert.is_none_or(|t| t.elapsed() >= DROP_ALERT_EVERY);
-                    if ratio > opts.drop_threshold && allowed {
-                        last_drop_alert = Some(Instant::now());
-                        pipeline.sinks.send(drop_alert(&opts.hostname, events, drops, now.drops));
-                    }
-                }
-                last = now;
+                drops.tick(probe.counters(), &mut pipeline, &opts);
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
@@ -490,6 +450,79 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     drop(sinks);
     senders.finish(Duration::from_secs(5)).await;
     Ok(())
+}
+
+impl Pipeline {
+    /// The pipeline with its state seeded: processes and users from /proc and /etc, running
+    /// containers listed, the rules' host names being resolved, the capture file opened.
+    fn new(
+        opts: &Options,
+        ruleset: Ruleset,
+        evaluated: BTreeSet<u32>,
+        sinks: Sinks,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Pipeline> {
+        let capture = match &opts.capture {
+            Some(path) => Some(std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            )),
+            None => None,
+        };
+        let containers = Containers::new(opts.container_engines.clone());
+        containers.prefill();
+        let names = crate::names::HostNames::start(&ruleset);
+        Ok(Pipeline {
+            ruleset,
+            table: ProcessTable::seed(),
+            users: Users::load(),
+            containers,
+            sinks,
+            metrics,
+            hostname: opts.hostname.clone(),
+            evaluated,
+            boot_to_wall_ns: boot_to_wall_ns(),
+            num: 0,
+            capture,
+            capture_fields: if opts.capture.is_some() {
+                capture_fields()
+            } else {
+                Vec::new()
+            },
+            names,
+        })
+    }
+}
+
+/// Kernel counters between two stats ticks, and the rate limit of the drop alert.
+struct DropWatch {
+    last: crate::bpf::Counters,
+    last_alert: Option<Instant>,
+}
+
+impl DropWatch {
+    /// Counts what the kernel saw and dropped since the last tick, and raises Falco's drop
+    /// alert when the share dropped passes `--drop-threshold` (at most every DROP_ALERT_EVERY).
+    fn tick(&mut self, now: crate::bpf::Counters, pipeline: &mut Pipeline, opts: &Options) {
+        let (events, drops) = (now.events - self.last.events, now.drops - self.last.drops);
+        pipeline.metrics.kernel_events.inc_by(events);
+        pipeline.metrics.drops.inc_by(drops);
+        pipeline.metrics.processes.set(pipeline.table.len() as i64);
+        if drops > 0 {
+            tracing::warn!(drops, events, "kernel records dropped (ring buffer full)");
+            let ratio = drops as f64 / events.max(1) as f64;
+            let allowed = self
+                .last_alert
+                .is_none_or(|t| t.elapsed() >= DROP_ALERT_EVERY);
+            if ratio > opts.drop_threshold && allowed {
+                self.last_alert = Some(Instant::now());
+                pipeline
+                    .sinks
+                    .send(drop_alert(&opts.hostname, events, drops, now.drops));
+            }
+        }
+        self.last = now;
+    }
 }
 
 /// How often `--watch-rules` looks at the files.
