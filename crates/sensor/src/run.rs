@@ -355,6 +355,10 @@ fn boot_to_wall_ns() -> i64 {
 const DROP_ALERT_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM while the process table is being seeded must stop the sensor
+    // through its drain, not kill it with the alerts of the records already in the ring.
+    let stop = shutdown_signal()?;
+    tokio::pin!(stop);
     let loaded = match crate::rules::load(&opts.rules, opts.kernel_filters) {
         Ok(l) => l,
         Err(problems) => {
@@ -366,11 +370,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let mut probe = Probe::load(&loaded.interesting, opts.ring_bytes, &loaded.filters)
         .context("cannot start live capture")?;
-    tracing::info!(
-        syscalls = loaded.interesting.len(),
-        rules = loaded.ruleset.rules().len(),
-        "kernel side attached"
-    );
+    let (syscalls, rules) = (loaded.interesting.len(), loaded.ruleset.rules().len());
     let crate::rules::Loaded {
         ruleset, evaluated, ..
     } = loaded;
@@ -405,8 +405,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         last: probe.counters(),
         last_alert: None,
     };
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
+    // Said once everything that handles records is in place (tests and supervisors wait for it).
+    tracing::info!(syscalls, rules, "kernel side attached");
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot handle SIGHUP")?;
     let mut watch = crate::rules::Watch::new(&opts.rules);
@@ -608,11 +608,16 @@ fn drop_alert(hostname: &str, events: u64, drops: u64, total: u64) -> Alert {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Resolves at SIGTERM or SIGINT. The handlers are installed when this is called, not when the
+/// future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
