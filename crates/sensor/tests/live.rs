@@ -94,6 +94,21 @@ impl Sensor {
         }
     }
 
+    /// Waits (up to 10 s) until an alert whose JSON line contains `needle` has been written.
+    fn wait_for_alert(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&self.stdout)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no alert with {needle} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the sensor and returns its alerts. No wait is needed first: a syscall's record is
     /// in the ring buffer when the syscall returns, and on SIGTERM the sensor drains the ring and
     /// writes its alerts before it exits.
@@ -541,7 +556,8 @@ for _ in range(20000):
     os.close(os.open("/etc/hostname", os.O_RDONLY))
 '"#);
     sh("cat /etc/shadow > /dev/null; true");
-    std::thread::sleep(Duration::from_millis(1200));
+    // The opens before it have been evaluated by the time its alert is out.
+    sensor.wait_for_alert("/etc/shadow");
     let text = http_get(&format!("http://{metrics}/metrics"));
     let opens: f64 = text
         .lines()
