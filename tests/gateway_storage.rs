@@ -153,17 +153,7 @@ async fn a_full_disk_loses_nothing_and_ingest_resumes_by_itself() {
     let dead_letters = inside(&fs.join("spool/dead-letter/bad.jsonl"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let dead: Vec<String> = loop {
-        let text = std::fs::read_to_string(&dead_letters).unwrap_or_default();
-        let uuids: Vec<String> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).expect("whole lines only")["alert"]
-                    ["uuid"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let uuids = dead_letter_uuids(&dead_letters, None);
         if uuids.len() >= accepted.len() || Instant::now() > deadline {
             break uuids;
         }
@@ -337,13 +327,13 @@ async fn post_batch(
     (status, answer.text().await.unwrap())
 }
 
-/// The uuids in an output's dead-letter file whose code is `code`, in file order.
-fn dead_letter_uuids(path: &std::path::Path, code: &str) -> Vec<String> {
+/// The uuids in an output's dead-letter file (those with `code`, when given), in file order.
+fn dead_letter_uuids(path: &std::path::Path, code: Option<&str>) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("whole lines only"))
-        .filter(|v| v["code"] == code)
+        .filter(|v| code.is_none_or(|c| v["code"] == c))
         .map(|v| v["alert"]["uuid"].as_str().unwrap().to_string())
         .collect()
 }
@@ -473,7 +463,7 @@ async fn a_down_output_with_dead_letter_oldest_sheds_and_ingest_goes_on() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (delivered, dead) = loop {
         let delivered = uuids_of(&chat.requests());
-        let dead = dead_letter_uuids(&dead_letters, "overflow");
+        let dead = dead_letter_uuids(&dead_letters, Some("overflow"));
         let mut all: Vec<String> = delivered.iter().chain(&dead).cloned().collect();
         all.sort();
         all.dedup();

@@ -65,7 +65,8 @@ impl OutputStatus {
     /// With `on_backlog_full: block`, the output's backlog in bytes when it is over its
     /// `max_backlog` (ingest then refuses alerts).
     pub fn blocking_backlog(&self, end: Position) -> Option<u64> {
-        if self.backlog.policy != BacklogPolicy::Block {
+        // Asked on every ingest request: outputs without a limit cost no tracker lock.
+        if self.backlog.policy != BacklogPolicy::Block || self.backlog.max_bytes.is_none() {
             return None;
         }
         self.backlog.excess(self.committed().offset, end.offset)
