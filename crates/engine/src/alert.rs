@@ -136,132 +136,26 @@ impl Alert {
     /// Validates a decoded JSON value as a Falco alert body.
     ///
     /// Unknown top-level keys are ignored, as Falcosidekick ignores them; everything a router or
-    /// an output reads is checked.
+    /// an output reads is checked. Fields are checked in a fixed order and the first bad one is
+    /// the one named.
     pub fn from_json(value: Value) -> Result<Alert, AlertError> {
         let Value::Object(mut obj) = value else {
-            return Err(err(
+            return Err(wrong_type(
                 "(body)",
                 AlertErrorKind::NotAnObject,
-                format!("expected a JSON object, got {}", type_name(&value)),
+                "a JSON object",
+                &value,
             ));
         };
-
-        let rule = match obj.remove("rule") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s,
-            Some(Value::String(_)) => {
-                return Err(err("rule", AlertErrorKind::BadRule, "must not be empty"))
-            }
-            None | Some(Value::Null) => {
-                return Err(err("rule", AlertErrorKind::MissingRule, "is required"))
-            }
-            Some(other) => {
-                return Err(err(
-                    "rule",
-                    AlertErrorKind::BadRule,
-                    format!("expected a string, got {}", type_name(&other)),
-                ))
-            }
-        };
-
-        let priority = match obj.remove("priority") {
-            Some(Value::String(s)) => s
-                .parse::<Priority>()
-                .map_err(|e| err("priority", AlertErrorKind::UnknownPriority, e.to_string()))?,
-            None | Some(Value::Null) => {
-                return Err(err(
-                    "priority",
-                    AlertErrorKind::MissingPriority,
-                    "is required",
-                ))
-            }
-            Some(other) => {
-                return Err(err(
-                    "priority",
-                    AlertErrorKind::UnknownPriority,
-                    format!("expected a string, got {}", type_name(&other)),
-                ))
-            }
-        };
-
-        let time = match obj.remove("time") {
-            Some(Value::String(s)) => EventTime::parse_rfc3339(&s)
-                .map_err(|e| err("time", AlertErrorKind::BadTime, e.to_string()))?,
-            None | Some(Value::Null) => {
-                return Err(err("time", AlertErrorKind::MissingTime, "is required"))
-            }
-            Some(other) => {
-                return Err(err(
-                    "time",
-                    AlertErrorKind::BadTime,
-                    format!("expected an RFC 3339 string, got {}", type_name(&other)),
-                ))
-            }
-        };
-
+        let rule = take_rule(&mut obj)?;
+        let priority = take_priority(&mut obj)?;
+        let time = take_time(&mut obj)?;
         let output = optional_string(&mut obj, "output")?.unwrap_or_default();
         let source = optional_string(&mut obj, "source")?.unwrap_or_else(|| "syscall".to_string());
         let hostname = optional_string(&mut obj, "hostname")?;
-
-        let uuid = match optional_string(&mut obj, "uuid")? {
-            Some(s) => {
-                Some(AlertId::parse(&s).map_err(|m| err("uuid", AlertErrorKind::BadField, m))?)
-            }
-            None => None,
-        };
-
-        let tags = match obj.remove("tags") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut tags = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    match item {
-                        Value::String(s) => tags.push(s),
-                        other => {
-                            return Err(err(
-                                format!("tags[{i}]"),
-                                AlertErrorKind::BadField,
-                                format!("expected a string, got {}", type_name(&other)),
-                            ))
-                        }
-                    }
-                }
-                tags
-            }
-            Some(other) => {
-                return Err(err(
-                    "tags",
-                    AlertErrorKind::BadField,
-                    format!("expected an array of strings, got {}", type_name(&other)),
-                ))
-            }
-        };
-
-        let output_fields = match obj.remove("output_fields") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(fields)) => {
-                for (name, v) in &fields {
-                    if matches!(v, Value::Array(_) | Value::Object(_)) {
-                        return Err(err(
-                            format!("output_fields.{name}"),
-                            AlertErrorKind::BadField,
-                            format!(
-                                "expected a string, number, boolean or null, got {}",
-                                type_name(v)
-                            ),
-                        ));
-                    }
-                }
-                fields
-            }
-            Some(other) => {
-                return Err(err(
-                    "output_fields",
-                    AlertErrorKind::BadField,
-                    format!("expected an object, got {}", type_name(&other)),
-                ))
-            }
-        };
-
+        let uuid = take_uuid(&mut obj)?;
+        let tags = take_tags(&mut obj)?;
+        let output_fields = take_output_fields(&mut obj)?;
         Ok(Alert {
             hostname,
             output,
@@ -360,14 +254,143 @@ impl Wire<'_> {
     }
 }
 
+/// "expected ..., got ...": a value of the wrong JSON type.
+fn wrong_type(
+    field: impl Into<String>,
+    kind: AlertErrorKind,
+    expected: &str,
+    got: &Value,
+) -> AlertError {
+    err(
+        field,
+        kind,
+        format!("expected {expected}, got {}", type_name(got)),
+    )
+}
+
+/// `rule`: required, a non-blank string.
+fn take_rule(obj: &mut Map<String, Value>) -> Result<String, AlertError> {
+    match obj.remove("rule") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(err("rule", AlertErrorKind::BadRule, "must not be empty")),
+        None | Some(Value::Null) => Err(err("rule", AlertErrorKind::MissingRule, "is required")),
+        Some(other) => Err(wrong_type(
+            "rule",
+            AlertErrorKind::BadRule,
+            "a string",
+            &other,
+        )),
+    }
+}
+
+/// `priority`: required, a Falco priority name in any case.
+fn take_priority(obj: &mut Map<String, Value>) -> Result<Priority, AlertError> {
+    match obj.remove("priority") {
+        Some(Value::String(s)) => s
+            .parse::<Priority>()
+            .map_err(|e| err("priority", AlertErrorKind::UnknownPriority, e.to_string())),
+        None | Some(Value::Null) => Err(err(
+            "priority",
+            AlertErrorKind::MissingPriority,
+            "is required",
+        )),
+        Some(other) => Err(wrong_type(
+            "priority",
+            AlertErrorKind::UnknownPriority,
+            "a string",
+            &other,
+        )),
+    }
+}
+
+/// `time`: required, RFC 3339.
+fn take_time(obj: &mut Map<String, Value>) -> Result<EventTime, AlertError> {
+    match obj.remove("time") {
+        Some(Value::String(s)) => EventTime::parse_rfc3339(&s)
+            .map_err(|e| err("time", AlertErrorKind::BadTime, e.to_string())),
+        None | Some(Value::Null) => Err(err("time", AlertErrorKind::MissingTime, "is required")),
+        Some(other) => Err(wrong_type(
+            "time",
+            AlertErrorKind::BadTime,
+            "an RFC 3339 string",
+            &other,
+        )),
+    }
+}
+
+/// `uuid`: optional, a valid [`AlertId`] when given.
+fn take_uuid(obj: &mut Map<String, Value>) -> Result<Option<AlertId>, AlertError> {
+    optional_string(obj, "uuid")?
+        .map(|s| AlertId::parse(&s).map_err(|m| err("uuid", AlertErrorKind::BadField, m)))
+        .transpose()
+}
+
+/// `tags`: optional, an array of strings; a bad element is named by its index.
+fn take_tags(obj: &mut Map<String, Value>) -> Result<Vec<String>, AlertError> {
+    let items = match obj.remove("tags") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(wrong_type(
+                "tags",
+                AlertErrorKind::BadField,
+                "an array of strings",
+                &other,
+            ))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => Ok(s),
+            other => Err(wrong_type(
+                format!("tags[{i}]"),
+                AlertErrorKind::BadField,
+                "a string",
+                &other,
+            )),
+        })
+        .collect()
+}
+
+/// `output_fields`: optional, an object of scalars (what a format string's fields yield).
+fn take_output_fields(obj: &mut Map<String, Value>) -> Result<OutputFields, AlertError> {
+    let fields = match obj.remove("output_fields") {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            return Err(wrong_type(
+                "output_fields",
+                AlertErrorKind::BadField,
+                "an object",
+                &other,
+            ))
+        }
+    };
+    if let Some((name, v)) = fields
+        .iter()
+        .find(|(_, v)| matches!(v, Value::Array(_) | Value::Object(_)))
+    {
+        return Err(wrong_type(
+            format!("output_fields.{name}"),
+            AlertErrorKind::BadField,
+            "a string, number, boolean or null",
+            v,
+        ));
+    }
+    Ok(fields)
+}
+
 fn optional_string(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, AlertError> {
     match obj.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(err(
+        Some(other) => Err(wrong_type(
             key,
             AlertErrorKind::BadField,
-            format!("expected a string, got {}", type_name(&other)),
+            "a string",
+            &other,
         )),
     }
 }

@@ -105,38 +105,7 @@ impl Compiler {
         let lhs = self.operand(&check.lhs, false)?;
         let ty = lhs.ty();
         let op = check.op;
-        let allowed = match ty {
-            FieldType::Str => !matches!(op, Op::BContains | Op::BStartsWith),
-            FieldType::Int => matches!(
-                op,
-                Op::Eq
-                    | Op::Ne
-                    | Op::Lt
-                    | Op::Le
-                    | Op::Gt
-                    | Op::Ge
-                    | Op::In
-                    | Op::Intersects
-                    | Op::Exists
-            ),
-            FieldType::Bool | FieldType::Ip | FieldType::Net => {
-                matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects | Op::Exists)
-            }
-            FieldType::Bytes => matches!(
-                op,
-                Op::Eq
-                    | Op::Ne
-                    | Op::Contains
-                    | Op::BContains
-                    | Op::StartsWith
-                    | Op::BStartsWith
-                    | Op::EndsWith
-                    | Op::In
-                    | Op::Intersects
-                    | Op::Exists
-            ),
-        };
-        if !allowed {
+        if !operator_allowed(ty, op) {
             return Err(err(
                 check.span,
                 format!(
@@ -155,44 +124,38 @@ impl Compiler {
                 ),
             ));
         }
-        let rhs = match &check.rhs {
-            Rhs::None => eval::Rhs::None,
-            Rhs::ListName(ident) => {
-                return Err(err(
-                    ident.span,
-                    format!("Undefined list '{}' used in filter.", ident.name),
-                ))
-            }
-            Rhs::Operand(o) => {
-                if matches!(&check.lhs, Operand::Field(f) if is_evt_type(&f.name)) {
-                    return Err(err(
-                        check.span,
-                        "evt.type cannot be compared with val() or a transformer",
-                    ));
-                }
-                let src = self.operand(o, true)?;
-                eval::Rhs::Source(src)
-            }
+        let rhs = self.rhs(check, ty)?;
+        Ok(Comparison { lhs, op, rhs })
+    }
+
+    /// The right side, parsed for the left side's type. `evt.type` is compared with event type
+    /// names only (they become the rule's event types), so each must be a known one.
+    fn rhs(&mut self, check: &Check, ty: FieldType) -> Result<eval::Rhs, CompileError> {
+        let evt_type = matches!(&check.lhs, Operand::Field(f) if is_evt_type(&f.name));
+        match &check.rhs {
+            Rhs::None => Ok(eval::Rhs::None),
+            Rhs::ListName(ident) => Err(err(
+                ident.span,
+                format!("Undefined list '{}' used in filter.", ident.name),
+            )),
+            Rhs::Operand(_) if evt_type => Err(err(
+                check.span,
+                "evt.type cannot be compared with val() or a transformer",
+            )),
+            Rhs::Operand(o) => Ok(eval::Rhs::Source(self.operand(o, true)?)),
             Rhs::Value(v) => {
-                if let Operand::Field(f) = &check.lhs {
-                    if is_evt_type(&f.name) {
-                        check_event_type(v)?;
-                    }
+                if evt_type {
+                    check_event_type(v)?;
                 }
-                rhs_value(ty, op, v)?
+                rhs_value(ty, check.op, v)
             }
             Rhs::List(items) => {
-                if let Operand::Field(f) = &check.lhs {
-                    if is_evt_type(&f.name) {
-                        for v in items {
-                            check_event_type(v)?;
-                        }
-                    }
+                if evt_type {
+                    items.iter().try_for_each(check_event_type)?;
                 }
-                rhs_list(ty, op, items)?
+                rhs_list(ty, check.op, items)
             }
-        };
-        Ok(Comparison { lhs, op, rhs })
+        }
     }
 
     fn operand(&mut self, operand: &Operand, rhs_side: bool) -> Result<Source, CompileError> {
@@ -245,6 +208,41 @@ impl Compiler {
                 Ok(Source::Transform(t, Box::new(inner)))
             }
         }
+    }
+}
+
+/// The operators libsinsp accepts for a field type.
+fn operator_allowed(ty: FieldType, op: Op) -> bool {
+    match ty {
+        FieldType::Str => !matches!(op, Op::BContains | Op::BStartsWith),
+        FieldType::Int => matches!(
+            op,
+            Op::Eq
+                | Op::Ne
+                | Op::Lt
+                | Op::Le
+                | Op::Gt
+                | Op::Ge
+                | Op::In
+                | Op::Intersects
+                | Op::Exists
+        ),
+        FieldType::Bool | FieldType::Ip | FieldType::Net => {
+            matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects | Op::Exists)
+        }
+        FieldType::Bytes => matches!(
+            op,
+            Op::Eq
+                | Op::Ne
+                | Op::Contains
+                | Op::BContains
+                | Op::StartsWith
+                | Op::BStartsWith
+                | Op::EndsWith
+                | Op::In
+                | Op::Intersects
+                | Op::Exists
+        ),
     }
 }
 

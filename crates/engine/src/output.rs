@@ -55,111 +55,165 @@ pub struct Compiled {
 }
 
 pub fn compile(text: &str) -> Result<Compiled, FormatError> {
-    let mut segments = Vec::new();
-    let mut fields: Vec<(String, ResolvedField)> = Vec::new();
-    let mut literal = String::new();
+    let mut format = FormatBuilder::default();
     let mut dropped_container_info = false;
-    let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
+    while i < text.len() {
+        if text.as_bytes()[i] != b'%' {
             let next = text[i..].find('%').map_or(text.len(), |p| i + p);
-            literal.push_str(&text[i..next]);
+            format.literal(&text[i..next]);
             i = next;
             continue;
         }
-        let at = i;
-        i += 1;
-        let width_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
+        let (directive, end) = directive(text, i)?;
+        match directive {
+            Directive::ContainerInfo => dropped_container_info = true,
+            Directive::Field {
+                expr,
+                resolved,
+                width,
+            } => format.field(expr, resolved, width),
         }
-        let width = text[width_start..i].parse::<usize>().ok();
-        let name_start = i;
-        if text[i..].starts_with("container.info")
-            && !bytes
-                .get(i + 14)
-                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
-            // Removed from Falco's outputs (container fields are appended to every rule now).
-            dropped_container_info = true;
-            i += 14;
-            continue;
-        }
-        // The longest prefix of the following name that is a known field.
-        let mut end = i;
-        while end < bytes.len()
-            && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'.')
-        {
-            end += 1;
-        }
-        let mut found = None;
-        let mut cut = end;
-        while cut > name_start {
-            let candidate = &text[name_start..cut];
-            let has_arg = bytes.get(cut) == Some(&b'[');
-            let arg_end = if has_arg {
-                text[cut..].find(']').map(|p| cut + p)
-            } else {
-                None
-            };
-            let arg = arg_end.map(|e| &text[cut + 1..e]);
-            if let Ok(resolved) = fields::resolve(candidate, arg) {
-                let stop = arg_end.map_or(cut, |e| e + 1);
-                found = Some((resolved, stop));
-                break;
-            }
-            if has_arg {
-                if let Ok(resolved) = fields::resolve(candidate, None) {
-                    found = Some((resolved, cut));
-                    break;
-                }
-            }
-            cut -= 1;
-            while cut > name_start && bytes[cut - 1] == b'.' {
-                cut -= 1;
-            }
-        }
-        let Some((resolved, stop)) = found else {
-            if name_start == end {
-                return Err(FormatError {
-                    offset: at,
-                    message: "'%' is not followed by a field name (write %% for a literal %?)"
-                        .into(),
-                });
-            }
-            return Err(FormatError {
-                offset: at,
-                message: format!("unknown output field '%{}'", &text[name_start..end]),
-            });
-        };
-        let expr = text[name_start..stop].to_string();
-        if resolved.info().filter_only {
-            return Err(FormatError {
-                offset: at,
-                message: format!("field '{expr}' can only be used in conditions, not in outputs"),
-            });
-        }
-        if !literal.is_empty() {
-            segments.push(Segment::Literal(std::mem::take(&mut literal)));
-        }
-        let index = match fields.iter().position(|(e, _)| *e == expr) {
-            Some(p) => p,
-            None => {
-                fields.push((expr, resolved));
-                fields.len() - 1
-            }
-        };
-        segments.push(Segment::Field { index, width });
-        i = stop;
-    }
-    if !literal.is_empty() {
-        segments.push(Segment::Literal(literal));
+        i = end;
     }
     Ok(Compiled {
-        format: OutputFormat { segments, fields },
+        format: format.finish(),
         dropped_container_info,
     })
+}
+
+/// What one `%` in a format string stands for.
+enum Directive {
+    /// `%container.info`: removed from Falco's outputs (container fields are appended to every
+    /// rule's output now), so it is dropped.
+    ContainerInfo,
+    /// `%[width]field`: the field as written (`proc.aname[2]`) and resolved.
+    Field {
+        expr: String,
+        resolved: ResolvedField,
+        width: Option<usize>,
+    },
+}
+
+/// Reads the directive whose `%` is at `at`: what it is and where it ends.
+fn directive(text: &str, at: usize) -> Result<(Directive, usize), FormatError> {
+    let bytes = text.as_bytes();
+    let width_start = at + 1;
+    let name_start = width_start
+        + bytes[width_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+    let width = text[width_start..name_start].parse::<usize>().ok();
+    if text[name_start..].starts_with("container.info")
+        && !bytes
+            .get(name_start + 14)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return Ok((Directive::ContainerInfo, name_start + 14));
+    }
+    let end = name_start
+        + bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.')
+            .count();
+    let Some((resolved, stop)) = longest_field(text, name_start, end) else {
+        let message = if name_start == end {
+            "'%' is not followed by a field name (write %% for a literal %?)".to_string()
+        } else {
+            format!("unknown output field '%{}'", &text[name_start..end])
+        };
+        return Err(FormatError {
+            offset: at,
+            message,
+        });
+    };
+    let expr = text[name_start..stop].to_string();
+    if resolved.info().filter_only {
+        return Err(FormatError {
+            offset: at,
+            message: format!("field '{expr}' can only be used in conditions, not in outputs"),
+        });
+    }
+    let field = Directive::Field {
+        expr,
+        resolved,
+        width,
+    };
+    Ok((field, stop))
+}
+
+/// The longest prefix of the name in `text[start..end]` that is a known field, with its
+/// `[arg]` if one follows, and where the reference stops: in `%proc.name.` or `%fd.name.x` the
+/// field is `proc.name` or `fd.name` and the rest is text.
+fn longest_field(text: &str, start: usize, end: usize) -> Option<(ResolvedField, usize)> {
+    let bytes = text.as_bytes();
+    let mut cut = end;
+    while cut > start {
+        let candidate = &text[start..cut];
+        let has_arg = bytes.get(cut) == Some(&b'[');
+        let arg_end = if has_arg {
+            text[cut..].find(']').map(|p| cut + p)
+        } else {
+            None
+        };
+        let arg = arg_end.map(|e| &text[cut + 1..e]);
+        if let Ok(resolved) = fields::resolve(candidate, arg) {
+            return Some((resolved, arg_end.map_or(cut, |e| e + 1)));
+        }
+        if has_arg {
+            if let Ok(resolved) = fields::resolve(candidate, None) {
+                return Some((resolved, cut));
+            }
+        }
+        cut -= 1;
+        while cut > start && bytes[cut - 1] == b'.' {
+            cut -= 1;
+        }
+    }
+    None
+}
+
+/// A format as it is read: literal text is gathered until a field ends it, and each distinct
+/// field expression is resolved once however often it is used.
+#[derive(Default)]
+struct FormatBuilder {
+    segments: Vec<Segment>,
+    fields: Vec<(String, ResolvedField)>,
+    literal: String,
+}
+
+impl FormatBuilder {
+    fn literal(&mut self, text: &str) {
+        self.literal.push_str(text);
+    }
+
+    fn field(&mut self, expr: String, resolved: ResolvedField, width: Option<usize>) {
+        self.flush_literal();
+        let index = match self.fields.iter().position(|(e, _)| *e == expr) {
+            Some(p) => p,
+            None => {
+                self.fields.push((expr, resolved));
+                self.fields.len() - 1
+            }
+        };
+        self.segments.push(Segment::Field { index, width });
+    }
+
+    fn flush_literal(&mut self) {
+        if !self.literal.is_empty() {
+            let literal = std::mem::take(&mut self.literal);
+            self.segments.push(Segment::Literal(literal));
+        }
+    }
+
+    fn finish(mut self) -> OutputFormat {
+        self.flush_literal();
+        OutputFormat {
+            segments: self.segments,
+            fields: self.fields,
+        }
+    }
 }
 
 impl OutputFormat {

@@ -115,93 +115,96 @@ impl Event for JsonEvent {
 
     fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
         let name = field.info().name;
+        // The parsed time, whatever form the line gave it in.
         if name == "evt.time" && field.arg == FieldArg::None {
-            return self
-                .time_ns
-                .map_or(Extracted::Missing, |ns| Extracted::One(Val::Int(ns)));
+            return self.time(Val::Int);
         }
-        // The reference as rules write it: `name`, `name[arg]`, or `evt.arg.NAME`.
-        let direct = match &field.arg {
+        match self.written(name, &field.arg) {
+            Some(v) => extracted(v),
+            None => self.derived(name, &field.arg),
+        }
+    }
+}
+
+/// Ancestor fields, with the keys that stand in for their level 0 (the process itself) and
+/// level 1 (its parent) when the indexed key is not given. `proc.acmdline[0]` has no stand-in.
+const ANCESTORS: [(&str, Option<&str>, &str); 4] = [
+    ("proc.aname", Some("proc.name"), "proc.pname"),
+    ("proc.aexe", Some("proc.exe"), "proc.pexe"),
+    ("proc.aexepath", Some("proc.exepath"), "proc.pexepath"),
+    ("proc.acmdline", None, "proc.pcmdline"),
+];
+
+impl JsonEvent {
+    /// The value under the key a rule would write for the field: `name`, `name[arg]`, or
+    /// `evt.arg.NAME` (also accepted as `evt.arg[NAME]`).
+    fn written(&self, name: &str, arg: &FieldArg) -> Option<&Json> {
+        match arg {
             FieldArg::None => self.lookup(name),
             FieldArg::Index(i) => self.lookup(&format!("{name}[{i}]")),
             FieldArg::Key(k) => self
                 .lookup(&format!("{name}.{k}"))
                 .or_else(|| self.lookup(&format!("{name}[{k}]"))),
-        };
-        if let Some(v) = direct {
-            return extracted(v);
         }
-        match (name, &field.arg) {
+    }
+
+    /// A field the line does not give, derived from what it does, so that replay files need
+    /// not repeat themselves: the time in its other forms, the source, and ancestors from the
+    /// process's and its parent's own keys.
+    fn derived(&self, name: &str, arg: &FieldArg) -> Extracted<'_> {
+        match (name, arg) {
             ("evt.source", FieldArg::None) => Extracted::One(Val::Str(Cow::Borrowed("syscall"))),
-            ("evt.time", FieldArg::None) => self
-                .time_ns
-                .map_or(Extracted::Missing, |ns| Extracted::One(Val::Int(ns))),
-            ("evt.time.iso8601", _) => self.time_ns.map_or(Extracted::Missing, |ns| {
-                Extracted::One(Val::Str(Cow::Owned(output::iso8601(ns))))
-            }),
-            ("evt.time.s", _) | ("evt.datetime", _) => {
-                self.time_ns.map_or(Extracted::Missing, |ns| {
-                    Extracted::One(Val::Str(Cow::Owned(
-                        EventTime::from_unix_nanos(ns).to_string(),
-                    )))
-                })
+            ("evt.time.iso8601", _) => self.time(|ns| Val::Str(Cow::Owned(output::iso8601(ns)))),
+            ("evt.time.s" | "evt.datetime", _) => {
+                self.time(|ns| Val::Str(Cow::Owned(EventTime::from_unix_nanos(ns).to_string())))
             }
-            ("evt.rawtime", _) => self
-                .time_ns
-                .map_or(Extracted::Missing, |ns| Extracted::One(Val::Int(ns))),
-            // Level 0 is the process itself, level 1 its parent.
-            ("proc.aname", FieldArg::Index(0)) => self
-                .lookup("proc.name")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aname", FieldArg::Index(1)) => self
-                .lookup("proc.pname")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aexe", FieldArg::Index(0)) => self
-                .lookup("proc.exe")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aexe", FieldArg::Index(1)) => self
-                .lookup("proc.pexe")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aexepath", FieldArg::Index(0)) => self
-                .lookup("proc.exepath")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aexepath", FieldArg::Index(1)) => self
-                .lookup("proc.pexepath")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.acmdline", FieldArg::Index(1)) => self
-                .lookup("proc.pcmdline")
-                .map_or(Extracted::Missing, extracted),
-            ("proc.aname" | "proc.aexe" | "proc.aexepath" | "proc.acmdline", FieldArg::None) => {
-                // Every ancestor, from the parent up, from the indexed keys given.
-                let (first, prefix) = match name {
-                    "proc.aname" => ("proc.pname", "proc.aname"),
-                    "proc.aexe" => ("proc.pexe", "proc.aexe"),
-                    "proc.aexepath" => ("proc.pexepath", "proc.aexepath"),
-                    _ => ("proc.pcmdline", "proc.acmdline"),
-                };
-                let mut values = Vec::new();
-                let mut level = 1;
-                loop {
-                    let v = self.lookup(&format!("{prefix}[{level}]")).or_else(|| {
-                        if level == 1 {
-                            self.lookup(first)
-                        } else {
-                            None
-                        }
-                    });
-                    match v.and_then(to_val) {
-                        Some(v) => values.push(v),
-                        None => break,
-                    }
-                    level += 1;
-                }
-                if values.is_empty() {
-                    Extracted::Missing
-                } else {
-                    Extracted::Many(values)
-                }
-            }
-            _ => Extracted::Missing,
+            ("evt.rawtime", _) => self.time(Val::Int),
+            _ => self.ancestor(name, arg),
         }
+    }
+
+    /// `proc.aname[0]`, `proc.aname[1]` from their stand-ins, `proc.aname` as every ancestor.
+    fn ancestor(&self, name: &str, arg: &FieldArg) -> Extracted<'_> {
+        let Some(&(_, own, parent)) = ANCESTORS.iter().find(|(n, ..)| *n == name) else {
+            return Extracted::Missing;
+        };
+        let key = match arg {
+            FieldArg::None => return self.ancestors(name, parent),
+            FieldArg::Index(0) => own,
+            FieldArg::Index(1) => Some(parent),
+            _ => None,
+        };
+        key.and_then(|k| self.lookup(k))
+            .map_or(Extracted::Missing, extracted)
+    }
+
+    /// Every ancestor from the parent up: `name[1]` (or the parent's own key), `name[2]`, ...
+    /// up to the first level the line does not give.
+    fn ancestors(&self, name: &str, parent: &str) -> Extracted<'_> {
+        let mut values = Vec::new();
+        for level in 1.. {
+            let v = self.lookup(&format!("{name}[{level}]")).or_else(|| {
+                if level == 1 {
+                    self.lookup(parent)
+                } else {
+                    None
+                }
+            });
+            match v.and_then(to_val) {
+                Some(v) => values.push(v),
+                None => break,
+            }
+        }
+        if values.is_empty() {
+            Extracted::Missing
+        } else {
+            Extracted::Many(values)
+        }
+    }
+
+    /// The event's time as `val` makes it, missing when the line has none.
+    fn time(&self, val: impl Fn(i64) -> Val<'static>) -> Extracted<'_> {
+        self.time_ns
+            .map_or(Extracted::Missing, |ns| Extracted::One(val(ns)))
     }
 }

@@ -12,23 +12,28 @@ use super::reader::{
     Exception, Item, ListItem, MacroItem, OverrideOp, PluginRequirement, RuleItem, Text,
 };
 
+/// A list as collected across files (appends and overrides applied), before the builder expands
+/// the list names among its items.
 #[derive(Debug, Clone)]
-pub struct CList {
+pub struct CollectedList {
     pub name: String,
     pub loc: Loc,
     pub items: Vec<Text>,
 }
 
+/// A macro as collected across files: its condition text, not yet parsed or compiled.
 #[derive(Debug, Clone)]
-pub struct CMacro {
+pub struct CollectedMacro {
     pub name: String,
     pub loc: Loc,
     /// Condition fragments: appends are joined with one space, as Falco concatenates text.
     pub condition: Vec<Text>,
 }
 
+/// A rule as collected across files, with Falco's defaults filled in; the builder compiles it
+/// into a [`CompiledRule`](crate::ruleset::CompiledRule).
 #[derive(Debug, Clone)]
-pub struct CRule {
+pub struct CollectedRule {
     pub name: String,
     pub loc: Loc,
     pub desc: Vec<Text>,
@@ -46,11 +51,12 @@ pub struct CRule {
     pub capture_duration: u64,
 }
 
+/// Everything collected so far, in definition order.
 #[derive(Default)]
 pub struct Collected {
-    pub lists: Vec<CList>,
-    pub macros: Vec<CMacro>,
-    pub rules: Vec<CRule>,
+    pub lists: Vec<CollectedList>,
+    pub macros: Vec<CollectedMacro>,
+    pub rules: Vec<CollectedRule>,
     list_index: HashMap<String, usize>,
     macro_index: HashMap<String, usize>,
     rule_index: HashMap<String, usize>,
@@ -89,53 +95,44 @@ impl Collected {
     }
 
     fn list(&mut self, l: ListItem, diags: &mut Vec<Diagnostic>) {
-        let item = ItemRef {
-            kind: "list",
-            name: l.name.clone(),
-        };
-        let diag = |code, message: String| Diagnostic {
-            code,
-            loc: l.loc,
-            item: Some(item.clone()),
-            message,
-        };
+        let mut report = Report::new("list", &l.name, l.loc, diags);
         if l.append && !l.overrides.is_empty() {
-            diags.push(diag(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'items: append') under 'override' instead.".into()));
+            report.push(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'items: append') under 'override' instead.");
             return;
         }
         let mut op = None;
         for (key, o) in &l.overrides {
             if key != "items" {
-                diags.push(diag(
+                report.push(
                     Code::YamlValidate,
                     format!("Key '{key}' cannot be overridden in a list: only 'items' can"),
-                ));
+                );
                 return;
             }
             op = Some(o.clone());
         }
         if l.append {
-            diags.push(diag(Code::DeprecatedItem, "The 'append' key is deprecated. Add an 'override' key with 'items: append' instead.".into()));
+            report.push(Code::DeprecatedItem, "The 'append' key is deprecated. Add an 'override' key with 'items: append' instead.");
             op = Some(OverrideOp::Append);
         }
         let existing = self.list_index.get(&l.name).copied();
         match (op, existing) {
             (Some(OverrideOp::Append), Some(i)) => self.lists[i].items.extend(l.items),
             (Some(OverrideOp::Replace), Some(i)) => self.lists[i].items = l.items,
-            (Some(o), None) => diags.push(diag(
+            (Some(o), None) => report.push(
                 Code::Validate,
                 format!(
                     "List has an {} but no list by that name already exists",
                     describe_op(&o, l.append)
                 ),
-            )),
+            ),
             (None, Some(i)) => {
                 self.lists[i].items = l.items;
                 self.lists[i].loc = l.loc;
             }
             (None, None) => {
                 self.list_index.insert(l.name.clone(), self.lists.len());
-                self.lists.push(CList {
+                self.lists.push(CollectedList {
                     name: l.name,
                     loc: l.loc,
                     items: l.items,
@@ -145,33 +142,24 @@ impl Collected {
     }
 
     fn macro_item(&mut self, m: MacroItem, diags: &mut Vec<Diagnostic>) {
-        let item = ItemRef {
-            kind: "macro",
-            name: m.name.clone(),
-        };
-        let diag = |code, message: String| Diagnostic {
-            code,
-            loc: m.loc,
-            item: Some(item.clone()),
-            message,
-        };
+        let mut report = Report::new("macro", &m.name, m.loc, diags);
         if m.append && !m.overrides.is_empty() {
-            diags.push(diag(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.".into()));
+            report.push(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.");
             return;
         }
         let mut op = None;
         for (key, o) in &m.overrides {
             if key != "condition" {
-                diags.push(diag(
+                report.push(
                     Code::YamlValidate,
                     format!("Key '{key}' cannot be overridden in a macro: only 'condition' can"),
-                ));
+                );
                 return;
             }
             op = Some(o.clone());
         }
         if m.append {
-            diags.push(diag(Code::DeprecatedItem, "The 'append' key is deprecated. Add an 'override' key with 'condition: append' instead.".into()));
+            report.push(Code::DeprecatedItem, "The 'append' key is deprecated. Add an 'override' key with 'condition: append' instead.");
             op = Some(OverrideOp::Append);
         }
         let condition = m.condition.expect("the reader requires a condition");
@@ -179,20 +167,20 @@ impl Collected {
         match (op, existing) {
             (Some(OverrideOp::Append), Some(i)) => self.macros[i].condition.push(condition),
             (Some(OverrideOp::Replace), Some(i)) => self.macros[i].condition = vec![condition],
-            (Some(o), None) => diags.push(diag(
+            (Some(o), None) => report.push(
                 Code::Validate,
                 format!(
                     "Macro has an {} but no macro by that name already exists",
                     describe_op(&o, m.append)
                 ),
-            )),
+            ),
             (None, Some(i)) => {
                 self.macros[i].condition = vec![condition];
                 self.macros[i].loc = m.loc;
             }
             (None, None) => {
                 self.macro_index.insert(m.name.clone(), self.macros.len());
-                self.macros.push(CMacro {
+                self.macros.push(CollectedMacro {
                     name: m.name,
                     loc: m.loc,
                     condition: vec![condition],
@@ -201,238 +189,169 @@ impl Collected {
         }
     }
 
+    /// A rule item does one of four things, told apart as Falco does: a legacy `append: true`,
+    /// an `override:` of named keys, a deprecated `enabled`-only toggle, or a (re)definition.
     fn rule(&mut self, r: RuleItem, diags: &mut Vec<Diagnostic>) {
-        let item = ItemRef {
-            kind: "rule",
-            name: r.name.clone(),
-        };
-        let loc = r.loc;
-        let diag = |code, message: String| Diagnostic {
-            code,
-            loc,
-            item: Some(item.clone()),
-            message,
-        };
+        let mut report = Report::new("rule", &r.name, r.loc, diags);
         let existing = self.rule_index.get(&r.name).copied();
-        let present = present_keys(&r);
-
         if r.append && !r.overrides.is_empty() {
-            diags.push(diag(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.".into()));
+            report.push(Code::YamlValidate, "Keys 'override' and 'append: true' cannot be used together. Add an 'append' entry (e.g. 'condition: append') under 'override' instead.");
+        } else if r.append {
+            self.append_to_rule(r, existing, &mut report);
+        } else if !r.overrides.is_empty() {
+            self.override_rule(r, existing, &mut report);
+        } else if let Some(enabled) = only_enabled(&r) {
+            self.toggle_rule(enabled, existing, &mut report);
+        } else {
+            self.define_rule(r, existing, &mut report);
+        }
+    }
+
+    /// `append: true` (deprecated): adds the item's condition and exceptions to an existing rule.
+    fn append_to_rule(&mut self, r: RuleItem, existing: Option<usize>, report: &mut Report) {
+        report.push(
+            Code::DeprecatedItem,
+            "The 'append' key is deprecated. Add an 'override' key with 'append' entries instead.",
+        );
+        let Some(i) = existing else {
+            report.push(
+                Code::Validate,
+                "Rule has 'append' key but no rule by that name already exists",
+            );
+            return;
+        };
+        if r.condition.is_none() && r.exceptions.is_none() {
+            report.push(
+                Code::YamlValidate,
+                "Appended rule must have exceptions or condition property",
+            );
             return;
         }
+        if let Some(c) = r.condition {
+            self.rules[i].condition.push(c);
+        }
+        if let Some(e) = r.exceptions {
+            append_exceptions(&mut self.rules[i], e, report);
+        }
+    }
 
-        if r.append {
-            diags.push(diag(Code::DeprecatedItem, "The 'append' key is deprecated. Add an 'override' key with 'append' entries instead.".into()));
-            let Some(i) = existing else {
-                diags.push(diag(
-                    Code::Validate,
-                    "Rule has 'append' key but no rule by that name already exists".into(),
-                ));
-                return;
+    /// `override: {key: append|replace}`: checked whole before anything changes, so a bad
+    /// override leaves the rule as it was.
+    fn override_rule(&mut self, r: RuleItem, existing: Option<usize>, report: &mut Report) {
+        if let Err(message) = check_overrides(&r) {
+            report.push(Code::YamlValidate, message);
+            return;
+        }
+        let Some(i) = existing else {
+            let what = match r.overrides[0].1 {
+                OverrideOp::Append => "an append",
+                OverrideOp::Replace => "a replace",
             };
-            if r.condition.is_none() && r.exceptions.is_none() {
-                diags.push(diag(
-                    Code::YamlValidate,
-                    "Appended rule must have exceptions or condition property".into(),
-                ));
-                return;
-            }
-            if let Some(c) = r.condition {
-                self.rules[i].condition.push(c);
-            }
-            if let Some(e) = r.exceptions {
-                append_exceptions(&mut self.rules[i], e, &item, diags);
-            }
+            report.push(
+                Code::Validate,
+                format!("Rule has {what} override but no rule by that name already exists"),
+            );
+            return;
+        };
+        for (key, op) in &r.overrides {
+            apply_override(&mut self.rules[i], &r, key, op, report);
+        }
+    }
+
+    /// `enabled` alone (deprecated): switches an existing rule on or off.
+    fn toggle_rule(&mut self, enabled: bool, existing: Option<usize>, report: &mut Report) {
+        report.push(Code::DeprecatedItem, "Using only 'enabled' to toggle a rule is deprecated. Add an 'override' key with 'enabled: replace' instead.");
+        match existing {
+            Some(i) => self.rules[i].enabled = enabled,
+            None => report.push(
+                Code::Validate,
+                "Rule has 'enabled' key but no rule by that name already exists",
+            ),
+        }
+    }
+
+    /// A full definition: a new rule, or a replacement that keeps the old one's position.
+    fn define_rule(&mut self, r: RuleItem, existing: Option<usize>, report: &mut Report) {
+        if let Err(message) = check_definition(&r) {
+            report.push(Code::YamlValidate, message);
             return;
         }
-
-        if !r.overrides.is_empty() {
-            for key in &present {
-                if !r.overrides.iter().any(|(k, _)| k == key) {
-                    diags.push(diag(Code::YamlValidate, format!("Unexpected key '{key}': no corresponding entry under 'override' is defined.")));
-                    return;
-                }
-            }
-            for (key, op) in &r.overrides {
-                let allowed = match op {
-                    OverrideOp::Append => RULE_APPENDABLE,
-                    OverrideOp::Replace => RULE_REPLACEABLE,
-                };
-                if !allowed.contains(&key.as_str()) {
-                    let what = if *op == OverrideOp::Append {
-                        "appended to"
-                    } else {
-                        "replaced"
-                    };
-                    diags.push(diag(
-                        Code::YamlValidate,
-                        format!("Key '{key}' cannot be {what}"),
-                    ));
-                    return;
-                }
-                if !present.contains(&key.as_str()) {
-                    let what = if *op == OverrideOp::Append {
-                        "An append"
-                    } else {
-                        "A replace"
-                    };
-                    diags.push(diag(
-                        Code::YamlValidate,
-                        format!(
-                            "{what} override for '{key}' was specified but '{key}' is not defined"
-                        ),
-                    ));
-                    return;
-                }
-            }
-            let Some(i) = existing else {
-                let op = &r.overrides[0].1;
-                let what = if *op == OverrideOp::Append {
-                    "an append"
-                } else {
-                    "a replace"
-                };
-                diags.push(diag(
-                    Code::Validate,
-                    format!("Rule has {what} override but no rule by that name already exists"),
-                ));
-                return;
-            };
-            let target = &mut self.rules[i];
-            for (key, op) in r.overrides.clone() {
-                let append = op == OverrideOp::Append;
-                match key.as_str() {
-                    "condition" => apply_text(&mut target.condition, r.condition.clone(), append),
-                    "output" => apply_text(&mut target.output, r.output.clone(), append),
-                    "desc" => apply_text(&mut target.desc, r.desc.clone(), append),
-                    "tags" => {
-                        if !append {
-                            target.tags.clear();
-                        }
-                        target.tags.extend(r.tags.clone().unwrap_or_default());
-                    }
-                    "exceptions" => {
-                        if append {
-                            append_exceptions(
-                                target,
-                                r.exceptions.clone().unwrap_or_default(),
-                                &item,
-                                diags,
-                            );
-                        } else {
-                            target.exceptions = r.exceptions.clone().unwrap_or_default();
-                        }
-                    }
-                    "priority" => target.priority = r.priority.expect("present"),
-                    "enabled" => target.enabled = r.enabled.expect("present"),
-                    "warn_evttypes" => target.warn_evttypes = r.warn_evttypes.expect("present"),
-                    "skip-if-unknown-filter" => {
-                        target.skip_if_unknown_filter = r.skip_if_unknown_filter.expect("present")
-                    }
-                    "capture" => target.capture = r.capture.expect("present"),
-                    "capture_duration" => {
-                        target.capture_duration = r.capture_duration.expect("present")
-                    }
-                    _ => unreachable!("checked against the allowed keys"),
-                }
-            }
-            return;
-        }
-
-        let defines =
-            r.condition.is_some() || r.output.is_some() || r.desc.is_some() || r.priority.is_some();
-        if !defines {
-            if let Some(enabled) = r.enabled {
-                diags.push(diag(Code::DeprecatedItem, "Using only 'enabled' to toggle a rule is deprecated. Add an 'override' key with 'enabled: replace' instead.".into()));
-                match existing {
-                    Some(i) => self.rules[i].enabled = enabled,
-                    None => diags.push(diag(
+        report_duplicate_exceptions(&r, report);
+        let rule = CollectedRule::defined(r);
+        match existing {
+            Some(i) => {
+                if rule.source_explicit && self.rules[i].source != rule.source {
+                    report.push(
                         Code::Validate,
-                        "Rule has 'enabled' key but no rule by that name already exists".into(),
-                    )),
+                        format!(
+                            "Rule has been re-defined with a different source ('{}', was '{}')",
+                            rule.source, self.rules[i].source
+                        ),
+                    );
+                    return;
                 }
-                return;
+                self.rules[i] = rule;
+            }
+            None => {
+                self.rule_index.insert(rule.name.clone(), self.rules.len());
+                self.rules.push(rule);
             }
         }
-        for (key, missing) in [
-            ("condition", r.condition.is_none()),
-            ("output", r.output.is_none()),
-            ("desc", r.desc.is_none()),
-            ("priority", r.priority.is_none()),
-        ] {
-            if missing {
-                diags.push(diag(
-                    Code::YamlValidate,
-                    format!("Item has no mapping for key '{key}'"),
-                ));
-                return;
-            }
-        }
-        for (key, text) in [
-            ("condition", &r.condition),
-            ("output", &r.output),
-            ("desc", &r.desc),
-        ] {
-            if text.as_ref().is_some_and(|t| t.text.trim().is_empty()) {
-                diags.push(diag(
-                    Code::YamlValidate,
-                    format!("Mapping for key '{key}' is empty"),
-                ));
-                return;
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for e in r.exceptions.iter().flatten() {
-            if !seen.insert(e.name.clone()) {
-                diags.push(Diagnostic {
-                    code: Code::ExceptionNameNotUnique,
-                    loc: e.loc,
-                    item: Some(item.clone()),
-                    message: format!(
-                        "Multiple definitions of exception '{}' in the same rule",
-                        e.name
-                    ),
-                });
-            }
-        }
-        let source_explicit = r.source.is_some();
-        let source = r.source.clone().unwrap_or_else(|| "syscall".to_string());
-        let rule = CRule {
-            name: r.name.clone(),
-            loc,
+    }
+}
+
+impl CollectedRule {
+    /// A rule from a definition that passed [`check_definition`], with Falco's defaults for the
+    /// keys it leaves out.
+    fn defined(r: RuleItem) -> CollectedRule {
+        CollectedRule {
+            name: r.name,
+            loc: r.loc,
             desc: vec![r.desc.expect("checked")],
             condition: vec![r.condition.expect("checked")],
             output: vec![r.output.expect("checked")],
             priority: r.priority.expect("checked"),
             tags: r.tags.unwrap_or_default().into_iter().collect(),
             enabled: r.enabled.unwrap_or(true),
-            source,
-            source_explicit,
+            source_explicit: r.source.is_some(),
+            source: r.source.unwrap_or_else(|| "syscall".to_string()),
             exceptions: r.exceptions.unwrap_or_default(),
             warn_evttypes: r.warn_evttypes.unwrap_or(true),
             skip_if_unknown_filter: r.skip_if_unknown_filter.unwrap_or(false),
             capture: r.capture.unwrap_or(false),
             capture_duration: r.capture_duration.unwrap_or(0),
-        };
-        match existing {
-            Some(i) => {
-                if source_explicit && self.rules[i].source != rule.source {
-                    diags.push(diag(
-                        Code::Validate,
-                        format!(
-                            "Rule has been re-defined with a different source ('{}', was '{}')",
-                            rule.source, self.rules[i].source
-                        ),
-                    ));
-                    return;
-                }
-                self.rules[i] = rule;
-            }
-            None => {
-                self.rule_index.insert(r.name, self.rules.len());
-                self.rules.push(rule);
-            }
         }
+    }
+}
+
+/// Diagnostics about one item: they all name it, and point at its definition unless they say
+/// otherwise (an exception points at itself).
+struct Report<'a> {
+    item: ItemRef,
+    loc: Loc,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Report<'a> {
+    fn new(kind: &'static str, name: &str, loc: Loc, diags: &'a mut Vec<Diagnostic>) -> Self {
+        let item = ItemRef {
+            kind,
+            name: name.to_string(),
+        };
+        Report { item, loc, diags }
+    }
+
+    fn push(&mut self, code: Code, message: impl Into<String>) {
+        self.push_at(self.loc, code, message);
+    }
+
+    fn push_at(&mut self, loc: Loc, code: Code, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            code,
+            loc,
+            item: Some(self.item.clone()),
+            message: message.into(),
+        });
     }
 }
 
@@ -441,6 +360,123 @@ fn describe_op(op: &OverrideOp, legacy: bool) -> &'static str {
         (_, true) => "'append' key",
         (OverrideOp::Append, false) => "append override",
         (OverrideOp::Replace, false) => "replace override",
+    }
+}
+
+/// The value of `enabled` when it is all the item says about the rule (no condition, output,
+/// desc or priority): Falco's deprecated way to switch a rule on or off.
+fn only_enabled(r: &RuleItem) -> Option<bool> {
+    let defines =
+        r.condition.is_some() || r.output.is_some() || r.desc.is_some() || r.priority.is_some();
+    r.enabled.filter(|_| !defines)
+}
+
+/// Falco's checks on `override:`, in its order: every key given has an override entry, every
+/// entry may append or replace its key, and every entry's key is given.
+fn check_overrides(r: &RuleItem) -> Result<(), String> {
+    let present = present_keys(r);
+    for key in &present {
+        if !r.overrides.iter().any(|(k, _)| k == key) {
+            return Err(format!(
+                "Unexpected key '{key}': no corresponding entry under 'override' is defined."
+            ));
+        }
+    }
+    for (key, op) in &r.overrides {
+        let (allowed, done, an_override) = match op {
+            OverrideOp::Append => (RULE_APPENDABLE, "appended to", "An append"),
+            OverrideOp::Replace => (RULE_REPLACEABLE, "replaced", "A replace"),
+        };
+        if !allowed.contains(&key.as_str()) {
+            return Err(format!("Key '{key}' cannot be {done}"));
+        }
+        if !present.contains(&key.as_str()) {
+            return Err(format!(
+                "{an_override} override for '{key}' was specified but '{key}' is not defined"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Applies one checked override entry: `key` of `r` appended to or replacing `target`'s.
+fn apply_override(
+    target: &mut CollectedRule,
+    r: &RuleItem,
+    key: &str,
+    op: &OverrideOp,
+    report: &mut Report,
+) {
+    let append = *op == OverrideOp::Append;
+    match key {
+        "condition" => apply_text(&mut target.condition, r.condition.clone(), append),
+        "output" => apply_text(&mut target.output, r.output.clone(), append),
+        "desc" => apply_text(&mut target.desc, r.desc.clone(), append),
+        "tags" => {
+            if !append {
+                target.tags.clear();
+            }
+            target.tags.extend(r.tags.clone().unwrap_or_default());
+        }
+        "exceptions" => {
+            let exceptions = r.exceptions.clone().unwrap_or_default();
+            if append {
+                append_exceptions(target, exceptions, report);
+            } else {
+                target.exceptions = exceptions;
+            }
+        }
+        "priority" => target.priority = r.priority.expect("present"),
+        "enabled" => target.enabled = r.enabled.expect("present"),
+        "warn_evttypes" => target.warn_evttypes = r.warn_evttypes.expect("present"),
+        "skip-if-unknown-filter" => {
+            target.skip_if_unknown_filter = r.skip_if_unknown_filter.expect("present")
+        }
+        "capture" => target.capture = r.capture.expect("present"),
+        "capture_duration" => target.capture_duration = r.capture_duration.expect("present"),
+        _ => unreachable!("checked against the allowed keys"),
+    }
+}
+
+/// A definition needs a non-empty condition, output and desc, and a priority; the first one
+/// missing or empty is reported, as Falco stops at it.
+fn check_definition(r: &RuleItem) -> Result<(), String> {
+    for (key, missing) in [
+        ("condition", r.condition.is_none()),
+        ("output", r.output.is_none()),
+        ("desc", r.desc.is_none()),
+        ("priority", r.priority.is_none()),
+    ] {
+        if missing {
+            return Err(format!("Item has no mapping for key '{key}'"));
+        }
+    }
+    for (key, text) in [
+        ("condition", &r.condition),
+        ("output", &r.output),
+        ("desc", &r.desc),
+    ] {
+        if text.as_ref().is_some_and(|t| t.text.trim().is_empty()) {
+            return Err(format!("Mapping for key '{key}' is empty"));
+        }
+    }
+    Ok(())
+}
+
+/// Two exceptions of one name in a definition: reported, but the rule is still defined.
+fn report_duplicate_exceptions(r: &RuleItem, report: &mut Report) {
+    let mut seen = BTreeSet::new();
+    for e in r.exceptions.iter().flatten() {
+        if !seen.insert(e.name.clone()) {
+            report.push_at(
+                e.loc,
+                Code::ExceptionNameNotUnique,
+                format!(
+                    "Multiple definitions of exception '{}' in the same rule",
+                    e.name
+                ),
+            );
+        }
     }
 }
 
@@ -477,30 +513,19 @@ fn apply_text(target: &mut Vec<Text>, text: Option<Text>, append: bool) {
 }
 
 /// An exception with a known name gets only its values appended; a new one is added whole.
-fn append_exceptions(
-    rule: &mut CRule,
-    new: Vec<Exception>,
-    item: &ItemRef,
-    diags: &mut Vec<Diagnostic>,
-) {
+fn append_exceptions(rule: &mut CollectedRule, new: Vec<Exception>, report: &mut Report) {
     for e in new {
         if !e.has_values {
-            diags.push(Diagnostic {
-                code: Code::AppendNoValues,
-                loc: e.loc,
-                item: Some(item.clone()),
-                message: format!("Overriding/appending exception '{}' with no values", e.name),
-            });
+            report.push_at(
+                e.loc,
+                Code::AppendNoValues,
+                format!("Overriding/appending exception '{}' with no values", e.name),
+            );
         }
         match rule.exceptions.iter_mut().find(|x| x.name == e.name) {
             Some(existing) => {
                 if e.fields.is_some() || e.comps.is_some() {
-                    diags.push(Diagnostic {
-                        code: Code::Validate,
-                        loc: e.loc,
-                        item: Some(item.clone()),
-                        message: format!("Can not append exception fields or comps to existing exception '{}', only values", e.name),
-                    });
+                    report.push_at(e.loc, Code::Validate, format!("Can not append exception fields or comps to existing exception '{}', only values", e.name));
                     continue;
                 }
                 existing.values.extend(e.values);
@@ -508,12 +533,7 @@ fn append_exceptions(
             }
             None => {
                 if e.fields.is_none() {
-                    diags.push(Diagnostic {
-                        code: Code::Validate,
-                        loc: e.loc,
-                        item: Some(item.clone()),
-                        message: format!("Rule exception new item '{}': must have fields property with a list of fields", e.name),
-                    });
+                    report.push_at(e.loc, Code::Validate, format!("Rule exception new item '{}': must have fields property with a list of fields", e.name));
                     continue;
                 }
                 rule.exceptions.push(e);

@@ -27,112 +27,110 @@ pub fn build(exceptions: &[Exception]) -> Result<Vec<Expr>, (Loc, String)> {
     Ok(out)
 }
 
+/// One exception's condition; `None` for an exception without values, which excludes nothing.
 fn one(e: &Exception) -> Result<Option<Expr>, (Loc, String)> {
-    let fail = |message: String| Err((e.loc, format!("Rule exception item {}: {message}", e.name)));
+    let fail = |message: String| (e.loc, format!("Rule exception item {}: {message}", e.name));
     let Some(fields) = &e.fields else {
-        return fail("must have fields property with a list of fields".into());
+        return Err(fail(
+            "must have fields property with a list of fields".into(),
+        ));
     };
     if e.values.is_empty() {
         return Ok(None);
     }
-    match fields {
-        OneOrMany::One(field) => {
-            let comp = match &e.comps {
-                None => Op::In,
-                Some(OneOrMany::One(c)) => match parse_op(c) {
-                    Some(op) => op,
-                    None => return fail(format!("invalid comparison operator '{c}'")),
-                },
-                Some(OneOrMany::Many(_)) => {
-                    return fail(
-                        "fields is a single value, so comps must be a single value too".into(),
-                    )
-                }
-            };
-            if !matches!(comp, Op::In | Op::Pmatch | Op::Intersects) {
-                return fail(format!("fields is a single value, so comps must be in, pmatch or intersects, not '{comp}'"));
-            }
-            let mut values = Vec::new();
-            for tuple in &e.values {
-                for elem in tuple {
-                    match elem {
-                        ExcElem::Scalar(s) => values.push(value(s)),
-                        ExcElem::List(items) => values.extend(items.iter().map(|s| value(s))),
-                    }
-                }
-            }
-            Ok(Some(check(field, comp, Rhs::List(values))))
+    let expr = match fields {
+        OneOrMany::One(field) => single_field(field, e),
+        OneOrMany::Many(fields) => field_tuples(fields, e),
+    };
+    expr.map(Some).map_err(fail)
+}
+
+/// `fields: f`: one check of `f` against every value, with `in`, `pmatch` or `intersects`.
+fn single_field(field: &str, e: &Exception) -> Result<Expr, String> {
+    let comp = match &e.comps {
+        None => Op::In,
+        Some(OneOrMany::One(c)) => parse_op(c)?,
+        Some(OneOrMany::Many(_)) => {
+            return Err("fields is a single value, so comps must be a single value too".into())
         }
-        OneOrMany::Many(fields) => {
-            let comps: Vec<Op> = match &e.comps {
-                None => vec![Op::Eq; fields.len()],
-                Some(OneOrMany::One(c)) => {
-                    return fail(format!(
-                        "fields is a list, so comps must be a list too (got '{c}')"
-                    ))
-                }
-                Some(OneOrMany::Many(cs)) => {
-                    let mut ops = Vec::new();
-                    for c in cs {
-                        match parse_op(c) {
-                            Some(op) => ops.push(op),
-                            None => return fail(format!("invalid comparison operator '{c}'")),
-                        }
-                    }
-                    ops
-                }
-            };
-            if comps.len() != fields.len() {
-                return fail(format!(
-                    "fields and comps lists must have equal length ({} fields, {} comps)",
-                    fields.len(),
-                    comps.len()
-                ));
-            }
-            let mut alternatives = Vec::new();
-            for (n, tuple) in e.values.iter().enumerate() {
-                if tuple.len() != fields.len() {
-                    return fail(format!(
-                        "value {} has {} elements but there are {} fields",
-                        n + 1,
-                        tuple.len(),
-                        fields.len()
-                    ));
-                }
-                let mut checks = Vec::new();
-                for ((field, comp), elem) in fields.iter().zip(&comps).zip(tuple) {
-                    let rhs = match (elem, comp.takes_list()) {
-                        (ExcElem::Scalar(s), false) => Rhs::Value(value(s)),
-                        // With list operators a scalar is put in parentheses.
-                        (ExcElem::Scalar(s), true) => Rhs::List(vec![value(s)]),
-                        (ExcElem::List(items), true) => {
-                            Rhs::List(items.iter().map(|s| value(s)).collect())
-                        }
-                        (ExcElem::List(_), false) => {
-                            return fail(format!(
-                            "a list value needs a list operator for field '{field}', not '{comp}'"
-                        ))
-                        }
-                    };
-                    checks.push(check(field, *comp, rhs));
-                }
-                alternatives.push(if checks.len() == 1 {
-                    checks.pop().expect("one")
-                } else {
-                    Expr::And(checks)
-                });
-            }
-            Ok(Some(if alternatives.len() == 1 {
-                alternatives.pop().expect("one")
-            } else {
-                Expr::Or(alternatives)
-            }))
+    };
+    if !matches!(comp, Op::In | Op::Pmatch | Op::Intersects) {
+        return Err(format!(
+            "fields is a single value, so comps must be in, pmatch or intersects, not '{comp}'"
+        ));
+    }
+    let mut values = Vec::new();
+    for elem in e.values.iter().flatten() {
+        match elem {
+            ExcElem::Scalar(s) => values.push(value(s)),
+            ExcElem::List(items) => values.extend(items.iter().map(|s| value(s))),
         }
+    }
+    Ok(check(field, comp, Rhs::List(values)))
+}
+
+/// `fields: [f1, f2]`: each value tuple is `(f1 c1 v1 and f2 c2 v2)`, any of them excludes.
+fn field_tuples(fields: &[String], e: &Exception) -> Result<Expr, String> {
+    let comps: Vec<Op> = match &e.comps {
+        None => vec![Op::Eq; fields.len()],
+        Some(OneOrMany::One(c)) => {
+            return Err(format!(
+                "fields is a list, so comps must be a list too (got '{c}')"
+            ))
+        }
+        Some(OneOrMany::Many(cs)) => cs.iter().map(|c| parse_op(c)).collect::<Result<_, _>>()?,
+    };
+    if comps.len() != fields.len() {
+        return Err(format!(
+            "fields and comps lists must have equal length ({} fields, {} comps)",
+            fields.len(),
+            comps.len()
+        ));
+    }
+    let mut alternatives = Vec::new();
+    for (n, tuple) in e.values.iter().enumerate() {
+        if tuple.len() != fields.len() {
+            return Err(format!(
+                "value {} has {} elements but there are {} fields",
+                n + 1,
+                tuple.len(),
+                fields.len()
+            ));
+        }
+        let mut checks = Vec::new();
+        for ((field, comp), elem) in fields.iter().zip(&comps).zip(tuple) {
+            checks.push(check(field, *comp, tuple_rhs(field, *comp, elem)?));
+        }
+        alternatives.push(joined(checks, Expr::And));
+    }
+    Ok(joined(alternatives, Expr::Or))
+}
+
+/// The right side for one element of a value tuple. With a list operator a scalar is put in
+/// parentheses; a list needs a list operator.
+fn tuple_rhs(field: &str, comp: Op, elem: &ExcElem) -> Result<Rhs, String> {
+    match (elem, comp.takes_list()) {
+        (ExcElem::Scalar(s), false) => Ok(Rhs::Value(value(s))),
+        (ExcElem::Scalar(s), true) => Ok(Rhs::List(vec![value(s)])),
+        (ExcElem::List(items), true) => Ok(Rhs::List(items.iter().map(|s| value(s)).collect())),
+        (ExcElem::List(_), false) => Err(format!(
+            "a list value needs a list operator for field '{field}', not '{comp}'"
+        )),
     }
 }
 
-fn parse_op(text: &str) -> Option<Op> {
-    match text {
+/// `parts` joined by `and` or `or`; a single part stands alone, as Falco writes it.
+fn joined(mut parts: Vec<Expr>, join: fn(Vec<Expr>) -> Expr) -> Expr {
+    if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        join(parts)
+    }
+}
+
+/// An exception comparison operator; `exists` takes no value, so it is not one.
+fn parse_op(text: &str) -> Result<Op, String> {
+    let op = match text {
         "=" | "==" => Some(Op::Eq),
         "!=" => Some(Op::Ne),
         "<" => Some(Op::Lt),
@@ -140,7 +138,8 @@ fn parse_op(text: &str) -> Option<Op> {
         ">" => Some(Op::Gt),
         ">=" => Some(Op::Ge),
         other => Op::from_word(other).filter(|op| *op != Op::Exists),
-    }
+    };
+    op.ok_or_else(|| format!("invalid comparison operator '{text}'"))
 }
 
 /// A value as Falco writes it into the condition: quoted when it has a space (so it is never

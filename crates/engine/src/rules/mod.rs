@@ -10,12 +10,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::compile::{self, CompileError, Compiler};
+use crate::compile::{self, CompileError, CompiledMacro, Compiler};
 use crate::filter::{self, Expr, Rhs, Span, Value};
-use crate::output;
+use crate::output::{self, OutputFormat};
 use crate::ruleset::{CompiledRule, Ruleset};
 
-use collect::{CMacro, CRule, Collected};
+use collect::{Collected, CollectedMacro, CollectedRule};
 use diag::{Code, Diagnostic, ItemRef, Loc, Severity, Source};
 use reader::Text;
 
@@ -365,7 +365,7 @@ impl Builder<'_> {
 
     fn macro_item(
         &mut self,
-        m: &CMacro,
+        m: &CollectedMacro,
         lists: &HashMap<String, Vec<String>>,
         compiler: &mut Compiler,
     ) {
@@ -412,9 +412,11 @@ impl Builder<'_> {
         }
     }
 
+    /// Compiles one rule: its condition with the exceptions folded in, then its output. `None`
+    /// when it cannot run here (another source) or did not compile; the reason is reported.
     fn rule(
         &mut self,
-        r: &CRule,
+        r: &CollectedRule,
         lists: &HashMap<String, Vec<String>>,
         compiler: &mut Compiler,
     ) -> Option<CompiledRule> {
@@ -431,99 +433,13 @@ impl Builder<'_> {
             );
             return None;
         }
-        let (mut expr, asm) = self.parse_condition(&r.condition, lists, &item, r.loc)?;
-        if !r.exceptions.is_empty() {
-            match exceptions::build(&r.exceptions) {
-                Ok(extra) if !extra.is_empty() => {
-                    // Falco rewrites the condition as `(C) and not (E1) and not (E2) ...`.
-                    let mut all = vec![expr];
-                    for mut e in extra {
-                        if let Err(err) = expand_lists(&mut e, lists, &mut self.used_lists) {
-                            self.push(
-                                Code::Validate,
-                                r.loc,
-                                item,
-                                format!("exception: {}", err.message),
-                            );
-                            return None;
-                        }
-                        all.push(Expr::Not(Box::new(e)));
-                    }
-                    expr = Expr::And(all);
-                }
-                Ok(_) => {}
-                Err((loc, message)) => {
-                    self.push(Code::Validate, loc, item, message);
-                    return None;
-                }
-            }
-        }
-        compiler.warnings.clear();
-        let compiled = match compiler.compile(&expr) {
-            Ok(c) => c,
-            Err(e) => {
-                let unknown = e
-                    .message
-                    .starts_with("filter_check called with nonexistent field")
-                    || e.message.starts_with("unknown event type");
-                let at = if e.span.end <= asm.text.len() {
-                    self.locate(&r.condition, &asm, e.span)
-                } else {
-                    r.loc
-                };
-                if unknown && r.skip_if_unknown_filter {
-                    self.push(
-                        Code::UnknownFilter,
-                        at,
-                        item,
-                        format!(
-                            "{} (skipping the rule: skip-if-unknown-filter is set)",
-                            e.message
-                        ),
-                    );
-                } else {
-                    self.push(Code::CompileCondition, at, item, e.message);
-                }
-                return None;
-            }
-        };
-        self.deprecations(compiler, &r.condition, &asm, &item);
-
-        let out = assemble(&r.output);
-        let full_output = format!("{} {}", out.text, output::suggested_suffix());
-        let format = match output::compile(&full_output) {
-            Ok(c) => {
-                if c.dropped_container_info {
-                    self.push(Code::DeprecatedItem, r.output[0].loc, item.clone(), "%container.info is deprecated and was removed from the output (container fields are appended to every output)");
-                }
-                c.format
-            }
-            Err(e) => {
-                let span = Span::new(
-                    e.offset.min(out.text.len()),
-                    (e.offset + 1).min(out.text.len()),
-                );
-                let at = self.locate(&r.output, &out, span);
-                if r.skip_if_unknown_filter && e.message.starts_with("unknown output field") {
-                    self.push(
-                        Code::UnknownFilter,
-                        at,
-                        item,
-                        format!(
-                            "{} (skipping the rule: skip-if-unknown-filter is set)",
-                            e.message
-                        ),
-                    );
-                } else {
-                    self.push(Code::CompileOutput, at, item, e.message);
-                }
-                return None;
-            }
-        };
-
+        let (expr, asm) = self.parse_condition(&r.condition, lists, &item, r.loc)?;
+        let expr = self.with_exceptions(expr, r, lists, &item)?;
+        let compiled = self.compile_condition(&expr, &asm, r, compiler, &item)?;
+        let output = self.compile_output(r, &item)?;
         let event_types = compile::event_types(&compiled.node);
         if r.warn_evttypes && event_types.len() > 100 {
-            self.push(Code::NoEvttype, r.loc, item.clone(), format!(
+            self.push(Code::NoEvttype, r.loc, item, format!(
                 "Rule matches too many evt.type values ({}). This has a significant performance penalty.",
                 event_types.len()
             ));
@@ -537,9 +453,118 @@ impl Builder<'_> {
             enabled: r.enabled,
             condition: compiled.expanded.to_string(),
             filter: compiled.node,
-            output: format,
+            output,
             event_types,
         })
+    }
+
+    /// The condition as Falco rewrites it for exceptions: `(C) and not (E1) and not (E2) ...`,
+    /// lists substituted in each exception as in the condition.
+    fn with_exceptions(
+        &mut self,
+        expr: Expr,
+        r: &CollectedRule,
+        lists: &HashMap<String, Vec<String>>,
+        item: &ItemRef,
+    ) -> Option<Expr> {
+        if r.exceptions.is_empty() {
+            return Some(expr);
+        }
+        let extra = match exceptions::build(&r.exceptions) {
+            Ok(extra) => extra,
+            Err((loc, message)) => {
+                self.push(Code::Validate, loc, item.clone(), message);
+                return None;
+            }
+        };
+        if extra.is_empty() {
+            return Some(expr);
+        }
+        let mut all = vec![expr];
+        for mut e in extra {
+            if let Err(err) = expand_lists(&mut e, lists, &mut self.used_lists) {
+                let message = format!("exception: {}", err.message);
+                self.push(Code::Validate, r.loc, item.clone(), message);
+                return None;
+            }
+            all.push(Expr::Not(Box::new(e)));
+        }
+        Some(Expr::And(all))
+    }
+
+    /// Compiles a rule's condition. An error on a synthetic exception node (outside the
+    /// condition text) points at the rule itself.
+    fn compile_condition(
+        &mut self,
+        expr: &Expr,
+        asm: &Assembled,
+        r: &CollectedRule,
+        compiler: &mut Compiler,
+        item: &ItemRef,
+    ) -> Option<CompiledMacro> {
+        compiler.warnings.clear();
+        match compiler.compile(expr) {
+            Ok(compiled) => {
+                self.deprecations(compiler, &r.condition, asm, item);
+                Some(compiled)
+            }
+            Err(e) => {
+                let unknown = e
+                    .message
+                    .starts_with("filter_check called with nonexistent field")
+                    || e.message.starts_with("unknown event type");
+                let at = if e.span.end <= asm.text.len() {
+                    self.locate(&r.condition, asm, e.span)
+                } else {
+                    r.loc
+                };
+                self.compile_failed(r, at, item, Code::CompileCondition, e.message, unknown);
+                None
+            }
+        }
+    }
+
+    /// Compiles a rule's output with the container fields appended, as Falco does.
+    fn compile_output(&mut self, r: &CollectedRule, item: &ItemRef) -> Option<OutputFormat> {
+        let out = assemble(&r.output);
+        let full_output = format!("{} {}", out.text, output::suggested_suffix());
+        match output::compile(&full_output) {
+            Ok(c) => {
+                if c.dropped_container_info {
+                    self.push(Code::DeprecatedItem, r.output[0].loc, item.clone(), "%container.info is deprecated and was removed from the output (container fields are appended to every output)");
+                }
+                Some(c.format)
+            }
+            Err(e) => {
+                let span = Span::new(
+                    e.offset.min(out.text.len()),
+                    (e.offset + 1).min(out.text.len()),
+                );
+                let at = self.locate(&r.output, &out, span);
+                let unknown = e.message.starts_with("unknown output field");
+                self.compile_failed(r, at, item, Code::CompileOutput, e.message, unknown);
+                None
+            }
+        }
+    }
+
+    /// Reports a rule that did not compile: as `code`, or as a mere warning when the problem is
+    /// an unknown field or event type and the rule says `skip-if-unknown-filter`.
+    fn compile_failed(
+        &mut self,
+        r: &CollectedRule,
+        at: Loc,
+        item: &ItemRef,
+        code: Code,
+        message: String,
+        unknown: bool,
+    ) {
+        if unknown && r.skip_if_unknown_filter {
+            let message = format!("{message} (skipping the rule: skip-if-unknown-filter is set)");
+            self.push(Code::UnknownFilter, at, item.clone(), message);
+        } else {
+            self.push(code, at, item.clone(), message);
+        }
     }
 
     fn unused(&mut self, c: &Collected, compiler: &Compiler) {

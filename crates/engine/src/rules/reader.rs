@@ -151,6 +151,7 @@ struct Reader<'d> {
 
 const LIST_KEYS: &[&str] = &["list", "items", "append", "override"];
 const MACRO_KEYS: &[&str] = &["macro", "condition", "append", "override"];
+const EXCEPTION_KEYS: &[&str] = &["name", "fields", "comps", "values"];
 const RULE_KEYS: &[&str] = &[
     "rule",
     "desc",
@@ -528,113 +529,147 @@ impl Reader<'_> {
             name: name.clone(),
         };
         self.unknown_keys(entry, RULE_KEYS, &item);
-        let mut r = RuleItem {
-            name,
-            loc: self.loc(entry.pos),
-            ..RuleItem::default()
-        };
-        macro_rules! get {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(()) => return,
-                }
-            };
+        if let Ok(r) = self.rule_keys(entry, name, &item) {
+            self.items.push(Item::Rule(Box::new(r)));
         }
-        r.desc = get!(self.text_key(entry, "desc", &item));
-        r.condition = get!(self.text_key(entry, "condition", &item));
-        r.output = get!(self.text_key(entry, "output", &item)).map(|t| Text {
+    }
+
+    /// A rule's keys, each checked for its type in this order; the first bad one is reported
+    /// and leaves the rule out.
+    fn rule_keys(&mut self, entry: &Node, name: String, item: &ItemRef) -> Result<RuleItem, ()> {
+        let desc = self.text_key(entry, "desc", item)?;
+        let condition = self.text_key(entry, "condition", item)?;
+        let output = self.text_key(entry, "output", item)?.map(|t| Text {
             text: t.text.trim().to_string(),
             ..t
         });
-        r.enabled = get!(self.bool_key(entry, "enabled", &item));
-        r.warn_evttypes = get!(self.bool_key(entry, "warn_evttypes", &item));
-        r.skip_if_unknown_filter = get!(self.bool_key(entry, "skip-if-unknown-filter", &item));
-        r.capture = get!(self.bool_key(entry, "capture", &item));
-        r.append = get!(self.bool_key(entry, "append", &item)).unwrap_or(false);
-        r.overrides = get!(self.overrides(entry, &item));
-        if let Some(p) = entry.get("priority") {
-            match p.as_str().map(str::parse::<Priority>) {
-                Some(Ok(priority)) => r.priority = Some(priority),
-                _ => {
-                    self.error(
-                        p.pos,
-                        Some(&item),
-                        Code::YamlValidate,
-                        format!("Invalid priority '{}'", p.as_str().unwrap_or("")),
-                    );
-                    return;
-                }
-            }
-        }
-        if let Some(s) = entry.get("source") {
-            match s.as_str() {
-                Some(text) if !text.is_empty() => r.source = Some(text.to_string()),
-                _ => {
-                    self.error(
-                        s.pos,
-                        Some(&item),
-                        Code::YamlValidate,
-                        "'source' must be a non-empty string",
-                    );
-                    return;
-                }
-            }
-        }
-        if let Some(d) = entry.get("capture_duration") {
-            match d.as_str().and_then(|t| t.parse::<u64>().ok()) {
-                Some(n) => r.capture_duration = Some(n),
-                None => {
-                    self.error(
-                        d.pos,
-                        Some(&item),
-                        Code::YamlValidate,
-                        "'capture_duration' must be a number of milliseconds",
-                    );
-                    return;
-                }
-            }
-        }
-        if let Some(t) = entry.get("tags") {
-            if t.is_null() {
-                r.tags = Some(Vec::new());
-            } else {
-                let Some(seq) = t.as_seq() else {
-                    self.error(
-                        t.pos,
-                        Some(&item),
-                        Code::YamlValidate,
-                        "Value is not a sequence ('tags')",
-                    );
-                    return;
-                };
-                let mut tags = Vec::new();
-                for tag in seq {
-                    match tag.as_str() {
-                        Some(s) => tags.push(s.to_string()),
-                        None => {
-                            self.error(
-                                tag.pos,
-                                Some(&item),
-                                Code::YamlValidate,
-                                "Can't decode YAML scalar value: tags must be strings",
-                            );
-                            return;
-                        }
-                    }
-                }
-                r.tags = Some(tags);
-            }
-        }
-        if let Some(e) = entry.get("exceptions") {
-            match self.exceptions(e, &item) {
-                Some(list) => r.exceptions = Some(list),
-                None => return,
-            }
-        }
-        self.items.push(Item::Rule(Box::new(r)));
+        let enabled = self.bool_key(entry, "enabled", item)?;
+        let warn_evttypes = self.bool_key(entry, "warn_evttypes", item)?;
+        let skip_if_unknown_filter = self.bool_key(entry, "skip-if-unknown-filter", item)?;
+        let capture = self.bool_key(entry, "capture", item)?;
+        let append = self.bool_key(entry, "append", item)?.unwrap_or(false);
+        let overrides = self.overrides(entry, item)?;
+        let priority = self.priority_key(entry, item)?;
+        let source = self.source_key(entry, item)?;
+        let capture_duration = self.capture_duration_key(entry, item)?;
+        let tags = self.tags_key(entry, item)?;
+        let exceptions = match entry.get("exceptions") {
+            None => None,
+            Some(e) => Some(self.exceptions(e, item).ok_or(())?),
+        };
+        Ok(RuleItem {
+            name,
+            loc: self.loc(entry.pos),
+            desc,
+            condition,
+            output,
+            priority,
+            tags,
+            enabled,
+            source,
+            exceptions,
+            warn_evttypes,
+            skip_if_unknown_filter,
+            capture,
+            capture_duration,
+            append,
+            overrides,
+        })
     }
 
+    /// `priority:`, one of Falco's priority names.
+    fn priority_key(&mut self, entry: &Node, item: &ItemRef) -> Result<Option<Priority>, ()> {
+        let Some(p) = entry.get("priority") else {
+            return Ok(None);
+        };
+        match p.as_str().map(str::parse::<Priority>) {
+            Some(Ok(priority)) => Ok(Some(priority)),
+            _ => {
+                self.error(
+                    p.pos,
+                    Some(item),
+                    Code::YamlValidate,
+                    format!("Invalid priority '{}'", p.as_str().unwrap_or("")),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// `source:`, a non-empty string.
+    fn source_key(&mut self, entry: &Node, item: &ItemRef) -> Result<Option<String>, ()> {
+        let Some(s) = entry.get("source") else {
+            return Ok(None);
+        };
+        match s.as_str() {
+            Some(text) if !text.is_empty() => Ok(Some(text.to_string())),
+            _ => {
+                self.error(
+                    s.pos,
+                    Some(item),
+                    Code::YamlValidate,
+                    "'source' must be a non-empty string",
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// `capture_duration:`, milliseconds.
+    fn capture_duration_key(&mut self, entry: &Node, item: &ItemRef) -> Result<Option<u64>, ()> {
+        let Some(d) = entry.get("capture_duration") else {
+            return Ok(None);
+        };
+        match d.as_str().and_then(|t| t.parse::<u64>().ok()) {
+            Some(n) => Ok(Some(n)),
+            None => {
+                self.error(
+                    d.pos,
+                    Some(item),
+                    Code::YamlValidate,
+                    "'capture_duration' must be a number of milliseconds",
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// `tags:`, a sequence of strings; an empty `tags:` is no tags (which an override can set).
+    fn tags_key(&mut self, entry: &Node, item: &ItemRef) -> Result<Option<Vec<String>>, ()> {
+        let Some(t) = entry.get("tags") else {
+            return Ok(None);
+        };
+        if t.is_null() {
+            return Ok(Some(Vec::new()));
+        }
+        let Some(seq) = t.as_seq() else {
+            self.error(
+                t.pos,
+                Some(item),
+                Code::YamlValidate,
+                "Value is not a sequence ('tags')",
+            );
+            return Err(());
+        };
+        let mut tags = Vec::new();
+        for tag in seq {
+            match tag.as_str() {
+                Some(s) => tags.push(s.to_string()),
+                None => {
+                    self.error(
+                        tag.pos,
+                        Some(item),
+                        Code::YamlValidate,
+                        "Can't decode YAML scalar value: tags must be strings",
+                    );
+                    return Err(());
+                }
+            }
+        }
+        Ok(Some(tags))
+    }
+
+    /// `exceptions:`, a sequence of exceptions; `None` when one is malformed (reported).
     fn exceptions(&mut self, node: &Node, item: &ItemRef) -> Option<Vec<Exception>> {
         if node.is_null() {
             return Some(Vec::new());
@@ -648,124 +683,124 @@ impl Reader<'_> {
             );
             return None;
         };
-        let mut out = Vec::new();
-        for e in seq {
-            let Some(name) = e
-                .get("name")
-                .and_then(Node::as_str)
-                .filter(|n| !n.is_empty())
-            else {
-                self.error(
-                    e.pos,
-                    Some(item),
-                    Code::YamlValidate,
-                    "Item has no mapping for key 'name' (exception)",
-                );
-                return None;
-            };
-            let exc_item = ItemRef {
-                kind: "rule",
-                name: format!("{}' exception '{name}", item.name),
-            };
-            for (k, _) in e.as_map().unwrap_or(&[]) {
-                let key = k.as_str().unwrap_or("");
-                if !["name", "fields", "comps", "values"].contains(&key) {
-                    self.warn(
-                        k.pos,
-                        Some(&exc_item),
-                        Code::UnknownKey,
-                        format!("Unknown key '{key}'. The key will be ignored."),
-                    );
-                }
+        seq.iter().map(|e| self.exception(e, item)).collect()
+    }
+
+    /// One exception: a name, then `fields`, `comps` and `values` as written (their meaning is
+    /// checked when the rule is compiled, after overrides have added to them).
+    fn exception(&mut self, e: &Node, item: &ItemRef) -> Option<Exception> {
+        let Some(name) = e
+            .get("name")
+            .and_then(Node::as_str)
+            .filter(|n| !n.is_empty())
+        else {
+            self.error(
+                e.pos,
+                Some(item),
+                Code::YamlValidate,
+                "Item has no mapping for key 'name' (exception)",
+            );
+            return None;
+        };
+        // Problems inside an exception name it along with its rule.
+        let exc_item = ItemRef {
+            kind: "rule",
+            name: format!("{}' exception '{name}", item.name),
+        };
+        self.unknown_keys(e, EXCEPTION_KEYS, &exc_item);
+        let fields = match e.get("fields") {
+            None => None,
+            Some(f) => Some(self.one_or_many(f, &exc_item, "fields")?),
+        };
+        let comps = match e.get("comps") {
+            None => None,
+            Some(c) => Some(self.one_or_many(c, &exc_item, "comps")?),
+        };
+        let values_node = e.get("values");
+        let values = match values_node.filter(|v| !v.is_null()) {
+            None => Vec::new(),
+            Some(vn) => {
+                let single_field = matches!(fields, Some(OneOrMany::One(_)));
+                self.exception_values(vn, single_field, &exc_item)?
             }
-            let fields = match e.get("fields") {
-                None => None,
-                Some(f) => Some(self.one_or_many(f, &exc_item, "fields")?),
-            };
-            let comps = match e.get("comps") {
-                None => None,
-                Some(c) => Some(self.one_or_many(c, &exc_item, "comps")?),
-            };
-            let mut values = Vec::new();
-            let values_node = e.get("values");
-            if let Some(vn) = values_node.filter(|v| !v.is_null()) {
-                let Some(vseq) = vn.as_seq() else {
-                    self.error(
-                        vn.pos,
-                        Some(&exc_item),
-                        Code::YamlValidate,
-                        "Value is not a sequence ('values')",
-                    );
+        };
+        Some(Exception {
+            name: name.to_string(),
+            loc: self.loc(e.pos),
+            fields,
+            comps,
+            values,
+            values_loc: self.loc(values_node.map_or(e.pos, |v| v.pos)),
+            has_values: values_node.is_some_and(|v| !v.is_null()),
+        })
+    }
+
+    /// An exception's `values`: each a scalar or a tuple of elements. With a single field a
+    /// tuple is one list element (`fields: proc.name` with `values: [[a, b]]` is `in (a, b)`).
+    fn exception_values(
+        &mut self,
+        node: &Node,
+        single_field: bool,
+        item: &ItemRef,
+    ) -> Option<Vec<Vec<ExcElem>>> {
+        let Some(seq) = node.as_seq() else {
+            self.error(
+                node.pos,
+                Some(item),
+                Code::YamlValidate,
+                "Value is not a sequence ('values')",
+            );
+            return None;
+        };
+        let mut values = Vec::new();
+        for v in seq {
+            let tuple = match &v.kind {
+                Kind::Scalar { text, .. } => vec![ExcElem::Scalar(text.clone())],
+                Kind::Seq(elems) => {
+                    let tuple = elems
+                        .iter()
+                        .map(|el| self.exception_elem(el, item))
+                        .collect::<Option<Vec<_>>>()?;
+                    if single_field {
+                        vec![ExcElem::List(scalars(tuple))]
+                    } else {
+                        tuple
+                    }
+                }
+                Kind::Map(_) => {
+                    self.values_not_scalar(v.pos, item);
                     return None;
-                };
-                for v in vseq {
-                    let tuple = match &v.kind {
-                        Kind::Scalar { text, .. } => vec![ExcElem::Scalar(text.clone())],
-                        Kind::Seq(elems) => {
-                            let mut t = Vec::new();
-                            for el in elems {
-                                match &el.kind {
-                                    Kind::Scalar { text, .. } => {
-                                        t.push(ExcElem::Scalar(text.clone()))
-                                    }
-                                    Kind::Seq(inner) => t.push(ExcElem::List(
-                                        inner
-                                            .iter()
-                                            .filter_map(|x| x.as_str().map(str::to_string))
-                                            .collect(),
-                                    )),
-                                    Kind::Map(_) => {
-                                        self.error(
-                                            el.pos,
-                                            Some(&exc_item),
-                                            Code::YamlValidate,
-                                            "exception values must be scalars or lists",
-                                        );
-                                        return None;
-                                    }
-                                }
-                            }
-                            if matches!(fields, Some(OneOrMany::One(_))) {
-                                // Single-field form: a sequence value is one list element.
-                                vec![ExcElem::List(
-                                    t.into_iter()
-                                        .filter_map(|x| {
-                                            if let ExcElem::Scalar(s) = x {
-                                                Some(s)
-                                            } else {
-                                                None
-                                            }
-                                        })
-                                        .collect(),
-                                )]
-                            } else {
-                                t
-                            }
-                        }
-                        Kind::Map(_) => {
-                            self.error(
-                                v.pos,
-                                Some(&exc_item),
-                                Code::YamlValidate,
-                                "exception values must be scalars or lists",
-                            );
-                            return None;
-                        }
-                    };
-                    values.push(tuple);
                 }
-            }
-            out.push(Exception {
-                name: name.to_string(),
-                loc: self.loc(e.pos),
-                fields,
-                comps,
-                values,
-                values_loc: self.loc(values_node.map_or(e.pos, |v| v.pos)),
-                has_values: values_node.is_some_and(|v| !v.is_null()),
-            });
+            };
+            values.push(tuple);
         }
-        Some(out)
+        Some(values)
+    }
+
+    /// One element of a value tuple: a scalar, or a list of scalars for an `in`-like comp.
+    fn exception_elem(&mut self, el: &Node, item: &ItemRef) -> Option<ExcElem> {
+        match &el.kind {
+            Kind::Scalar { text, .. } => Some(ExcElem::Scalar(text.clone())),
+            Kind::Seq(inner) => Some(ExcElem::List(
+                inner
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+            )),
+            Kind::Map(_) => {
+                self.values_not_scalar(el.pos, item);
+                None
+            }
+        }
+    }
+
+    fn values_not_scalar(&mut self, pos: Pos, item: &ItemRef) {
+        self.error(
+            pos,
+            Some(item),
+            Code::YamlValidate,
+            "exception values must be scalars or lists",
+        );
     }
 
     fn one_or_many(&mut self, node: &Node, item: &ItemRef, key: &str) -> Option<OneOrMany> {
@@ -800,6 +835,17 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// The scalars of a value tuple; nested lists are left out.
+fn scalars(tuple: Vec<ExcElem>) -> Vec<String> {
+    tuple
+        .into_iter()
+        .filter_map(|x| match x {
+            ExcElem::Scalar(s) => Some(s),
+            ExcElem::List(_) => None,
+        })
+        .collect()
 }
 
 /// `x.y.z` (a missing part is 0).
