@@ -1,12 +1,22 @@
-//! Builds the kernel side: `vmlinux.h` from the running kernel's BTF (bpftool), then
-//! `bpf/sensor.bpf.c` with `clang -O2 -g -target bpf` into `$OUT_DIR/sensor.bpf.o`, which the
-//! sensor embeds. A missing tool is a clear error naming the Debian package (`make` installs it).
+//! Builds what the sensor embeds besides its Rust:
+//!
+//! - the kernel side: `vmlinux.h` from the running kernel's BTF (bpftool), then
+//!   `bpf/sensor.bpf.c` with `clang -O2 -g -target bpf` into `$OUT_DIR/sensor.bpf.o`. A missing
+//!   tool is a clear error naming the Debian package (`make` installs it).
+//! - the Kubernetes CRI client: `$OUT_DIR/runtime.v1.rs` from the vendored
+//!   `proto/cri/api.proto`, the file the fake CRI runtime is generated from too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    kernel_side(&out);
+    cri_client();
+}
+
+/// `$OUT_DIR/sensor.bpf.o`, compiled against the kernel's types.
+fn kernel_side(out: &Path) {
     let src = Path::new("bpf");
     println!("cargo:rerun-if-changed=bpf/sensor.bpf.c");
     println!("cargo:rerun-if-changed=bpf/events.h");
@@ -14,27 +24,7 @@ fn main() {
 
     let vmlinux = match std::env::var_os("PEREGRINE_VMLINUX_H") {
         Some(path) => PathBuf::from(path),
-        None => {
-            let btf = Path::new("/sys/kernel/btf/vmlinux");
-            if !btf.exists() {
-                fail("the kernel exposes no BTF at /sys/kernel/btf/vmlinux; set PEREGRINE_VMLINUX_H to a vmlinux.h for the target kernel");
-            }
-            let header = out.join("vmlinux.h");
-            let dump = Command::new("bpftool")
-                .args(["btf", "dump", "file"])
-                .arg(btf)
-                .args(["format", "c"])
-                .output()
-                .unwrap_or_else(|e| fail(&format!("cannot run bpftool ({e}); install the Debian package 'bpftool' (make does)")));
-            if !dump.status.success() {
-                fail(&format!(
-                    "bpftool btf dump failed: {}",
-                    String::from_utf8_lossy(&dump.stderr)
-                ));
-            }
-            std::fs::write(&header, dump.stdout).expect("write vmlinux.h");
-            header
-        }
+        None => vmlinux_h(out),
     };
     let include = vmlinux.parent().expect("vmlinux.h has a directory");
 
@@ -51,13 +41,62 @@ fn main() {
         .arg("-o")
         .arg(&object)
         .status()
-        .unwrap_or_else(|e| fail(&format!("cannot run clang ({e}); install the Debian packages 'clang' and 'libbpf-dev' (make does)")));
+        .unwrap_or_else(|e| fail("kernel side", &format!("cannot run clang ({e}); install the Debian packages 'clang' and 'libbpf-dev' (make does)")));
     if !status.success() {
-        fail("clang could not compile bpf/sensor.bpf.c (see the errors above; the BPF headers come from Debian's 'libbpf-dev')");
+        fail("kernel side", "clang could not compile bpf/sensor.bpf.c (see the errors above; the BPF headers come from Debian's 'libbpf-dev')");
     }
 }
 
-fn fail(message: &str) -> ! {
-    eprintln!("error: peregrine-sensor kernel side: {message}");
+/// `vmlinux.h` dumped from the running kernel's BTF into `out`.
+fn vmlinux_h(out: &Path) -> PathBuf {
+    let btf = Path::new("/sys/kernel/btf/vmlinux");
+    if !btf.exists() {
+        fail("kernel side", "the kernel exposes no BTF at /sys/kernel/btf/vmlinux; set PEREGRINE_VMLINUX_H to a vmlinux.h for the target kernel");
+    }
+    let header = out.join("vmlinux.h");
+    let dump = Command::new("bpftool")
+        .args(["btf", "dump", "file"])
+        .arg(btf)
+        .args(["format", "c"])
+        .output()
+        .unwrap_or_else(|e| {
+            fail(
+                "kernel side",
+                &format!(
+                    "cannot run bpftool ({e}); install the Debian package 'bpftool' (make does)"
+                ),
+            )
+        });
+    if !dump.status.success() {
+        fail(
+            "kernel side",
+            &format!(
+                "bpftool btf dump failed: {}",
+                String::from_utf8_lossy(&dump.stderr)
+            ),
+        );
+    }
+    std::fs::write(&header, dump.stdout).expect("write vmlinux.h");
+    header
+}
+
+/// The Rust of the CRI's messages and `RuntimeService` client, from the `.proto` the fake CRI
+/// runtime (crates/fakes/build.rs) is generated from too, so the two cannot disagree on a field.
+/// protox compiles the `.proto`, so the build needs no `protoc`.
+fn cri_client() {
+    let proto = "../../proto/cri/api.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["../../proto/cri"])
+        .unwrap_or_else(|e| fail("CRI client", &format!("{proto}: {e}")));
+    tonic_build::configure()
+        .build_server(false)
+        .build_transport(false)
+        .compile_fds(descriptors)
+        .unwrap_or_else(|e| fail("CRI client", &format!("cannot generate it: {e}")));
+}
+
+/// Stops the build with a message that says which part of it failed.
+fn fail(part: &str, message: &str) -> ! {
+    eprintln!("error: peregrine-sensor {part}: {message}");
     std::process::exit(1);
 }

@@ -195,7 +195,8 @@ impl KafkaArgs {
             key_file: self.kafka_key,
             insecure_skip_verify: false,
         });
-        check_tls(tls.as_ref()).map_err(|(key, m)| anyhow::anyhow!("--kafka {key}: {m}"))?;
+        check_tls(tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("--kafka {}: {}", e.path, e.message))?;
         Ok(crate::sink::KafkaTarget {
             brokers,
             topic,

@@ -7,7 +7,8 @@ use peregrine_engine::eval::{Event, Extracted, Val};
 use peregrine_engine::fields::{FieldArg, FieldId, ResolvedField, FIELDS};
 
 use crate::bpf::records::{
-    ExecRecord, SyscallRecord, EXE_FROM_MEMFD, EXE_LOWER_LAYER, EXE_UPPER_LAYER, EXE_WRITABLE,
+    ExecRecord, Header, SyscallRecord, EXE_FROM_MEMFD, EXE_LOWER_LAYER, EXE_UPPER_LAYER,
+    EXE_WRITABLE,
 };
 use crate::proctable::{Process, ProcessTable};
 use crate::render::{self, SockAddr};
@@ -189,20 +190,16 @@ impl<'a> SensorEvent<'a> {
 
     /// `evt.arg.NAME` for this event's syscall, in Falco's argument names.
     fn arg(&self, name: &str) -> Option<Val<'_>> {
-        let r = match &self.kind {
-            Kind::Exec(e) => {
-                return match name {
-                    "flags" => Some(text(render::exe_flags(e.exe_flags))),
-                    "res" => Some(Val::Int(0)),
-                    "filename" | "exe" => Some(Val::Str(Cow::Borrowed(&e.filename))),
-                    "args" => Some(text(
-                        e.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "),
-                    )),
-                    _ => None,
-                }
-            }
-            Kind::Syscall(r) => *r,
-        };
+        match &self.kind {
+            Kind::Exec(e) => exec_arg(e, name),
+            Kind::Syscall(r) => self.syscall_arg(r, name),
+        }
+    }
+
+    /// A syscall's argument: which register or string of the record holds it depends on the
+    /// syscall, as Falco's event table names them; results and tuples come from what the
+    /// record says happened.
+    fn syscall_arg(&self, r: &'a SyscallRecord, name: &str) -> Option<Val<'_>> {
         let s1 = || r.str1.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
         let s2 = || r.str2.as_deref().map(|s| Val::Str(Cow::Borrowed(s)));
         let a = |i: usize| r.args[i];
@@ -294,6 +291,19 @@ impl<'a> SensorEvent<'a> {
 
 fn text<'x>(s: String) -> Val<'x> {
     Val::Str(Cow::Owned(s))
+}
+
+/// An exec's argument: an exec record carries only what execve's exit event shows.
+fn exec_arg<'x>(e: &'x ExecRecord, name: &str) -> Option<Val<'x>> {
+    match name {
+        "flags" => Some(text(render::exe_flags(e.exe_flags))),
+        "res" => Some(Val::Int(0)),
+        "filename" | "exe" => Some(Val::Str(Cow::Borrowed(&e.filename))),
+        "args" => Some(text(
+            e.argv.iter().skip(1).cloned().collect::<Vec<_>>().join(" "),
+        )),
+        _ => None,
+    }
 }
 
 /// The flags of an open (`creat` is `O_WRONLY|O_CREAT|O_TRUNC`; openat2's were copied from its
@@ -388,197 +398,262 @@ fn fd_view(evt_type: &str, r: &SyscallRecord, proc: &Process) -> FdView {
     v
 }
 
-/// The fields this sensor can extract, by field id.
+/// The fields this sensor can extract, by family. Each family is read from one part of the
+/// event (the record, the process, its ancestors, the user tables, the descriptor, the
+/// container), and `extract` hands each to the method that reads that part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     None,
-    EvtType,
-    EvtNum,
-    EvtTime,
-    EvtRes,
-    EvtRawres,
-    EvtArg,
-    EvtArgs,
-    EvtDir,
-    EvtSource,
-    EvtHostname,
-    EvtIsOpenRead,
-    EvtIsOpenWrite,
-    EvtIsOpenExec,
-    EvtIsOpenCreate,
-    EvtFailed,
-    ProcPid,
-    ProcName,
-    ProcExe,
-    ProcExepath,
-    ProcArgs,
-    ProcCmdline,
-    ProcCwd,
-    ProcTty,
-    ProcPpid,
-    ProcPname,
-    ProcPcmdline,
-    ProcPexe,
-    ProcPexepath,
-    ProcAname,
-    ProcAexe,
-    ProcAexepath,
-    ProcAcmdline,
-    ProcApid,
-    ProcSid,
-    ProcSname,
-    ProcVpid,
-    ProcDuration,
-    ProcIsExeWritable,
-    ProcIsExeUpperLayer,
-    ProcIsExeLowerLayer,
-    ProcIsExeFromMemfd,
-    ProcExeIno,
-    ProcExeInoCtime,
-    ProcExeInoMtime,
-    ProcIsSidLeader,
-    ProcIsVpgidLeader,
+    Evt(EvtField),
+    Proc(ProcField),
+    Ancestor(AncestorField),
+    User(UserField),
+    Fd(FdField),
+    Container(ContainerField),
+}
+
+/// `evt.*`: the record itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EvtField {
+    Type,
+    Num,
+    Time,
+    Res,
+    Rawres,
+    Arg,
+    Args,
+    Dir,
+    Source,
+    Hostname,
+    IsOpenRead,
+    IsOpenWrite,
+    IsOpenExec,
+    IsOpenCreate,
+    Failed,
+}
+
+/// `proc.*` and `thread.*` of the process and its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcField {
+    Pid,
+    Name,
+    Exe,
+    Exepath,
+    Args,
+    Cmdline,
+    Cwd,
+    Tty,
+    Ppid,
+    Pname,
+    Pcmdline,
+    Pexe,
+    Pexepath,
+    Sid,
+    Sname,
+    Vpid,
+    Duration,
+    IsExeWritable,
+    IsExeUpperLayer,
+    IsExeLowerLayer,
+    IsExeFromMemfd,
+    ExeIno,
+    ExeInoCtime,
+    ExeInoMtime,
+    IsSidLeader,
+    IsVpgidLeader,
     ThreadTid,
     ThreadCapEffective,
     ThreadCapPermitted,
-    UserUid,
-    UserName,
-    UserHomedir,
-    UserShell,
-    UserLoginuid,
-    UserLoginname,
-    GroupGid,
-    GroupName,
-    FdNum,
-    FdName,
-    FdNameraw,
-    FdDirectory,
-    FdFilename,
-    FdTypechar,
-    FdType,
-    FdIp(Side),
-    FdIpName(Side),
-    FdPort(Side),
-    FdL4proto,
-    FdConnected,
-    FdNameChanged,
-    ContainerId,
-    ContainerName,
-    ContainerPrivileged,
-    ContainerImage,
-    ContainerImageId,
-    ContainerImageRepository,
-    ContainerImageTag,
-    ContainerImageDigest,
-    ContainerType,
-    K8sPodName,
-    K8sNsName,
-    K8sPodUid,
 }
 
+/// `proc.a*`: one ancestor (`proc.aname[2]`) or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AncestorField {
+    Name,
+    Exe,
+    Exepath,
+    Cmdline,
+    Pid,
+}
+
+/// `user.*` and `group.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserField {
+    Uid,
+    Name,
+    Homedir,
+    Shell,
+    Loginuid,
+    Loginname,
+    GroupGid,
+    GroupName,
+}
+
+/// `fd.*`: the descriptor the event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdField {
+    Num,
+    Name,
+    Nameraw,
+    Directory,
+    Filename,
+    Typechar,
+    Type,
+    Ip(Side),
+    IpName(Side),
+    Port(Side),
+    L4proto,
+    Connected,
+    NameChanged,
+}
+
+/// `container.*` and `k8s.*`: what the runtime said about the process's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainerField {
+    Id,
+    Name,
+    Privileged,
+    Image,
+    ImageId,
+    Repository,
+    Tag,
+    Digest,
+    Type,
+    PodName,
+    NsName,
+    PodUid,
+}
+
+/// Falco's field names and the field each one is here; aliases (`evt.rawtime`, `fd.net`) are
+/// rows of their own. A field of the engine's table missing here is one the sensor cannot
+/// extract.
+const FIELD_NAMES: &[(&str, Field)] = {
+    use AncestorField as A;
+    use ContainerField as C;
+    use EvtField as E;
+    use FdField as D;
+    use ProcField as P;
+    use UserField as U;
+    &[
+        ("evt.type", Field::Evt(E::Type)),
+        ("syscall.type", Field::Evt(E::Type)),
+        ("evt.num", Field::Evt(E::Num)),
+        ("evt.time", Field::Evt(E::Time)),
+        ("evt.rawtime", Field::Evt(E::Time)),
+        ("evt.res", Field::Evt(E::Res)),
+        ("evt.rawres", Field::Evt(E::Rawres)),
+        ("evt.arg", Field::Evt(E::Arg)),
+        ("evt.args", Field::Evt(E::Args)),
+        ("evt.dir", Field::Evt(E::Dir)),
+        ("evt.source", Field::Evt(E::Source)),
+        ("evt.hostname", Field::Evt(E::Hostname)),
+        ("evt.is_open_read", Field::Evt(E::IsOpenRead)),
+        ("evt.is_open_write", Field::Evt(E::IsOpenWrite)),
+        ("evt.is_open_exec", Field::Evt(E::IsOpenExec)),
+        ("evt.is_open_create", Field::Evt(E::IsOpenCreate)),
+        ("evt.failed", Field::Evt(E::Failed)),
+        ("proc.pid", Field::Proc(P::Pid)),
+        ("proc.name", Field::Proc(P::Name)),
+        ("proc.exe", Field::Proc(P::Exe)),
+        ("proc.exepath", Field::Proc(P::Exepath)),
+        ("proc.args", Field::Proc(P::Args)),
+        ("proc.cmdline", Field::Proc(P::Cmdline)),
+        ("proc.cwd", Field::Proc(P::Cwd)),
+        ("proc.tty", Field::Proc(P::Tty)),
+        ("proc.ppid", Field::Proc(P::Ppid)),
+        ("proc.pname", Field::Proc(P::Pname)),
+        ("proc.pcmdline", Field::Proc(P::Pcmdline)),
+        ("proc.pexe", Field::Proc(P::Pexe)),
+        ("proc.pexepath", Field::Proc(P::Pexepath)),
+        ("proc.aname", Field::Ancestor(A::Name)),
+        ("proc.aexe", Field::Ancestor(A::Exe)),
+        ("proc.aexepath", Field::Ancestor(A::Exepath)),
+        ("proc.acmdline", Field::Ancestor(A::Cmdline)),
+        ("proc.apid", Field::Ancestor(A::Pid)),
+        ("proc.sid", Field::Proc(P::Sid)),
+        ("proc.sname", Field::Proc(P::Sname)),
+        ("proc.vpid", Field::Proc(P::Vpid)),
+        ("proc.duration", Field::Proc(P::Duration)),
+        ("proc.is_exe_writable", Field::Proc(P::IsExeWritable)),
+        ("proc.is_exe_upper_layer", Field::Proc(P::IsExeUpperLayer)),
+        ("proc.is_exe_lower_layer", Field::Proc(P::IsExeLowerLayer)),
+        ("proc.is_exe_from_memfd", Field::Proc(P::IsExeFromMemfd)),
+        ("proc.exe_ino", Field::Proc(P::ExeIno)),
+        ("proc.exe_ino.ctime", Field::Proc(P::ExeInoCtime)),
+        ("proc.exe_ino.mtime", Field::Proc(P::ExeInoMtime)),
+        ("proc.is_sid_leader", Field::Proc(P::IsSidLeader)),
+        ("proc.is_vpgid_leader", Field::Proc(P::IsVpgidLeader)),
+        ("thread.tid", Field::Proc(P::ThreadTid)),
+        ("thread.cap_effective", Field::Proc(P::ThreadCapEffective)),
+        ("thread.cap_permitted", Field::Proc(P::ThreadCapPermitted)),
+        ("user.uid", Field::User(U::Uid)),
+        ("user.name", Field::User(U::Name)),
+        ("user.homedir", Field::User(U::Homedir)),
+        ("user.shell", Field::User(U::Shell)),
+        ("user.loginuid", Field::User(U::Loginuid)),
+        ("user.loginname", Field::User(U::Loginname)),
+        ("group.gid", Field::User(U::GroupGid)),
+        ("group.name", Field::User(U::GroupName)),
+        ("fd.num", Field::Fd(D::Num)),
+        ("fd.name", Field::Fd(D::Name)),
+        ("fd.nameraw", Field::Fd(D::Nameraw)),
+        ("fd.directory", Field::Fd(D::Directory)),
+        ("fd.filename", Field::Fd(D::Filename)),
+        ("fd.typechar", Field::Fd(D::Typechar)),
+        ("fd.type", Field::Fd(D::Type)),
+        ("fd.ip", Field::Fd(D::Ip(Side::Any))),
+        ("fd.net", Field::Fd(D::Ip(Side::Any))),
+        ("fd.lip", Field::Fd(D::Ip(Side::Local))),
+        ("fd.lnet", Field::Fd(D::Ip(Side::Local))),
+        ("fd.rip", Field::Fd(D::Ip(Side::Remote))),
+        ("fd.rnet", Field::Fd(D::Ip(Side::Remote))),
+        ("fd.sip", Field::Fd(D::Ip(Side::Server))),
+        ("fd.snet", Field::Fd(D::Ip(Side::Server))),
+        ("fd.cip", Field::Fd(D::Ip(Side::Client))),
+        ("fd.cnet", Field::Fd(D::Ip(Side::Client))),
+        ("fd.lip.name", Field::Fd(D::IpName(Side::Local))),
+        ("fd.rip.name", Field::Fd(D::IpName(Side::Remote))),
+        ("fd.sip.name", Field::Fd(D::IpName(Side::Server))),
+        ("fd.cip.name", Field::Fd(D::IpName(Side::Client))),
+        ("fd.port", Field::Fd(D::Port(Side::Any))),
+        ("fd.lport", Field::Fd(D::Port(Side::Local))),
+        ("fd.rport", Field::Fd(D::Port(Side::Remote))),
+        ("fd.sport", Field::Fd(D::Port(Side::Server))),
+        ("fd.cport", Field::Fd(D::Port(Side::Client))),
+        ("fd.l4proto", Field::Fd(D::L4proto)),
+        ("fd.connected", Field::Fd(D::Connected)),
+        ("fd.name_changed", Field::Fd(D::NameChanged)),
+        ("container.id", Field::Container(C::Id)),
+        ("container.name", Field::Container(C::Name)),
+        ("container.privileged", Field::Container(C::Privileged)),
+        ("container.image", Field::Container(C::Image)),
+        ("container.image.id", Field::Container(C::ImageId)),
+        (
+            "container.image.repository",
+            Field::Container(C::Repository),
+        ),
+        ("container.image.tag", Field::Container(C::Tag)),
+        ("container.image.digest", Field::Container(C::Digest)),
+        ("container.type", Field::Container(C::Type)),
+        ("k8s.pod.name", Field::Container(C::PodName)),
+        ("k8s.ns.name", Field::Container(C::NsName)),
+        ("k8s.pod.uid", Field::Container(C::PodUid)),
+    ]
+};
+
+/// What each of the engine's fields is here, indexed by field id: looked up once, so that
+/// `extract` indexes instead of comparing names.
 fn field_table() -> &'static [Field] {
     static TABLE: OnceLock<Vec<Field>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        FIELDS
-            .iter()
-            .map(|info| match info.name {
-                "evt.type" | "syscall.type" => Field::EvtType,
-                "evt.num" => Field::EvtNum,
-                "evt.time" | "evt.rawtime" => Field::EvtTime,
-                "evt.res" => Field::EvtRes,
-                "evt.rawres" => Field::EvtRawres,
-                "evt.arg" => Field::EvtArg,
-                "evt.args" => Field::EvtArgs,
-                "evt.dir" => Field::EvtDir,
-                "evt.source" => Field::EvtSource,
-                "evt.hostname" => Field::EvtHostname,
-                "evt.is_open_read" => Field::EvtIsOpenRead,
-                "evt.is_open_write" => Field::EvtIsOpenWrite,
-                "evt.is_open_exec" => Field::EvtIsOpenExec,
-                "evt.is_open_create" => Field::EvtIsOpenCreate,
-                "evt.failed" => Field::EvtFailed,
-                "proc.pid" => Field::ProcPid,
-                "proc.name" => Field::ProcName,
-                "proc.exe" => Field::ProcExe,
-                "proc.exepath" => Field::ProcExepath,
-                "proc.args" => Field::ProcArgs,
-                "proc.cmdline" => Field::ProcCmdline,
-                "proc.cwd" => Field::ProcCwd,
-                "proc.tty" => Field::ProcTty,
-                "proc.ppid" => Field::ProcPpid,
-                "proc.pname" => Field::ProcPname,
-                "proc.pcmdline" => Field::ProcPcmdline,
-                "proc.pexe" => Field::ProcPexe,
-                "proc.pexepath" => Field::ProcPexepath,
-                "proc.aname" => Field::ProcAname,
-                "proc.aexe" => Field::ProcAexe,
-                "proc.aexepath" => Field::ProcAexepath,
-                "proc.acmdline" => Field::ProcAcmdline,
-                "proc.apid" => Field::ProcApid,
-                "proc.sid" => Field::ProcSid,
-                "proc.sname" => Field::ProcSname,
-                "proc.vpid" => Field::ProcVpid,
-                "proc.duration" => Field::ProcDuration,
-                "proc.is_exe_writable" => Field::ProcIsExeWritable,
-                "proc.is_exe_upper_layer" => Field::ProcIsExeUpperLayer,
-                "proc.is_exe_lower_layer" => Field::ProcIsExeLowerLayer,
-                "proc.is_exe_from_memfd" => Field::ProcIsExeFromMemfd,
-                "proc.exe_ino" => Field::ProcExeIno,
-                "proc.exe_ino.ctime" => Field::ProcExeInoCtime,
-                "proc.exe_ino.mtime" => Field::ProcExeInoMtime,
-                "proc.is_sid_leader" => Field::ProcIsSidLeader,
-                "proc.is_vpgid_leader" => Field::ProcIsVpgidLeader,
-                "thread.tid" => Field::ThreadTid,
-                "thread.cap_effective" => Field::ThreadCapEffective,
-                "thread.cap_permitted" => Field::ThreadCapPermitted,
-                "user.uid" => Field::UserUid,
-                "user.name" => Field::UserName,
-                "user.homedir" => Field::UserHomedir,
-                "user.shell" => Field::UserShell,
-                "user.loginuid" => Field::UserLoginuid,
-                "user.loginname" => Field::UserLoginname,
-                "group.gid" => Field::GroupGid,
-                "group.name" => Field::GroupName,
-                "fd.num" => Field::FdNum,
-                "fd.name" => Field::FdName,
-                "fd.nameraw" => Field::FdNameraw,
-                "fd.directory" => Field::FdDirectory,
-                "fd.filename" => Field::FdFilename,
-                "fd.typechar" => Field::FdTypechar,
-                "fd.type" => Field::FdType,
-                "fd.ip" | "fd.net" => Field::FdIp(Side::Any),
-                "fd.lip" | "fd.lnet" => Field::FdIp(Side::Local),
-                "fd.rip" | "fd.rnet" => Field::FdIp(Side::Remote),
-                "fd.sip" | "fd.snet" => Field::FdIp(Side::Server),
-                "fd.cip" | "fd.cnet" => Field::FdIp(Side::Client),
-                "fd.lip.name" => Field::FdIpName(Side::Local),
-                "fd.rip.name" => Field::FdIpName(Side::Remote),
-                "fd.sip.name" => Field::FdIpName(Side::Server),
-                "fd.cip.name" => Field::FdIpName(Side::Client),
-                "fd.port" => Field::FdPort(Side::Any),
-                "fd.lport" => Field::FdPort(Side::Local),
-                "fd.rport" => Field::FdPort(Side::Remote),
-                "fd.sport" => Field::FdPort(Side::Server),
-                "fd.cport" => Field::FdPort(Side::Client),
-                "fd.l4proto" => Field::FdL4proto,
-                "fd.connected" => Field::FdConnected,
-                "fd.name_changed" => Field::FdNameChanged,
-                "container.id" => Field::ContainerId,
-                "container.name" => Field::ContainerName,
-                "container.privileged" => Field::ContainerPrivileged,
-                "container.image" => Field::ContainerImage,
-                "container.image.id" => Field::ContainerImageId,
-                "container.image.repository" => Field::ContainerImageRepository,
-                "container.image.tag" => Field::ContainerImageTag,
-                "container.image.digest" => Field::ContainerImageDigest,
-                "container.type" => Field::ContainerType,
-                "k8s.pod.name" => Field::K8sPodName,
-                "k8s.ns.name" => Field::K8sNsName,
-                "k8s.pod.uid" => Field::K8sPodUid,
-                _ => Field::None,
-            })
-            .collect()
-    })
+    TABLE.get_or_init(|| FIELDS.iter().map(|info| field_named(info.name)).collect())
+}
+
+/// The field `name` is here, `Field::None` for one the sensor cannot extract.
+fn field_named(name: &str) -> Field {
+    FIELD_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(Field::None, |&(_, f)| f)
 }
 
 /// Whether the sensor knows how to extract a field (for `--capture`).
@@ -622,208 +697,205 @@ impl Event for SensorEvent<'_> {
     }
 
     fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
-        let p = self.proc;
-        let index = match field.arg {
-            FieldArg::Index(i) => Some(i),
-            _ => None,
-        };
-        let is_open = self.fd.open_flags.is_some();
         match field_table()[field.id.0 as usize] {
             Field::None => Extracted::Missing,
-            Field::EvtType => str_value(self.evt_type),
-            Field::EvtNum => int_value(self.num as i64),
-            Field::EvtTime => int_value(self.time_ns),
-            Field::EvtRes => string_value(render::result(self.ret())),
-            Field::EvtRawres => int_value(self.ret()),
-            Field::EvtArg => match &field.arg {
+            Field::Evt(f) => self.evt_field(f, &field.arg),
+            Field::Proc(f) => self.proc_field(f),
+            Field::Ancestor(f) => self.ancestor_field(f, &field.arg),
+            Field::User(f) => self.user_field(f),
+            Field::Fd(f) => self.fd_field(f),
+            Field::Container(f) => self.container_field(f),
+        }
+    }
+}
+
+impl<'a> SensorEvent<'a> {
+    /// The header of the record, whichever kind it is.
+    fn header(&self) -> &'a Header {
+        match &self.kind {
+            Kind::Syscall(r) => &r.header,
+            Kind::Exec(e) => &e.header,
+        }
+    }
+
+    fn evt_field(&self, f: EvtField, arg: &FieldArg) -> Extracted<'_> {
+        let open_flags = self.fd.open_flags;
+        match f {
+            EvtField::Type => str_value(self.evt_type),
+            EvtField::Num => int_value(self.num as i64),
+            EvtField::Time => int_value(self.time_ns),
+            EvtField::Res => string_value(render::result(self.ret())),
+            EvtField::Rawres => int_value(self.ret()),
+            EvtField::Arg => match arg {
                 FieldArg::Key(k) => or_missing(self.arg(k).map(|v| Extracted::One(v.into_owned()))),
                 _ => Extracted::Missing,
             },
-            Field::EvtArgs => string_value(self.args_text()),
-            Field::EvtDir => str_value("<"),
-            Field::EvtSource => str_value("syscall"),
-            Field::EvtHostname => str_value(self.hostname),
-            Field::EvtIsOpenRead => bool_value(self.fd.open_flags.is_some_and(render::is_read)),
-            Field::EvtIsOpenWrite => bool_value(self.fd.open_flags.is_some_and(render::is_write)),
-            Field::EvtIsOpenExec => bool_value(false),
-            Field::EvtIsOpenCreate => {
-                bool_value(self.fd.open_flags.is_some_and(|f| f & 0o100 != 0))
+            EvtField::Args => string_value(self.args_text()),
+            EvtField::Dir => str_value("<"),
+            EvtField::Source => str_value("syscall"),
+            EvtField::Hostname => str_value(self.hostname),
+            EvtField::IsOpenRead => bool_value(open_flags.is_some_and(render::is_read)),
+            EvtField::IsOpenWrite => bool_value(open_flags.is_some_and(render::is_write)),
+            EvtField::IsOpenExec => bool_value(false),
+            EvtField::IsOpenCreate => bool_value(open_flags.is_some_and(|f| f & 0o100 != 0)),
+            EvtField::Failed => bool_value(self.ret() < 0),
+        }
+    }
+
+    fn proc_field(&self, f: ProcField) -> Extracted<'_> {
+        let p = self.proc;
+        match f {
+            ProcField::Pid => int_value(i64::from(p.pid)),
+            ProcField::Name => str_value(&p.name),
+            ProcField::Exe => str_value(&p.exe),
+            ProcField::Exepath => str_value(&p.exepath),
+            ProcField::Args => string_value(p.args_joined()),
+            ProcField::Cmdline => string_value(p.cmdline()),
+            ProcField::Cwd => str_value(&p.cwd),
+            ProcField::Tty => int_value(i64::from(p.tty)),
+            ProcField::Ppid => int_value(i64::from(p.ppid)),
+            ProcField::Pname => or_missing(self.ancestor(1).map(|a| str_value(&a.name))),
+            ProcField::Pcmdline => or_missing(self.ancestor(1).map(|a| string_value(a.cmdline()))),
+            ProcField::Pexe => or_missing(self.ancestor(1).map(|a| str_value(&a.exe))),
+            ProcField::Pexepath => or_missing(self.ancestor(1).map(|a| str_value(&a.exepath))),
+            ProcField::Sid => int_value(i64::from(p.sid)),
+            ProcField::Sname => or_missing(self.table.get(p.sid).map(|l| str_value(&l.name))),
+            ProcField::Vpid => int_value(i64::from(p.vpid)),
+            // A process read from /proc, not seen at its exec or fork, has no start time.
+            ProcField::Duration if p.start_ns == 0 => Extracted::Missing,
+            ProcField::Duration => {
+                int_value(self.header().ts_boot_ns.saturating_sub(p.start_ns) as i64)
             }
-            Field::EvtFailed => bool_value(self.ret() < 0),
-            Field::ProcPid => int_value(i64::from(p.pid)),
-            Field::ProcName => str_value(&p.name),
-            Field::ProcExe => str_value(&p.exe),
-            Field::ProcExepath => str_value(&p.exepath),
-            Field::ProcArgs => string_value(p.args_joined()),
-            Field::ProcCmdline => string_value(p.cmdline()),
-            Field::ProcCwd => str_value(&p.cwd),
-            Field::ProcTty => int_value(i64::from(p.tty)),
-            Field::ProcPpid => int_value(i64::from(p.ppid)),
-            Field::ProcPname => or_missing(self.ancestor(1).map(|a| str_value(&a.name))),
-            Field::ProcPcmdline => or_missing(self.ancestor(1).map(|a| string_value(a.cmdline()))),
-            Field::ProcPexe => or_missing(self.ancestor(1).map(|a| str_value(&a.exe))),
-            Field::ProcPexepath => or_missing(self.ancestor(1).map(|a| str_value(&a.exepath))),
-            Field::ProcAname
-            | Field::ProcAexe
-            | Field::ProcAexepath
-            | Field::ProcAcmdline
-            | Field::ProcApid => {
-                let kind = field_table()[field.id.0 as usize];
-                let value = |a: &Process| -> Val<'static> {
-                    match kind {
-                        Field::ProcAname => Val::Str(Cow::Owned(a.name.clone())),
-                        Field::ProcAexe => Val::Str(Cow::Owned(a.exe.clone())),
-                        Field::ProcAexepath => Val::Str(Cow::Owned(a.exepath.clone())),
-                        Field::ProcAcmdline => Val::Str(Cow::Owned(a.cmdline())),
-                        _ => Val::Int(i64::from(a.pid)),
-                    }
-                };
-                match index {
-                    Some(level) => {
-                        or_missing(self.ancestor(level).map(|a| Extracted::One(value(a))))
-                    }
-                    None => {
-                        let all: Vec<Val<'_>> =
-                            self.all_ancestors().iter().map(|a| value(a)).collect();
-                        if all.is_empty() {
-                            Extracted::Missing
-                        } else {
-                            Extracted::Many(all)
-                        }
-                    }
-                }
+            ProcField::IsExeWritable => bool_value(p.exe_flags & EXE_WRITABLE != 0),
+            ProcField::IsExeUpperLayer => bool_value(p.exe_flags & EXE_UPPER_LAYER != 0),
+            ProcField::IsExeLowerLayer => bool_value(p.exe_flags & EXE_LOWER_LAYER != 0),
+            ProcField::IsExeFromMemfd => bool_value(p.exe_flags & EXE_FROM_MEMFD != 0),
+            ProcField::ExeIno => int_value(p.exe_ino as i64),
+            ProcField::ExeInoCtime => int_value(p.exe_ctime_ns),
+            ProcField::ExeInoMtime => int_value(p.exe_mtime_ns),
+            ProcField::IsSidLeader => bool_value(p.sid == p.pid),
+            ProcField::IsVpgidLeader => Extracted::Missing,
+            ProcField::ThreadTid => int_value(i64::from(self.header().tid)),
+            ProcField::ThreadCapEffective => string_value(render::capabilities(p.cap_effective)),
+            ProcField::ThreadCapPermitted => string_value(render::capabilities(p.cap_permitted)),
+        }
+    }
+
+    /// One ancestor's value when the field names a level (`proc.aname[2]`; level 0 is the
+    /// process itself), every ancestor's otherwise, nearest first.
+    fn ancestor_field(&self, f: AncestorField, arg: &FieldArg) -> Extracted<'_> {
+        let value = |a: &Process| -> Val<'static> {
+            match f {
+                AncestorField::Name => Val::Str(Cow::Owned(a.name.clone())),
+                AncestorField::Exe => Val::Str(Cow::Owned(a.exe.clone())),
+                AncestorField::Exepath => Val::Str(Cow::Owned(a.exepath.clone())),
+                AncestorField::Cmdline => Val::Str(Cow::Owned(a.cmdline())),
+                AncestorField::Pid => Val::Int(i64::from(a.pid)),
             }
-            Field::ProcSid => int_value(i64::from(p.sid)),
-            Field::ProcSname => or_missing(self.table.get(p.sid).map(|l| str_value(&l.name))),
-            Field::ProcVpid => int_value(i64::from(p.vpid)),
-            Field::ProcDuration => {
-                let now = match &self.kind {
-                    Kind::Syscall(r) => r.header.ts_boot_ns,
-                    Kind::Exec(e) => e.header.ts_boot_ns,
-                };
-                if p.start_ns == 0 {
-                    Extracted::Missing
-                } else {
-                    int_value(now.saturating_sub(p.start_ns) as i64)
-                }
-            }
-            Field::ProcIsExeWritable => bool_value(p.exe_flags & EXE_WRITABLE != 0),
-            Field::ProcIsExeUpperLayer => bool_value(p.exe_flags & EXE_UPPER_LAYER != 0),
-            Field::ProcIsExeLowerLayer => bool_value(p.exe_flags & EXE_LOWER_LAYER != 0),
-            Field::ProcIsExeFromMemfd => bool_value(p.exe_flags & EXE_FROM_MEMFD != 0),
-            Field::ProcExeIno => int_value(p.exe_ino as i64),
-            Field::ProcExeInoCtime => int_value(p.exe_ctime_ns),
-            Field::ProcExeInoMtime => int_value(p.exe_mtime_ns),
-            Field::ProcIsSidLeader => bool_value(p.sid == p.pid),
-            Field::ProcIsVpgidLeader => Extracted::Missing,
-            Field::ThreadTid => match &self.kind {
-                Kind::Syscall(r) => int_value(i64::from(r.header.tid)),
-                Kind::Exec(e) => int_value(i64::from(e.header.tid)),
-            },
-            Field::ThreadCapEffective => string_value(render::capabilities(p.cap_effective)),
-            Field::ThreadCapPermitted => string_value(render::capabilities(p.cap_permitted)),
-            Field::UserUid => int_value(i64::from(p.uid)),
-            Field::UserName => or_missing(self.users_name(p.uid).map(str_value)),
-            Field::UserHomedir => {
+        };
+        if let FieldArg::Index(level) = *arg {
+            return or_missing(self.ancestor(level).map(|a| Extracted::One(value(a))));
+        }
+        let all: Vec<Val<'_>> = self.all_ancestors().iter().map(|a| value(a)).collect();
+        if all.is_empty() {
+            Extracted::Missing
+        } else {
+            Extracted::Many(all)
+        }
+    }
+
+    fn user_field(&self, f: UserField) -> Extracted<'_> {
+        let p = self.proc;
+        match f {
+            UserField::Uid => int_value(i64::from(p.uid)),
+            UserField::Name => or_missing(self.users_name(p.uid).map(str_value)),
+            UserField::Homedir => {
                 or_missing(self.users.peek_user(p.uid).map(|u| str_value(&u.home)))
             }
-            Field::UserShell => {
+            UserField::Shell => {
                 or_missing(self.users.peek_user(p.uid).map(|u| str_value(&u.shell)))
             }
-            Field::UserLoginuid => int_value(p.loginuid),
-            Field::UserLoginname => {
-                if p.loginuid < 0 {
-                    Extracted::Missing
-                } else {
-                    or_missing(self.users_name(p.loginuid as u32).map(str_value))
-                }
-            }
-            Field::GroupGid => int_value(i64::from(p.gid)),
-            Field::GroupName => or_missing(self.users.peek_group(p.gid).map(str_value)),
-            Field::FdNum => or_missing(self.fd.num.map(int_value)),
-            Field::FdName => or_missing(self.fd.name.as_deref().map(str_value)),
-            Field::FdNameraw => or_missing(self.fd.nameraw.as_deref().map(str_value)),
-            Field::FdDirectory if is_open => or_missing(self.fd.name.as_deref().map(|n| {
+            UserField::Loginuid => int_value(p.loginuid),
+            // -1: no login session (a daemon's processes).
+            UserField::Loginname if p.loginuid < 0 => Extracted::Missing,
+            UserField::Loginname => or_missing(self.users_name(p.loginuid as u32).map(str_value)),
+            UserField::GroupGid => int_value(i64::from(p.gid)),
+            UserField::GroupName => or_missing(self.users.peek_group(p.gid).map(str_value)),
+        }
+    }
+
+    fn fd_field(&self, f: FdField) -> Extracted<'_> {
+        let fd = &self.fd;
+        // `fd.directory` and `fd.filename` are given for opens only.
+        let is_open = fd.open_flags.is_some();
+        match f {
+            FdField::Num => or_missing(fd.num.map(int_value)),
+            FdField::Name => or_missing(fd.name.as_deref().map(str_value)),
+            FdField::Nameraw => or_missing(fd.nameraw.as_deref().map(str_value)),
+            FdField::Directory if is_open => or_missing(fd.name.as_deref().map(|n| {
                 str_value(
                     n.rsplit_once('/')
                         .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d }),
                 )
             })),
-            Field::FdFilename if is_open => or_missing(
-                self.fd
-                    .name
+            FdField::Filename if is_open => or_missing(
+                fd.name
                     .as_deref()
                     .map(|n| str_value(n.rsplit('/').next().unwrap_or(n))),
             ),
-            Field::FdDirectory | Field::FdFilename => Extracted::Missing,
-            Field::FdTypechar => or_missing(self.fd.typechar.map(str_value)),
-            Field::FdType => or_missing(self.fd.kind.map(str_value)),
-            Field::FdIp(side) => values(self.fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
-            Field::FdIpName(side) => match self.names {
+            FdField::Directory | FdField::Filename => Extracted::Missing,
+            FdField::Typechar => or_missing(fd.typechar.map(str_value)),
+            FdField::Type => or_missing(fd.kind.map(str_value)),
+            FdField::Ip(side) => values(fd.ends(side).into_iter().map(|(ip, _)| Val::Ip(ip))),
+            FdField::IpName(side) => match self.names {
                 Some(names) => values(
-                    self.fd
-                        .ends(side)
+                    fd.ends(side)
                         .iter()
                         .flat_map(|(ip, _)| names.of(ip))
                         .map(|n| Val::Str(Cow::Owned(n))),
                 ),
                 None => Extracted::Missing,
             },
-            Field::FdPort(side) => values(
-                self.fd
-                    .ends(side)
+            FdField::Port(side) => values(
+                fd.ends(side)
                     .into_iter()
                     .map(|(_, port)| Val::Int(i64::from(port))),
             ),
-            Field::FdL4proto => or_missing(self.fd.l4proto.map(str_value)),
-            Field::FdConnected => or_missing(
-                self.fd
-                    .remote
+            FdField::L4proto => or_missing(fd.l4proto.map(str_value)),
+            // -115 is EINPROGRESS: a non-blocking connect under way counts as connected.
+            FdField::Connected => or_missing(
+                fd.remote
                     .map(|_| bool_value(self.ret() >= 0 || self.ret() == -115)),
             ),
-            Field::FdNameChanged => bool_value(false),
-            Field::ContainerId => str_value(p.container_id.as_deref().unwrap_or("host")),
+            FdField::NameChanged => bool_value(false),
+        }
+    }
+
+    fn container_field(&self, f: ContainerField) -> Extracted<'_> {
+        let on_host = self.proc.container_id.is_none();
+        let info = self.container;
+        // A part of the runtime's answer that it may leave out.
+        let optional = |part: fn(&ContainerInfo) -> Option<&str>| {
+            or_missing(info.and_then(part).map(str_value))
+        };
+        match f {
+            ContainerField::Id => str_value(self.proc.container_id.as_deref().unwrap_or("host")),
             // On the host Falco names the container `host`; in a container, the rest is what
             // the runtime answered, missing until it has.
-            Field::ContainerName if p.container_id.is_none() => str_value("host"),
-            Field::ContainerType if p.container_id.is_none() => str_value("host"),
-            Field::ContainerName => or_missing(self.container.map(|c| str_value(&c.name))),
-            Field::ContainerType => or_missing(self.container.map(|c| str_value(c.runtime))),
-            Field::ContainerPrivileged => {
-                or_missing(self.container.and_then(|c| c.privileged).map(bool_value))
+            ContainerField::Name | ContainerField::Type if on_host => str_value("host"),
+            ContainerField::Name => or_missing(info.map(|c| str_value(&c.name))),
+            ContainerField::Type => or_missing(info.map(|c| str_value(c.runtime))),
+            ContainerField::Privileged => {
+                or_missing(info.and_then(|c| c.privileged).map(bool_value))
             }
-            Field::ContainerImage => or_missing(self.container.map(|c| str_value(&c.image))),
-            Field::ContainerImageId => or_missing(
-                self.container
-                    .and_then(|c| c.image_id.as_deref())
-                    .map(str_value),
-            ),
-            Field::ContainerImageRepository => {
-                or_missing(self.container.map(|c| str_value(&c.repository)))
-            }
-            Field::ContainerImageTag => {
-                or_missing(self.container.and_then(|c| c.tag.as_deref()).map(str_value))
-            }
-            Field::ContainerImageDigest => or_missing(
-                self.container
-                    .and_then(|c| c.digest.as_deref())
-                    .map(str_value),
-            ),
-            Field::K8sPodName => or_missing(
-                self.container
-                    .and_then(|c| c.pod_name.as_deref())
-                    .map(str_value),
-            ),
-            Field::K8sNsName => or_missing(
-                self.container
-                    .and_then(|c| c.pod_namespace.as_deref())
-                    .map(str_value),
-            ),
-            Field::K8sPodUid => or_missing(
-                self.container
-                    .and_then(|c| c.pod_uid.as_deref())
-                    .map(str_value),
-            ),
+            ContainerField::Image => or_missing(info.map(|c| str_value(&c.image))),
+            ContainerField::ImageId => optional(|c| c.image_id.as_deref()),
+            ContainerField::Repository => or_missing(info.map(|c| str_value(&c.repository))),
+            ContainerField::Tag => optional(|c| c.tag.as_deref()),
+            ContainerField::Digest => optional(|c| c.digest.as_deref()),
+            ContainerField::PodName => optional(|c| c.pod_name.as_deref()),
+            ContainerField::NsName => optional(|c| c.pod_namespace.as_deref()),
+            ContainerField::PodUid => optional(|c| c.pod_uid.as_deref()),
         }
     }
 }
@@ -850,6 +922,18 @@ mod tests {
             accepted,
             local: v4("10.0.0.1", local),
             remote: v4("10.0.0.2", remote),
+        }
+    }
+
+    #[test]
+    fn every_name_in_the_field_table_is_an_engine_field_named_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in FIELD_NAMES {
+            assert!(
+                FIELDS.iter().any(|f| f.name == *name),
+                "{name} is no field of the engine's"
+            );
+            assert!(seen.insert(name), "{name} is in the table twice");
         }
     }
 

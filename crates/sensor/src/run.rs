@@ -358,16 +358,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Installed first: a SIGTERM while the process table is being seeded must stop the sensor
     // through its drain, not kill it with the alerts of the records already in the ring.
     let stop = shutdown_signal()?;
-    tokio::pin!(stop);
-    let loaded = match crate::rules::load(&opts.rules, opts.kernel_filters) {
-        Ok(l) => l,
-        Err(problems) => {
-            for line in problems {
-                eprintln!("{line}");
-            }
-            anyhow::bail!("the rules do not load");
-        }
-    };
+    let loaded = load_rules(&opts.rules, opts.kernel_filters)?;
     let mut probe = Probe::load(&loaded.interesting, opts.ring_bytes, &loaded.filters)
         .context("cannot start live capture")?;
     let (syscalls, rules) = (loaded.interesting.len(), loaded.ruleset.rules().len());
@@ -391,57 +382,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
     }
     let mut pipeline = Pipeline::new(&opts, ruleset, evaluated, sinks, metrics.clone())?;
+    let attached = Attached { syscalls, rules };
+    capture(&opts, &mut probe, &mut pipeline, &health, attached, stop).await?;
 
-    let ring = probe.ring.take().expect("ring buffer");
-    // SAFETY: the RingBuf owns its map's file descriptor for as long as it lives, and it lives
-    // inside the AsyncFd for the whole loop.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("ring buffer polling: {e}"))?;
-    let mut poll = tokio::time::interval(Duration::from_millis(10));
-    let mut stats = tokio::time::interval(Duration::from_secs(1));
-    let started = Instant::now();
-    let deadline = opts.duration.map(|d| started + d);
-    let mut drops = DropWatch {
-        last: probe.counters(),
-        last_alert: None,
-    };
-    // Said once everything that handles records is in place (tests and supervisors wait for it).
-    tracing::info!(syscalls, rules, "kernel side attached");
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot handle SIGHUP")?;
-    let mut watch = crate::rules::Watch::new(&opts.rules);
-    let mut watch_tick = tokio::time::interval(RULES_POLL);
-    loop {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                if let Ok(mut guard) = guard {
-                    drain(guard.get_inner_mut(), &mut pipeline);
-                    guard.clear_ready();
-                }
-            }
-            _ = poll.tick() => drain(ring.get_mut(), &mut pipeline),
-            _ = stats.tick() => {
-                health.beat();
-                drops.tick(probe.counters(), &mut pipeline, &opts);
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-            }
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the rules");
-                watch.changed();
-                reload_rules(&opts, &mut probe, &mut pipeline);
-            }
-            _ = watch_tick.tick(), if opts.watch_rules => {
-                if watch.changed() {
-                    tracing::info!("a rules file changed: reloading the rules");
-                    reload_rules(&opts, &mut probe, &mut pipeline);
-                }
-            }
-            _ = &mut stop => break,
-        }
-    }
-    drain(ring.get_mut(), &mut pipeline);
     if let Some(out) = &mut pipeline.capture {
         out.flush()?;
     }
@@ -449,6 +392,93 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     sinks.flush(Duration::from_secs(5));
     drop(sinks);
     senders.finish(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// The rules files loaded for the start; their problems are printed as `validate` prints them,
+/// since without rules there is nothing to run.
+fn load_rules(rules: &[PathBuf], kernel_filters: bool) -> anyhow::Result<crate::rules::Loaded> {
+    match crate::rules::load(rules, kernel_filters) {
+        Ok(loaded) => Ok(loaded),
+        Err(problems) => {
+            for line in problems {
+                eprintln!("{line}");
+            }
+            anyhow::bail!("the rules do not load");
+        }
+    }
+}
+
+/// What the "kernel side attached" line reports.
+struct Attached {
+    syscalls: usize,
+    rules: usize,
+}
+
+/// The capture loop: records from the ring buffer into the pipeline (woken by the ring, and
+/// polled every 10 ms besides), the kernel counters and the health beat every second, rules
+/// reloads on SIGHUP or a changed file, until `stop` resolves or `--duration` has passed. The
+/// records still in the ring are handled before it returns.
+async fn capture(
+    opts: &Options,
+    probe: &mut Probe,
+    pipeline: &mut Pipeline,
+    health: &crate::status::Health,
+    attached: Attached,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(stop);
+    let ring = probe.ring.take().expect("ring buffer");
+    // SAFETY: the RingBuf owns its map's file descriptor for as long as it lives, and it lives
+    // inside the AsyncFd for the whole loop.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("ring buffer polling: {e}"))?;
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut drops = DropWatch {
+        last: probe.counters(),
+        last_alert: None,
+    };
+    // Before the line below: until it is installed, SIGHUP's default action ends the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
+    // Said once everything that handles records is in place (tests and supervisors wait for it).
+    let Attached { syscalls, rules } = attached;
+    tracing::info!(syscalls, rules, "kernel side attached");
+    let mut watch = crate::rules::Watch::new(&opts.rules);
+    let mut watch_tick = tokio::time::interval(RULES_POLL);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                if let Ok(mut guard) = guard {
+                    drain(guard.get_inner_mut(), pipeline);
+                    guard.clear_ready();
+                }
+            }
+            _ = poll.tick() => drain(ring.get_mut(), pipeline),
+            _ = stats.tick() => {
+                health.beat();
+                drops.tick(probe.counters(), pipeline, opts);
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+            }
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the rules");
+                watch.changed();
+                reload_rules(opts, probe, pipeline);
+            }
+            _ = watch_tick.tick(), if opts.watch_rules => {
+                if watch.changed() {
+                    tracing::info!("a rules file changed: reloading the rules");
+                    reload_rules(opts, probe, pipeline);
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drain(ring.get_mut(), pipeline);
     Ok(())
 }
 

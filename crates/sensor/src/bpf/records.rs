@@ -302,13 +302,13 @@ fn header(b: &Bytes<'_>) -> Header {
     }
 }
 
-/// Decodes one ring-buffer record.
+/// Decodes one ring-buffer record: the length the header says is checked against what the ring
+/// gave and against the fixed part of the record's kind before any field is read.
 pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
     if data.len() < size_of::<CHeader>() {
         return Err(DecodeError::Short(data.len()));
     }
-    let b = Bytes(data);
-    let said = b.u32(12) as usize;
+    let said = Bytes(data).u32(12) as usize;
     if said > data.len() {
         return Err(DecodeError::Length {
             said,
@@ -317,98 +317,24 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
     }
     let b = Bytes(&data[..said]);
     let h = header(&b);
-    let need = |n: usize| {
-        if said < n {
-            Err(DecodeError::Length { said, got: n })
-        } else {
-            Ok(())
-        }
-    };
     match h.kind {
         RECORD_SYSCALL => {
-            need(offset_of!(CSyscall, data))?;
-            let str1_len = b.u16(116) as usize;
-            let str2_len = b.u16(118) as usize;
-            let sockaddr_len = b.u16(120) as usize;
-            let data_at = offset_of!(CSyscall, data);
-            let str1 = (str1_len > 0)
-                .then(|| b.string(data_at, str1_len, PATH_CAP, "str1"))
-                .transpose()?;
-            let str2 = (str2_len > 0)
-                .then(|| b.string(data_at + str1_len, str2_len, PATH_CAP, "str2"))
-                .transpose()?;
-            let sa_at = data_at + str1_len + str2_len;
-            let sockaddr =
-                b.0.get(sa_at..sa_at + sockaddr_len.min(SOCKADDR_CAP))
-                    .ok_or(DecodeError::Field("sockaddr"))?
-                    .to_vec();
-            let mut args = [0u64; 6];
-            for (i, a) in args.iter_mut().enumerate() {
-                *a = b.u64(64 + 8 * i);
-            }
-            Ok(Record::Syscall(SyscallRecord {
-                ret: b.u64(56) as i64,
-                args,
-                syscall: b.u32(112),
-                str1,
-                str2,
-                sockaddr,
-                truncated: b.u16(122) & 1 != 0,
-                fd: fd_info(&b),
-                header: h,
-            }))
+            need(said, offset_of!(CSyscall, data))?;
+            syscall(&b, h)
         }
         RECORD_EXEC => {
-            need(size_of::<CExec>())?;
-            let cgroup_at = offset_of!(CExec, cgroup);
-            let args_len = b.u16(offset_of!(CExec, args_len)) as usize;
-            let raw_args =
-                b.0.get(640..640 + args_len.min(ARGS_CAP))
-                    .ok_or(DecodeError::Field("args"))?;
-            let argv = raw_args
-                .split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Ok(Record::Exec(Box::new(ExecRecord {
-                exe_ino: b.u64(56),
-                exe_ctime_ns: b.u64(64) as i64,
-                exe_mtime_ns: b.u64(72) as i64,
-                cap_effective: b.u64(80),
-                cap_permitted: b.u64(88),
-                tty: b.u32(96),
-                exe_flags: b.u32(100),
-                sid: b.u32(104),
-                vpid: b.u32(108),
-                filename: b.string(128, b.u16(112) as usize, EXEC_PATH_CAP, "filename")?,
-                argv,
-                cgroups: [
-                    b.string(cgroup_at, b.u16(116) as usize, CGROUP_CAP, "cgroup")?,
-                    b.string(
-                        cgroup_at + CGROUP_CAP,
-                        b.u16(118) as usize,
-                        CGROUP_CAP,
-                        "cgroup",
-                    )?,
-                    b.string(
-                        cgroup_at + 2 * CGROUP_CAP,
-                        b.u16(120) as usize,
-                        CGROUP_CAP,
-                        "cgroup",
-                    )?,
-                ],
-                header: h,
-            })))
+            need(said, size_of::<CExec>())?;
+            exec(&b, h)
         }
         RECORD_FORK => {
-            need(size_of::<CFork>())?;
+            need(said, size_of::<CFork>())?;
             Ok(Record::Fork {
                 child_pid: b.u32(56),
                 header: h,
             })
         }
         RECORD_EXIT => {
-            need(size_of::<CExit>())?;
+            need(said, size_of::<CExit>())?;
             Ok(Record::Exit {
                 exit_code: b.u32(56) as i32,
                 header: h,
@@ -416,6 +342,95 @@ pub fn decode(data: &[u8]) -> Result<Record, DecodeError> {
         }
         other => Err(DecodeError::Kind(other)),
     }
+}
+
+/// Refuses a record shorter than the fixed part of its kind, so that the fixed-offset reads
+/// after it cannot run past the end.
+fn need(said: usize, n: usize) -> Result<(), DecodeError> {
+    if said < n {
+        Err(DecodeError::Length { said, got: n })
+    } else {
+        Ok(())
+    }
+}
+
+/// A `struct syscall_record`, whose fixed part `decode` has checked. Its two strings and the
+/// socket address are packed one after the other in `data`, each as long as its `*_len` says.
+fn syscall(b: &Bytes<'_>, h: Header) -> Result<Record, DecodeError> {
+    let str1_len = b.u16(116) as usize;
+    let str2_len = b.u16(118) as usize;
+    let sockaddr_len = b.u16(120) as usize;
+    let data_at = offset_of!(CSyscall, data);
+    let str1 = (str1_len > 0)
+        .then(|| b.string(data_at, str1_len, PATH_CAP, "str1"))
+        .transpose()?;
+    let str2 = (str2_len > 0)
+        .then(|| b.string(data_at + str1_len, str2_len, PATH_CAP, "str2"))
+        .transpose()?;
+    let sa_at = data_at + str1_len + str2_len;
+    let sockaddr =
+        b.0.get(sa_at..sa_at + sockaddr_len.min(SOCKADDR_CAP))
+            .ok_or(DecodeError::Field("sockaddr"))?
+            .to_vec();
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = b.u64(64 + 8 * i);
+    }
+    Ok(Record::Syscall(SyscallRecord {
+        ret: b.u64(56) as i64,
+        args,
+        syscall: b.u32(112),
+        str1,
+        str2,
+        sockaddr,
+        truncated: b.u16(122) & 1 != 0,
+        fd: fd_info(b),
+        header: h,
+    }))
+}
+
+/// A `struct exec_record`, whose whole size `decode` has checked: its strings sit in
+/// fixed-size slots, each bounded by its cap whatever its `*_len` says.
+fn exec(b: &Bytes<'_>, h: Header) -> Result<Record, DecodeError> {
+    let args_len = b.u16(offset_of!(CExec, args_len)) as usize;
+    let raw_args =
+        b.0.get(640..640 + args_len.min(ARGS_CAP))
+            .ok_or(DecodeError::Field("args"))?;
+    let argv = raw_args
+        .split(|&c| c == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Ok(Record::Exec(Box::new(ExecRecord {
+        exe_ino: b.u64(56),
+        exe_ctime_ns: b.u64(64) as i64,
+        exe_mtime_ns: b.u64(72) as i64,
+        cap_effective: b.u64(80),
+        cap_permitted: b.u64(88),
+        tty: b.u32(96),
+        exe_flags: b.u32(100),
+        sid: b.u32(104),
+        vpid: b.u32(108),
+        filename: b.string(128, b.u16(112) as usize, EXEC_PATH_CAP, "filename")?,
+        argv,
+        cgroups: cgroups(b)?,
+        header: h,
+    })))
+}
+
+/// The three cgroup paths of an exec record (cpu, memory, unified), one slot of `CGROUP_CAP`
+/// each, their lengths in `cgroup_len`.
+fn cgroups(b: &Bytes<'_>) -> Result<[String; 3], DecodeError> {
+    let slot = |i: usize| {
+        let len = b.u16(offset_of!(CExec, cgroup_len) + 2 * i) as usize;
+        b.string(
+            offset_of!(CExec, cgroup) + i * CGROUP_CAP,
+            len,
+            CGROUP_CAP,
+            "cgroup",
+        )
+    };
+    Ok([slot(0)?, slot(1)?, slot(2)?])
 }
 
 #[cfg(test)]

@@ -99,17 +99,38 @@ async fn a_missing_socket_is_an_error_that_names_it() {
     assert!(err.to_string().contains("nothing.sock"), "{err}");
 }
 
-async fn eventually(containers: &Containers, id: &str) -> Option<Arc<ContainerInfo>> {
+/// Waits until `done` holds, polling, and fails the test if it still does not after 5 s: the
+/// tests wait for what they need to have happened, never for a length of time.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(info) = containers.get(id) {
-            return Some(info);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
+    while !done() {
+        assert!(Instant::now() < deadline, "still not {what} after 5 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// What `get` answers once a lookup of `id` (which the first `get` starts) has finished.
+async fn eventually(containers: &Containers, id: &str) -> Option<Arc<ContainerInfo>> {
+    let _ = containers.get(id);
+    wait_until("looked up", || settled(containers, id)).await;
+    containers.get(id)
+}
+
+/// Whether the cache holds an answer for `id` (known, or unknown to every runtime), read
+/// without starting a lookup as `get` would.
+fn settled(containers: &Containers, id: &str) -> bool {
+    matches!(
+        containers.cache.lock().unwrap().get(id),
+        Some(Entry::Known(_) | Entry::Unknown(_))
+    )
+}
+
+/// Whether the cache knows `id`, read without starting a lookup.
+fn known(containers: &Containers, id: &str) -> bool {
+    matches!(
+        containers.cache.lock().unwrap().get(id),
+        Some(Entry::Known(_))
+    )
 }
 
 #[tokio::test]
@@ -128,10 +149,12 @@ async fn the_cache_looks_up_once_and_answers_from_memory() {
     for _ in 0..100 {
         assert!(containers.get(&WEB[..12]).is_some());
     }
-    // An id no runtime knows is asked about once, not on every event.
+    // An id no runtime knows is asked about once, not on every event: once its lookup has
+    // found nothing, asking again starts none (a lookup would mark it as being looked up).
+    assert_eq!(eventually(&containers, "0123456789ab").await, None);
     for _ in 0..100 {
         assert!(containers.get("0123456789ab").is_none());
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(settled(&containers, "0123456789ab"), "looked up again");
     }
     let asked = |path: &str| fake.requests().iter().filter(|p| *p == path).count();
     assert_eq!(asked(&format!("/containers/{}/json", &WEB[..12])), 1);
@@ -145,15 +168,14 @@ async fn running_containers_are_known_from_the_start() {
     let fake = FakeDocker::start(&socket, containers()).await;
     let containers = Containers::new(vec![engine(&socket)]);
     containers.prefill();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fake.requests().len() < 3 {
-        assert!(Instant::now() < deadline, "{:?}", fake.requests());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    // Both answered on the first ask: no event of theirs goes without metadata.
+    // The listing alone looks both up: no event of theirs goes without metadata.
+    wait_until("both known", || {
+        known(&containers, &POD[..12]) && known(&containers, &WEB[..12])
+    })
+    .await;
     assert_eq!(containers.get(&POD[..12]).unwrap().name, "api");
     assert_eq!(containers.get(&WEB[..12]).unwrap().name, "web");
+    assert_eq!(fake.requests().len(), 3, "{:?}", fake.requests());
 }
 
 #[tokio::test]
@@ -164,8 +186,8 @@ async fn without_a_runtime_nothing_is_asked_and_nothing_breaks() {
     let dir = tempfile::tempdir().unwrap();
     let gone = Containers::new(vec![engine(&dir.path().join("gone.sock"))]);
     assert!(gone.get(&WEB[..12]).is_none());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(gone.get(&WEB[..12]).is_none());
+    // The lookup fails; the container is then unknown, not an error.
+    assert_eq!(eventually(&gone, &WEB[..12]).await, None);
 }
 
 mod cri {
