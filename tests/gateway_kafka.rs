@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use peregrine_e2e::falco_alert;
 use peregrine_e2e::gateway::GatewayProcess;
 use peregrine_e2e::receiver::{Receiver, Reply};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// A gateway consuming `falco` in group `replicas`, tagging what it stores with its name and
 /// delivering to `hook`. A short session timeout lets the test see a dead replica's
@@ -80,6 +81,47 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
     eprintln!("{what}: {:.1}s", start.elapsed().as_secs_f64());
 }
 
+/// The offsets group `replicas` has committed on `falco`'s six partitions, by partition.
+fn committed(brokers: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "replicas")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for p in 0..6 {
+        partitions.add_partition("falco", p);
+    }
+    let offsets = consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap();
+    offsets
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The partitions a gateway consumes now: those its lag gauge has a series for.
+async fn assigned(gw: &GatewayProcess) -> BTreeSet<i32> {
+    gw.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("peregrine_input_kafka_lag{"))
+        .filter_map(|l| {
+            l.split("partition=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 fn ids(tag: &str, range: std::ops::Range<usize>) -> BTreeSet<String> {
     range.map(|i| format!("{tag}-{i}")).collect()
 }
@@ -126,6 +168,7 @@ async fn replicas_share_the_topic_and_a_killed_one_loses_nothing() {
     );
 
     // Mid-stream, replica a dies without a chance to commit or deliver.
+    let committed_before = committed(&brokers);
     let producing = {
         let brokers = brokers.clone();
         std::thread::spawn(move || {
@@ -141,10 +184,22 @@ async fn replicas_share_the_topic_and_a_killed_one_loses_nothing() {
     let before = a.metric(received).await;
     a.wait_metric(received, before + 50.0, Duration::from_secs(30))
         .await;
-    // A moment more, still mid-stream: the offsets of what a stored are committed after the
-    // fsync, asynchronously; killed before any commit lands, a leaves nothing that only its
+    // And once a commit of its has landed: the offsets of what a stored are committed after
+    // the fsync, asynchronously; killed before any commit lands, a leaves nothing that only its
     // spool holds (b reads it all again), and the restart below would prove nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mine = assigned(&a).await;
+    assert!(!mine.is_empty(), "a consumes no partition");
+    wait_until(
+        "a commits offsets of what it stored mid-stream",
+        Duration::from_secs(30),
+        || {
+            let now = committed(&brokers);
+            let before = |p: &i32| committed_before.get(p).copied().unwrap_or(-1);
+            mine.iter()
+                .any(|p| now.get(p).is_some_and(|&o| o > before(p)))
+        },
+    )
+    .await;
     a.kill9();
     producing.join().unwrap();
     // Produced after the kill: only b can deliver these, from every partition.
@@ -244,8 +299,23 @@ async fn a_graceful_restart_duplicates_nothing_and_bad_messages_are_skipped() {
     assert!(gw.terminate(Duration::from_secs(20)).await.success());
     let gw = GatewayProcess::start(tmp.path(), &config(&brokers, "a", &hook.url("/a"))).await;
     produce(&p, "three", 0..500);
-    hook.wait_for(1500, Duration::from_secs(180)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // "three" is the last of every partition: once all of it is delivered and the gateway has
+    // nothing left to deliver, anything it read again would have been delivered too.
+    let three = ids("three", 0..500);
+    wait_until("all of three arrives", Duration::from_secs(180), || {
+        let by = deliveries(&hook);
+        three.iter().all(|id| by.contains_key(id))
+    })
+    .await;
+    let depth = r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#;
+    let start = Instant::now();
+    while gw.metric(depth).await != 0.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the queue never emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let by = deliveries(&hook);
     let mut expected = ids("one", 0..500);
     expected.extend(ids("two", 0..500));
@@ -328,7 +398,9 @@ outputs:
     const N: usize = 1000;
     produce(&p, "lag", 0..N);
 
-    // Stalled: what is not stored is what the gauge shows.
+    // Stalled (the webhook answers 503 and the spool holds 128 KiB): what is not stored is
+    // what the gauge shows. The gauge is refreshed every 5 s, so the sum is N once a refresh
+    // has seen the stall.
     let received = r#"peregrine_alerts_received_total{priority="Warning",source="syscall"}"#;
     let start = Instant::now();
     let (stored, behind) = loop {
@@ -336,14 +408,7 @@ outputs:
         let stored = gw.metric_sample(received).await.unwrap_or(0.0);
         if let Some(behind) = lag(&gw).await {
             if behind > 0.0 && stored + behind == N as f64 {
-                // Still the same after the gauge's next refresh (every 5 s): the spool is full
-                // and consumption waits.
-                tokio::time::sleep(Duration::from_secs(6)).await;
-                if gw.metric_sample(received).await == Some(stored)
-                    && lag(&gw).await == Some(behind)
-                {
-                    break (stored, behind);
-                }
+                break (stored, behind);
             }
         }
         assert!(
@@ -379,7 +444,7 @@ outputs:
     produce(&p, "marker", 0..1);
     gw.wait_metric(sent, (N + 1) as f64, Duration::from_secs(60))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One partition, read in order: the repeats were handled before the marker was stored.
     assert_eq!(gw.metric(received).await, (N + 1) as f64);
     assert_eq!(gw.metric(sent).await, (N + 1) as f64);
     let marker = hook

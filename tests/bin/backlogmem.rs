@@ -20,45 +20,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Gateway memory with a backlog behind a dead output, against a baseline in the same run.
+#[derive(clap::Parser)]
 struct Options {
+    /// Alerts posted in each run.
+    #[arg(long, default_value_t = 1_000_000)]
     alerts: usize,
+    /// The gateway binary (by default the one beside this program).
+    #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
 }
 
-fn parse_args() -> Options {
-    let mut o = Options {
-        alerts: 1_000_000,
-        gateway_bin: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("peregrine-gateway")))
-            .unwrap_or_else(|| PathBuf::from("target/release/peregrine-gateway")),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let value = pair.get(1).cloned().unwrap_or_default();
-        match pair[0].as_str() {
-            "--alerts" => o.alerts = value.parse().expect("--alerts N"),
-            "--gateway-bin" => o.gateway_bin = PathBuf::from(value),
-            other => {
-                eprintln!("unknown argument {other}\nusage: peregrine-backlogmem [--alerts 1000000] [--gateway-bin PATH]");
-                std::process::exit(2);
-            }
-        }
-    }
-    o
-}
-
-/// Memory of a process, in KiB: (VmRSS, VmHWM).
 fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a memory field")
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let field = |name| peregrine_e2e::proc_status_kib(pid, name);
+    (field("VmRSS"), field("VmHWM"))
 }
 
 struct Run {
@@ -70,7 +45,7 @@ struct Run {
 }
 
 fn main() {
-    let o = parse_args();
+    let o = <Options as clap::Parser>::parse();
     assert!(
         o.gateway_bin.exists(),
         "{} not found: run `cargo build --release --bins` first",

@@ -20,7 +20,7 @@
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,46 +34,26 @@ use hyper_util::rt::TokioIo;
 
 const ALERT: &str = r#"{"hostname":"node-1","output":"09:23:10.123456789: Warning Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=systemd ggparent=<NA> gggparent=<NA> evt_type=openat user=root user_uid=0 user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34816 container_id=host container_name=host","output_fields":{"container.id":"host","container.name":"host","evt.time":1781256190123456789,"evt.type":"openat","fd.name":"/etc/shadow","proc.aname[2]":"systemd","proc.cmdline":"cat /etc/shadow","proc.exepath":"/usr/bin/cat","proc.name":"cat","proc.pname":"bash","proc.tty":34816,"user.loginuid":-1,"user.name":"root","user.uid":0},"priority":"Warning","rule":"Read sensitive file untrusted","source":"syscall","tags":["T1555","container","filesystem","host","maturity_stable","mitre_credential_access"],"time":"2026-06-12T09:23:10.123456789Z"}"#;
 
+/// Ingest throughput of the gateway against a bare hyper server, in one run.
+#[derive(clap::Parser)]
 struct Options {
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 32)]
     connections: usize,
-    duration: Duration,
+    /// Length of each round.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Requests at most per round.
+    #[arg(long, default_value_t = 2_000_000)]
     max_requests: u64,
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Outputs configured on the gateway.
+    #[arg(long, default_value_t = 3)]
     outputs: usize,
+    /// The gateway binary (by default the one beside this program).
+    #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
-}
-
-fn parse_args() -> Options {
-    let mut o = Options {
-        connections: 32,
-        duration: Duration::from_secs(8),
-        max_requests: 2_000_000,
-        rounds: 3,
-        outputs: 3,
-        gateway_bin: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("peregrine-gateway")))
-            .unwrap_or_else(|| PathBuf::from("target/release/peregrine-gateway")),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--connections" => o.connections = value.parse().expect("--connections N"),
-            "--seconds" => o.duration = Duration::from_secs(value.parse().expect("--seconds N")),
-            "--max-requests" => o.max_requests = value.parse().expect("--max-requests N"),
-            "--rounds" => o.rounds = value.parse().expect("--rounds N"),
-            "--outputs" => o.outputs = value.parse().expect("--outputs N"),
-            "--gateway-bin" => o.gateway_bin = PathBuf::from(value),
-            other => {
-                eprintln!("unknown argument {other}\nusage: peregrine-loadgen [--connections 32] [--seconds 8] [--max-requests 2000000] [--rounds 3] [--outputs 3] [--gateway-bin PATH]");
-                std::process::exit(2);
-            }
-        }
-        i += 2;
-    }
-    o
 }
 
 fn main() {
@@ -83,7 +63,7 @@ fn main() {
         Some("serve-receiver") => return serve(true),
         _ => {}
     }
-    let o = parse_args();
+    let o = <Options as clap::Parser>::parse();
     assert!(
         o.gateway_bin.exists(),
         "{} not found: run `cargo build --release --bins` first",
@@ -99,11 +79,16 @@ fn main() {
     let (mut bare, bare_addr) = spawn_self("serve-bare");
     let tmp = tempfile::tempdir().unwrap();
     let (mut gateway, gateway_addr) = spawn_gateway(&o, tmp.path(), receiver_addr);
+    let targets = Targets {
+        bare: bare_addr,
+        gateway: gateway_addr,
+        receiver: receiver_addr,
+    };
 
     println!(
         "peregrine-loadgen: {} connections, {}s per phase, {} rounds, gateway with durable spool and {} webhook outputs",
         o.connections,
-        o.duration.as_secs(),
+        o.seconds,
         o.rounds,
         o.outputs
     );
@@ -111,24 +96,51 @@ fn main() {
         "{:<10} {:>6} {:>12} {:>10} {:>10} {:>10}",
         "target", "round", "alerts/s", "p50 ms", "p99 ms", "errors"
     );
-    let mut bare_runs = Vec::new();
-    let mut gateway_runs = Vec::new();
-    let mut accepted_total = 0u64;
-    let mut drain = Vec::new();
+    let mut rounds = Rounds::default();
     for round in 1..=o.rounds {
-        let b = rt.block_on(load(bare_addr, &o));
+        rounds.run(&rt, &o, targets, round);
+    }
+    let (commits, records) = rounds.report(&rt, &o, gateway_addr);
+    for child in [&mut gateway, &mut bare, &mut receiver] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    print_fsync_cost(tmp.path(), &rounds.gateway, commits, records);
+}
+
+/// Where the load goes: the bare server, the gateway, and the receiver behind its outputs.
+#[derive(Clone, Copy)]
+struct Targets {
+    bare: SocketAddr,
+    gateway: SocketAddr,
+    receiver: SocketAddr,
+}
+
+/// What the rounds measured.
+#[derive(Default)]
+struct Rounds {
+    bare: Vec<Stats>,
+    gateway: Vec<Stats>,
+    /// Alerts per second accepted and delivered to every output, per round.
+    end_to_end: Vec<f64>,
+    accepted: u64,
+}
+
+impl Rounds {
+    /// One round: the bare server, then the gateway until every output has every alert.
+    fn run(&mut self, rt: &tokio::runtime::Runtime, o: &Options, to: Targets, round: usize) {
+        let b = rt.block_on(load(to.bare, o));
         print_row("bare", round, &b);
-        bare_runs.push(b);
-        let before = rt.block_on(received(receiver_addr));
+        self.bare.push(b);
+        let before = rt.block_on(received(to.receiver));
         let started = Instant::now();
-        let g = rt.block_on(load(gateway_addr, &o));
+        let g = rt.block_on(load(to.gateway, o));
         print_row("gateway", round, &g);
-        accepted_total += g.ok;
-        // Wait until every output delivered every accepted alert: the end-to-end rate.
+        self.accepted += g.ok;
         let want = before + g.ok * o.outputs as u64;
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let got = rt.block_on(received(receiver_addr));
+            let got = rt.block_on(received(to.receiver));
             if got >= want {
                 break;
             }
@@ -138,61 +150,71 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let e2e = started.elapsed();
-        drain.push((g.ok as f64) / e2e.as_secs_f64());
-        gateway_runs.push(g);
+        self.end_to_end
+            .push((g.ok as f64) / started.elapsed().as_secs_f64());
+        self.gateway.push(g);
     }
 
-    let median = |runs: &mut Vec<Stats>| {
-        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        runs[runs.len() / 2].clone()
-    };
-    let (b, g) = (median(&mut bare_runs), median(&mut gateway_runs));
-    drain.sort_by(|a, b| a.total_cmp(b));
-    let e2e = drain[drain.len() / 2];
-    println!();
-    println!(
-        "median bare:    {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
-        b.rate, b.p50_ms, b.p99_ms
-    );
-    println!(
-        "median gateway: {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
-        g.rate, g.p50_ms, g.p99_ms
-    );
-    println!("ratio gateway/bare (accept rate): {:.2}", g.rate / b.rate);
-    println!(
-        "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
-        o.outputs,
-        e2e,
-        e2e / b.rate
-    );
-    let metrics = rt.block_on(get(gateway_addr, "/metrics"));
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|r| r.trim().parse::<f64>().ok())
-            })
-            .unwrap_or(0.0)
-    };
-    let (commits, records) = (
-        value("peregrine_spool_commits_total"),
-        value("peregrine_spool_records_total"),
-    );
-    println!(
-        "group commit: {records:.0} alerts in {commits:.0} fsyncs ({:.1} alerts per fsync); {accepted_total} accepted in all",
-        records / commits.max(1.0)
-    );
-    for child in [&mut gateway, &mut bare, &mut receiver] {
-        let _ = child.kill();
-        let _ = child.wait();
+    /// Prints the medians and ratios, and the group commit's figures; returns the gateway's
+    /// (fsyncs, alerts written).
+    fn report(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        o: &Options,
+        gateway: SocketAddr,
+    ) -> (f64, f64) {
+        let median = |runs: &[Stats]| {
+            let mut runs = runs.to_vec();
+            runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            runs[runs.len() / 2].clone()
+        };
+        let (b, g) = (median(&self.bare), median(&self.gateway));
+        self.end_to_end.sort_by(|a, b| a.total_cmp(b));
+        let e2e = self.end_to_end[self.end_to_end.len() / 2];
+        println!();
+        println!(
+            "median bare:    {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+            b.rate, b.p50_ms, b.p99_ms
+        );
+        println!(
+            "median gateway: {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+            g.rate, g.p50_ms, g.p99_ms
+        );
+        println!("ratio gateway/bare (accept rate): {:.2}", g.rate / b.rate);
+        println!(
+            "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
+            o.outputs,
+            e2e,
+            e2e / b.rate
+        );
+        let metrics = rt.block_on(get(gateway, "/metrics"));
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)
+                        .and_then(|r| r.trim().parse::<f64>().ok())
+                })
+                .unwrap_or(0.0)
+        };
+        let (commits, records) = (
+            value("peregrine_spool_commits_total"),
+            value("peregrine_spool_records_total"),
+        );
+        println!(
+            "group commit: {records:.0} alerts in {commits:.0} fsyncs ({:.1} alerts per fsync); {} accepted in all",
+            records / commits.max(1.0),
+            self.accepted
+        );
+        (commits, records)
     }
+}
 
-    // What durability costs on this disk, measured on the now idle machine: the gateway's CPU
-    // budget per alert is small enough that one fsync's CPU time is worth several alerts.
+/// What durability costs on this disk, measured on the now idle machine: the gateway's CPU
+/// budget per alert is small enough that one fsync's CPU time is worth several alerts.
+fn print_fsync_cost(dir: &Path, gateway_runs: &[Stats], commits: f64, records: f64) {
     let load_seconds: f64 = gateway_runs.iter().map(|r| r.ok as f64 / r.rate).sum();
-    let fsync = fsync_cost(tmp.path(), records / commits.max(1.0));
+    let fsync = fsync_cost(dir, records / commits.max(1.0));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let per_second = commits / load_seconds.max(f64::EPSILON);
     println!(
@@ -260,7 +282,7 @@ fn print_row(target: &str, round: usize, s: &Stats) {
 /// N keep-alive connections, each posting one alert at a time until the time or count runs out.
 async fn load(addr: SocketAddr, o: &Options) -> Stats {
     let sent = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + o.duration;
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..o.connections {

@@ -40,34 +40,15 @@ fn alert(i: usize) -> serde_json::Value {
     a
 }
 
+/// How fast each output drains a backlog into a local peer, in one run.
+#[derive(clap::Parser)]
 struct Options {
+    /// Alerts per output.
+    #[arg(long, default_value_t = 100_000)]
     alerts: usize,
+    /// The gateway binary (by default the one beside this program).
+    #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
-}
-
-fn parse_args() -> Options {
-    let mut o = Options {
-        alerts: 100_000,
-        gateway_bin: std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("peregrine-gateway")))
-            .unwrap_or_else(|| PathBuf::from("target/release/peregrine-gateway")),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--alerts" => o.alerts = value.parse().expect("--alerts N"),
-            "--gateway-bin" => o.gateway_bin = PathBuf::from(value),
-            other => {
-                eprintln!("unknown argument {other}\nusage: peregrine-outbench [--alerts 100000] [--gateway-bin PATH]");
-                std::process::exit(2);
-            }
-        }
-        i += 2;
-    }
-    o
 }
 
 fn main() {
@@ -75,7 +56,7 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("serve-sink") {
         return sink(args[2].parse().expect("a port"));
     }
-    let o = parse_args();
+    let o = <Options as clap::Parser>::parse();
     assert!(
         o.gateway_bin.exists(),
         "{} not found: run `cargo build --release --bins` first",

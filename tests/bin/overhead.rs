@@ -13,9 +13,11 @@
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
 
 fn main() {
     if unsafe { libc::geteuid() } != 0 {
@@ -34,8 +36,46 @@ fn main() {
     // The copy every test and bench uses (config/rules/ holds the one `make run` loads).
     let rules = root.join("tests/data/falco-rules/falco_rules.yaml");
     let redis = start_redis();
+    let workloads = workloads();
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
 
-    let workloads: Vec<(&str, Workload)> = vec![
+    println!("peregrine-overhead: {ROUNDS} rounds of [baseline, with sensor] and a closing baseline; medians reported");
+    let redis_target = redis.as_ref().map(|r| (r.0.id(), r.1));
+    let m = measure(&workloads, redis_target, &bin, &rules, metrics_port);
+    print_comparison(&workloads, redis.is_some(), &m);
+    // What one traced syscall costs, all in: the getpid loop makes one syscall per operation.
+    let per_syscall_ns = median(&m.with[0].iter().map(|s| s.wall).collect::<Vec<_>>())
+        - median(&m.base[0].iter().map(|s| s.wall).collect::<Vec<_>>());
+    let redis_cpu_ns = redis.is_some().then(|| {
+        median(
+            &m.base[workloads.len()]
+                .iter()
+                .map(|s| s.cpu_ns)
+                .collect::<Vec<_>>(),
+        )
+    });
+    bpf_cost(
+        &bin,
+        &rules,
+        metrics_port,
+        redis_target,
+        per_syscall_ns,
+        redis_cpu_ns,
+    );
+    throughput(&bin, &rules, metrics_port);
+    if let Some((mut child, _)) = redis {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The syscall-heavy loops measured with and without the sensor.
+fn workloads() -> Vec<(&'static str, Workload)> {
+    vec![
         (
             "getpid (no event)",
             Box::new(|| {
@@ -47,42 +87,64 @@ fn main() {
         ("open+close (1 event)", Box::new(open_close)),
         ("fork+exec+wait (~30 events)", Box::new(fork_exec)),
         ("tcp connect+accept+close", Box::new(connect_loop)),
-    ];
+    ]
+}
 
-    const ROUNDS: usize = 5;
-    println!("peregrine-overhead: {ROUNDS} rounds of [baseline, with sensor] and a closing baseline; medians reported");
-    let mut base: Vec<Vec<Sample>> = vec![Vec::new(); workloads.len() + 1];
-    let mut with: Vec<Vec<Sample>> = vec![Vec::new(); workloads.len() + 1];
+/// Samples per workload (redis last), without and with the sensor, and what the sensor did.
+struct Measured {
+    base: Vec<Vec<Sample>>,
+    with: Vec<Vec<Sample>>,
+    sensor_cpu_ns: u64,
+    records: f64,
+    drops: f64,
+    elapsed: Duration,
+}
+
+/// `ROUNDS` rounds of [baseline, with the sensor], then a closing baseline, so drift on this
+/// shared machine brackets both sides.
+fn measure(
+    workloads: &[(&str, Workload)],
+    redis: Option<(u32, u16)>,
+    bin: &Path,
+    rules: &Path,
+    metrics_port: u16,
+) -> Measured {
+    let mut m = Measured {
+        base: vec![Vec::new(); workloads.len() + 1],
+        with: vec![Vec::new(); workloads.len() + 1],
+        sensor_cpu_ns: 0,
+        records: 0.0,
+        drops: 0.0,
+        elapsed: Duration::ZERO,
+    };
     let run_all = |into: &mut Vec<Vec<Sample>>| {
         for (i, (_, w)) in workloads.iter().enumerate() {
             into[i].push(w());
         }
-        if let Some(r) = &redis {
-            into[workloads.len()].push(redis_rps(r.0.id(), r.1));
+        if let Some((pid, port)) = redis {
+            into[workloads.len()].push(redis_rps(pid, port));
         }
     };
-    let metrics_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (mut cpu, mut records, mut drops, mut elapsed) = (0u64, 0f64, 0f64, Duration::ZERO);
     for _ in 0..ROUNDS {
-        run_all(&mut base);
-        let mut sensor = start_sensor(&bin, &rules, metrics_port);
+        run_all(&mut m.base);
+        let mut sensor = start_sensor(bin, rules, metrics_port);
         let cpu0 = cpu_ns(sensor.id());
         let t0 = Instant::now();
-        run_all(&mut with);
+        run_all(&mut m.with);
         std::thread::sleep(Duration::from_millis(1100)); // the once-a-second counters catch up
-        elapsed += t0.elapsed();
-        cpu += cpu_ns(sensor.id()) - cpu0;
-        records += metric(metrics_port, "peregrine_sensor_kernel_records_total");
-        drops += metric(metrics_port, "peregrine_sensor_drops_total");
+        m.elapsed += t0.elapsed();
+        m.sensor_cpu_ns += cpu_ns(sensor.id()) - cpu0;
+        m.records += metric(metrics_port, "peregrine_sensor_kernel_records_total");
+        m.drops += metric(metrics_port, "peregrine_sensor_drops_total");
         let _ = sensor.kill();
         let _ = sensor.wait();
     }
-    run_all(&mut base);
+    run_all(&mut m.base);
+    m
+}
 
+/// The table of workloads, and the sensor's own totals.
+fn print_comparison(workloads: &[(&str, Workload)], redis: bool, m: &Measured) {
     println!(
         "{:<30} {:>10} {:>10} {:>7} {:>12}  {:>7} {:>12}  {:>7}",
         "workload (ns per op)",
@@ -95,45 +157,23 @@ fn main() {
         "best"
     );
     for (i, (name, _)) in workloads.iter().enumerate() {
-        report(name, &base[i], &with[i], false);
+        report(name, &m.base[i], &m.with[i], false);
     }
-    if redis.is_some() {
+    if redis {
         let i = workloads.len();
-        let ratio = report("redis-benchmark (req/s)", &base[i], &with[i], true);
+        let ratio = report("redis-benchmark (req/s)", &m.base[i], &m.with[i], true);
         println!(
             "  redis-benchmark with the sensor: {:.1} % fewer requests per second",
             (1.0 - 1.0 / ratio) * 100.0
         );
     }
     println!(
-        "sensor, over the {ROUNDS} rounds: {records:.0} kernel records in {:.1} s, {drops:.0} dropped; user-space CPU {:.2} s",
-        elapsed.as_secs_f64(),
-        cpu as f64 / 1e9
+        "sensor, over the {ROUNDS} rounds: {:.0} kernel records in {:.1} s, {:.0} dropped; user-space CPU {:.2} s",
+        m.records,
+        m.elapsed.as_secs_f64(),
+        m.drops,
+        m.sensor_cpu_ns as f64 / 1e9
     );
-    // What one traced syscall costs, all in: the getpid loop makes one syscall per operation.
-    let per_syscall_ns = median(&with[0].iter().map(|s| s.wall).collect::<Vec<_>>())
-        - median(&base[0].iter().map(|s| s.wall).collect::<Vec<_>>());
-    let redis_cpu_ns = redis.is_some().then(|| {
-        median(
-            &base[workloads.len()]
-                .iter()
-                .map(|s| s.cpu_ns)
-                .collect::<Vec<_>>(),
-        )
-    });
-    bpf_cost(
-        &bin,
-        &rules,
-        metrics_port,
-        redis.as_ref().map(|r| (r.0.id(), r.1)),
-        per_syscall_ns,
-        redis_cpu_ns,
-    );
-    throughput(&bin, &rules, metrics_port);
-    if let Some((mut child, _)) = redis {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// One workload run: wall-clock cost, and the CPU time (user and system, of the workload's

@@ -123,13 +123,7 @@ impl GatewayProcess {
 
     /// Resident memory of the gateway process, from /proc, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/pid/status");
-        kib * 1024
+        crate::proc_status_kib(self.pid() as u32, "VmRSS") * 1024
     }
 
     /// Waits until the gateway's log contains `text`, or panics with the log after `timeout`.

@@ -69,7 +69,7 @@ impl Api for Bulk {
             (method == Method::PUT, path.split_once("/_index_template/"))
         {
             let Ok(v) = serde_json::from_slice::<Value>(body) else {
-                return Reply::new(400, json!({"error": {"type": "parse_exception", "reason": "not JSON"}, "status": 400}).to_string());
+                return bad_request("parse_exception", "not JSON");
             };
             state.templates.insert(name.to_string(), v);
             return Reply::new(200, r#"{"acknowledged":true}"#);
@@ -77,72 +77,115 @@ impl Api for Bulk {
         if method != Method::POST || !path.ends_with("/_bulk") {
             return Reply::new(404, "");
         }
-        let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
-        let mut text = Vec::new();
-        if gzip {
-            if flate2::read::GzDecoder::new(body)
-                .read_to_end(&mut text)
-                .is_err()
-            {
-                return Reply::new(400, json!({"error": {"type": "parse_exception", "reason": "bad gzip"}, "status": 400}).to_string());
-            }
-        } else {
-            text = body.to_vec();
-        }
-        if state.max_request_bytes.is_some_and(|max| text.len() > max) {
-            return Reply::new(413, "");
-        }
-        if headers
-            .get("content-type")
-            .is_none_or(|v| v != "application/x-ndjson")
-            || !text.ends_with(b"\n")
+        bulk(&mut state, headers, body)
+    }
+}
+
+/// Elasticsearch's 400: an error `type` and `reason`.
+fn bad_request(kind: &str, reason: &str) -> Reply {
+    let body = json!({"error": {"type": kind, "reason": reason}, "status": 400});
+    Reply::new(400, body.to_string())
+}
+
+/// A `_bulk` request: size and framing checked first, then each action pair read and answered
+/// in order (pairs before a malformed one stay stored although the request is answered 400).
+fn bulk(state: &mut State, headers: &HeaderMap, body: &[u8]) -> Reply {
+    let text = match bulk_body(headers, body, state.max_request_bytes) {
+        Ok(text) => text,
+        Err(reply) => return reply,
+    };
+    let lines: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !lines.len().is_multiple_of(2) {
+        return bad_request(
+            "illegal_argument_exception",
+            "Malformed action/metadata line",
+        );
+    }
+    let mut items = Vec::new();
+    let mut errors = false;
+    for pair in lines.chunks(2) {
+        let (action, doc) = match (
+            serde_json::from_slice::<Value>(pair[0]),
+            serde_json::from_slice::<Value>(pair[1]),
+        ) {
+            (Ok(action), Ok(doc)) => (action, doc),
+            _ => return bad_request("x_content_parse_exception", "bad JSON line"),
+        };
+        let meta = &action["create"];
+        let (Some(index), Some(id)) = (meta["_index"].as_str(), meta["_id"].as_str()) else {
+            return bad_request(
+                "action_request_validation_exception",
+                "only create with _index and _id is expected here",
+            );
+        };
+        let status = state.create(index, id, doc);
+        errors |= status >= 300;
+        items.push(item_result(index, id, status));
+    }
+    state.requests.push((items.len(), text.len()));
+    Reply::new(
+        200,
+        json!({"took": 1, "errors": errors, "items": items}).to_string(),
+    )
+    .header("content-type", "application/json")
+}
+
+/// The bulk body, gunzipped if it says so, when it is within the size limit (413 otherwise)
+/// and is NDJSON ending in a newline.
+fn bulk_body(headers: &HeaderMap, body: &[u8], max: Option<usize>) -> Result<Vec<u8>, Reply> {
+    let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
+    let mut text = Vec::new();
+    if gzip {
+        if flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut text)
+            .is_err()
         {
-            return Reply::new(400, json!({"error": {"type": "illegal_argument_exception", "reason": "The bulk request must be terminated by a newline [\\n]"}, "status": 400}).to_string());
+            return Err(bad_request("parse_exception", "bad gzip"));
         }
-        let lines: Vec<&[u8]> = text
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
-        if !lines.len().is_multiple_of(2) {
-            return Reply::new(400, json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}, "status": 400}).to_string());
+    } else {
+        text = body.to_vec();
+    }
+    if max.is_some_and(|max| text.len() > max) {
+        return Err(Reply::new(413, ""));
+    }
+    if headers
+        .get("content-type")
+        .is_none_or(|v| v != "application/x-ndjson")
+        || !text.ends_with(b"\n")
+    {
+        return Err(bad_request(
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]",
+        ));
+    }
+    Ok(text)
+}
+
+impl State {
+    /// One `create`: an injected status if any is queued for the `_id`, 409 if the `_id` is
+    /// stored already, else stored and 201.
+    fn create(&mut self, index: &str, id: &str, doc: Value) -> u16 {
+        if let Some(status) = self.inject.get_mut(id).and_then(VecDeque::pop_front) {
+            return status;
         }
-        let mut items = Vec::new();
-        let mut errors = false;
-        for pair in lines.chunks(2) {
-            let (Ok(action), Ok(doc)) = (
-                serde_json::from_slice::<Value>(pair[0]),
-                serde_json::from_slice::<Value>(pair[1]),
-            ) else {
-                return Reply::new(400, json!({"error": {"type": "x_content_parse_exception", "reason": "bad JSON line"}, "status": 400}).to_string());
-            };
-            let meta = &action["create"];
-            let (Some(index), Some(id)) = (meta["_index"].as_str(), meta["_id"].as_str()) else {
-                return Reply::new(400, json!({"error": {"type": "action_request_validation_exception", "reason": "only create with _index and _id is expected here"}, "status": 400}).to_string());
-            };
-            let injected = state.inject.get_mut(id).and_then(VecDeque::pop_front);
-            let status = match injected {
-                Some(s) => s,
-                None if state.documents.contains_key(id) => 409,
-                None => {
-                    state
-                        .documents
-                        .insert(id.to_string(), (index.to_string(), doc));
-                    201
-                }
-            };
-            if status >= 300 {
-                errors = true;
-                items.push(json!({"create": {"_index": index, "_id": id, "status": status,
-                    "error": {"type": error_type(status), "reason": format!("injected {status} for [{id}]")}}}));
-            } else {
-                items.push(json!({"create": {"_index": index, "_id": id, "status": status, "result": "created", "_version": 1}}));
-            }
+        if self.documents.contains_key(id) {
+            return 409;
         }
-        state.requests.push((items.len(), text.len()));
-        Reply::new(
-            200,
-            json!({"took": 1, "errors": errors, "items": items}).to_string(),
-        )
-        .header("content-type", "application/json")
+        self.documents
+            .insert(id.to_string(), (index.to_string(), doc));
+        201
+    }
+}
+
+/// A bulk response item for a `create`.
+fn item_result(index: &str, id: &str, status: u16) -> Value {
+    if status >= 300 {
+        json!({"create": {"_index": index, "_id": id, "status": status,
+            "error": {"type": error_type(status), "reason": format!("injected {status} for [{id}]")}}})
+    } else {
+        json!({"create": {"_index": index, "_id": id, "status": status, "result": "created", "_version": 1}})
     }
 }

@@ -16,6 +16,7 @@ pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;
 mod server;
+pub mod sidekick_ui;
 pub mod slack;
 pub mod teams;
 

@@ -117,92 +117,106 @@ impl Api for Loki {
         if method != Method::POST || !path.ends_with("/loki/api/v1/push") {
             return Reply::new(404, "404 page not found\n");
         }
-        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let decoded = if header("content-type").starts_with("application/json") {
-            let mut text = Vec::new();
-            if header("content-encoding") == "gzip" {
-                if flate2::read::GzDecoder::new(body)
-                    .read_to_end(&mut text)
-                    .is_err()
-                {
-                    return bad("gzip: invalid header");
-                }
-            } else {
-                text = body.to_vec();
-            }
-            decode_json(&text).map(|s| (s, "json"))
-        } else if header("content-type") == "application/x-protobuf" {
-            if !matches!(header("content-encoding"), "" | "snappy") {
-                return Reply::new(
-                    415,
-                    format!(
-                        "Content-Encoding {} not supported\n",
-                        header("content-encoding")
-                    ),
-                );
-            }
-            decode_protobuf(body).map(|s| (s, "protobuf"))
-        } else {
-            return Reply::new(415, "unsupported Content-Type\n");
-        };
-        let (streams, format) = match decoded {
-            Ok(s) => s,
-            Err(e) => return bad(e),
+        let (streams, format) = match decode(headers, body) {
+            Ok(decoded) => decoded,
+            Err(reply) => return reply,
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos() as i64;
-        let oldest = now - 7 * 24 * 3600 * 1_000_000_000;
-        let newest = now + 10 * 60 * 1_000_000_000;
-        let mut accepted = Vec::new();
-        for (selector, entries) in streams {
-            let labels = match parse_selector(&selector) {
-                Ok(l) => l,
-                Err(e) => return bad(format!("error parsing labels {selector}: {e}")),
-            };
-            if labels.is_empty() {
-                return bad("error at least one label pair is required per stream");
-            }
-            if labels.len() > 15 {
-                return bad(format!(
-                    "entry for stream '{selector}' has {} label names; limit 15",
-                    labels.len()
-                ));
-            }
-            let mut last = i64::MIN;
-            for (ts, line, metadata) in entries {
-                if ts < last {
-                    return bad(format!("entry with timestamp {ts} ignored, reason: 'entry out of order' for stream: {selector}"));
-                }
-                last = ts;
-                if ts < oldest {
-                    return bad(format!("entry for stream '{selector}' has timestamp too old: {ts}, oldest acceptable timestamp is: {oldest}"));
-                }
-                if ts > newest {
-                    return bad(format!(
-                        "entry for stream '{selector}' has timestamp too new: {ts}"
-                    ));
-                }
-                for name in metadata.keys() {
-                    if !valid_name(name) {
-                        return bad(format!("invalid structured metadata name {name:?}"));
-                    }
-                }
-                accepted.push(Entry {
-                    labels: labels.clone(),
-                    timestamp_ns: ts,
-                    line,
-                    metadata,
-                });
-            }
-        }
+        let accepted = match validate(streams, now) {
+            Ok(entries) => entries,
+            Err(message) => return bad(message),
+        };
         let mut state = self.0.lock().unwrap();
         state.pushes.push((accepted.len(), body.len()));
         state.formats.push(format);
         state.entries.extend(accepted);
         Reply::new(204, "")
     }
+}
+
+/// The body's streams and which format it was (`json` or `protobuf`), read by Content-Type and
+/// Content-Encoding as Loki reads them; otherwise the answer Loki gives.
+fn decode(headers: &HeaderMap, body: &[u8]) -> Result<(Streams, &'static str), Reply> {
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (content_type, encoding) = (header("content-type"), header("content-encoding"));
+    let decoded = if content_type.starts_with("application/json") {
+        let mut text = Vec::new();
+        if encoding == "gzip" {
+            if flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut text)
+                .is_err()
+            {
+                return Err(bad("gzip: invalid header"));
+            }
+        } else {
+            text = body.to_vec();
+        }
+        decode_json(&text).map(|s| (s, "json"))
+    } else if content_type == "application/x-protobuf" {
+        if !matches!(encoding, "" | "snappy") {
+            let message = format!("Content-Encoding {encoding} not supported\n");
+            return Err(Reply::new(415, message));
+        }
+        decode_protobuf(body).map(|s| (s, "protobuf"))
+    } else {
+        return Err(Reply::new(415, "unsupported Content-Type\n"));
+    };
+    decoded.map_err(bad)
+}
+
+/// Loki's distributor checks on every stream and entry, `now` being the time of the push: the
+/// entries to store, or the first problem found (Loki rejects the whole push for it).
+fn validate(streams: Streams, now: i64) -> Result<Vec<Entry>, String> {
+    let oldest = now - 7 * 24 * 3600 * 1_000_000_000;
+    let newest = now + 10 * 60 * 1_000_000_000;
+    let mut accepted = Vec::new();
+    for (selector, entries) in streams {
+        let labels = stream_labels(&selector)?;
+        let mut last = i64::MIN;
+        for (ts, line, metadata) in entries {
+            if ts < last {
+                return Err(format!("entry with timestamp {ts} ignored, reason: 'entry out of order' for stream: {selector}"));
+            }
+            last = ts;
+            if ts < oldest {
+                return Err(format!("entry for stream '{selector}' has timestamp too old: {ts}, oldest acceptable timestamp is: {oldest}"));
+            }
+            if ts > newest {
+                return Err(format!(
+                    "entry for stream '{selector}' has timestamp too new: {ts}"
+                ));
+            }
+            if let Some(name) = metadata.keys().find(|name| !valid_name(name)) {
+                return Err(format!("invalid structured metadata name {name:?}"));
+            }
+            accepted.push(Entry {
+                labels: labels.clone(),
+                timestamp_ns: ts,
+                line,
+                metadata,
+            });
+        }
+    }
+    Ok(accepted)
+}
+
+/// A stream's labels: a valid selector with between 1 and 15 labels.
+fn stream_labels(selector: &str) -> Result<BTreeMap<String, String>, String> {
+    let labels =
+        parse_selector(selector).map_err(|e| format!("error parsing labels {selector}: {e}"))?;
+    if labels.is_empty() {
+        return Err("error at least one label pair is required per stream".into());
+    }
+    if labels.len() > 15 {
+        return Err(format!(
+            "entry for stream '{selector}' has {} label names; limit 15",
+            labels.len()
+        ));
+    }
+    Ok(labels)
 }
 
 type Streams = Vec<(String, Vec<(i64, String, BTreeMap<String, String>)>)>;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peregrine_engine::{Alert, AlertId};
-use peregrine_gateway::delivery::storm::{Storm, StormConfig};
+use peregrine_gateway::worker::storm::{Storm, StormConfig};
 use peregrine_outputs::fingerprint::Fingerprint;
 
 const WINDOWS: usize = 100_000;

@@ -11,15 +11,15 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::delivery::OutputStatus;
-use crate::http::conn::Connections;
-use crate::http::{self, AppState};
+use crate::front::conn::Connections;
+use crate::front::{self, AppState};
 use crate::input::InputSet;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::output_set::OutputSet;
 use crate::reload::{self, Live, Reloader};
 use crate::spool::Spool;
+use crate::worker::OutputStatus;
 
 /// How often fully passed segments are deleted, unless the spool is filling up.
 const COMPACT_EVERY: Duration = Duration::from_secs(1);
@@ -71,7 +71,7 @@ impl Gateway {
             cause,
         })?;
         let metrics = Arc::new(Metrics::new());
-        metrics.register_rejection_reasons(http::REJECTION_REASONS);
+        metrics.register_rejection_reasons(front::REJECTION_REASONS);
         for result in ["ok", "error"] {
             metrics.config_reloads.with_label_values(&[result]);
         }
@@ -160,9 +160,9 @@ async fn serve(
     let grace = reloader.shutdown_grace().await;
     // One signal stops both intake and workers: in-flight requests finish storing their
     // alerts while in-flight deliveries get their grace period, side by side.
-    let server = http::server::serve(
+    let server = front::server::serve(
         listener,
-        http::router(state.clone()),
+        front::router(state.clone()),
         state.front.clone(),
         state.connections.clone(),
         stop.clone(),

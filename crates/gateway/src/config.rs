@@ -11,25 +11,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_engine::Priority;
-use peregrine_outputs::config::SettingsError;
 use peregrine_outputs::duration::ConfigDuration;
 use peregrine_outputs::fingerprint::Fingerprint;
 use peregrine_outputs::list::StringList;
 use peregrine_outputs::retry::RetryPolicy;
 use peregrine_outputs::secret::Secret;
 use peregrine_outputs::size::ByteSize;
-use peregrine_outputs::{OutputKind, OutputSettings};
+use peregrine_outputs::SettingsError;
+use peregrine_outputs::{output_type, CheckedSettings, OutputType};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::deadletter::DeadLetterLimits;
-use crate::delivery::{BacklogLimit, BacklogPolicy, StormConfig};
-use crate::http::limits::{Limits, RawLimits};
-use crate::http::tls::{ListenerTls, TlsFiles};
+use crate::front::limits::{Limits, RawLimits};
+use crate::front::tls::{ListenerTls, TlsFiles};
 use crate::input::InputConfig;
 use crate::routing::Route;
 use crate::spool::SpoolOptions;
+use crate::worker::{BacklogLimit, BacklogPolicy, StormConfig};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:2801";
 
@@ -69,7 +69,9 @@ pub struct Config {
 pub struct OutputConfig {
     /// Unique; names the cursor and dead-letter files and the `output` metrics label.
     pub name: String,
-    pub settings: OutputSettings,
+    /// The `type:` key.
+    pub output_type: &'static OutputType,
+    pub settings: CheckedSettings,
     pub route: Route,
     pub policy: RetryPolicy,
     pub max_in_flight: usize,
@@ -80,12 +82,6 @@ pub struct OutputConfig {
     /// Tells whether the output's keys changed between two loads (hashed in memory, never shown):
     /// a reload restarts only outputs whose fingerprint changed.
     pub fingerprint: u64,
-}
-
-impl OutputConfig {
-    pub fn kind(&self) -> OutputKind {
-        self.settings.kind()
-    }
 }
 
 /// One problem, at a key path.
@@ -136,64 +132,11 @@ impl Config {
     /// Parses and validates configuration text. `env` resolves `${VAR}`.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         let mut errors = Errors::default();
-        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                path: String::new(),
-                message: format!("not valid YAML: {e}"),
-            }])
-        })?;
-        let mut root = match serde_json::to_value(&yaml) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => Map::new(),
-            Ok(_) => return Err(errors.fail("", "the configuration must be a mapping of keys")),
-            Err(e) => return Err(errors.fail("", format!("unsupported YAML: {e}"))),
-        };
-        for (key, value) in root.iter_mut() {
-            interpolate(value, key, env, &mut errors);
-        }
-
-        const KEYS: [&str; 11] = [
-            "listen",
-            "dead_letter",
-            "tls",
-            "limits",
-            "max_body_bytes",
-            "auth",
-            "spool",
-            "custom_fields",
-            "shutdown_grace",
-            "outputs",
-            "inputs",
-        ];
-        for key in root.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                errors.push(
-                    key,
-                    format!("unknown key (expected one of {})", KEYS.join(", ")),
-                );
-            }
-        }
-
+        let mut root = read_root(text, env, &mut errors)?;
         let listen = parse_listen(root.remove("listen"), &mut errors);
         let max_body_bytes = parse_max_body_bytes(root.remove("max_body_bytes"), &mut errors);
-        let tls = errors
-            .section::<TlsFiles>("tls", root.remove("tls"))
-            .and_then(|files| match ListenerTls::load(files) {
-                Ok(tls) => Some(tls),
-                Err((key, message)) => {
-                    errors.push(format!("tls.{key}"), message);
-                    None
-                }
-            });
-        let limits = errors
-            .section::<RawLimits>("limits", root.remove("limits"))
-            .unwrap_or_default()
-            .check(max_body_bytes)
-            .unwrap_or_else(|(key, message)| {
-                errors.push(format!("limits.{key}"), message);
-                Limits::default()
-            });
-
+        let tls = parse_tls(root.remove("tls"), &mut errors);
+        let limits = parse_limits(root.remove("limits"), max_body_bytes, &mut errors);
         let bearer_token = parse_auth(root.remove("auth"), &mut errors);
         let spool = parse_spool(root.remove("spool"), max_body_bytes, &mut errors);
         let custom_fields = parse_custom_fields(root.remove("custom_fields"), &mut errors);
@@ -223,6 +166,84 @@ impl Config {
             hash: short_sha256(text.as_bytes()),
         })
     }
+}
+
+/// The top-level keys.
+const KEYS: [&str; 11] = [
+    "listen",
+    "dead_letter",
+    "tls",
+    "limits",
+    "max_body_bytes",
+    "auth",
+    "spool",
+    "custom_fields",
+    "shutdown_grace",
+    "outputs",
+    "inputs",
+];
+
+/// The YAML as a map of known top-level keys, with `${VAR}` resolved everywhere. Text that is
+/// not a YAML mapping is the one error that stops the check at once.
+fn read_root(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Errors,
+) -> Result<Map<String, Value>, ConfigErrors> {
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            message: format!("not valid YAML: {e}"),
+        }])
+    })?;
+    let mut root = match serde_json::to_value(&yaml) {
+        Ok(Value::Object(map)) => map,
+        Ok(Value::Null) => Map::new(),
+        Ok(_) => {
+            let message = "the configuration must be a mapping of keys";
+            return Err(std::mem::take(errors).fail("", message));
+        }
+        Err(e) => {
+            let message = format!("unsupported YAML: {e}");
+            return Err(std::mem::take(errors).fail("", message));
+        }
+    };
+    for (key, value) in root.iter_mut() {
+        interpolate(value, key, env, errors);
+    }
+    for key in root.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            errors.push(
+                key,
+                format!("unknown key (expected one of {})", KEYS.join(", ")),
+            );
+        }
+    }
+    Ok(root)
+}
+
+/// `tls`: the listener's certificate and key (and client CA), read and checked now.
+fn parse_tls(value: Option<Value>, errors: &mut Errors) -> Option<ListenerTls> {
+    let files = errors.section::<TlsFiles>("tls", value)?;
+    match ListenerTls::load(files) {
+        Ok(tls) => Some(tls),
+        Err((key, message)) => {
+            errors.push(format!("tls.{key}"), message);
+            None
+        }
+    }
+}
+
+/// `limits`: the front door's bounds (connections, deadlines, body budget).
+fn parse_limits(value: Option<Value>, max_body_bytes: usize, errors: &mut Errors) -> Limits {
+    errors
+        .section::<RawLimits>("limits", value)
+        .unwrap_or_default()
+        .check(max_body_bytes)
+        .unwrap_or_else(|(key, message)| {
+            errors.push(format!("limits.{key}"), message);
+            Limits::default()
+        })
 }
 
 /// `listen`: an address:port.
@@ -399,8 +420,7 @@ fn parse_inputs(value: Option<Value>, errors: &mut Errors) -> Vec<InputConfig> {
                 };
                 match InputConfig::parse(map) {
                     Ok(input) => inputs.push(input),
-                    Err((sub, message)) if sub.is_empty() => errors.push(path, message),
-                    Err((sub, message)) => errors.push(format!("{path}.{sub}"), message),
+                    Err(e) => errors.push_below(&path, e),
                 }
             }
         }
@@ -501,6 +521,7 @@ struct RawRetry {
     max_backoff: Option<ConfigDuration>,
 }
 
+/// One `outputs[i]` entry: the keys every output shares here, the rest by its type.
 fn parse_output(
     path: &str,
     item: Value,
@@ -519,70 +540,105 @@ fn parse_output(
         }
     }
     let raw: RawCommon = errors.at(path, Value::Object(common))?;
-
-    let name_ok = !raw.name.is_empty()
-        && raw.name.len() <= 64
-        && raw
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && !raw.name.starts_with('.');
-    if !name_ok {
-        errors.push(format!("{path}.name"), format!("'{}' must be 1-64 letters, digits, '-', '_' or '.' (it names files and metric labels)", raw.name));
-    }
-    let kind = match raw.kind.parse::<OutputKind>() {
-        Ok(k) => k,
+    check_output_name(path, &raw.name, errors);
+    let output_type = match output_type(&raw.kind) {
+        Ok(t) => t,
         Err(message) => {
             errors.push(format!("{path}.type"), message);
             return None;
         }
     };
-    let settings = match OutputSettings::parse(kind, Value::Object(map)) {
+    let settings = match output_type.parse(Value::Object(map)) {
         Ok(s) => s,
-        Err(SettingsError { path: sub, message }) => {
-            let at = if sub.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{sub}")
-            };
-            errors.push(at, message);
-            return None;
-        }
-    };
-
-    let min_priority = match raw.min_priority.as_deref() {
-        None => Priority::Debug,
-        Some(text) => match text.parse::<Priority>() {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(format!("{path}.min_priority"), e.to_string());
-                Priority::Debug
-            }
-        },
-    };
-    let matcher = raw.matcher.unwrap_or_default();
-    let route = match Route::new(
-        min_priority,
-        matcher.rules.map(|l| l.0).unwrap_or_default(),
-        matcher.tags.map(|l| l.0).unwrap_or_default(),
-        matcher.sources.map(|l| l.0).unwrap_or_default(),
-    ) {
-        Ok(r) => r,
         Err(e) => {
-            errors.push(format!("{path}.match.rules"), e);
+            errors.push_below(path, e);
             return None;
         }
     };
+    let route = parse_route(path, raw.min_priority.as_deref(), raw.matcher, errors)?;
+    let policy = parse_retry_policy(path, raw.retry, raw.timeout, errors);
+    let max_in_flight = raw
+        .max_in_flight
+        .unwrap_or(output_type.max_in_flight.unwrap_or(4));
+    if max_in_flight == 0 {
+        errors.push(format!("{path}.max_in_flight"), "must be at least 1");
+    }
+    if let Some(limit) = output_type.max_in_flight.filter(|&l| max_in_flight > l) {
+        errors.push(
+            format!("{path}.max_in_flight"),
+            format!("must be at most {limit} for type {output_type}"),
+        );
+    }
+    let storm = parse_storm(path, raw.dedup, output_type, errors);
+    let backlog = parse_backlog(path, raw.max_backlog, raw.on_backlog_full, spool, errors);
+    Some(OutputConfig {
+        name: raw.name,
+        output_type,
+        settings,
+        route,
+        policy,
+        max_in_flight,
+        storm,
+        backlog,
+        fingerprint,
+    })
+}
 
+/// An output's name becomes file names and a metrics label: keep it short and plain.
+fn check_output_name(path: &str, name: &str, errors: &mut Errors) {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !name.starts_with('.');
+    if !plain {
+        errors.push(format!("{path}.name"), format!("'{name}' must be 1-64 letters, digits, '-', '_' or '.' (it names files and metric labels)"));
+    }
+}
+
+/// `min_priority` and `match`: which alerts the output receives.
+fn parse_route(
+    path: &str,
+    min_priority: Option<&str>,
+    matcher: Option<RawMatch>,
+    errors: &mut Errors,
+) -> Option<Route> {
+    let min_priority = match min_priority {
+        None => Priority::Debug,
+        Some(text) => text.parse::<Priority>().unwrap_or_else(|e| {
+            errors.push(format!("{path}.min_priority"), e.to_string());
+            Priority::Debug
+        }),
+    };
+    let matcher = matcher.unwrap_or_default();
+    let list = |l: Option<StringList>| l.map(|l| l.0).unwrap_or_default();
+    Route::new(
+        min_priority,
+        list(matcher.rules),
+        list(matcher.tags),
+        list(matcher.sources),
+    )
+    .map_err(|e| errors.push(format!("{path}.match.rules"), e))
+    .ok()
+}
+
+/// `retry` and `timeout`, over the defaults.
+fn parse_retry_policy(
+    path: &str,
+    retry: Option<RawRetry>,
+    timeout: Option<ConfigDuration>,
+    errors: &mut Errors,
+) -> RetryPolicy {
     let defaults = RetryPolicy::default();
-    let retry = raw.retry.unwrap_or_default();
+    let retry = retry.unwrap_or_default();
     let policy = RetryPolicy {
         max_attempts: retry.max_attempts.unwrap_or(defaults.max_attempts),
         initial_backoff: retry
             .initial_backoff
             .map_or(defaults.initial_backoff, |d| d.0),
         max_backoff: retry.max_backoff.map_or(defaults.max_backoff, |d| d.0),
-        timeout: raw.timeout.map_or(defaults.timeout, |d| d.0),
+        timeout: timeout.map_or(defaults.timeout, |d| d.0),
     };
     if policy.max_attempts == 0 {
         errors.push(format!("{path}.retry.max_attempts"), "must be at least 1");
@@ -596,41 +652,39 @@ fn parse_output(
     if policy.timeout.is_zero() {
         errors.push(format!("{path}.timeout"), "must be greater than 0");
     }
-    let max_in_flight = raw.max_in_flight.unwrap_or(4);
-    if max_in_flight == 0 {
-        errors.push(format!("{path}.max_in_flight"), "must be at least 1");
+    policy
+}
+
+/// `dedup`: storm control, which only outputs a person reads take.
+fn parse_storm(
+    path: &str,
+    dedup: Option<RawDedup>,
+    output_type: &OutputType,
+    errors: &mut Errors,
+) -> Option<StormConfig> {
+    let dedup = dedup?;
+    if !output_type.is_for_people() {
+        errors.push(
+            format!("{path}.dedup"),
+            format!(
+                "storm control is for chat, paging and plugin outputs ({}); a {output_type} output receives every alert",
+                peregrine_outputs::OUTPUT_TYPES
+                    .iter()
+                    .filter(|t| t.is_for_people())
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        return None;
     }
-
-    let storm = match raw.dedup {
-        None => None,
-        Some(_) if !kind.is_for_people() => {
-            errors.push(
-                format!("{path}.dedup"),
-                format!("storm control is for chat and paging outputs (slack, teams, pagerduty); a {kind} output receives every alert"),
-            );
-            None
-        }
-        Some(d) if d.window.0.is_zero() => {
-            errors.push(format!("{path}.dedup.window"), "must be greater than 0");
-            None
-        }
-        Some(d) => Some(StormConfig {
-            window: d.window.0,
-            fingerprint: d.fields.unwrap_or_default(),
-        }),
-    };
-
-    let backlog = parse_backlog(path, raw.max_backlog, raw.on_backlog_full, spool, errors);
-
-    Some(OutputConfig {
-        name: raw.name,
-        settings,
-        route,
-        policy,
-        max_in_flight,
-        storm,
-        backlog,
-        fingerprint,
+    if dedup.window.0.is_zero() {
+        errors.push(format!("{path}.dedup.window"), "must be greater than 0");
+        return None;
+    }
+    Some(StormConfig {
+        window: dedup.window.0,
+        fingerprint: dedup.fields.unwrap_or_default(),
     })
 }
 
@@ -699,6 +753,10 @@ fn interpolate(
     }
 }
 
+/// Resolves `${NAME}` and `${NAME:-default}` (the default when NAME is unset or empty, as in
+/// a shell or Compose). Only the braced form: a bare `$` stays as written, so a password or a
+/// pattern holding `$` needs no escaping. Kept here rather than taking `shellexpand`, which
+/// expands bare `$NAME` too.
 fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -708,13 +766,23 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
         let Some(end) = after.find('}') else {
             return Err("unclosed '${' (write ${NAME})".to_string());
         };
-        let name = &after[..end];
+        let reference = &after[..end];
+        let (name, default) = match reference.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (reference, None),
+        };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("'${{{name}}}' is not a valid variable reference"));
+            return Err(format!(
+                "'${{{reference}}}' is not a valid variable reference"
+            ));
         }
-        match env(name) {
-            Some(v) => out.push_str(&v),
-            None => return Err(format!("environment variable {name} is not set")),
+        match (
+            env(name).filter(|v| !v.is_empty() || default.is_none()),
+            default,
+        ) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => return Err(format!("environment variable {name} is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -732,6 +800,16 @@ impl Errors {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    /// Records an output's or input's own problem below that entry's path (`outputs[2]`).
+    fn push_below(&mut self, path: &str, e: SettingsError) {
+        let at = if e.path.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{}", e.path)
+        };
+        self.push(at, e.message);
     }
 
     fn fail(mut self, path: &str, message: impl Into<String>) -> ConfigErrors {

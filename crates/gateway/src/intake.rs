@@ -9,10 +9,10 @@ use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, AlertId};
 use serde_json::{Map, Value};
 
-use crate::delivery::OutputStatus;
 use crate::metrics::Metrics;
 use crate::seen::SeenIds;
 use crate::spool::{AppendError, NewRecord, PendingAppend, Spool};
+use crate::worker::OutputStatus;
 
 #[derive(Clone)]
 pub struct Intake {

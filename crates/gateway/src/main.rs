@@ -1,6 +1,6 @@
 //! `peregrine-gateway`: run the gateway, or check a configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -98,19 +98,7 @@ impl FilterArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Logs go to stderr: stdout belongs to the `stdout` output.
-    let filter =
-        EnvFilter::try_from_env("PEREGRINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if args.log_json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-
+    init_logs(args.log_json);
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -131,63 +119,7 @@ fn main() -> ExitCode {
         };
     }
     if args.check_config {
-        println!("{}: OK (sha256 {}…)", args.config.display(), config.hash);
-        println!("  listen {}", config.listen);
-        match &config.tls {
-            None => println!("  tls off (plaintext)"),
-            Some(tls) => println!(
-                "  tls {} with {}{}",
-                if tls.is_mutual() { "mutual" } else { "server" },
-                tls.files.cert_file.display(),
-                tls.files
-                    .client_ca_file
-                    .as_ref()
-                    .map_or(String::new(), |ca| format!(
-                        ", clients signed by {}",
-                        ca.display()
-                    ))
-            ),
-        }
-        let l = &config.limits;
-        println!(
-            "  limits: header {}s, body {}s, idle {}s, {} connections, {} body bytes in flight",
-            l.header_timeout.as_secs_f64(),
-            l.body_timeout.as_secs_f64(),
-            l.idle_timeout.as_secs_f64(),
-            l.max_connections,
-            l.inflight_body_bytes
-        );
-        println!(
-            "  auth {}",
-            if config.bearer_token.is_some() {
-                "bearer token (***)"
-            } else {
-                "off"
-            }
-        );
-        println!(
-            "  spool {} (max {} bytes)",
-            config.spool.dir.display(),
-            config.spool.max_bytes
-        );
-        for o in &config.outputs {
-            println!(
-                "  output {} ({}) -> {}",
-                o.name,
-                o.kind(),
-                o.settings.describe()
-            );
-            if let Some(storm) = &o.storm {
-                println!(
-                    "    dedup: one alert per {} per {}s window, then a digest",
-                    storm.fingerprint.fields().join(" + "),
-                    storm.window.as_secs_f64()
-                );
-            }
-        }
-        for i in &config.inputs {
-            println!("  input <- {}", i.describe());
-        }
+        print_checked_config(&args.config, &config);
         return ExitCode::SUCCESS;
     }
     match run(config, args.config) {
@@ -196,6 +128,77 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs go to stderr: stdout belongs to the `stdout` output.
+fn init_logs(json: bool) {
+    let filter =
+        EnvFilter::try_from_env("PEREGRINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// `--check-config`: what the gateway would run with, without a secret.
+fn print_checked_config(path: &Path, config: &Config) {
+    println!("{}: OK (sha256 {}…)", path.display(), config.hash);
+    println!("  listen {}", config.listen);
+    match &config.tls {
+        None => println!("  tls off (plaintext)"),
+        Some(tls) => {
+            let clients = tls
+                .files
+                .client_ca_file
+                .as_ref()
+                .map_or(String::new(), |ca| {
+                    format!(", clients signed by {}", ca.display())
+                });
+            let mode = if tls.is_mutual() { "mutual" } else { "server" };
+            println!(
+                "  tls {mode} with {}{clients}",
+                tls.files.cert_file.display()
+            );
+        }
+    }
+    let l = &config.limits;
+    println!(
+        "  limits: header {}s, body {}s, idle {}s, {} connections, {} body bytes in flight",
+        l.header_timeout.as_secs_f64(),
+        l.body_timeout.as_secs_f64(),
+        l.idle_timeout.as_secs_f64(),
+        l.max_connections,
+        l.inflight_body_bytes
+    );
+    let auth = match config.bearer_token {
+        Some(_) => "bearer token (***)",
+        None => "off",
+    };
+    println!("  auth {auth}");
+    println!(
+        "  spool {} (max {} bytes)",
+        config.spool.dir.display(),
+        config.spool.max_bytes
+    );
+    for o in &config.outputs {
+        let describe = o.settings.describe();
+        println!("  output {} ({}) -> {describe}", o.name, o.output_type);
+        if let Some(storm) = &o.storm {
+            println!(
+                "    dedup: one alert per {} per {}s window, then a digest",
+                storm.fingerprint.fields().join(" + "),
+                storm.window.as_secs_f64()
+            );
+        }
+    }
+    for i in &config.inputs {
+        println!("  input <- {}", i.describe());
     }
 }
 

@@ -13,249 +13,163 @@ use prometheus::{
 /// from senders, and an unbounded label would let any client blow up the series count.
 const MAX_SOURCES: usize = 32;
 
-pub struct Metrics {
-    registry: Registry,
-    received: IntCounterVec,
-    pub rejected: IntCounterVec,
-    pub sent: IntCounterVec,
-    pub retries: IntCounterVec,
-    pub dead_lettered: IntCounterVec,
-    pub dead_lettered_by_reason: IntCounterVec,
-    pub suppressed: IntCounterVec,
-    pub digests: IntCounterVec,
-    pub filtered: IntCounterVec,
-    pub queue_depth: IntGaugeVec,
-    pub backlog_bytes: IntGaugeVec,
-    pub in_flight: IntGaugeVec,
-    pub oldest_pending_seconds: IntGaugeVec,
-    pub paused: IntGaugeVec,
-    pub delivery_seconds: HistogramVec,
-    pub spool_bytes: IntGauge,
-    pub spool_max_bytes: IntGauge,
-    pub spool_segments: IntGauge,
-    pub spool_commits: IntCounter,
-    pub spool_records: IntCounter,
-    pub spool_corrupt: IntCounter,
-    pub panics: IntCounterVec,
-    pub dead_letter_bytes: IntGaugeVec,
-    pub dead_letter_write_errors: IntCounterVec,
-    pub kafka_lag: IntGaugeVec,
-    pub config_reloads: IntCounterVec,
-    pub config_info: IntGaugeVec,
-    pub connections: IntGauge,
-    pub connections_max: IntGauge,
-    pub connections_closed: IntCounterVec,
-    pub body_bytes_in_flight: IntGauge,
-    sources: Mutex<HashSet<String>>,
+/// Makes one metric of its type; the labels are ignored by the unlabelled types.
+trait Make: Clone + prometheus::core::Collector + 'static {
+    fn make(name: &str, help: &str, labels: &[&str]) -> Self;
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
+impl Make for IntCounterVec {
+    fn make(name: &str, help: &str, labels: &[&str]) -> Self {
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+    }
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+impl Make for IntGaugeVec {
+    fn make(name: &str, help: &str, labels: &[&str]) -> Self {
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+    }
+}
+
+impl Make for IntCounter {
+    fn make(name: &str, help: &str, _: &[&str]) -> Self {
+        IntCounter::new(name, help).expect("valid metric")
+    }
+}
+
+impl Make for IntGauge {
+    fn make(name: &str, help: &str, _: &[&str]) -> Self {
+        IntGauge::new(name, help).expect("valid metric")
+    }
+}
+
+impl Make for HistogramVec {
+    /// Delivery latencies, from a millisecond (a local peer) to an hour (a long outage).
+    fn make(name: &str, help: &str, labels: &[&str]) -> Self {
+        let buckets = vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            300.0, 900.0, 3600.0,
+        ];
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+            .expect("valid metric")
+    }
+}
+
+fn register<M: Make>(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> M {
+    let metric = M::make(name, help, labels);
     registry
-        .register(Box::new(g.clone()))
+        .register(Box::new(metric.clone()))
         .expect("unique metric");
-    g
+    metric
+}
+
+/// Declares the `Metrics` struct and its constructor from one table: each row is a field, its
+/// type, the series name, its help text and its labels.
+macro_rules! metrics_table {
+    ($($vis:vis $field:ident: $kind:ident = $name:literal, $help:literal, [$($label:literal),*];)*) => {
+        pub struct Metrics {
+            registry: Registry,
+            sources: Mutex<HashSet<String>>,
+            $($vis $field: $kind,)*
+        }
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let registry = Registry::new();
+                Metrics {
+                    $($field: register(&registry, $name, $help, &[$($label),*]),)*
+                    registry,
+                    sources: Mutex::new(HashSet::new()),
+                }
+            }
+        }
+    };
+}
+
+metrics_table! {
+    received: IntCounterVec = "peregrine_alerts_received_total",
+        "Alerts accepted and durably stored.", ["source", "priority"];
+    pub rejected: IntCounterVec = "peregrine_alerts_rejected_total",
+        "Alert requests refused, by reason.", ["reason"];
+    pub kafka_lag: IntGaugeVec = "peregrine_input_kafka_lag",
+        "Messages of a Kafka partition assigned to this replica that are not yet in its spool (high watermark minus the next offset to store), refreshed every 5 s.",
+        ["topic", "partition"];
+
+    pub sent: IntCounterVec = "peregrine_output_sent_total",
+        "Alerts delivered to an output.", ["output", "type"];
+    pub retries: IntCounterVec = "peregrine_output_retries_total",
+        "Alerts whose delivery attempt failed and will be retried.", ["output", "type"];
+    pub dead_lettered: IntCounterVec = "peregrine_output_dead_lettered_total",
+        "Alerts written to an output's dead-letter file.", ["output", "type"];
+    pub dead_lettered_by_reason: IntCounterVec = "peregrine_output_dead_lettered_by_reason_total",
+        "Alerts dead-lettered, by the destination's reason word (channel_not_found, invalid_event, retries_exhausted, http_404, ...).",
+        ["output", "type", "reason"];
+    pub suppressed: IntCounterVec = "peregrine_output_suppressed_total",
+        "Alerts storm control held back from an output (counted in its next digest; other outputs still get them).",
+        ["output", "type"];
+    pub digests: IntCounterVec = "peregrine_output_digests_total",
+        "Storm-control digest messages delivered to an output.", ["output", "type"];
+    pub filtered: IntCounterVec = "peregrine_output_filtered_total",
+        "Alerts an output's routing did not select.", ["output", "type"];
+    pub queue_depth: IntGaugeVec = "peregrine_output_queue_depth",
+        "Alerts in the spool that an output has not finished with.", ["output", "type"];
+    pub backlog_bytes: IntGaugeVec = "peregrine_output_backlog_bytes",
+        "Bytes of spool from an output's cursor to the end of the log (what max_backlog bounds).",
+        ["output", "type"];
+    pub in_flight: IntGaugeVec = "peregrine_output_in_flight",
+        "Alerts in delivery attempts (including backoff) right now.", ["output", "type"];
+    pub oldest_pending_seconds: IntGaugeVec = "peregrine_output_oldest_pending_age_seconds",
+        "Age of the oldest alert an output is still working on.", ["output", "type"];
+    pub paused: IntGaugeVec = "peregrine_output_paused",
+        "1 while a Retry-After from the destination pauses the output.", ["output", "type"];
+    pub delivery_seconds: HistogramVec = "peregrine_output_delivery_seconds",
+        "Time from an alert's acceptance to its delivery to the output.", ["output", "type"];
+    pub panics: IntCounterVec = "peregrine_output_panics_total",
+        "Batches during which the output panicked (a bug); retried, then dead-lettered with reason panic.",
+        ["output", "type"];
+    pub dead_letter_bytes: IntGaugeVec = "peregrine_dead_letter_bytes",
+        "Bytes of dead letters an output keeps on disk (bounded by dead_letter.max_bytes).",
+        ["output"];
+    pub plugin_restarts: IntCounterVec = "peregrine_output_plugin_restarts_total",
+        "Times an exec output's plugin process was stopped (it exited, broke the protocol or hung) or failed to start; it starts again with a growing wait.",
+        ["output", "type"];
+    pub dead_letter_write_errors: IntCounterVec = "peregrine_dead_letter_write_errors_total",
+        "Dead-letter writes that failed (disk full, I/O error) and will be tried again.",
+        ["output", "type"];
+
+    pub spool_bytes: IntGauge = "peregrine_spool_bytes",
+        "Bytes of accepted alerts kept on disk.", [];
+    pub spool_max_bytes: IntGauge = "peregrine_spool_max_bytes",
+        "Spool size at which ingest answers 503.", [];
+    pub spool_segments: IntGauge = "peregrine_spool_segments",
+        "Segment files in the spool.", [];
+    pub spool_commits: IntCounter = "peregrine_spool_commits_total",
+        "Group commits (one fsync each).", [];
+    pub spool_records: IntCounter = "peregrine_spool_records_total",
+        "Alerts written by group commits.", [];
+    pub spool_corrupt: IntCounter = "peregrine_spool_corrupt_records_total",
+        "Stored records lost to damage on disk (found at recovery or while reading); the intact records around them are kept.",
+        [];
+
+    pub config_reloads: IntCounterVec = "peregrine_config_reloads_total",
+        "Configuration reloads (SIGHUP), by result: ok, or error (the running configuration was kept).",
+        ["result"];
+    pub config_info: IntGaugeVec = "peregrine_config_info",
+        "1 for the running configuration; hash is the start of the SHA-256 of its file.",
+        ["hash"];
+
+    pub connections: IntGauge = "peregrine_http_connections",
+        "HTTP connections open now.", [];
+    pub connections_max: IntGauge = "peregrine_http_connections_max",
+        "Connections allowed at once (limits.max_connections, kept below the file descriptor limit).",
+        [];
+    pub connections_closed: IntCounterVec = "peregrine_http_connections_closed_total",
+        "Connections the gateway closed: timeout (a deadline of limits passed) or evicted (to make room under max_connections).",
+        ["reason"];
+    pub body_bytes_in_flight: IntGauge = "peregrine_http_body_bytes_in_flight",
+        "Request body bytes held in memory now (limited by limits.inflight_body_bytes).", [];
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let r = Registry::new();
-        let out = &["output", "type"];
-        let delivery_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "peregrine_output_delivery_seconds",
-                "Time from an alert's acceptance to its delivery to the output.",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                300.0, 900.0, 3600.0,
-            ]),
-            out,
-        )
-        .expect("valid metric");
-        r.register(Box::new(delivery_seconds.clone()))
-            .expect("unique metric");
-        let single = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            r.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let single_counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            r.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
-        Metrics {
-            received: counter(
-                &r,
-                "peregrine_alerts_received_total",
-                "Alerts accepted and durably stored.",
-                &["source", "priority"],
-            ),
-            kafka_lag: gauge(
-                &r,
-                "peregrine_input_kafka_lag",
-                "Messages of a Kafka partition assigned to this replica that are not yet in its spool (high watermark minus the next offset to store), refreshed every 5 s.",
-                &["topic", "partition"],
-            ),
-            rejected: counter(
-                &r,
-                "peregrine_alerts_rejected_total",
-                "Alert requests refused, by reason.",
-                &["reason"],
-            ),
-            sent: counter(
-                &r,
-                "peregrine_output_sent_total",
-                "Alerts delivered to an output.",
-                out,
-            ),
-            retries: counter(
-                &r,
-                "peregrine_output_retries_total",
-                "Alerts whose delivery attempt failed and will be retried.",
-                out,
-            ),
-            dead_lettered: counter(
-                &r,
-                "peregrine_output_dead_lettered_total",
-                "Alerts written to an output's dead-letter file.",
-                out,
-            ),
-            dead_lettered_by_reason: counter(
-                &r,
-                "peregrine_output_dead_lettered_by_reason_total",
-                "Alerts dead-lettered, by the destination's reason word (channel_not_found, invalid_event, retries_exhausted, http_404, ...).",
-                &["output", "type", "reason"],
-            ),
-            suppressed: counter(
-                &r,
-                "peregrine_output_suppressed_total",
-                "Alerts storm control held back from an output (counted in its next digest; other outputs still get them).",
-                out,
-            ),
-            digests: counter(
-                &r,
-                "peregrine_output_digests_total",
-                "Storm-control digest messages delivered to an output.",
-                out,
-            ),
-            filtered: counter(
-                &r,
-                "peregrine_output_filtered_total",
-                "Alerts an output's routing did not select.",
-                out,
-            ),
-            queue_depth: gauge(
-                &r,
-                "peregrine_output_queue_depth",
-                "Alerts in the spool that an output has not finished with.",
-                out,
-            ),
-            backlog_bytes: gauge(
-                &r,
-                "peregrine_output_backlog_bytes",
-                "Bytes of spool from an output's cursor to the end of the log (what max_backlog bounds).",
-                out,
-            ),
-            in_flight: gauge(
-                &r,
-                "peregrine_output_in_flight",
-                "Alerts in delivery attempts (including backoff) right now.",
-                out,
-            ),
-            oldest_pending_seconds: gauge(
-                &r,
-                "peregrine_output_oldest_pending_age_seconds",
-                "Age of the oldest alert an output is still working on.",
-                out,
-            ),
-            paused: gauge(
-                &r,
-                "peregrine_output_paused",
-                "1 while a Retry-After from the destination pauses the output.",
-                out,
-            ),
-            delivery_seconds,
-            spool_bytes: single(
-                "peregrine_spool_bytes",
-                "Bytes of accepted alerts kept on disk.",
-            ),
-            spool_max_bytes: single(
-                "peregrine_spool_max_bytes",
-                "Spool size at which ingest answers 503.",
-            ),
-            spool_segments: single("peregrine_spool_segments", "Segment files in the spool."),
-            spool_commits: single_counter(
-                "peregrine_spool_commits_total",
-                "Group commits (one fsync each).",
-            ),
-            spool_records: single_counter(
-                "peregrine_spool_records_total",
-                "Alerts written by group commits.",
-            ),
-            dead_letter_bytes: gauge(
-                &r,
-                "peregrine_dead_letter_bytes",
-                "Bytes of dead letters an output keeps on disk (bounded by dead_letter.max_bytes).",
-                &["output"],
-            ),
-            panics: counter(
-                &r,
-                "peregrine_output_panics_total",
-                "Batches during which the output panicked (a bug); retried, then dead-lettered with reason panic.",
-                &["output", "type"],
-            ),
-            dead_letter_write_errors: counter(
-                &r,
-                "peregrine_dead_letter_write_errors_total",
-                "Dead-letter writes that failed (disk full, I/O error) and will be tried again.",
-                &["output", "type"],
-            ),
-            spool_corrupt: single_counter(
-                "peregrine_spool_corrupt_records_total",
-                "Stored records lost to damage on disk (found at recovery or while reading); the intact records around them are kept.",
-            ),
-            config_reloads: counter(
-                &r,
-                "peregrine_config_reloads_total",
-                "Configuration reloads (SIGHUP), by result: ok, or error (the running configuration was kept).",
-                &["result"],
-            ),
-            config_info: gauge(
-                &r,
-                "peregrine_config_info",
-                "1 for the running configuration; hash is the start of the SHA-256 of its file.",
-                &["hash"],
-            ),
-            connections: single("peregrine_http_connections", "HTTP connections open now."),
-            connections_max: single(
-                "peregrine_http_connections_max",
-                "Connections allowed at once (limits.max_connections, kept below the file descriptor limit).",
-            ),
-            connections_closed: counter(
-                &r,
-                "peregrine_http_connections_closed_total",
-                "Connections the gateway closed: timeout (a deadline of limits passed) or evicted (to make room under max_connections).",
-                &["reason"],
-            ),
-            body_bytes_in_flight: single(
-                "peregrine_http_body_bytes_in_flight",
-                "Request body bytes held in memory now (limited by limits.inflight_body_bytes).",
-            ),
-            registry: r,
-            sources: Mutex::new(HashSet::new()),
-        }
-    }
-
     /// Creates an output's series at zero, so dashboards and `rate()` see it before its first
     /// event.
     pub fn register_output(&self, name: &str, kind: &str) {
@@ -271,8 +185,9 @@ impl Metrics {
     }
 
     /// The counters labelled by output and type.
-    fn output_counters(&self) -> [&IntCounterVec; 8] {
+    fn output_counters(&self) -> [&IntCounterVec; 9] {
         [
+            &self.plugin_restarts,
             &self.sent,
             &self.retries,
             &self.dead_lettered,

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use peregrine_outputs::config::BuildContext;
+use peregrine_outputs::BuildContext;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::OutputConfig;
 use crate::deadletter::{DeadLetterFile, DeadLetterLimits};
-use crate::delivery::{OutputStatus, Storm, Tracker, Worker};
 use crate::metrics::Metrics;
 use crate::spool::Spool;
+use crate::worker::{OutputStatus, Storm, Tracker, Worker};
 use crate::GatewayError;
 
 /// How long past its grace a stopping worker may take before it is aborted.
@@ -138,6 +138,7 @@ impl OutputSet {
             cause,
         };
         let output = o.settings.build(BuildContext {
+            name: o.name.clone(),
             max_in_flight: o.max_in_flight,
             timeout: o.policy.timeout,
         });

@@ -16,9 +16,9 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::conn::Connections;
-use crate::http::limits::BodyBudget;
-use crate::http::Front;
+use crate::front::conn::Connections;
+use crate::front::limits::BodyBudget;
+use crate::front::Front;
 use crate::input::InputSet;
 use crate::intake::Intake;
 use crate::metrics::Metrics;

@@ -1,11 +1,12 @@
-//! Durations as the configuration writes them: `250ms`, `5s`, `2m`, `1h`.
+//! Durations as the configuration writes them: `250ms`, `5s`, `2m`, `1h`, `1h30m`.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A configured duration. Parsing accepts one integer with a unit (`ms`, `s`, `m`, `h`); a bare
-/// number is refused because "5" could mean seconds or milliseconds.
+/// A configured duration, parsed by `humantime` (units `ms`, `s`, `m`, `h`, `d` and their long
+/// names, combinable as `1h30m`, decimals as `1.5s`). A bare number is refused because "5" could mean seconds or
+/// milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConfigDuration(pub Duration);
 
@@ -14,22 +15,13 @@ impl FromStr for ConfigDuration {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(digits_end);
-        let bad = || {
-            format!(
+        let bare_number = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        match humantime::parse_duration(t) {
+            Ok(d) if !bare_number => Ok(ConfigDuration(d)),
+            _ => Err(format!(
                 "invalid duration '{s}': write a whole number and a unit, e.g. 250ms, 5s, 2m, 1h"
-            )
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-            _ => return Err(bad()),
-        };
-        Ok(ConfigDuration(d))
+            )),
+        }
     }
 }
 
@@ -77,6 +69,9 @@ mod tests {
             ("2m", 120_000),
             ("1h", 3_600_000),
             ("0s", 0),
+            ("1h30m", 5_400_000),
+            ("2 min", 120_000),
+            ("1.5s", 1_500),
         ];
         for (text, ms) in ok {
             assert_eq!(
@@ -84,7 +79,7 @@ mod tests {
                 Duration::from_millis(ms)
             );
         }
-        for bad in ["5", "5 sec", "-1s", "1.5s", "s", ""] {
+        for bad in ["5", "-1s", "s", "", "5 parsecs"] {
             assert!(bad.parse::<ConfigDuration>().is_err(), "{bad}");
         }
     }

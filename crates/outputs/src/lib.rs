@@ -9,11 +9,11 @@
 
 pub mod batch;
 pub mod card;
-pub mod config;
 pub mod delivery;
 pub mod duration;
 pub mod elasticsearch;
 pub mod envelope;
+pub mod exec;
 pub mod fingerprint;
 pub mod http;
 pub mod kafka;
@@ -23,8 +23,11 @@ pub mod output;
 pub mod pacer;
 pub mod pagerduty;
 pub mod rate;
+pub mod registry;
 pub mod retry;
 pub mod secret;
+pub mod settings;
+pub mod sidekick_ui;
 pub mod size;
 pub mod slack;
 pub mod sns;
@@ -34,7 +37,8 @@ pub mod teams;
 mod testing;
 pub mod webhook;
 
-pub use config::{OutputKind, OutputSettings};
 pub use delivery::{Delivery, Failure, ItemResult};
 pub use envelope::Envelope;
 pub use output::{BatchLimits, Output};
+pub use registry::{output_type, OUTPUT_TYPES};
+pub use settings::{BuildContext, CheckedSettings, OutputSettings, OutputType, SettingsError};

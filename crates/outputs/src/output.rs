@@ -49,4 +49,10 @@ pub trait Output: Send + Sync + 'static {
 
     /// One attempt to deliver `batch` (never empty, at most `batch_limits()` long).
     async fn deliver(&self, batch: &[Envelope]) -> Delivery;
+
+    /// How many times the output has had to stop or start again a process of its own (an exec
+    /// plugin), for `peregrine_output_plugin_restarts_total`. Most outputs have none.
+    fn restarts(&self) -> u64 {
+        0
+    }
 }

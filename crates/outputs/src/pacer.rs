@@ -9,11 +9,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// A token bucket: `per_second` tokens a second, at most `burst` saved up.
+///
+/// Hand-written rather than `governor`: outputs must be able to wait for a token *without
+/// taking it* ([`Pacer::until_available`]), so that a batch is gathered only when it may be
+/// sent and the alerts that arrive meanwhile travel with it; governor's limiters only wait by
+/// consuming.
 #[derive(Debug)]
 pub struct Pacer {
     per_second: f64,
     burst: f64,
-    state: Mutex<(f64, Instant)>,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Tokens saved up, fractional between refills.
+    tokens: f64,
+    refilled_at: Instant,
 }
 
 impl Pacer {
@@ -22,24 +34,16 @@ impl Pacer {
         Pacer {
             per_second,
             burst,
-            state: Mutex::new((burst, Instant::now())),
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                refilled_at: Instant::now(),
+            }),
         }
     }
 
     /// Waits until a token is available, without taking it.
     pub async fn until_available(&self) {
-        loop {
-            let wait = {
-                let mut state = self.state.lock().expect("pacer lock");
-                let now = Instant::now();
-                let refill = now.duration_since(state.1).as_secs_f64() * self.per_second;
-                state.0 = (state.0 + refill).min(self.burst);
-                state.1 = now;
-                if state.0 >= 1.0 {
-                    return;
-                }
-                Duration::from_secs_f64((1.0 - state.0) / self.per_second)
-            };
+        while let Some(wait) = self.try_token(false) {
             tokio::time::sleep(wait).await;
         }
     }
@@ -47,21 +51,28 @@ impl Pacer {
     /// Waits for a token. Callers are served in no particular order, but never faster than the
     /// rate.
     pub async fn acquire(&self) {
-        loop {
-            let wait = {
-                let mut state = self.state.lock().expect("pacer lock");
-                let now = Instant::now();
-                let refill = now.duration_since(state.1).as_secs_f64() * self.per_second;
-                state.0 = (state.0 + refill).min(self.burst);
-                state.1 = now;
-                if state.0 >= 1.0 {
-                    state.0 -= 1.0;
-                    return;
-                }
-                Duration::from_secs_f64((1.0 - state.0) / self.per_second)
-            };
+        while let Some(wait) = self.try_token(true) {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Refills the bucket; with a token there, takes it if `take` and returns `None`, otherwise
+    /// returns how long until one is due.
+    fn try_token(&self, take: bool) -> Option<Duration> {
+        let mut bucket = self.bucket.lock().expect("pacer lock");
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.refilled_at).as_secs_f64() * self.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            if take {
+                bucket.tokens -= 1.0;
+            }
+            return None;
+        }
+        Some(Duration::from_secs_f64(
+            (1.0 - bucket.tokens) / self.per_second,
+        ))
     }
 }
 

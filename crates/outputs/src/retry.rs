@@ -115,67 +115,21 @@ pub async fn deliver_with_retries(
     observer: &dyn AttemptObserver,
 ) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-    // Indices into `batch` still to deliver, with the number of counted attempts made for them.
+    // Indices into `batch` still to deliver.
     let mut pending: Vec<usize> = (0..batch.len()).collect();
+    // Counted attempts: a pause the destination asked for does not use one up.
     let mut attempts: u32 = 0;
 
     while !pending.is_empty() {
         gate.wait().await;
         output.pace().await;
         let sending: Vec<Envelope> = pending.iter().map(|&i| batch[i].clone()).collect();
-        let result = match tokio::time::timeout(policy.timeout, output.deliver(&sending)).await {
-            Ok(result) => result,
-            Err(_) => Delivery::Retry(Failure::new(
-                None,
-                format!("timed out after {}ms", policy.timeout.as_millis()),
-            )),
+        let result = attempt(output, &sending, policy.timeout).await;
+        let pause = match &result {
+            Delivery::RetryAfter(_, wait) => Some(*wait),
+            _ => None,
         };
-
-        let mut still_failing: Vec<(usize, Failure)> = Vec::new();
-        let mut pause: Option<Duration> = None;
-        match result {
-            Delivery::Delivered => {
-                for &i in &pending {
-                    outcomes[i] = Some(Outcome::Delivered);
-                }
-            }
-            Delivery::Permanent(failure) => {
-                for &i in &pending {
-                    outcomes[i] = Some(Outcome::DeadLetter {
-                        failure: failure.clone(),
-                        attempts: attempts + 1,
-                    });
-                }
-            }
-            Delivery::Retry(failure) => {
-                still_failing = pending.iter().map(|&i| (i, failure.clone())).collect();
-            }
-            Delivery::RetryAfter(failure, wait) => {
-                pause = Some(wait);
-                still_failing = pending.iter().map(|&i| (i, failure.clone())).collect();
-            }
-            Delivery::Partial(items) => {
-                for (k, &i) in pending.iter().enumerate() {
-                    match items.get(k) {
-                        Some(ItemResult::Delivered) => outcomes[i] = Some(Outcome::Delivered),
-                        Some(ItemResult::Permanent(failure)) => {
-                            outcomes[i] = Some(Outcome::DeadLetter {
-                                failure: failure.clone(),
-                                attempts: attempts + 1,
-                            })
-                        }
-                        Some(ItemResult::Retry(failure)) => {
-                            still_failing.push((i, failure.clone()))
-                        }
-                        None => still_failing.push((
-                            i,
-                            Failure::new(None, "destination returned no result for this alert"),
-                        )),
-                    }
-                }
-            }
-        }
-
+        let still_failing = settle(result, &pending, attempts + 1, &mut outcomes);
         if still_failing.is_empty() {
             break;
         }
@@ -183,16 +137,7 @@ pub async fn deliver_with_retries(
             attempts += 1;
         }
         if attempts >= policy.max_attempts {
-            for (i, failure) in still_failing {
-                outcomes[i] = Some(Outcome::DeadLetter {
-                    failure: Failure::new(
-                        failure.status,
-                        format!("gave up after {attempts} attempts: {}", failure.reason),
-                    )
-                    .with_code("retries_exhausted"),
-                    attempts,
-                });
-            }
+            give_up(still_failing, attempts, &mut outcomes);
             break;
         }
         observer.retrying(&still_failing[0].1, still_failing.len());
@@ -207,6 +152,77 @@ pub async fn deliver_with_retries(
         .into_iter()
         .map(|o| o.expect("every alert has an outcome"))
         .collect()
+}
+
+/// One call of the output, bounded by the attempt timeout (a timeout is worth retrying).
+async fn attempt(output: &dyn Output, sending: &[Envelope], timeout: Duration) -> Delivery {
+    match tokio::time::timeout(timeout, output.deliver(sending)).await {
+        Ok(result) => result,
+        Err(_) => Delivery::Retry(Failure::new(
+            None,
+            format!("timed out after {}ms", timeout.as_millis()),
+        )),
+    }
+}
+
+/// Records the final outcomes an attempt decided for the alerts at `pending` (`attempt` is its
+/// number), and returns those to try again with why they failed.
+fn settle(
+    result: Delivery,
+    pending: &[usize],
+    attempt: u32,
+    outcomes: &mut [Option<Outcome>],
+) -> Vec<(usize, Failure)> {
+    let dead_letter = |failure: &Failure| Outcome::DeadLetter {
+        failure: failure.clone(),
+        attempts: attempt,
+    };
+    let mut still_failing = Vec::new();
+    match result {
+        Delivery::Delivered => {
+            for &i in pending {
+                outcomes[i] = Some(Outcome::Delivered);
+            }
+        }
+        Delivery::Permanent(failure) => {
+            for &i in pending {
+                outcomes[i] = Some(dead_letter(&failure));
+            }
+        }
+        Delivery::Retry(failure) | Delivery::RetryAfter(failure, _) => {
+            still_failing = pending.iter().map(|&i| (i, failure.clone())).collect();
+        }
+        Delivery::Partial(items) => {
+            for (k, &i) in pending.iter().enumerate() {
+                match items.get(k) {
+                    Some(ItemResult::Delivered) => outcomes[i] = Some(Outcome::Delivered),
+                    Some(ItemResult::Permanent(failure)) => {
+                        outcomes[i] = Some(dead_letter(failure))
+                    }
+                    Some(ItemResult::Retry(failure)) => still_failing.push((i, failure.clone())),
+                    None => still_failing.push((
+                        i,
+                        Failure::new(None, "destination returned no result for this alert"),
+                    )),
+                }
+            }
+        }
+    }
+    still_failing
+}
+
+/// Dead-letters the alerts still failing when the attempt budget is spent.
+fn give_up(still_failing: Vec<(usize, Failure)>, attempts: u32, outcomes: &mut [Option<Outcome>]) {
+    for (i, failure) in still_failing {
+        outcomes[i] = Some(Outcome::DeadLetter {
+            failure: Failure::new(
+                failure.status,
+                format!("gave up after {attempts} attempts: {}", failure.reason),
+            )
+            .with_code("retries_exhausted"),
+            attempts,
+        });
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Sizes as the configuration writes them: bytes, or `512KiB`, `64MiB`, `1GiB`, `10MB`.
+//! Sizes as the configuration writes them: bytes, or `512KiB`, `64MiB`, `1GiB`, `10MB`, parsed
+//! by the `bytesize` crate (decimal units are powers of 1000, binary ones of 1024).
 
 use serde::Deserialize;
 
@@ -23,25 +24,44 @@ impl<'de> Deserialize<'de> for ByteSize {
             .map_err(|_| serde::de::Error::custom("expected a size in bytes"))?
         {
             Form::Number(n) => Ok(ByteSize(n as usize)),
-            Form::Text(s) => {
-                let t = s.trim();
-                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-                let (num, unit) = t.split_at(split);
-                let n: u64 = num.parse().map_err(|_| bad(&s))?;
-                let mult: u64 = match unit.trim() {
-                    "" | "B" => 1,
-                    "KB" => 1000,
-                    "MB" => 1000 * 1000,
-                    "GB" => 1000 * 1000 * 1000,
-                    "KiB" => 1 << 10,
-                    "MiB" => 1 << 20,
-                    "GiB" => 1 << 30,
-                    _ => return Err(bad(&s)),
-                };
-                n.checked_mul(mult)
-                    .map(|b| ByteSize(b as usize))
-                    .ok_or_else(|| bad(&s))
-            }
+            Form::Text(s) => s
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .ok()
+                .and_then(|b| usize::try_from(b.as_u64()).ok())
+                .map(ByteSize)
+                .ok_or_else(|| bad(&s)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(v: serde_json::Value) -> Result<usize, String> {
+        serde_json::from_value::<ByteSize>(v)
+            .map(|b| b.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_bytes_and_the_documented_units() {
+        let ok = [
+            (serde_json::json!(4096), 4096),
+            (serde_json::json!("4096"), 4096),
+            (serde_json::json!("512KiB"), 512 << 10),
+            (serde_json::json!("64MiB"), 64 << 20),
+            (serde_json::json!("1GiB"), 1 << 30),
+            (serde_json::json!("10MB"), 10_000_000),
+            (serde_json::json!("2 MiB"), 2 << 20),
+        ];
+        for (v, bytes) in ok {
+            assert_eq!(size(v.clone()), Ok(bytes), "{v}");
+        }
+        for bad in ["lots", "-1MiB", "", "5 parsecs"] {
+            let e = size(serde_json::json!(bad)).unwrap_err();
+            assert!(e.contains("is not a size"), "{bad}: {e}");
         }
     }
 }

@@ -48,7 +48,7 @@ outputs:
     assert_eq!(c.outputs.len(), 2);
     let hook = &c.outputs[0];
     assert_eq!(hook.name, "ops-hook");
-    assert_eq!(hook.kind(), OutputKind::Webhook);
+    assert_eq!(hook.output_type.name, "webhook");
     assert_eq!(hook.policy.max_attempts, 12);
     assert_eq!(hook.policy.initial_backoff, Duration::from_millis(200));
     assert_eq!(hook.policy.max_backoff, Duration::from_secs(60));
@@ -149,6 +149,28 @@ fn interpolation_is_not_yaml_injection() {
 }
 
 #[test]
+fn a_variable_can_have_a_default() {
+    let c = Config::parse(
+        "custom_fields:\n  a: \"${MISSING:-fallback}\"\n  b: \"${EMPTY:-was empty}\"\n  c: \"${HOOK_TOKEN:-unused}\"\n  d: \"${MISSING:-}\"\n  e: \"pa$$word $HOME\"",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.custom_fields["a"], "fallback");
+    assert_eq!(c.custom_fields["b"], "was empty");
+    assert_eq!(c.custom_fields["c"], "tok-123");
+    assert_eq!(c.custom_fields["d"], "");
+    assert_eq!(
+        c.custom_fields["e"], "pa$$word $HOME",
+        "a bare $ stays as written"
+    );
+    let e = Config::parse("custom_fields:\n  a: \"${BAD NAME:-x}\"", &env).unwrap_err();
+    assert_eq!(
+        e.0[0].to_string(),
+        "custom_fields.a: '${BAD NAME:-x}' is not a valid variable reference"
+    );
+}
+
+#[test]
 fn lists_take_a_sequence_or_a_comma_separated_string() {
     let c = Config::parse(
         r#"
@@ -199,11 +221,8 @@ outputs:
     dedup: { window: 10m, fields: [rule, k8s.ns.name] }
 "#;
     let c = Config::parse(text, &env).unwrap();
-    let kinds: Vec<_> = c.outputs.iter().map(|o| o.kind()).collect();
-    assert_eq!(
-        kinds,
-        [OutputKind::Slack, OutputKind::Teams, OutputKind::PagerDuty]
-    );
+    let kinds: Vec<_> = c.outputs.iter().map(|o| o.output_type.name).collect();
+    assert_eq!(kinds, ["slack", "teams", "pagerduty"]);
     let storm = c.outputs[0].storm.as_ref().unwrap();
     assert_eq!(storm.window, Duration::from_secs(120));
     assert_eq!(
@@ -241,7 +260,7 @@ outputs:
 "#,
     );
     assert!(
-        p[0].starts_with("outputs[0].dedup: storm control is for chat and paging outputs"),
+        p[0].starts_with("outputs[0].dedup: storm control is for chat, paging and plugin outputs (slack, teams, pagerduty, exec, falcosidekick_ui)"),
         "{p:?}"
     );
     assert_eq!(p[1], "outputs[1].dedup.window: must be greater than 0");
@@ -403,5 +422,24 @@ fn backlog_limits_that_cannot_work_are_refused_with_their_paths() {
     assert!(
         found[3].starts_with("outputs[3].max_backlog: must be greater than 0"),
         "{found:#?}"
+    );
+}
+
+#[test]
+fn an_exec_output_takes_one_batch_at_a_time() {
+    let c = Config::parse(
+        "outputs:\n  - { name: p, type: exec, command: [\"true\"] }\n",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.outputs[0].max_in_flight, 1);
+    let e = Config::parse(
+        "outputs:\n  - { name: p, type: exec, command: [\"true\"], max_in_flight: 4 }\n",
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.0[0].to_string(),
+        "outputs[0].max_in_flight: must be at most 1 for type exec"
     );
 }

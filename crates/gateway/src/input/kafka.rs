@@ -20,6 +20,7 @@ use std::time::Duration;
 use peregrine_engine::raw_alert::RawAlert;
 use peregrine_engine::{Alert, AlertId};
 use peregrine_outputs::kafka::client::{self, Brokers, KafkaTls, Properties, Sasl};
+use peregrine_outputs::settings::SettingsError;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -29,7 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::decode::{self, ForSpool};
+use crate::front::decode::{self, ForSpool};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::seen::keep;
@@ -67,17 +68,17 @@ fn default_group() -> String {
 }
 
 impl KafkaInputConfig {
-    pub fn check(&self) -> Result<(), (String, String)> {
+    pub fn check(&self) -> Result<(), SettingsError> {
         client::check_topic(&self.topic)?;
         if self.group_id.is_empty() {
-            return Err(("group_id".to_string(), "must not be empty".to_string()));
+            return Err(SettingsError::new("group_id", "must not be empty"));
         }
         client::check_tls(self.tls.as_ref())?;
         // librdkafka checks its own property names and values when a client is made.
         let probe: rdkafka::consumer::BaseConsumer = self
             .client_config()
             .create()
-            .map_err(|e| ("librdkafka".to_string(), client::creation_error(&e)))?;
+            .map_err(|e| SettingsError::new("librdkafka", client::creation_error(&e)))?;
         drop(probe);
         Ok(())
     }

@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use peregrine_outputs::settings::{parse_keys, SettingsError};
+
 use crate::intake::Intake;
 pub use kafka::KafkaInputConfig;
 
@@ -22,25 +24,20 @@ pub enum InputConfig {
 
 impl InputConfig {
     /// Reads one `inputs[i]` entry; an error carries the failing key's path below the entry.
-    pub fn parse(mut map: Map<String, Value>) -> Result<InputConfig, (String, String)> {
+    pub fn parse(mut map: Map<String, Value>) -> Result<InputConfig, SettingsError> {
         let kind = match map.remove("type") {
             Some(Value::String(kind)) => kind,
-            Some(_) => return Err(("type".to_string(), "must be a string".to_string())),
-            None => return Err(("type".to_string(), "is required (kafka)".to_string())),
+            Some(_) => return Err(SettingsError::new("type", "must be a string")),
+            None => return Err(SettingsError::new("type", "is required (kafka)")),
         };
         match kind.as_str() {
             "kafka" => {
-                let config: KafkaInputConfig = serde_path_to_error::deserialize(Value::Object(map))
-                    .map_err(|e| {
-                        let at = e.path().to_string();
-                        let at = if at == "." { String::new() } else { at };
-                        (at, e.into_inner().to_string())
-                    })?;
+                let config: KafkaInputConfig = parse_keys(Value::Object(map))?;
                 config.check()?;
                 Ok(InputConfig::Kafka(config))
             }
-            other => Err((
-                "type".to_string(),
+            other => Err(SettingsError::new(
+                "type",
                 format!("unknown input type '{other}' (expected kafka)"),
             )),
         }

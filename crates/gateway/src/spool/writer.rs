@@ -30,7 +30,15 @@ const ARRIVAL_WAIT: Duration = Duration::from_micros(150);
 
 pub(super) struct AppendRequest {
     pub records: Vec<NewRecord>,
-    pub reply: oneshot::Sender<Result<Position, AppendError>>,
+    pub reply: Reply,
+}
+
+type Reply = oneshot::Sender<Result<Position, AppendError>>;
+
+/// Answers one append. The requester may have gone (its client hung up): a durable append then
+/// stays in the log and a refused one was never written, so there is no one else to tell.
+fn answer(reply: Reply, result: Result<Position, AppendError>) {
+    let _ = reply.send(result);
 }
 
 impl AppendRequest {
@@ -116,34 +124,67 @@ impl Writer {
         }
     }
 
+    /// Writes one group of appends with one fsync and answers each request: its end position
+    /// once durable, or why it was refused. Nothing is acknowledged before the fsync.
     fn commit(&mut self, group: Vec<AppendRequest>) {
         if self.shared.failed.load(Ordering::Relaxed) {
+            let refusal = "an earlier write could not be made durable; restart the gateway";
             for request in group {
-                let _ = request.reply.send(Err(AppendError::Io(
-                    "an earlier write could not be made durable; restart the gateway".into(),
-                )));
+                answer(request.reply, Err(AppendError::Io(refusal.into())));
             }
             return;
         }
+        if let Err(e) = self.rotate_if_due() {
+            tracing::error!(error = %e, "could not start a new spool segment");
+            for request in group {
+                answer(request.reply, Err(AppendError::Io(e.to_string())));
+            }
+            return;
+        }
+        let start_end = *self.shared.end.borrow();
+        let (accepted, end) = self.encode(group, start_end);
+        if accepted.is_empty() {
+            return;
+        }
+        if let Err(e) = self.write_and_sync() {
+            for (reply, _) in accepted {
+                answer(reply, Err(AppendError::Io(e.to_string())));
+            }
+            return;
+        }
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .records
+            .fetch_add(end.seq - start_end.seq, Ordering::Relaxed);
+        self.shared.end.send_replace(end);
+        for (reply, end) in accepted {
+            answer(reply, Ok(end));
+        }
+    }
+
+    /// Starts a new segment when the active one is full, or when the spool is full and the
+    /// active segment holds records (it can only be released once it is no longer active).
+    fn rotate_if_due(&mut self) -> io::Result<()> {
         let full_behind_active = self.rotate_when_full && self.active.len > 0;
         if self.active.len >= self.segment_bytes || full_behind_active {
-            if let Err(e) = self.rotate() {
-                tracing::error!(error = %e, "could not start a new spool segment");
-                for request in group {
-                    let _ = request.reply.send(Err(AppendError::Io(e.to_string())));
-                }
-                return;
-            }
+            self.rotate()?;
         }
+        Ok(())
+    }
 
-        let start_end = *self.shared.end.borrow();
+    /// Encodes the requests that fit in the spool into `self.buf`, refusing the others with
+    /// `Full`; returns the accepted replies with their end positions, and the new end.
+    fn encode(
+        &mut self,
+        group: Vec<AppendRequest>,
+        start_end: Position,
+    ) -> (Vec<(Reply, Position)>, Position) {
         let head = self.shared.head().offset;
         let max = self.shared.max_bytes;
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-
         let mut end = start_end;
         let mut accepted = Vec::with_capacity(group.len());
         self.buf.clear();
@@ -151,7 +192,7 @@ impl Writer {
             let bytes = request.encoded_len();
             let used = end.offset - head;
             if used + bytes > max {
-                let _ = request.reply.send(Err(AppendError::Full { used, max }));
+                answer(request.reply, Err(AppendError::Full { used, max }));
                 // The segment being written is never released; start another so that it can be
                 // once the outputs are past it, or a spool full of delivered alerts stays full.
                 self.rotate_when_full = true;
@@ -173,40 +214,27 @@ impl Writer {
         if end.offset - head > max / 2 || self.rotate_when_full {
             self.shared.pressure.notify_one();
         }
-        if accepted.is_empty() {
-            return;
-        }
+        (accepted, end)
+    }
 
+    /// Appends `self.buf` to the active segment and makes it durable. A failed write is cut
+    /// back off the file so the log stays a clean run of records; a failed fsync (or cut) leaves
+    /// the file's state unknown, so every later write is refused until a restart.
+    fn write_and_sync(&mut self) -> io::Result<()> {
         if let Err(e) = self.active.file.write_all(&self.buf) {
-            // Nothing of this group was acknowledged: cut whatever part of it reached the file so
-            // the log stays a clean run of records, and refuse the group.
             tracing::error!(error = %e, "spool write failed");
-            let keep = self.active.len;
-            if self.active.file.set_len(keep).is_err() {
+            if self.active.file.set_len(self.active.len).is_err() {
                 self.shared.failed.store(true, Ordering::Relaxed);
             }
-            for (reply, _) in accepted {
-                let _ = reply.send(Err(AppendError::Io(e.to_string())));
-            }
-            return;
+            return Err(e);
         }
         if let Err(e) = self.active.file.sync_data() {
             tracing::error!(error = %e, "spool fsync failed; refusing writes until restart");
             self.shared.failed.store(true, Ordering::Relaxed);
-            for (reply, _) in accepted {
-                let _ = reply.send(Err(AppendError::Io(e.to_string())));
-            }
-            return;
+            return Err(e);
         }
         self.active.len += self.buf.len() as u64;
-        self.shared.commits.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .records
-            .fetch_add(end.seq - start_end.seq, Ordering::Relaxed);
-        self.shared.end.send_replace(end);
-        for (reply, end) in accepted {
-            let _ = reply.send(Ok(end));
-        }
+        Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {

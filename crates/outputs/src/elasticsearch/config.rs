@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use crate::batch::BatchConfig;
 use crate::http::Tls;
 use crate::output::BatchLimits;
-use crate::secret::{Secret, UrlList};
+use crate::secret::{Secret, SecretUrl, UrlList};
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,59 +77,109 @@ pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_wait: Duration::from_secs(1),
 };
 
-/// Checked settings.
+/// The checked settings an Elasticsearch output runs with.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct ElasticsearchSettings {
+    /// Tried in turn.
+    pub nodes: Vec<SecretUrl>,
     pub target: Target,
     pub limits: BatchLimits,
+    /// The `Authorization` value (basic or API key), marked sensitive.
+    pub auth: Option<HeaderValue>,
+    pub pipeline: Option<String>,
+    pub gzip: bool,
+    pub flatten_fields: bool,
+    pub create_index_template: bool,
     pub tls: Tls,
 }
 
-impl ElasticsearchConfig {
+impl ElasticsearchSettings {
     /// Checks the keys together; a problem comes with its key's path.
-    pub fn check(&self) -> Result<Checked, (&'static str, String)> {
-        let target = match (&self.data_stream, &self.index, self.index_suffix) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err((
-                    "data_stream",
-                    "give either data_stream or index/index_suffix, not both".to_string(),
-                ))
-            }
-            (Some(ds), None, None) => {
-                check_name(ds).map_err(|m| ("data_stream", m))?;
-                Target::DataStream(ds.clone())
-            }
-            (None, index, suffix) => {
-                let name = index.clone().unwrap_or_else(|| "falco".to_string());
-                check_name(&name).map_err(|m| ("index", m))?;
-                Target::Index {
-                    name,
-                    suffix: suffix.unwrap_or_default(),
-                }
-            }
-        };
-        match (&self.username, &self.password, &self.api_key) {
-            (Some(_), None, _) => return Err(("password", "is needed with username".to_string())),
-            (None, Some(_), _) => return Err(("username", "is needed with password".to_string())),
-            (Some(_), Some(_), Some(_)) => {
-                return Err((
-                    "api_key",
-                    "give either api_key or username/password, not both".to_string(),
-                ))
-            }
-            _ => {}
-        }
-        let limits = self.batch.limits(DEFAULT_BATCH)?;
-        let tls = self
+    pub(super) fn from_keys(keys: ElasticsearchConfig) -> Result<Self, SettingsError> {
+        let target = target(&keys)?;
+        let auth = authorization(&keys)?;
+        let limits = keys.batch.limits(DEFAULT_BATCH)?;
+        let tls = keys
             .tls
-            .or_legacy(self.ca_file.as_deref(), self.insecure_skip_verify)
-            .map_err(|m| ("ca_file", m))?;
-        Ok(Checked {
+            .or_legacy(keys.ca_file.as_deref(), keys.insecure_skip_verify)
+            .map_err(|m| SettingsError::new("ca_file", m))?;
+        Ok(ElasticsearchSettings {
+            nodes: keys.url.0,
             target,
             limits,
+            auth,
+            pipeline: keys.pipeline,
+            gzip: keys.gzip,
+            flatten_fields: keys.flatten_fields,
+            create_index_template: keys.create_index_template,
             tls,
         })
     }
+
+    /// Where alerts go, safe to print.
+    pub fn describe(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|u| u.to_string()).collect();
+        let target = match &self.target {
+            Target::DataStream(ds) => format!("data stream {ds}"),
+            Target::Index { name, suffix } => format!("index {name} ({suffix:?} suffix)"),
+        };
+        format!("Elasticsearch {} -> {target}", nodes.join(", "))
+    }
+}
+
+/// The index (with its suffix) or the data stream, whichever the keys name.
+fn target(keys: &ElasticsearchConfig) -> Result<Target, SettingsError> {
+    match (&keys.data_stream, &keys.index, keys.index_suffix) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(SettingsError::new(
+            "data_stream",
+            "give either data_stream or index/index_suffix, not both",
+        )),
+        (Some(ds), None, None) => {
+            check_name(ds).map_err(|m| SettingsError::new("data_stream", m))?;
+            Ok(Target::DataStream(ds.clone()))
+        }
+        (None, index, suffix) => {
+            let name = index.clone().unwrap_or_else(|| "falco".to_string());
+            check_name(&name).map_err(|m| SettingsError::new("index", m))?;
+            Ok(Target::Index {
+                name,
+                suffix: suffix.unwrap_or_default(),
+            })
+        }
+    }
+}
+
+/// Basic credentials or an API key as an `Authorization` value; the value must be one HTTP
+/// allows, or the header would be dropped from every request.
+fn authorization(keys: &ElasticsearchConfig) -> Result<Option<HeaderValue>, SettingsError> {
+    let (key, value) = match (&keys.username, &keys.password, &keys.api_key) {
+        (Some(_), None, _) => {
+            return Err(SettingsError::new("password", "is needed with username"))
+        }
+        (None, Some(_), _) => {
+            return Err(SettingsError::new("username", "is needed with password"))
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err(SettingsError::new(
+                "api_key",
+                "give either api_key or username/password, not both",
+            ))
+        }
+        (Some(user), Some(pw), None) => (
+            "username",
+            crate::http::basic_credentials(user, pw.expose()),
+        ),
+        (None, None, Some(api_key)) => ("api_key", format!("ApiKey {}", api_key.expose())),
+        (None, None, None) => return Ok(None),
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        SettingsError::new(
+            key,
+            "must be printable (it is sent in the Authorization header)",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
 }
 
 /// Elasticsearch's rules for index and data stream names.

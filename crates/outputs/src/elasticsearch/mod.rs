@@ -10,24 +10,27 @@ mod encode;
 mod response;
 mod template;
 
-pub use config::{ElasticsearchConfig, IndexSuffix, Target, DEFAULT_BATCH};
+pub use config::{ElasticsearchConfig, ElasticsearchSettings, IndexSuffix, Target, DEFAULT_BATCH};
 pub use encode::{bulk_body, flat_key, index_name};
 pub use template::index_template;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::Method;
 use tokio::sync::OnceCell;
 
-use crate::config::BuildContext;
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
 use crate::http::{self, classify_status, HttpRequest};
 use crate::output::{BatchLimits, Output};
 use crate::secret::SecretUrl;
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
+
+pub const TYPE: OutputType =
+    OutputType::new::<ElasticsearchSettings>("elasticsearch", Audience::Systems);
 
 /// The most of a bulk answer read: with `filter_path`, about 30 bytes an item when all went
 /// well, a few hundred when an item failed.
@@ -47,34 +50,34 @@ pub struct ElasticsearchOutput {
     template_installed: OnceCell<()>,
 }
 
-pub fn build(config: &ElasticsearchConfig, ctx: BuildContext) -> ElasticsearchOutput {
-    let checked = config
-        .check()
-        .expect("checked when the configuration was read");
-    let auth = match (&config.username, &config.password, &config.api_key) {
-        (Some(user), Some(pw), _) => Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pw.expose()))
-        )),
-        (_, _, Some(key)) => Some(format!("ApiKey {}", key.expose())),
-        _ => None,
+impl OutputSettings for ElasticsearchSettings {
+    type Keys = ElasticsearchConfig;
+
+    fn check(keys: ElasticsearchConfig) -> Result<Self, SettingsError> {
+        ElasticsearchSettings::from_keys(keys)
     }
-    .map(|v| {
-        let mut v = HeaderValue::from_str(&v).expect("base64 and API keys are header-safe");
-        v.set_sensitive(true);
-        v
-    });
+
+    fn build(&self, ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(build(self, ctx))
+    }
+
+    fn describe(&self) -> String {
+        ElasticsearchSettings::describe(self)
+    }
+}
+
+pub fn build(settings: &ElasticsearchSettings, ctx: BuildContext) -> ElasticsearchOutput {
     ElasticsearchOutput {
-        nodes: config.url.0.clone(),
+        nodes: settings.nodes.clone(),
         next_node: AtomicUsize::new(0),
-        target: checked.target,
-        limits: checked.limits,
-        flatten: config.flatten_fields,
-        gzip: config.gzip,
-        pipeline: config.pipeline.clone(),
-        auth,
-        client: http::client_with_tls(ctx.max_in_flight, &checked.tls),
-        create_template: config.create_index_template,
+        target: settings.target.clone(),
+        limits: settings.limits,
+        flatten: settings.flatten_fields,
+        gzip: settings.gzip,
+        pipeline: settings.pipeline.clone(),
+        auth: settings.auth.clone(),
+        client: http::client_with_tls(ctx.max_in_flight, &settings.tls),
+        create_template: settings.create_index_template,
         template_installed: OnceCell::new(),
     }
 }

@@ -8,22 +8,21 @@ use peregrine_fakes::{elasticsearch as fake_es, Reply};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::Delivery;
 use crate::output::Output;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
+use crate::settings::{checked, BuildContext};
 use crate::testing::{envelope, shadow_read};
 
-fn config(keys: Value) -> ElasticsearchConfig {
-    parse_keys(keys).unwrap()
+fn settings(keys: Value) -> ElasticsearchSettings {
+    checked(keys).unwrap()
 }
 
 fn output(keys: Value) -> ElasticsearchOutput {
-    let c = config(keys);
-    c.check().unwrap();
     build(
-        &c,
+        &settings(keys),
         BuildContext {
+            name: "test".into(),
             max_in_flight: 2,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -378,16 +377,7 @@ async fn basic_auth_and_the_pipeline_parameter() {
 
 #[test]
 fn keys_are_checked_and_secrets_never_print() {
-    let err = |v: Value| {
-        let c: Result<ElasticsearchConfig, _> = parse_keys(v.clone());
-        match c {
-            Err(e) => e.to_string(),
-            Ok(c) => {
-                let (path, m) = c.check().unwrap_err();
-                format!("{path}: {m}")
-            }
-        }
-    };
+    let err = |v: Value| checked::<ElasticsearchSettings>(v).unwrap_err().to_string();
     assert!(
         err(json!({"url": "http://127.0.0.1:9200", "index": "Falco"}))
             .starts_with("index: 'Falco' is not a valid index name")
@@ -417,18 +407,20 @@ fn keys_are_checked_and_secrets_never_print() {
             .starts_with("index_suffix:")
     );
     assert!(err(json!({"url": []})).starts_with("url: needs at least one URL"));
+    let bad_key = err(json!({"url": "http://127.0.0.1:9200", "api_key": "k3y-s3cret\r\nX: y"}));
+    assert_eq!(
+        bad_key,
+        "api_key: must be printable (it is sent in the Authorization header)"
+    );
 
-    let c = config(
+    let c = settings(
         json!({"url": ["https://elastic:pw1@es-1.internal:9200/prefix", "https://es-2.internal:9200"], "username": "elastic", "password": "s3cr3t-pw", "batch": {"max_bytes": "2MiB"}}),
     );
-    let checked = c.check().unwrap();
+    let checked = c.clone();
     assert_eq!(checked.limits.max_bytes, 2 << 20);
     assert_eq!(checked.limits.max_events, 1000);
     assert_eq!(checked.limits.max_wait, Duration::from_secs(1));
-    let printed = format!(
-        "{c:?} {}",
-        crate::OutputSettings::Elasticsearch(c.clone()).describe()
-    );
+    let printed = format!("{c:?} {}", c.describe());
     assert!(
         !printed.contains("s3cr3t-pw") && !printed.contains("pw1") && !printed.contains("prefix"),
         "{printed}"

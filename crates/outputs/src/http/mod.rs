@@ -65,6 +65,16 @@ pub trait HttpEncoder: Send + Sync + 'static {
     }
 }
 
+/// `Basic base64(user:password)`: an `Authorization` value for HTTP basic authentication.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// Builds the client every HTTP output uses: a connection pool sized to its concurrency, no
 /// redirects (a redirect to another host would carry a credential-bearing body along), and
 /// Nagle's algorithm off for small requests.

@@ -20,10 +20,11 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, Default, Deserialize)]
 #[serde(try_from = "RawTls")]
 pub struct Tls {
-    /// PEM certificates trusted besides the system's and webpki's roots.
-    pub(crate) ca_pem: Option<Vec<u8>>,
-    /// Client certificate chain and key, PEM, for mutual TLS.
-    pub(crate) identity_pem: Option<Vec<u8>>,
+    /// Certificates trusted besides the system's and webpki's roots, parsed once when the
+    /// configuration is read.
+    ca: Vec<reqwest::Certificate>,
+    /// Client certificate chain and key, for mutual TLS.
+    identity: Option<reqwest::Identity>,
     pub insecure_skip_verify: bool,
 }
 
@@ -31,8 +32,8 @@ impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the key.
         f.debug_struct("Tls")
-            .field("ca", &self.ca_pem.is_some())
-            .field("client_certificate", &self.identity_pem.is_some())
+            .field("ca_certificates", &self.ca.len())
+            .field("client_certificate", &self.identity.is_some())
             .field("insecure_skip_verify", &self.insecure_skip_verify)
             .finish()
     }
@@ -45,8 +46,8 @@ impl Tls {
         insecure_skip_verify: bool,
     ) -> Result<Tls, String> {
         Ok(Tls {
-            ca_pem: ca_file.map(read_ca).transpose()?,
-            identity_pem: None,
+            ca: ca_file.map(read_ca).transpose()?.unwrap_or_default(),
+            identity: None,
             insecure_skip_verify,
         })
     }
@@ -65,14 +66,15 @@ impl Tls {
             })
             .transpose()
         };
-        let identity_pem = identity(read("cert_file", cert_file)?, read("key_file", key_file)?)
+        let identity = identity(read("cert_file", cert_file)?, read("key_file", key_file)?)
             .map_err(|m| ("cert_file", m))?;
         Ok(Tls {
-            ca_pem: ca_file
+            ca: ca_file
                 .map(read_ca)
                 .transpose()
-                .map_err(|m| ("ca_file", m))?,
-            identity_pem,
+                .map_err(|m| ("ca_file", m))?
+                .unwrap_or_default(),
+            identity,
             insecure_skip_verify,
         })
     }
@@ -98,22 +100,16 @@ impl Tls {
     }
 
     pub fn is_default(&self) -> bool {
-        self.ca_pem.is_none() && self.identity_pem.is_none() && !self.insecure_skip_verify
+        self.ca.is_empty() && self.identity.is_none() && !self.insecure_skip_verify
     }
 
     /// Applies the settings to a client being built.
     pub(crate) fn apply(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-        if let Some(pem) = &self.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .expect("checked when the configuration was read")
-            {
-                builder = builder.add_root_certificate(cert);
-            }
+        for cert in &self.ca {
+            builder = builder.add_root_certificate(cert.clone());
         }
-        if let Some(pem) = &self.identity_pem {
-            let identity =
-                reqwest::Identity::from_pem(pem).expect("checked when the configuration was read");
-            builder = builder.identity(identity);
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
         }
         if self.insecure_skip_verify {
             builder = builder.danger_accept_invalid_certs(true);
@@ -136,33 +132,36 @@ impl TryFrom<RawTls> for Tls {
     type Error = String;
 
     fn try_from(raw: RawTls) -> Result<Tls, String> {
-        let identity_pem = identity(raw.cert_file.map(|c| c.0), raw.key_file.map(|k| k.0))?;
+        let identity = identity(raw.cert_file.map(|c| c.0), raw.key_file.map(|k| k.0))?;
         Ok(Tls {
-            ca_pem: raw.ca_file.map(|c| c.0),
-            identity_pem,
+            ca: raw.ca_file.map(|c| c.0).unwrap_or_default(),
+            identity,
             insecure_skip_verify: raw.insecure_skip_verify,
         })
     }
 }
 
-/// A client certificate chain and its key as one PEM bundle, checked.
-fn identity(cert: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, String> {
+/// A client certificate chain and its key, read as one PEM bundle.
+fn identity(
+    cert: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+) -> Result<Option<reqwest::Identity>, String> {
     match (cert, key) {
         (None, None) => Ok(None),
         (Some(mut pem), Some(key)) => {
             pem.push(b'\n');
             pem.extend(key);
-            reqwest::Identity::from_pem(&pem).map_err(|_| {
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
                 "cert_file and key_file do not make a client identity (expected PEM certificates and a PKCS#8, PKCS#1 or SEC1 key)".to_string()
             })?;
-            Ok(Some(pem))
+            Ok(Some(identity))
         }
         _ => Err("cert_file and key_file go together".to_string()),
     }
 }
 
-/// A file of PEM CA certificates, read and checked as it is deserialized.
-struct CaFile(Vec<u8>);
+/// A file of PEM CA certificates, read and parsed as it is deserialized.
+struct CaFile(Vec<reqwest::Certificate>);
 
 impl<'de> Deserialize<'de> for CaFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -183,11 +182,10 @@ impl<'de> Deserialize<'de> for PemFile {
     }
 }
 
-fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
+fn read_ca(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     reqwest::Certificate::from_pem_bundle(&pem)
         .ok()
         .filter(|certs| !certs.is_empty())
-        .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
-    Ok(pem)
+        .ok_or_else(|| format!("{} holds no PEM certificate", path.display()))
 }

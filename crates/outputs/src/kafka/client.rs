@@ -9,6 +9,7 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::secret::Secret;
+use crate::settings::SettingsError;
 
 /// Broker addresses: a YAML list or a comma-separated string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +126,7 @@ pub fn client_config(
 }
 
 /// Checks TLS files exist, so a typo is a config error rather than a connection failure.
-pub fn check_tls(tls: Option<&KafkaTls>) -> Result<(), (String, String)> {
+pub fn check_tls(tls: Option<&KafkaTls>) -> Result<(), SettingsError> {
     let Some(t) = tls else { return Ok(()) };
     for (key, path) in [
         ("tls.ca_file", &t.ca_file),
@@ -134,24 +135,24 @@ pub fn check_tls(tls: Option<&KafkaTls>) -> Result<(), (String, String)> {
     ] {
         if let Some(p) = path {
             if !p.is_file() {
-                return Err((
-                    key.to_string(),
+                return Err(SettingsError::new(
+                    key,
                     format!("{} is not a readable file", p.display()),
                 ));
             }
         }
     }
     if t.cert_file.is_some() != t.key_file.is_some() {
-        return Err((
-            "tls.key_file".to_string(),
-            "cert_file and key_file go together".to_string(),
+        return Err(SettingsError::new(
+            "tls.key_file",
+            "cert_file and key_file go together",
         ));
     }
     Ok(())
 }
 
 /// Kafka's own rule for topic names, so a typo is a config error rather than a broker refusal.
-pub fn check_topic(topic: &str) -> Result<(), (String, String)> {
+pub fn check_topic(topic: &str) -> Result<(), SettingsError> {
     let valid = !topic.is_empty()
         && topic.len() <= 249
         && topic != "."
@@ -162,8 +163,8 @@ pub fn check_topic(topic: &str) -> Result<(), (String, String)> {
     if valid {
         Ok(())
     } else {
-        Err((
-            "topic".to_string(),
+        Err(SettingsError::new(
+            "topic",
             format!("'{topic}' is not a valid topic name (letters, digits, '.', '_', '-')"),
         ))
     }

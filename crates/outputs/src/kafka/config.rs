@@ -8,6 +8,7 @@ use super::client::{Brokers, KafkaTls, Properties, Sasl};
 use crate::batch::BatchConfig;
 use crate::fingerprint::KeyTemplate;
 use crate::output::BatchLimits;
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,20 +75,46 @@ pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_wait: Duration::from_millis(20),
 };
 
-impl KafkaConfig {
-    pub fn check(&self) -> Result<BatchLimits, (String, String)> {
-        super::client::check_topic(&self.topic)?;
-        super::client::check_tls(self.tls.as_ref())?;
-        let limits = self
-            .batch
-            .limits(DEFAULT_BATCH)
-            .map_err(|(k, m)| (k.to_string(), m))?;
+/// The checked settings a Kafka output runs with.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub keys: KafkaConfig,
+    pub limits: BatchLimits,
+    /// `key`, `{rule}|{hostname}` by default.
+    pub message_key: KeyTemplate,
+}
+
+impl KafkaSettings {
+    pub(super) fn from_keys(keys: KafkaConfig) -> Result<Self, SettingsError> {
+        super::client::check_topic(&keys.topic)?;
+        super::client::check_tls(keys.tls.as_ref())?;
+        let limits = keys.batch.limits(DEFAULT_BATCH)?;
         // librdkafka checks its own property names and values when a client is made.
         let probe: rdkafka::producer::FutureProducer =
-            super::producer_config(self, Duration::from_secs(5))
+            super::producer_config(&keys, Duration::from_secs(5))
                 .create()
-                .map_err(|e| ("librdkafka".to_string(), super::client::creation_error(&e)))?;
+                .map_err(|e| SettingsError::new("librdkafka", super::client::creation_error(&e)))?;
         drop(probe);
-        Ok(limits)
+        let message_key = keys
+            .key
+            .clone()
+            .unwrap_or_else(|| KeyTemplate::parse("{rule}|{hostname}").expect("a valid template"));
+        Ok(KafkaSettings {
+            keys,
+            limits,
+            message_key,
+        })
+    }
+
+    /// Where alerts go, safe to print: the SASL password never.
+    pub fn describe(&self) -> String {
+        let sasl = self.keys.sasl.as_ref().map_or(String::new(), |s| {
+            format!(" (SASL {:?} as {}, password ***)", s.mechanism, s.username)
+        });
+        format!(
+            "Kafka topic {} on {}{sasl}",
+            self.keys.topic,
+            self.keys.brokers.0.join(",")
+        )
     }
 }

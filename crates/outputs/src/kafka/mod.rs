@@ -10,8 +10,9 @@
 pub mod client;
 mod config;
 
-pub use config::{Acks, Compression, KafkaConfig, DEFAULT_BATCH};
+pub use config::{Acks, Compression, KafkaConfig, KafkaSettings, DEFAULT_BATCH};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,11 +21,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-use crate::config::BuildContext;
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
 use crate::fingerprint::KeyTemplate;
 use crate::output::{BatchLimits, Output};
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
 
 pub struct KafkaOutput {
     producer: FutureProducer,
@@ -62,21 +63,35 @@ pub fn producer_config(c: &KafkaConfig, attempt: Duration) -> ClientConfig {
     )
 }
 
-pub fn build(config: &KafkaConfig, ctx: BuildContext) -> KafkaOutput {
-    let limits = config
-        .check()
-        .expect("checked when the configuration was read");
+pub const TYPE: OutputType = OutputType::new::<KafkaSettings>("kafka", Audience::Systems);
+
+impl OutputSettings for KafkaSettings {
+    type Keys = KafkaConfig;
+
+    fn check(keys: KafkaConfig) -> Result<Self, SettingsError> {
+        KafkaSettings::from_keys(keys)
+    }
+
+    fn build(&self, ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(build(self, ctx))
+    }
+
+    fn describe(&self) -> String {
+        KafkaSettings::describe(self)
+    }
+}
+
+pub fn build(settings: &KafkaSettings, ctx: BuildContext) -> KafkaOutput {
     KafkaOutput {
-        producer: producer_config(config, ctx.timeout)
+        // The same properties made a probe producer when the settings were checked; only the
+        // message timeout differs, and it is a number librdkafka takes.
+        producer: producer_config(&settings.keys, ctx.timeout)
             .create()
-            .expect("checked when the configuration was read"),
-        topic: config.topic.clone(),
-        key: config
-            .key
-            .clone()
-            .unwrap_or_else(|| KeyTemplate::parse("{rule}|{hostname}").expect("a valid template")),
-        headers: config.headers,
-        limits,
+            .expect("librdkafka accepted these properties when the settings were checked"),
+        topic: settings.keys.topic.clone(),
+        key: settings.message_key.clone(),
+        headers: settings.keys.headers,
+        limits: settings.limits,
     }
 }
 

@@ -12,8 +12,8 @@ use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::parse_keys;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
+use crate::settings::checked;
 use crate::testing::envelope;
 
 struct Quiet;
@@ -26,10 +26,11 @@ fn output(brokers: &str, extra: Value) -> KafkaOutput {
     keys.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let c: KafkaConfig = parse_keys(keys).unwrap();
+    let c: KafkaSettings = checked(keys).unwrap();
     build(
         &c,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 4,
             timeout: Duration::from_secs(10),
         },
@@ -206,13 +207,7 @@ async fn a_message_over_the_size_limit_is_permanent() {
 
 #[test]
 fn keys_are_checked_and_secrets_never_print() {
-    let err = |v: Value| match parse_keys::<KafkaConfig>(v) {
-        Err(e) => e.to_string(),
-        Ok(c) => {
-            let (p, m) = c.check().unwrap_err();
-            format!("{p}: {m}")
-        }
-    };
+    let err = |v: Value| checked::<KafkaSettings>(v).unwrap_err().to_string();
     assert!(err(json!({"brokers": "a:1", "topic": "bad topic"})).starts_with("topic:"));
     assert!(err(json!({"brokers": "a", "topic": "t"})).starts_with("brokers: 'a' is not host:port"));
     assert!(
@@ -224,14 +219,11 @@ fn keys_are_checked_and_secrets_never_print() {
             .starts_with("tls.ca_file:")
     );
     assert!(err(json!({"brokers": "a:1", "topic": "t", "sasl": {"mechanism": "GSSAPI", "username": "u", "password": "p"}})).starts_with("sasl.mechanism:"));
-    let c: KafkaConfig = parse_keys(json!({"brokers": ["k1:9092", "k2:9092"], "topic": "falco",
+    let c: KafkaSettings = checked(json!({"brokers": ["k1:9092", "k2:9092"], "topic": "falco",
         "sasl": {"mechanism": "SCRAM-SHA-512", "username": "peregrine", "password": "kafka-s3cret"},
-        "librdkafka": {"sasl.oauthbearer.client.secret": "other-s3cret"}}))
+        "librdkafka": {"ssl.key.password": "other-s3cret"}}))
     .unwrap();
-    let printed = format!(
-        "{c:?} {}",
-        crate::OutputSettings::Kafka(c.clone()).describe()
-    );
+    let printed = format!("{c:?} {}", c.describe());
     assert!(!printed.contains("s3cret"), "{printed}");
     assert!(
         printed.contains(

@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
+};
 use serde::Deserialize;
 
 use crate::batch::BatchConfig;
@@ -11,6 +14,7 @@ use crate::duration::ConfigDuration;
 use crate::http::Tls;
 use crate::output::BatchLimits;
 use crate::secret::{Secret, SecretUrl};
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,118 +96,184 @@ pub const MAX_LABELS: usize = 15;
 /// The labels every stream has (when the alert has them).
 pub const DYNAMIC_LABELS: [&str; 3] = ["source", "priority", "hostname"];
 
-/// Checked settings.
+/// The checked settings a Loki output runs with.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct LokiSettings {
+    /// The base URL as configured, for `describe`.
+    pub url: SecretUrl,
     pub push_url: SecretUrl,
+    /// Authorization (sensitive), `X-Scope-OrgID`, content type and encoding.
+    pub headers: HeaderMap,
+    pub tenant: Option<String>,
     pub labels: Vec<(String, String)>,
     pub limits: BatchLimits,
+    pub format: LokiFormat,
+    pub gzip: bool,
+    pub line: LineFormat,
+    pub stale: StalePolicy,
     pub max_age: Duration,
     pub tls: Tls,
 }
 
-impl LokiConfig {
-    pub fn check(&self) -> Result<Checked, (String, String)> {
-        let err = |k: &str, m: String| (k.to_string(), m);
-        let mut labels = Vec::new();
-        for (name, value) in &self.labels {
-            let clean = sanitize_label(name);
-            if DYNAMIC_LABELS.contains(&clean.as_str()) {
-                return Err(err(
-                    &format!("labels.{name}"),
-                    format!("'{clean}' is set from each alert"),
-                ));
-            }
-            if clean.starts_with("__") {
-                return Err(err(
-                    &format!("labels.{name}"),
-                    "names starting with __ are reserved by Loki".to_string(),
-                ));
-            }
-            if value.is_empty() {
-                return Err(err(
-                    &format!("labels.{name}"),
-                    "an empty value means no label; remove it".to_string(),
-                ));
-            }
-            labels.push((clean, value.clone()));
-        }
-        if labels.len() + DYNAMIC_LABELS.len() > MAX_LABELS {
-            return Err(err(
-                "labels",
-                format!("at most {} static labels (Loki allows {MAX_LABELS} per stream, {} are source, priority and hostname)", MAX_LABELS - DYNAMIC_LABELS.len(), DYNAMIC_LABELS.len()),
-            ));
-        }
-        match (&self.username, &self.password, &self.bearer_token) {
-            (Some(_), None, _) => {
-                return Err(err("password", "is needed with username".to_string()))
-            }
-            (None, Some(_), _) => {
-                return Err(err("username", "is needed with password".to_string()))
-            }
-            (Some(_), Some(_), Some(_)) => {
-                return Err(err(
-                    "bearer_token",
-                    "give either bearer_token or username/password, not both".to_string(),
-                ))
-            }
-            _ => {}
-        }
-        // They travel as header values: a newline or other control character would be dropped
-        // from the request (or split it), so refuse it here rather than send without it.
-        let header_safe = |v: &str| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-        if self
-            .tenant
-            .as_deref()
-            .is_some_and(|t| t.is_empty() || !header_safe(t))
-        {
-            return Err(err(
-                "tenant",
-                "must be non-empty printable ASCII (it is sent as X-Scope-OrgID)".to_string(),
-            ));
-        }
-        for (key, value) in [
-            ("username", self.username.as_deref()),
-            ("password", self.password.as_ref().map(|s| s.expose())),
-            (
-                "bearer_token",
-                self.bearer_token.as_ref().map(|s| s.expose()),
-            ),
-        ] {
-            if value.is_some_and(|v| !header_safe(v)) {
-                return Err(err(
-                    key,
-                    "must be printable ASCII (it is sent in the Authorization header)".to_string(),
-                ));
-            }
-        }
-        if self.gzip && self.format == LokiFormat::Protobuf {
-            return Err(err(
+impl LokiSettings {
+    /// Checks the keys together; a problem comes with its key's path.
+    pub(super) fn from_keys(keys: LokiConfig) -> Result<Self, SettingsError> {
+        let labels = static_labels(&keys.labels)?;
+        if keys.gzip && keys.format == LokiFormat::Protobuf {
+            return Err(SettingsError::new(
                 "gzip",
-                "is for format: json (protobuf bodies are always snappy-compressed)".to_string(),
+                "is for format: json (protobuf bodies are always snappy-compressed)",
             ));
         }
-        let limits = self
-            .batch
-            .limits(DEFAULT_BATCH)
-            .map_err(|(k, m)| (k.to_string(), m))?;
-        let tls = self
+        let headers = headers(&keys)?;
+        let limits = keys.batch.limits(DEFAULT_BATCH)?;
+        let tls = keys
             .tls
-            .or_legacy(self.ca_file.as_deref(), self.insecure_skip_verify)
-            .map_err(|m| err("ca_file", m))?;
-        let push_url = if self.url.expose().path().ends_with("/loki/api/v1/push") {
-            self.url.clone()
+            .or_legacy(keys.ca_file.as_deref(), keys.insecure_skip_verify)
+            .map_err(|m| SettingsError::new("ca_file", m))?;
+        let push_url = if keys.url.expose().path().ends_with("/loki/api/v1/push") {
+            keys.url.clone()
         } else {
-            self.url.endpoint("/loki/api/v1/push", None)
+            keys.url.endpoint("/loki/api/v1/push", None)
         };
-        Ok(Checked {
+        Ok(LokiSettings {
+            url: keys.url,
             push_url,
+            headers,
+            tenant: keys.tenant,
             labels,
             limits,
-            max_age: self.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0),
+            format: keys.format,
+            gzip: keys.gzip,
+            line: keys.line,
+            stale: keys.stale,
+            max_age: keys.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0),
             tls,
         })
     }
+
+    /// Where alerts go, safe to print.
+    pub fn describe(&self) -> String {
+        let tenant = self
+            .tenant
+            .as_ref()
+            .map_or(String::new(), |t| format!(", tenant {t}"));
+        format!("Loki {} ({:?}{tenant})", self.url, self.format)
+    }
+}
+
+/// The `labels` key as Loki label names, refusing what Loki would refuse or what every alert
+/// sets itself.
+fn static_labels(
+    configured: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut labels = Vec::new();
+    for (name, value) in configured {
+        let clean = sanitize_label(name);
+        let at = format!("labels.{name}");
+        if DYNAMIC_LABELS.contains(&clean.as_str()) {
+            return Err(SettingsError::new(
+                at,
+                format!("'{clean}' is set from each alert"),
+            ));
+        }
+        if clean.starts_with("__") {
+            return Err(SettingsError::new(
+                at,
+                "names starting with __ are reserved by Loki",
+            ));
+        }
+        if value.is_empty() {
+            return Err(SettingsError::new(
+                at,
+                "an empty value means no label; remove it",
+            ));
+        }
+        labels.push((clean, value.clone()));
+    }
+    if labels.len() + DYNAMIC_LABELS.len() > MAX_LABELS {
+        return Err(SettingsError::new(
+            "labels",
+            format!("at most {} static labels (Loki allows {MAX_LABELS} per stream, {} are source, priority and hostname)", MAX_LABELS - DYNAMIC_LABELS.len(), DYNAMIC_LABELS.len()),
+        ));
+    }
+    Ok(labels)
+}
+
+/// The headers every push carries. Credentials and the tenant travel as header values: one
+/// with a newline or another control character is refused here, not sent without it.
+fn headers(keys: &LokiConfig) -> Result<HeaderMap, SettingsError> {
+    let mut headers = HeaderMap::new();
+    if let Some(auth) = authorization(keys)? {
+        headers.insert(AUTHORIZATION, auth);
+    }
+    if let Some(tenant) = &keys.tenant {
+        let value = HeaderValue::from_str(tenant)
+            .ok()
+            .filter(|_| !tenant.is_empty() && is_printable_ascii(tenant))
+            .ok_or_else(|| {
+                SettingsError::new(
+                    "tenant",
+                    "must be non-empty printable ASCII (it is sent as X-Scope-OrgID)",
+                )
+            })?;
+        headers.insert(HeaderName::from_static("x-scope-orgid"), value);
+    }
+    let (content_type, encoding) = match keys.format {
+        LokiFormat::Protobuf => ("application/x-protobuf", Some("snappy")),
+        LokiFormat::Json => ("application/json", keys.gzip.then_some("gzip")),
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(encoding) = encoding {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    Ok(headers)
+}
+
+/// Basic credentials or a bearer token as a sensitive `Authorization` value.
+fn authorization(keys: &LokiConfig) -> Result<Option<HeaderValue>, SettingsError> {
+    let needs = |key: &str, other: &str| SettingsError::new(key, format!("is needed with {other}"));
+    let value = match (&keys.username, &keys.password, &keys.bearer_token) {
+        (Some(_), None, _) => return Err(needs("password", "username")),
+        (None, Some(_), _) => return Err(needs("username", "password")),
+        (Some(_), Some(_), Some(_)) => {
+            return Err(SettingsError::new(
+                "bearer_token",
+                "give either bearer_token or username/password, not both",
+            ))
+        }
+        (Some(user), Some(password), None) => {
+            printable("username", user)?;
+            printable("password", password.expose())?;
+            crate::http::basic_credentials(user, password.expose())
+        }
+        (None, None, Some(token)) => {
+            printable("bearer_token", token.expose())?;
+            format!("Bearer {}", token.expose())
+        }
+        (None, None, None) => return Ok(None),
+    };
+    let mut value = HeaderValue::from_str(&value).expect("printable ASCII is a valid header value");
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+/// Refuses a credential that could not travel in a header, without printing it.
+fn printable(key: &str, value: &str) -> Result<(), SettingsError> {
+    if is_printable_ascii(value) {
+        Ok(())
+    } else {
+        Err(SettingsError::new(
+            key,
+            "must be printable ASCII (it is sent in the Authorization header)",
+        ))
+    }
+}
+
+fn is_printable_ascii(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// A valid Loki label or metadata name: `[a-zA-Z_][a-zA-Z0-9_]*`, other characters as `_`.

@@ -12,24 +12,26 @@ pub mod config;
 mod encode;
 pub mod proto;
 
-pub use config::{LineFormat, LokiConfig, LokiFormat, StalePolicy, DEFAULT_BATCH, MAX_LABELS};
+pub use config::{
+    LineFormat, LokiConfig, LokiFormat, LokiSettings, StalePolicy, DEFAULT_BATCH, MAX_LABELS,
+};
 pub use encode::{json_body, line_for, protobuf_body, selector, Line};
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE,
-};
+use reqwest::header::HeaderMap;
 use reqwest::Method;
 
-use crate::config::BuildContext;
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
 use crate::http::{self, classify_status, HttpRequest};
 use crate::output::{BatchLimits, Output};
 use crate::secret::SecretUrl;
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
+
+pub const TYPE: OutputType = OutputType::new::<LokiSettings>("loki", Audience::Systems);
 
 /// How far ahead of the clock Loki takes entries (its `creation_grace_period`).
 const FUTURE_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -47,53 +49,34 @@ pub struct LokiOutput {
     client: reqwest::Client,
 }
 
-pub fn build(config: &LokiConfig, ctx: BuildContext) -> LokiOutput {
-    let checked = config
-        .check()
-        .expect("checked when the configuration was read");
-    let mut headers = HeaderMap::new();
-    let auth = match (&config.username, &config.password, &config.bearer_token) {
-        (Some(u), Some(p), _) => Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()))
-        )),
-        (_, _, Some(t)) => Some(format!("Bearer {}", t.expose())),
-        _ => None,
-    };
-    // check() refused a tenant or credentials that are not header-safe ASCII, so both convert.
-    if let Some(Ok(mut v)) = auth.map(|a| HeaderValue::from_str(&a)) {
-        v.set_sensitive(true);
-        headers.insert(AUTHORIZATION, v);
+impl OutputSettings for LokiSettings {
+    type Keys = LokiConfig;
+
+    fn check(keys: LokiConfig) -> Result<Self, SettingsError> {
+        LokiSettings::from_keys(keys)
     }
-    if let Some(Ok(v)) = config.tenant.as_deref().map(HeaderValue::from_str) {
-        headers.insert(HeaderName::from_static("x-scope-orgid"), v);
+
+    fn build(&self, ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(build(self, ctx))
     }
-    match config.format {
-        LokiFormat::Protobuf => {
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
-            );
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        }
-        LokiFormat::Json => {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if config.gzip {
-                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-        }
+
+    fn describe(&self) -> String {
+        LokiSettings::describe(self)
     }
+}
+
+pub fn build(settings: &LokiSettings, ctx: BuildContext) -> LokiOutput {
     LokiOutput {
-        push_url: checked.push_url,
-        headers,
-        labels: checked.labels,
-        limits: checked.limits,
-        format: config.format,
-        gzip: config.gzip,
-        line: config.line,
-        stale: config.stale,
-        max_age: checked.max_age,
-        client: http::client_with_tls(ctx.max_in_flight, &checked.tls),
+        push_url: settings.push_url.clone(),
+        headers: settings.headers.clone(),
+        labels: settings.labels.clone(),
+        limits: settings.limits,
+        format: settings.format,
+        gzip: settings.gzip,
+        line: settings.line,
+        stale: settings.stale,
+        max_age: settings.max_age,
+        client: http::client_with_tls(ctx.max_in_flight, &settings.tls),
     }
 }
 

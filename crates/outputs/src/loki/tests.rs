@@ -7,18 +7,18 @@ use peregrine_fakes::{loki as fake_loki, Reply};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::{Delivery, ItemResult};
 use crate::output::Output;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
+use crate::settings::{checked, BuildContext};
 use crate::testing::envelope;
 
 fn output(keys: Value) -> LokiOutput {
-    let c: LokiConfig = parse_keys(keys).unwrap();
-    c.check().unwrap();
+    let c: LokiSettings = checked(keys).unwrap();
     build(
         &c,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 2,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -221,13 +221,7 @@ async fn stale_alerts_are_restamped_or_dead_lettered_by_policy() {
 
 #[test]
 fn keys_are_checked_and_secrets_never_print() {
-    let err = |v: Value| match parse_keys::<LokiConfig>(v) {
-        Err(e) => e.to_string(),
-        Ok(c) => {
-            let (path, m) = c.check().unwrap_err();
-            format!("{path}: {m}")
-        }
-    };
+    let err = |v: Value| checked::<LokiSettings>(v).unwrap_err().to_string();
     assert_eq!(
         err(json!({"url": "http://127.0.0.1:3100", "tenant": "sec\nurity"})),
         "tenant: must be non-empty printable ASCII (it is sent as X-Scope-OrgID)"
@@ -259,15 +253,12 @@ fn keys_are_checked_and_secrets_never_print() {
     assert!(err(json!({"url": "http://127.0.0.1:3100", "stale": "drop"})).starts_with("stale:"));
     assert!(err(json!({"url": "http://127.0.0.1:3100", "username": "u", "password": "p", "bearer_token": "t"})).starts_with("bearer_token: give either"));
 
-    let c: LokiConfig = parse_keys(json!({"url": "https://logs-prod.grafana.net/loki/api/v1/push", "username": "123456", "password": "glc_s3cr3t"})).unwrap();
+    let c: LokiSettings = checked(json!({"url": "https://logs-prod.grafana.net/loki/api/v1/push", "username": "123456", "password": "glc_s3cr3t"})).unwrap();
     assert_eq!(
-        c.check().unwrap().push_url.expose().as_str(),
+        c.push_url.expose().as_str(),
         "https://logs-prod.grafana.net/loki/api/v1/push"
     );
-    let printed = format!(
-        "{c:?} {}",
-        crate::OutputSettings::Loki(c.clone()).describe()
-    );
+    let printed = format!("{c:?} {}", c.describe());
     assert!(
         !printed.contains("glc_s3cr3t") && !printed.contains("api/v1"),
         "{printed}"

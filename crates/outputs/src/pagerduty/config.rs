@@ -5,6 +5,7 @@ use serde::Deserialize;
 use crate::fingerprint::KeyTemplate;
 use crate::rate::RateLimit;
 use crate::secret::{Secret, SecretUrl};
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,9 +50,12 @@ impl PagerDutyConfig {
     }
 
     /// A problem the keys have together.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    pub(super) fn check_together(&self) -> Result<(), SettingsError> {
         if self.url.is_some() && self.region.is_some() {
-            return Err(("url", "give either region or url, not both".to_string()));
+            return Err(SettingsError::new(
+                "url",
+                "give either region or url, not both",
+            ));
         }
         Ok(())
     }

@@ -7,10 +7,10 @@ use peregrine_fakes::{pagerduty, Reply};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::Delivery;
 use crate::output::Output;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
+use crate::settings::{checked, parse_keys, BuildContext, OutputSettings};
 use crate::testing::{envelope, shadow_read};
 
 const KEY: &str = "R0UT1NGKEY0123456789abcdefABCDEF";
@@ -27,6 +27,7 @@ fn output(c: &PagerDutyConfig) -> impl Output {
     build(
         c,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 1,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -241,8 +242,7 @@ fn keys_are_checked_and_the_routing_key_never_prints() {
     );
     assert!(err(json!({"routing_key": KEY, "region": "apac"})).starts_with("region:"));
     assert!(err(json!({"routing_key": KEY, "dedup_key": "static"})).starts_with("dedup_key:"));
-    let both = crate::OutputSettings::parse(
-        crate::OutputKind::PagerDuty,
+    let both = checked::<PagerDutyConfig>(
         json!({"routing_key": KEY, "region": "eu", "url": "http://127.0.0.1:1/"}),
     )
     .unwrap_err();
@@ -258,10 +258,7 @@ fn keys_are_checked_and_the_routing_key_never_prints() {
         us.endpoint().expose().as_str(),
         "https://events.pagerduty.com/v2/enqueue"
     );
-    let printed = format!(
-        "{us:?} {}",
-        crate::OutputSettings::PagerDuty(us.clone()).describe()
-    );
+    let printed = format!("{us:?} {}", us.describe());
     assert!(!printed.contains(KEY), "{printed}");
 }
 

@@ -6,10 +6,10 @@ use peregrine_fakes::slack;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::Delivery;
 use crate::output::Output;
 use crate::retry::{deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy};
+use crate::settings::{parse_keys, BuildContext, OutputSettings};
 use crate::testing::{envelope, shadow_read};
 
 fn config(url: &str, extra: Value) -> SlackConfig {
@@ -24,6 +24,7 @@ fn output(config: &SlackConfig) -> impl Output {
     build(
         config,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 1,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -264,10 +265,7 @@ fn the_webhook_url_never_prints() {
         "https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXX",
         json!({}),
     );
-    let printed = format!(
-        "{c:?} {}",
-        crate::OutputSettings::Slack(c.clone()).describe()
-    );
+    let printed = format!("{c:?} {}", c.describe());
     assert!(
         !printed.contains("T0001") && !printed.contains("XXXX"),
         "{printed}"

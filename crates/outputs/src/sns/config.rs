@@ -8,6 +8,7 @@ use crate::batch::BatchConfig;
 use crate::fingerprint::KeyTemplate;
 use crate::output::BatchLimits;
 use crate::secret::SecretUrl;
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,18 +90,83 @@ pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_wait: Duration::from_millis(200),
 };
 
-/// A checked topic.
+/// The checked settings an SNS output runs with: the keys, and what follows from the topic.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct SnsSettings {
+    pub keys: SnsConfig,
+    /// `region`, or the topic ARN's.
     pub region: String,
+    /// A FIFO topic (its name ends in `.fifo`): messages carry a group and a deduplication id.
     pub fifo: bool,
     pub limits: BatchLimits,
+    /// `message_group_id`, `{rule}` by default.
+    pub message_group: KeyTemplate,
 }
 
-impl SnsConfig {
-    pub fn check(&self) -> Result<Checked, (&'static str, String)> {
-        // arn:aws:sns:us-east-1:123456789012:name (partitions aws, aws-cn, aws-us-gov, ...).
-        let parts: Vec<&str> = self.topic_arn.split(':').collect();
+impl SnsSettings {
+    pub(super) fn from_keys(keys: SnsConfig) -> Result<Self, SettingsError> {
+        let topic = TopicArn::parse(&keys.topic_arn).ok_or_else(|| {
+            SettingsError::new(
+                "topic_arn",
+                format!(
+                    "'{}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                    keys.topic_arn
+                ),
+            )
+        })?;
+        let limits = keys.batch.limits(DEFAULT_BATCH)?;
+        if limits.max_events > 10 {
+            return Err(SettingsError::new(
+                "batch.max_events",
+                "must be at most 10 (PublishBatch's limit)",
+            ));
+        }
+        if keys.external_id.is_some() && keys.role_arn.is_none() {
+            return Err(SettingsError::new("external_id", "is used with role_arn"));
+        }
+        let fifo = topic.name.ends_with(".fifo");
+        if keys.message_group_id.is_some() && !fifo {
+            return Err(SettingsError::new(
+                "message_group_id",
+                "is for FIFO topics (names ending in .fifo)",
+            ));
+        }
+        Ok(SnsSettings {
+            region: keys.region.clone().unwrap_or(topic.region),
+            fifo,
+            limits: BatchLimits {
+                max_bytes: limits.max_bytes.min(256 * 1024),
+                ..limits
+            },
+            message_group: keys
+                .message_group_id
+                .clone()
+                .unwrap_or_else(|| KeyTemplate::parse("{rule}").expect("a valid template")),
+            keys,
+        })
+    }
+
+    /// Where alerts go, safe to print.
+    pub fn describe(&self) -> String {
+        let via = self
+            .keys
+            .endpoint_url
+            .as_ref()
+            .map_or(String::new(), |u| format!(" via {u}"));
+        format!("SNS {}{via}", self.keys.topic_arn)
+    }
+}
+
+/// The parts of `arn:aws:sns:us-east-1:123456789012:name` (partitions aws, aws-cn, aws-us-gov,
+/// ...) that matter here.
+struct TopicArn {
+    region: String,
+    name: String,
+}
+
+impl TopicArn {
+    fn parse(arn: &str) -> Option<TopicArn> {
+        let parts: Vec<&str> = arn.split(':').collect();
         let valid = parts.len() == 6
             && parts[0] == "arn"
             && parts[1].starts_with("aws")
@@ -109,39 +175,9 @@ impl SnsConfig {
             && parts[4].len() == 12
             && parts[4].bytes().all(|b| b.is_ascii_digit())
             && !parts[5].is_empty();
-        if !valid {
-            return Err((
-                "topic_arn",
-                format!(
-                    "'{}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
-                    self.topic_arn
-                ),
-            ));
-        }
-        let limits = self.batch.limits(DEFAULT_BATCH)?;
-        if limits.max_events > 10 {
-            return Err((
-                "batch.max_events",
-                "must be at most 10 (PublishBatch's limit)".to_string(),
-            ));
-        }
-        if self.external_id.is_some() && self.role_arn.is_none() {
-            return Err(("external_id", "is used with role_arn".to_string()));
-        }
-        let fifo = parts[5].ends_with(".fifo");
-        if self.message_group_id.is_some() && !fifo {
-            return Err((
-                "message_group_id",
-                "is for FIFO topics (names ending in .fifo)".to_string(),
-            ));
-        }
-        Ok(Checked {
-            region: self.region.clone().unwrap_or_else(|| parts[3].to_string()),
-            fifo,
-            limits: BatchLimits {
-                max_bytes: limits.max_bytes.min(256 * 1024),
-                ..limits
-            },
+        valid.then(|| TopicArn {
+            region: parts[3].to_string(),
+            name: parts[5].to_string(),
         })
     }
 }

@@ -11,68 +11,72 @@ mod config;
 mod encode;
 mod response;
 
-pub use config::{Attributes, SnsConfig, SnsFormat};
+pub use config::{Attributes, SnsConfig, SnsFormat, SnsSettings};
 pub use encode::{attribute_name, message, Message, MAX_BYTES};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use tokio::sync::OnceCell;
 
-use crate::config::BuildContext;
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
-use crate::fingerprint::KeyTemplate;
 use crate::output::{BatchLimits, Output};
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
 
-pub struct SnsOutput {
-    config: SnsConfig,
-    region: String,
-    fifo: bool,
-    limits: BatchLimits,
-    group: KeyTemplate,
-    client: OnceCell<aws_sdk_sns::Client>,
-}
+pub const TYPE: OutputType = OutputType::new::<SnsSettings>("sns", Audience::Systems);
 
-pub fn build(config: &SnsConfig, _ctx: BuildContext) -> SnsOutput {
-    let checked = config
-        .check()
-        .expect("checked when the configuration was read");
-    SnsOutput {
-        config: config.clone(),
-        region: checked.region,
-        fifo: checked.fifo,
-        limits: checked.limits,
-        group: config
-            .message_group_id
-            .clone()
-            .unwrap_or_else(|| KeyTemplate::parse("{rule}").expect("a valid template")),
-        client: OnceCell::new(),
+impl OutputSettings for SnsSettings {
+    type Keys = SnsConfig;
+
+    fn check(keys: SnsConfig) -> Result<Self, SettingsError> {
+        SnsSettings::from_keys(keys)
+    }
+
+    fn build(&self, _ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(SnsOutput::new(self))
+    }
+
+    fn describe(&self) -> String {
+        SnsSettings::describe(self)
     }
 }
 
+pub struct SnsOutput {
+    settings: SnsSettings,
+    client: OnceCell<aws_sdk_sns::Client>,
+}
+
 impl SnsOutput {
+    pub fn new(settings: &SnsSettings) -> Self {
+        SnsOutput {
+            settings: settings.clone(),
+            client: OnceCell::new(),
+        }
+    }
+
     /// One SDK client for the output's life, made on first use (loading credentials is async).
     async fn client(&self) -> &aws_sdk_sns::Client {
         self.client
             .get_or_init(|| async {
                 let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(aws_config::Region::new(self.region.clone()))
+                    .region(aws_config::Region::new(self.settings.region.clone()))
                     .load()
                     .await;
                 let mut builder = aws_sdk_sns::config::Builder::from(&base)
                     .retry_config(aws_config::retry::RetryConfig::disabled());
-                if let Some(role) = &self.config.role_arn {
+                if let Some(role) = &self.settings.keys.role_arn {
                     let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
                         .session_name("peregrine")
                         .configure(&base);
-                    if let Some(id) = &self.config.external_id {
+                    if let Some(id) = &self.settings.keys.external_id {
                         assume = assume.external_id(id);
                     }
                     builder = builder.credentials_provider(assume.build().await);
                 }
-                if let Some(url) = &self.config.endpoint_url {
+                if let Some(url) = &self.settings.keys.endpoint_url {
                     builder = builder.endpoint_url(url.expose().as_str());
                 }
                 aws_sdk_sns::Client::from_conf(builder.build())
@@ -104,13 +108,13 @@ impl SnsOutput {
             .client()
             .await
             .publish()
-            .topic_arn(&self.config.topic_arn)
+            .topic_arn(&self.settings.keys.topic_arn)
             .message(m.body.clone())
             .set_subject(m.subject.clone())
             .set_message_attributes(Self::attributes(&m));
-        if self.fifo {
+        if self.settings.fifo {
             req = req
-                .message_group_id(self.group.render(&e.alert))
+                .message_group_id(self.settings.message_group.render(&e.alert))
                 .message_deduplication_id(e.id());
         }
         match req.send().await {
@@ -139,9 +143,9 @@ impl SnsOutput {
                     .message(m.body.clone())
                     .set_subject(m.subject.clone())
                     .set_message_attributes(Self::attributes(m));
-                if self.fifo {
+                if self.settings.fifo {
                     entry = entry
-                        .message_group_id(self.group.render(&batch[*i].alert))
+                        .message_group_id(self.settings.message_group.render(&batch[*i].alert))
                         .message_deduplication_id(batch[*i].id());
                 }
                 entry.build().expect("id and message are set")
@@ -151,7 +155,7 @@ impl SnsOutput {
             .client()
             .await
             .publish_batch()
-            .topic_arn(&self.config.topic_arn)
+            .topic_arn(&self.settings.keys.topic_arn)
             .set_publish_batch_request_entries(Some(entries))
             .send()
             .await;
@@ -211,7 +215,7 @@ impl Output for SnsOutput {
     }
 
     fn batch_limits(&self) -> BatchLimits {
-        self.limits
+        self.settings.limits
     }
 
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {
@@ -220,9 +224,9 @@ impl Output for SnsOutput {
         for (i, e) in batch.iter().enumerate() {
             match message(
                 e,
-                self.config.format,
-                self.config.subject.as_ref(),
-                &self.config.message_attributes,
+                self.settings.keys.format,
+                self.settings.keys.subject.as_ref(),
+                &self.settings.keys.message_attributes,
             ) {
                 Some(m) => ready.push((i, m)),
                 None => {

@@ -4,11 +4,11 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::parse_keys;
+use crate::settings::checked;
 use crate::testing::{envelope, shadow_read};
 
-fn config(keys: Value) -> SnsConfig {
-    parse_keys(keys).unwrap()
+fn config(keys: Value) -> SnsSettings {
+    checked(keys).unwrap()
 }
 
 const ARN: &str = "arn:aws:sns:eu-west-1:123456789012:falco";
@@ -17,7 +17,7 @@ const ARN: &str = "arn:aws:sns:eu-west-1:123456789012:falco";
 fn json_messages_are_the_alert_with_filterable_attributes() {
     let c = config(json!({"topic_arn": ARN}));
     let e = shadow_read("Critical");
-    let m = message(&e, c.format, None, &c.message_attributes).unwrap();
+    let m = message(&e, c.keys.format, None, &c.keys.message_attributes).unwrap();
     let body: Value = serde_json::from_str(&m.body).unwrap();
     assert_eq!(body["uuid"], e.id());
     assert_eq!(body["rule"], "Read sensitive file untrusted");
@@ -34,7 +34,7 @@ fn json_messages_are_the_alert_with_filterable_attributes() {
             ("hostname".to_string(), "node-1".to_string()),
         ]
     );
-    assert_eq!(c.check().unwrap().region, "eu-west-1");
+    assert_eq!(c.region, "eu-west-1");
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn text_messages_have_a_subject_within_snss_rules() {
         json!({"topic_arn": ARN, "format": "text", "message_attributes": ["proc.name", "k8s.ns.name", "AWS.trace"]}),
     );
     let e = shadow_read("Warning");
-    let m = message(&e, c.format, None, &c.message_attributes).unwrap();
+    let m = message(&e, c.keys.format, None, &c.keys.message_attributes).unwrap();
     assert_eq!(
         m.subject.as_deref(),
         Some("[Warning] Read sensitive file untrusted")
@@ -115,13 +115,7 @@ fn errors_pass_or_not_by_snss_code() {
 
 #[test]
 fn keys_are_checked() {
-    let err = |v: Value| match parse_keys::<SnsConfig>(v) {
-        Err(e) => e.to_string(),
-        Ok(c) => {
-            let (p, m) = c.check().unwrap_err();
-            format!("{p}: {m}")
-        }
-    };
+    let err = |v: Value| checked::<SnsSettings>(v).unwrap_err().to_string();
     assert!(
         err(json!({"topic_arn": "arn:aws:sqs:us-east-1:123456789012:q"}))
             .starts_with("topic_arn: 'arn:aws:sqs")
@@ -135,7 +129,7 @@ fn keys_are_checked() {
     let fifo = config(
         json!({"topic_arn": "arn:aws:sns:us-east-1:123456789012:falco.fifo", "message_group_id": "{hostname}"}),
     );
-    assert!(fifo.check().unwrap().fifo);
-    let printed = crate::OutputSettings::Sns(config(json!({"topic_arn": ARN, "endpoint_url": "https://vpce-123.sns.eu-west-1.vpce.amazonaws.com/secretpath"}))).describe();
+    assert!(fifo.fifo);
+    let printed = config(json!({"topic_arn": ARN, "endpoint_url": "https://vpce-123.sns.eu-west-1.vpce.amazonaws.com/secretpath"})).describe();
     assert_eq!(printed, "SNS arn:aws:sns:eu-west-1:123456789012:falco via https://vpce-123.sns.eu-west-1.vpce.amazonaws.com/…");
 }

@@ -1,5 +1,7 @@
 //! `type: stdout` — each alert as one JSON line on standard output, for `make run` and pipes.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
@@ -7,11 +9,30 @@ use tokio::sync::Mutex;
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
 use crate::output::Output;
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
+
+pub const TYPE: OutputType = OutputType::new::<StdoutConfig>("stdout", Audience::Systems);
 
 /// No keys of its own.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {}
+
+impl OutputSettings for StdoutConfig {
+    type Keys = Self;
+
+    fn check(keys: Self) -> Result<Self, SettingsError> {
+        Ok(keys)
+    }
+
+    fn build(&self, _ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(StdoutOutput::new(self))
+    }
+
+    fn describe(&self) -> String {
+        "standard output".to_string()
+    }
+}
 
 pub struct StdoutOutput {
     // Serialises writers so concurrent deliveries never interleave inside a line.

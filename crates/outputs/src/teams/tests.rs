@@ -6,9 +6,9 @@ use peregrine_fakes::{teams, Reply};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::Delivery;
 use crate::output::Output;
+use crate::settings::{parse_keys, BuildContext, OutputSettings};
 use crate::testing::{envelope, shadow_read};
 
 fn config(url: &str, format: &str) -> TeamsConfig {
@@ -19,6 +19,7 @@ fn output(c: &TeamsConfig) -> impl Output {
     build(
         c,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 1,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -155,10 +156,7 @@ async fn teams_answers_are_read_as_teams_means_them() {
 #[test]
 fn the_webhook_url_never_prints() {
     let c = config("https://prod-12.westeurope.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=s3cr3t", "adaptive");
-    let printed = format!(
-        "{c:?} {}",
-        crate::OutputSettings::Teams(c.clone()).describe()
-    );
+    let printed = format!("{c:?} {}", c.describe());
     assert!(
         !printed.contains("s3cr3t") && !printed.contains("workflows"),
         "{printed}"

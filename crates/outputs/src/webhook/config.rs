@@ -1,11 +1,14 @@
-//! The webhook's keys: `url`, `method`, `headers`.
+//! The webhook's keys: `url`, `method`, `headers`, `body_template`, `content_type`, `sign`.
 
 use std::fmt;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::secret::SecretUrl;
+use super::sign::{self, Signer};
+use super::template::{self, Templates};
+use crate::secret::{Secret, SecretUrl};
+use crate::settings::SettingsError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +22,135 @@ pub struct WebhookConfig {
     /// Outbound TLS: extra CA, client certificate, or no verification (see `http::Tls`).
     #[serde(default)]
     pub tls: crate::http::Tls,
+    /// The body as a Jinja template over the alert (see `template.rs`), instead of its JSON.
+    pub body_template: Option<String>,
+    /// `Content-Type` (default `application/json`).
+    pub content_type: Option<String>,
+    /// Signs every request with HMAC-SHA256 (see `sign.rs`).
+    pub sign: Option<SignConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    pub secret: Secret,
+    /// The header's name (default `X-Peregrine-Signature`).
+    pub header: Option<String>,
+}
+
+/// The checked settings a webhook runs with.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub url: SecretUrl,
+    pub method: WebhookMethod,
+    /// Headers whose values are fixed, `Content-Type` included.
+    pub headers: HeaderMap,
+    /// Headers whose values are templates, rendered per alert (their names).
+    pub templated_headers: Vec<HeaderName>,
+    /// The body's ([`template::BODY`]) and the templated headers' templates, when there are any.
+    pub templates: Option<Templates>,
+    pub signer: Option<Signer>,
+    pub tls: crate::http::Tls,
+}
+
+impl WebhookSettings {
+    pub fn has_body_template(&self) -> bool {
+        self.templates
+            .as_ref()
+            .is_some_and(|t| t.has(template::BODY))
+    }
+
+    /// Checks the keys together: templates compile and render a sample alert (a syntax error or
+    /// an unknown filter is a config error), a JSON body template renders JSON.
+    pub(super) fn from_keys(keys: WebhookConfig) -> Result<Self, SettingsError> {
+        let mut headers = HeaderMap::new();
+        let mut templated_headers = Vec::new();
+        let mut sources = Vec::new();
+        for (name, value) in keys.headers.0.iter() {
+            let text = value.to_str().unwrap_or_default();
+            if text.contains("{{") || text.contains("{%") {
+                sources.push((header_template(name), text.to_string()));
+                templated_headers.push(name.clone());
+            } else {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        let content_type = keys.content_type.as_deref().unwrap_or("application/json");
+        let content_type = HeaderValue::from_str(content_type)
+            .map_err(|_| SettingsError::new("content_type", "is not a valid header value"))?;
+        headers.insert(CONTENT_TYPE, content_type.clone());
+        if let Some(body) = keys.body_template {
+            sources.push((template::BODY.to_string(), body));
+        }
+        let templates = (!sources.is_empty())
+            .then(|| compile_and_try(sources, &content_type))
+            .transpose()?;
+        let signer = keys.sign.map(signer).transpose()?;
+        Ok(WebhookSettings {
+            url: keys.url,
+            method: keys.method,
+            headers,
+            templated_headers,
+            templates,
+            signer,
+            tls: keys.tls,
+        })
+    }
+}
+
+/// The template name of a templated header.
+pub fn header_template(name: &HeaderName) -> String {
+    format!("headers.{name}")
+}
+
+/// Compiles the templates and renders each for a sample alert, so what fails for every alert is
+/// found now; a body declared JSON must render JSON.
+fn compile_and_try(
+    sources: Vec<(String, String)>,
+    content_type: &HeaderValue,
+) -> Result<Templates, SettingsError> {
+    let names: Vec<String> = sources.iter().map(|(n, _)| n.clone()).collect();
+    let key = |name: &str| {
+        if name == template::BODY {
+            "body_template".to_string()
+        } else {
+            name.to_string()
+        }
+    };
+    let templates = Templates::compile(sources).map_err(|(n, m)| SettingsError::new(key(&n), m))?;
+    let sample = template::context(&template::sample_alert()).expect("the sample alert is JSON");
+    for name in names {
+        let rendered = templates.render(&name, &sample).map_err(|m| {
+            SettingsError::new(key(&name), format!("fails for a sample alert: {m}"))
+        })?;
+        let json = content_type.to_str().is_ok_and(|t| t.contains("json"));
+        if name == template::BODY && json {
+            serde_json::from_str::<serde_json::Value>(&rendered).map_err(|e| {
+                SettingsError::new(
+                    "body_template",
+                    format!("does not render JSON for a sample alert ({e}); quote text with the json filter: {{{{ output | json }}}}"),
+                )
+            })?;
+        }
+    }
+    Ok(templates)
+}
+
+fn signer(sign: SignConfig) -> Result<Signer, SettingsError> {
+    if sign.secret.expose().is_empty() {
+        return Err(SettingsError::new("sign.secret", "must not be empty"));
+    }
+    let header = sign.header.as_deref().unwrap_or(sign::DEFAULT_HEADER);
+    let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+        SettingsError::new(
+            "sign.header",
+            format!("'{header}' is not a valid header name"),
+        )
+    })?;
+    Ok(Signer {
+        secret: sign.secret,
+        header,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

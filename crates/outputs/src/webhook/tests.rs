@@ -9,10 +9,10 @@ use axum::Router;
 use peregrine_engine::{Alert, AlertId};
 
 use super::*;
-use crate::config::{parse_keys, BuildContext};
 use crate::delivery::Delivery;
 use crate::envelope::Envelope;
 use crate::output::Output;
+use crate::settings::{parse_keys, BuildContext};
 
 #[derive(Default)]
 struct Seen {
@@ -66,10 +66,11 @@ fn alert() -> Envelope {
 }
 
 fn webhook(config: serde_json::Value) -> impl Output {
-    let config: WebhookConfig = parse_keys(config).unwrap();
+    let config: WebhookSettings = crate::settings::checked(config).unwrap();
     build(
         &config,
         BuildContext {
+            name: "test".into(),
             max_in_flight: 2,
             timeout: std::time::Duration::from_secs(5),
         },
@@ -182,4 +183,190 @@ fn bad_keys_name_their_path() {
         parse_keys(serde_json::json!({"url": "http://h/x", "headers": {"X-Token": "tok-123"}}))
             .unwrap();
     assert!(!format!("{config:?}").contains("tok-123"));
+}
+
+fn alert_with(rule: &str, hostname: &str) -> Envelope {
+    let mut a = Alert::from_json(serde_json::json!({
+        "rule": rule, "priority": "Critical", "time": "2026-06-12T09:23:10.123456789Z",
+        "output": "a \"quoted\" line\nand <b>markup</b>", "hostname": hostname,
+        "output_fields": {"proc.name": "cat", "fd.name": "/etc/shadow"}, "tags": ["filesystem", "T1555"]
+    }))
+    .unwrap();
+    a.uuid = Some(AlertId::generate());
+    Envelope::new(a)
+}
+
+#[tokio::test]
+async fn a_body_template_renders_each_alert_with_its_fields_and_filters() {
+    let (base, seen) = receiver(StatusCode::OK, None).await;
+    let template = r#"{"text": {{ ("[" ~ priority ~ "] " ~ rule) | json }}, "proc": {{ fields["proc.name"] | json }}, "output": {{ output | json }}, "short": {{ output | truncate(6) | json }}, "tags": {{ tags | join(",") | json }}, "id": {{ uuid | json }}}"#;
+    let out = webhook(serde_json::json!({
+        "url": format!("{base}/hook"),
+        "body_template": template,
+        "headers": {"X-Rule": "{{ rule | upper }}", "X-Static": "yes"},
+    }));
+    let env = alert_with("Shell in container", "node-7");
+    assert_eq!(
+        out.deliver(std::slice::from_ref(&env)).await,
+        Delivery::Delivered
+    );
+    let seen = seen.lock().unwrap();
+    let (_, _, headers, body) = &seen.requests[0];
+    let got: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(got["text"], "[Critical] Shell in container");
+    assert_eq!(got["proc"], "cat");
+    assert_eq!(got["output"], "a \"quoted\" line\nand <b>markup</b>");
+    assert_eq!(got["short"], "a \"qu…");
+    assert_eq!(got["tags"], "filesystem,T1555");
+    assert_eq!(got["id"], env.id());
+    assert_eq!(headers["x-rule"], "SHELL IN CONTAINER");
+    assert_eq!(headers["x-static"], "yes");
+    assert_eq!(headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn a_text_body_can_escape_for_html() {
+    let (base, seen) = receiver(StatusCode::OK, None).await;
+    let out = webhook(serde_json::json!({
+        "url": format!("{base}/hook"),
+        "content_type": "text/html; charset=utf-8",
+        "body_template": "<p>{{ output | escape }}</p>",
+    }));
+    assert_eq!(
+        out.deliver(&[alert_with("r", "h")]).await,
+        Delivery::Delivered
+    );
+    let seen = seen.lock().unwrap();
+    let (_, _, headers, body) = &seen.requests[0];
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(
+        String::from_utf8_lossy(body),
+        "<p>a &quot;quoted&quot; line\nand &lt;b&gt;markup&lt;&#x2f;b&gt;</p>"
+    );
+}
+
+/// How a receiver checks the signature: recompute the HMAC over "{t}.{body}", compare, and
+/// refuse an old `t`.
+fn verify(secret: &str, header: &str, body: &[u8], now: u64) -> Result<(), &'static str> {
+    use hmac::{KeyInit, Mac};
+    let (mut t, mut v1) = (None, None);
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v.parse::<u64>().ok(),
+            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            _ => {}
+        }
+    }
+    let (t, v1) = (t.ok_or("no t")?, v1.ok_or("no v1")?);
+    if now.abs_diff(t) > 300 {
+        return Err("too old");
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&v1).map_err(|_| "forged")
+}
+
+#[tokio::test]
+async fn signed_requests_verify_as_a_receiver_checks_them() {
+    let (base, seen) = receiver(StatusCode::OK, None).await;
+    let out = webhook(serde_json::json!({
+        "url": format!("{base}/hook"),
+        "sign": {"secret": "whsec-s3cr3t"},
+    }));
+    assert_eq!(out.deliver(&[alert()]).await, Delivery::Delivered);
+    let custom = webhook(serde_json::json!({
+        "url": format!("{base}/hook"),
+        "sign": {"secret": "whsec-s3cr3t", "header": "X-Hub-Signature"},
+    }));
+    assert_eq!(custom.deliver(&[alert()]).await, Delivery::Delivered);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let seen = seen.lock().unwrap();
+    let (_, _, headers, body) = &seen.requests[0];
+    let signature = headers["x-peregrine-signature"].to_str().unwrap();
+    assert_eq!(verify("whsec-s3cr3t", signature, body, now), Ok(()));
+    assert_eq!(verify("other-secret", signature, body, now), Err("forged"));
+    let mut tampered = body.clone();
+    tampered[0] = b' ';
+    assert_eq!(
+        verify("whsec-s3cr3t", signature, &tampered, now),
+        Err("forged")
+    );
+    assert_eq!(
+        verify("whsec-s3cr3t", signature, body, now + 3600),
+        Err("too old")
+    );
+    let (_, _, headers, body) = &seen.requests[1];
+    let signature = headers["x-hub-signature"].to_str().unwrap();
+    assert_eq!(verify("whsec-s3cr3t", signature, body, now), Ok(()));
+}
+
+#[tokio::test]
+async fn an_alert_its_template_fails_for_is_dead_lettered_with_the_error() {
+    let (base, seen) = receiver(StatusCode::OK, None).await;
+    let out = webhook(serde_json::json!({
+        "url": format!("{base}/hook"),
+        "content_type": "text/plain",
+        "body_template": "{% if rule == 'Boom' %}{{ explode() }}{% endif %}{{ rule }}",
+        "headers": {"X-Host": "{{ hostname }}"},
+    }));
+    match out.deliver(&[alert_with("Boom", "h")]).await {
+        Delivery::Permanent(f) => {
+            assert!(f.reason.starts_with("body_template: line 1:"), "{f:?}");
+            assert_eq!(f.code, Some("template_error"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match out.deliver(&[alert_with("r", "evil\nX-Injected: 1")]).await {
+        Delivery::Permanent(f) => assert_eq!(
+            f.reason,
+            "headers.x-host: renders a value HTTP does not allow"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(seen.lock().unwrap().requests.is_empty());
+}
+
+#[test]
+fn templates_are_checked_with_the_configuration() {
+    let err = |keys: serde_json::Value| {
+        crate::settings::checked::<WebhookSettings>(keys)
+            .unwrap_err()
+            .to_string()
+    };
+    let url = "http://127.0.0.1/x";
+    let e = err(serde_json::json!({"url": url, "body_template": "{{ rule "}));
+    assert!(e.starts_with("body_template: line 1: "), "{e}");
+    let e = err(
+        serde_json::json!({"url": url, "body_template": "{{ rule | shout }}", "content_type": "text/plain"}),
+    );
+    assert!(
+        e.starts_with("body_template:") && e.contains("shout"),
+        "{e}"
+    );
+    let e = err(serde_json::json!({"url": url, "body_template": "{\"o\": \"{{ output }}\"}"}));
+    assert!(
+        e.starts_with("body_template: does not render JSON for a sample alert")
+            && e.contains("{{ output | json }}"),
+        "{e}"
+    );
+    let e = err(serde_json::json!({"url": url, "headers": {"X-A": "{{ nope( }}"}}));
+    assert!(e.starts_with("headers.x-a: line 1:"), "{e}");
+    let e = err(serde_json::json!({"url": url, "sign": {"secret": "s", "header": "bad header"}}));
+    assert_eq!(e, "sign.header: 'bad header' is not a valid header name");
+    let e = err(serde_json::json!({"url": url, "sign": {"secret": ""}}));
+    assert_eq!(e, "sign.secret: must not be empty");
+    let s: WebhookSettings = crate::settings::checked(
+        serde_json::json!({"url": url, "body_template": "{{ rule | json }}", "sign": {"secret": "whsec-s3cr3t"}}),
+    )
+    .unwrap();
+    let printed = format!("{s:?} {}", crate::OutputSettings::describe(&s));
+    assert!(!printed.contains("whsec-s3cr3t"), "{printed}");
+    assert!(
+        printed.contains("POST http://127.0.0.1/… (body template, signed)"),
+        "{printed}"
+    );
 }

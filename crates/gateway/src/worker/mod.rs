@@ -21,7 +21,7 @@ use peregrine_outputs::retry::{
     deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy,
 };
 use peregrine_outputs::{BatchLimits, Envelope, Failure, Output};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -156,17 +156,7 @@ impl Worker {
     pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let limits = self.output.batch_limits();
-        let shared = Arc::new(Delivering {
-            output: self.output.clone(),
-            policy: self.policy,
-            dead_letters: self.dead_letters.clone(),
-            metrics: self.metrics.clone(),
-            status: self.status.clone(),
-            labels: [self.status.name.clone(), self.status.kind.to_string()],
-            logged: Mutex::new(HashSet::new()),
-            stop: stop.clone(),
-            batches: Mutex::default(),
-        });
+        let shared = self.delivering(&stop);
         let mut pending = Pending::default();
         let mut ends = self.reader.watch_end();
         let mut tasks = JoinSet::new();
@@ -184,37 +174,11 @@ impl Worker {
                     .await;
                 continue;
             }
-            let slot = match self
-                .wait(
-                    slots.clone().acquire_owned(),
-                    &mut ends,
-                    shed_through,
-                    &stop,
-                )
-                .await
-            {
-                Wake::Ready(slot) => slot.expect("semaphore never closes"),
+            let slot = match self.ready(&slots, &mut ends, shed_through, &stop).await {
+                Wake::Ready(slot) => slot,
                 Wake::Overflow => continue,
                 Wake::Stop => break,
             };
-            match self
-                .wait(self.status.gate.wait(), &mut ends, shed_through, &stop)
-                .await
-            {
-                Wake::Ready(()) => {}
-                Wake::Overflow => continue,
-                Wake::Stop => break,
-            }
-            // A paced output gathers its batch only when it may send, so the alerts that
-            // arrived meanwhile travel together.
-            match self
-                .wait(self.output.ready(), &mut ends, shed_through, &stop)
-                .await
-            {
-                Wake::Ready(()) => {}
-                Wake::Overflow => continue,
-                Wake::Stop => break,
-            }
             let batch = tokio::select! {
                 batch = self.next_batch(&mut pending, limits) => batch,
                 _ = stop.cancelled() => break,
@@ -226,7 +190,56 @@ impl Worker {
                 drop(slot);
             });
         }
+        self.finish(tasks, grace).await;
+    }
 
+    /// What every delivery task of this worker shares.
+    fn delivering(&self, stop: &CancellationToken) -> Arc<Delivering> {
+        Arc::new(Delivering {
+            output: self.output.clone(),
+            policy: self.policy,
+            dead_letters: self.dead_letters.clone(),
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+            labels: [self.status.name.clone(), self.status.kind.to_string()],
+            logged: Mutex::new(HashSet::new()),
+            stop: stop.clone(),
+            batches: Mutex::default(),
+            restarts_counted: AtomicU64::new(0),
+        })
+    }
+
+    /// Waits until a batch may be sent: a free delivery slot, no pause from a `Retry-After`,
+    /// and a paced output's token due. A paced output gathers its batch only then, so the
+    /// alerts that arrived meanwhile travel together.
+    async fn ready(
+        &self,
+        slots: &Arc<Semaphore>,
+        ends: &mut watch::Receiver<Position>,
+        shed_through: u64,
+        stop: &CancellationToken,
+    ) -> Wake<OwnedSemaphorePermit> {
+        let slot = match self
+            .wait(slots.clone().acquire_owned(), ends, shed_through, stop)
+            .await
+        {
+            Wake::Ready(slot) => slot.expect("semaphore never closes"),
+            Wake::Overflow => return Wake::Overflow,
+            Wake::Stop => return Wake::Stop,
+        };
+        let paused = self.wait(self.status.gate.wait(), ends, shed_through, stop);
+        if let Some(stopped) = paused.await.interrupted() {
+            return stopped;
+        }
+        let paced = self.wait(self.output.ready(), ends, shed_through, stop);
+        if let Some(stopped) = paced.await.interrupted() {
+            return stopped;
+        }
+        Wake::Ready(slot)
+    }
+
+    /// Waits up to `grace` for the deliveries in flight, then saves the cursor.
+    async fn finish(&self, mut tasks: JoinSet<()>, grace: Duration) {
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -527,6 +540,17 @@ enum Wake<T> {
     Stop,
 }
 
+impl Wake<()> {
+    /// The wake-up that interrupts a wait for something else, if this was not `Ready`.
+    fn interrupted<U>(self) -> Option<Wake<U>> {
+        match self {
+            Wake::Ready(()) => None,
+            Wake::Overflow => Some(Wake::Overflow),
+            Wake::Stop => Some(Wake::Stop),
+        }
+    }
+}
+
 /// Alerts taken from the log but not yet in a batch.
 #[derive(Default)]
 struct Pending {
@@ -562,6 +586,8 @@ struct Delivering {
     /// Batches in flight by their first alert's log offset, each with the token that cancels it
     /// when the output sheds its backlog.
     batches: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// The output's restart count last added to the metric.
+    restarts_counted: AtomicU64,
 }
 
 /// Tries at a batch that panicked before it is dead-lettered.
@@ -623,11 +649,25 @@ impl AttemptObserver for Delivering {
             .retries
             .with_label_values(&self.labels)
             .inc_by(alerts as u64);
+        self.count_restarts();
         tracing::debug!(output = %self.status.name, failure = ?failure.to_string(), alerts, "delivery failed; retrying");
     }
 }
 
 impl Delivering {
+    /// Adds the output's restarts since the last look to `peregrine_output_plugin_restarts_total`
+    /// (batches in flight at once may look together: each restart is added once).
+    fn count_restarts(&self) {
+        let restarts = self.output.restarts();
+        let counted = self.restarts_counted.fetch_max(restarts, Ordering::Relaxed);
+        if restarts > counted {
+            self.metrics
+                .plugin_restarts
+                .with_label_values(&self.labels)
+                .inc_by(restarts - counted);
+        }
+    }
+
     /// Delivers `batch` and settles every alert in it: delivered, or dead-lettered. `overflow`
     /// cancels the delivery when the output sheds its backlog: the batch is dead-lettered with
     /// reason `overflow` (alerts an earlier attempt delivered may then be in the dead letters
@@ -642,6 +682,7 @@ impl Delivering {
             outcomes = self.attempt(&envelopes) => outcomes,
         };
         self.settle(batch.iter(), outcomes).await;
+        self.count_restarts();
         if let Some(first) = batch.iter().find_map(|i| i.position) {
             self.batches
                 .lock()
@@ -909,6 +950,7 @@ mod tests {
             logged: Mutex::new(HashSet::new()),
             stop: CancellationToken::new(),
             batches: Mutex::default(),
+            restarts_counted: AtomicU64::new(0),
         })
     }
 

@@ -1,4 +1,5 @@
-//! The HTTP API: Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
+//! The front door: connections, TLS and limits (`server`, `conn`, `tls`, `limits`), and the HTTP
+//! API — Falco's `http_output` body on `POST /`, probes, `POST /test` and `/metrics`.
 
 mod body;
 pub mod conn;
@@ -21,11 +22,11 @@ use peregrine_outputs::secret::Secret;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::delivery::OutputStatus;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::seen::keep;
 use crate::spool::{flags, AppendError, PendingAppend};
+use crate::worker::OutputStatus;
 use conn::{ConnState, Phase};
 use decode::ForSpool;
 use limits::{BodyBudget, Limits};

@@ -1,0 +1,65 @@
+//! The output types this build provides: one line per output folder.
+
+use crate::settings::OutputType;
+use crate::{
+    elasticsearch, exec, kafka, loki, pagerduty, sidekick_ui, slack, sns, stdout, teams, webhook,
+};
+
+/// Every output type, in the order `--help` and errors list them.
+pub const OUTPUT_TYPES: &[OutputType] = &[
+    webhook::TYPE,
+    stdout::TYPE,
+    slack::TYPE,
+    teams::TYPE,
+    pagerduty::TYPE,
+    elasticsearch::TYPE,
+    loki::TYPE,
+    sns::TYPE,
+    kafka::TYPE,
+    exec::TYPE,
+    sidekick_ui::TYPE,
+];
+
+/// The type named in an output's `type:` key.
+pub fn output_type(name: &str) -> Result<&'static OutputType, String> {
+    OUTPUT_TYPES.iter().find(|t| t.name == name).ok_or_else(|| {
+        let available: Vec<&str> = OUTPUT_TYPES.iter().map(|t| t.name).collect();
+        format!(
+            "unknown output type '{name}' (available: {})",
+            available.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_is_found_by_its_name_once() {
+        for t in OUTPUT_TYPES {
+            assert_eq!(output_type(t.name).unwrap().name, t.name);
+            assert_eq!(OUTPUT_TYPES.iter().filter(|o| o.name == t.name).count(), 1);
+        }
+        let e = output_type("carrier-pigeon").unwrap_err();
+        assert!(
+            e.starts_with(
+                "unknown output type 'carrier-pigeon' (available: webhook, stdout, slack"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_chat_paging_and_plugins_are_for_people() {
+        let people: Vec<&str> = OUTPUT_TYPES
+            .iter()
+            .filter(|t| t.is_for_people())
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            people,
+            ["slack", "teams", "pagerduty", "exec", "falcosidekick_ui"]
+        );
+    }
+}
