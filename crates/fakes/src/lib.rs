@@ -7,7 +7,9 @@
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
 mod bucket;
+pub mod check;
 pub mod cri;
+pub mod discord;
 pub mod docker;
 pub mod elasticsearch;
 pub mod loki;
@@ -19,5 +21,6 @@ mod server;
 pub mod sidekick_ui;
 pub mod slack;
 pub mod teams;
+pub mod telegram;
 
 pub use server::{Api, FakeService, Message, Reply};

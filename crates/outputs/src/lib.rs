@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod card;
 pub mod delivery;
+pub mod discord;
 pub mod duration;
 pub mod elasticsearch;
 pub mod envelope;
@@ -22,6 +23,7 @@ pub mod loki;
 pub mod output;
 pub mod pacer;
 pub mod pagerduty;
+pub mod preset;
 pub mod rate;
 pub mod registry;
 pub mod retry;
@@ -33,6 +35,7 @@ pub mod slack;
 pub mod sns;
 pub mod stdout;
 pub mod teams;
+pub mod telegram;
 #[cfg(test)]
 mod testing;
 pub mod webhook;

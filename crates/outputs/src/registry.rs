@@ -2,7 +2,8 @@
 
 use crate::settings::OutputType;
 use crate::{
-    elasticsearch, exec, kafka, loki, pagerduty, sidekick_ui, slack, sns, stdout, teams, webhook,
+    discord, elasticsearch, exec, kafka, loki, pagerduty, sidekick_ui, slack, sns, stdout, teams,
+    telegram, webhook,
 };
 
 /// Every output type, in the order `--help` and errors list them.
@@ -18,6 +19,8 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     kafka::TYPE,
     exec::TYPE,
     sidekick_ui::TYPE,
+    discord::TYPE,
+    telegram::TYPE,
 ];
 
 /// The type named in an output's `type:` key.
@@ -59,7 +62,15 @@ mod tests {
             .collect();
         assert_eq!(
             people,
-            ["slack", "teams", "pagerduty", "exec", "falcosidekick_ui"]
+            [
+                "slack",
+                "teams",
+                "pagerduty",
+                "exec",
+                "falcosidekick_ui",
+                "discord",
+                "telegram"
+            ]
         );
     }
 }

@@ -41,3 +41,40 @@ pub fn envelope(json: serde_json::Value) -> Envelope {
     a.uuid = Some(AlertId::generate());
     Envelope::new(a)
 }
+
+/// What building an output in a test needs.
+pub fn build_context() -> crate::settings::BuildContext {
+    crate::settings::BuildContext {
+        name: "test".into(),
+        max_in_flight: 1,
+        timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+/// An alert whose text tries every markup trick: mentions, links, emphasis, tags, entities.
+pub fn hostile(rule: &str) -> Envelope {
+    envelope(serde_json::json!({
+        "hostname": "node-1",
+        "output": "09:23:10.123456789: Critical @everyone @here <!channel> [click](https://evil.example) **bold** <b>tag</b> &amp; `code` <users/all>",
+        "output_fields": {"proc.name": "sh", "fd.name": "<a href=\"https://evil.example\">x</a>"},
+        "priority": "Critical",
+        "rule": rule,
+        "source": "syscall",
+        "tags": ["T1059"],
+        "time": "2026-06-12T09:23:10.123456789Z"
+    }))
+}
+
+/// An alert whose output is `n` characters long.
+pub fn long_output(n: usize) -> Envelope {
+    envelope(serde_json::json!({
+        "hostname": "node-1",
+        "output": "é".repeat(n),
+        "output_fields": {"proc.name": "x".repeat(n)},
+        "priority": "Warning",
+        "rule": "R".repeat(n),
+        "source": "syscall",
+        "tags": [],
+        "time": "2026-06-12T09:23:10.123456789Z"
+    }))
+}
