@@ -1,26 +1,24 @@
 //! The output types this build provides: one line per output folder.
 
 use crate::settings::OutputType;
-use crate::{
-    discord, elasticsearch, exec, kafka, loki, pagerduty, sidekick_ui, slack, sns, stdout, teams,
-    telegram, webhook,
-};
 
 /// Every output type, in the order `--help` and errors list them.
 pub const OUTPUT_TYPES: &[OutputType] = &[
-    webhook::TYPE,
-    stdout::TYPE,
-    slack::TYPE,
-    teams::TYPE,
-    pagerduty::TYPE,
-    elasticsearch::TYPE,
-    loki::TYPE,
-    sns::TYPE,
-    kafka::TYPE,
-    exec::TYPE,
-    sidekick_ui::TYPE,
-    discord::TYPE,
-    telegram::TYPE,
+    crate::webhook::TYPE,
+    crate::stdout::TYPE,
+    crate::slack::TYPE,
+    crate::teams::TYPE,
+    crate::pagerduty::TYPE,
+    crate::elasticsearch::TYPE,
+    crate::loki::TYPE,
+    crate::sns::TYPE,
+    crate::kafka::TYPE,
+    crate::exec::TYPE,
+    crate::sidekick_ui::TYPE,
+    crate::discord::TYPE,
+    crate::telegram::TYPE,
+    crate::mattermost::TYPE,
+    crate::rocketchat::TYPE,
 ];
 
 /// The type named in an output's `type:` key.
@@ -54,23 +52,15 @@ mod tests {
     }
 
     #[test]
-    fn only_chat_paging_and_plugins_are_for_people() {
-        let people: Vec<&str> = OUTPUT_TYPES
+    fn only_outputs_for_machines_may_not_deduplicate() {
+        let machines: Vec<&str> = OUTPUT_TYPES
             .iter()
-            .filter(|t| t.is_for_people())
+            .filter(|t| !t.is_for_people())
             .map(|t| t.name)
             .collect();
         assert_eq!(
-            people,
-            [
-                "slack",
-                "teams",
-                "pagerduty",
-                "exec",
-                "falcosidekick_ui",
-                "discord",
-                "telegram"
-            ]
+            machines,
+            ["webhook", "stdout", "elasticsearch", "loki", "sns", "kafka"]
         );
     }
 }
