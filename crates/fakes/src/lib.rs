@@ -12,9 +12,12 @@ pub mod cri;
 pub mod discord;
 pub mod docker;
 pub mod elasticsearch;
+pub mod googlechat;
+pub mod gotify;
 pub mod loki;
 pub mod mattermost;
 pub mod moto;
+pub mod ntfy;
 pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;
@@ -25,4 +28,4 @@ pub mod slack;
 pub mod teams;
 pub mod telegram;
 
-pub use server::{Api, FakeService, Message, Reply};
+pub use server::{Api, FakeService, Message, Reply, Request};

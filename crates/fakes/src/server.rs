@@ -75,6 +75,28 @@ pub trait Api: Send + Sync + 'static {
     fn rate_limited(&self) -> Reply;
     /// The answer to a request within the limit.
     fn answer(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply;
+    /// Like [`Api::answer`], for services that read the query too (credentials in it).
+    fn answer_query(&self, request: &Request<'_>) -> Reply {
+        self.answer(request.method, request.path, request.headers, request.body)
+    }
+}
+
+/// A request as [`Api::answer_query`] sees it.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The value of query parameter `name`, percent-decoded.
+    pub fn param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query?.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
 }
 
 struct Shared {
@@ -206,7 +228,13 @@ async fn handle(
                     .admit(at),
             };
             if admitted {
-                shared.api.answer(&method, &path, &headers, &body)
+                shared.api.answer_query(&Request {
+                    method: &method,
+                    path: &path,
+                    query: uri.query(),
+                    headers: &headers,
+                    body: &body,
+                })
             } else {
                 shared.api.rate_limited()
             }

@@ -19,6 +19,9 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::telegram::TYPE,
     crate::mattermost::TYPE,
     crate::rocketchat::TYPE,
+    crate::googlechat::TYPE,
+    crate::ntfy::TYPE,
+    crate::gotify::TYPE,
 ];
 
 /// The type named in an output's `type:` key.

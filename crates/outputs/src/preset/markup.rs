@@ -54,13 +54,18 @@ impl Markup {
         out
     }
 
-    /// The longest prefix of escaped `text` that is at most `max` UTF-16 units (the unit the
+    /// The longest prefix of escaped `text` that is at most `max` UTF-16 units (the unit most
     /// services count in) and does not end inside an escape: no `&am`, no lone trailing `\`.
     pub fn cut(self, text: &str, max: usize) -> String {
+        self.cut_in(text, max, Measure::Utf16)
+    }
+
+    /// [`Markup::cut`], counting in `measure`.
+    pub fn cut_in(self, text: &str, max: usize, measure: Measure) -> String {
         let mut end = 0;
         let mut units = 0;
         for (i, c) in text.char_indices() {
-            units += c.len_utf16();
+            units += measure.of_char(c);
             if units > max {
                 break;
             }
@@ -89,9 +94,34 @@ impl Markup {
     }
 }
 
-/// A text's length as the services count it (JavaScript and Telegram count UTF-16 units).
+/// A text's length as most services count it (JavaScript and Telegram count UTF-16 units).
 pub fn length(text: &str) -> usize {
-    text.encode_utf16().count()
+    Measure::Utf16.of(text)
+}
+
+/// What a service's length limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// UTF-16 code units (JavaScript's `length`; never fewer than characters).
+    Utf16,
+    /// UTF-8 bytes (ntfy's message size).
+    Bytes,
+}
+
+impl Measure {
+    pub fn of(self, text: &str) -> usize {
+        match self {
+            Measure::Utf16 => text.encode_utf16().count(),
+            Measure::Bytes => text.len(),
+        }
+    }
+
+    fn of_char(self, c: char) -> usize {
+        match self {
+            Measure::Utf16 => c.len_utf16(),
+            Measure::Bytes => c.len_utf8(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod markup;
 mod text;
 
 pub use answer::{seconds_at, text_at, Dialect};
-pub use markup::{length, Markup};
+pub use markup::{length, Markup, Measure};
 pub use text::MessageText;
 
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
 
-use super::markup::{length, Markup};
+use super::markup::{Markup, Measure};
 use crate::card::{important_fields, output_text, truncate};
 use crate::delivery::Failure;
 use crate::envelope::Envelope;
@@ -30,6 +30,7 @@ pub struct MessageText {
     env: Arc<Environment<'static>>,
     markup: Markup,
     max_units: usize,
+    measure: Measure,
 }
 
 impl std::fmt::Debug for MessageText {
@@ -61,6 +62,7 @@ impl MessageText {
             env: Arc::new(env),
             markup,
             max_units,
+            measure: Measure::Utf16,
         };
         let sample = crate::webhook::template::sample_alert();
         text.render(&sample).map_err(|f| f.reason)?;
@@ -71,19 +73,25 @@ impl MessageText {
         self.markup
     }
 
+    /// The same template, its limit counted in UTF-8 bytes.
+    pub fn counting_bytes(mut self) -> Self {
+        self.measure = Measure::Bytes;
+        self
+    }
+
     /// The text for one alert, at most the service's limit: the output and field values are
     /// cut shorter until it fits, and only then the text itself.
     pub fn render(&self, alert: &Envelope) -> Result<String, Failure> {
         let mut budget = self.max_units;
         for _ in 0..FIT_ROUNDS {
             let text = self.render_with(alert, budget)?;
-            if length(&text) <= self.max_units {
+            if self.measure.of(&text) <= self.max_units {
                 return Ok(text);
             }
             budget /= 2;
         }
         let text = self.render_with(alert, budget)?;
-        Ok(self.markup.cut(&text, self.max_units))
+        Ok(self.markup.cut_in(&text, self.max_units, self.measure))
     }
 
     fn render_with(&self, alert: &Envelope, budget: usize) -> Result<String, Failure> {
@@ -142,6 +150,7 @@ fn describe(e: &minijinja::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preset::length;
     use crate::testing::envelope;
 
     fn alert(output: &str, rule: &str) -> Envelope {
