@@ -18,6 +18,7 @@ pub mod loki;
 pub mod mattermost;
 pub mod moto;
 pub mod ntfy;
+pub mod opsgenie;
 pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;

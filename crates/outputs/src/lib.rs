@@ -24,6 +24,7 @@ pub mod list;
 pub mod loki;
 pub mod mattermost;
 pub mod ntfy;
+pub mod opsgenie;
 pub mod output;
 pub mod pacer;
 pub mod pagerduty;

@@ -22,6 +22,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::googlechat::TYPE,
     crate::ntfy::TYPE,
     crate::gotify::TYPE,
+    crate::opsgenie::TYPE,
 ];
 
 /// The type named in an output's `type:` key.

@@ -78,3 +78,20 @@ pub fn long_output(n: usize) -> Envelope {
         "time": "2026-06-12T09:23:10.123456789Z"
     }))
 }
+
+/// Delivers alerts until the destination says to wait (at most `max` attempts, all others
+/// delivered), and returns how many were delivered first and the answer.
+pub async fn deliver_until_paused(
+    out: &impl crate::output::Output,
+    max: usize,
+) -> (usize, crate::delivery::Failure, std::time::Duration) {
+    use crate::delivery::Delivery;
+    for delivered in 0..max {
+        match out.deliver(&[shadow_read("Notice")]).await {
+            Delivery::Delivered => continue,
+            Delivery::RetryAfter(f, wait) => return (delivered, f, wait),
+            other => panic!("after {delivered} delivered: {other:?}"),
+        }
+    }
+    panic!("{max} requests were all delivered: the service never said to wait")
+}
