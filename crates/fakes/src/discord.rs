@@ -131,7 +131,7 @@ fn embed(m: &Value, at: &str) -> Result<usize, Problem> {
         size += check::text(m, &pointer)?.map_or(0, |s| s.chars().count());
     }
     if let Some(color) = m.pointer(&format!("{at}/color")) {
-        if !color.as_u64().is_some_and(|c| c <= 0xFF_FFFF) {
+        if color.as_u64().is_none_or(|c| c > 0xFF_FFFF) {
             return Err(format!(
                 "{at}/color: Int value should be less than or equal to 16777215."
             ));

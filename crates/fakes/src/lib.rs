@@ -14,6 +14,7 @@ pub mod docker;
 pub mod elasticsearch;
 pub mod googlechat;
 pub mod gotify;
+pub mod grafana_oncall;
 pub mod loki;
 pub mod mattermost;
 pub mod moto;

@@ -112,7 +112,7 @@ fn validate(m: &Value) -> Result<(), (&'static str, String)> {
         .map_err(|_| ("tags", "Tags can not be more than 20.".to_string()))?;
     if tags
         .iter()
-        .any(|t| !t.as_str().is_some_and(|t| t.chars().count() <= 50))
+        .any(|t| t.as_str().is_none_or(|t| t.chars().count() > 50))
     {
         return Err((
             "tags",

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod fingerprint;
 pub mod googlechat;
 pub mod gotify;
+pub mod grafana_oncall;
 pub mod http;
 pub mod kafka;
 pub mod list;

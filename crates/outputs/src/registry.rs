@@ -23,6 +23,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::ntfy::TYPE,
     crate::gotify::TYPE,
     crate::opsgenie::TYPE,
+    crate::grafana_oncall::TYPE,
 ];
 
 /// The type named in an output's `type:` key.

@@ -34,7 +34,7 @@ const TEMPLATE: &str = "{{ output }}\n\nRule: {{ rule }}\nPriority: {{ priority 
 const DESCRIPTION_MAX: usize = 15_000;
 const DETAILS_MAX: usize = 8000;
 const DIALECT: Dialect = Dialect {
-    reason: reason,
+    reason,
     wait: |_| None,
 };
 
