@@ -460,6 +460,16 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "loki",
         "sns",
         "kafka",
+        "discord",
+        "googlechat",
+        "mattermost",
+        "rocketchat",
+        "telegram",
+        "opsgenie",
+        "grafana_oncall",
+        "ntfy",
+        "gotify",
+        "falcosidekick_ui",
     ];
     let mut config = String::from("outputs:\n");
     let mut names = Vec::new();
@@ -477,13 +487,22 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
             config.push('\n');
         }
     }
-    assert_eq!(names.len(), 8, "{config}");
+    assert_eq!(names.len(), wanted.len(), "{config}");
     let (ok, text) = check_config(&config, &[
         ("HOOK_TOKEN", "hook-s3cret"),
         ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0SECRET/B0SECRET/XSECRET"),
         ("TEAMS_WEBHOOK_URL", "https://prod.westus.logic.azure.com/workflows/WSECRET/triggers/manual/paths/invoke?sig=SIGSECRET"),
         ("PAGERDUTY_ROUTING_KEY", "PDKEYSECRET0123456789abcdefABCDE"),
         ("ES_PASSWORD", "espw-SECRET"),
+        ("DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/DCSECRET"),
+        ("GOOGLE_CHAT_WEBHOOK_URL", "https://chat.googleapis.com/v1/spaces/AAA/messages?key=GKSECRET&token=GTSECRET"),
+        ("MATTERMOST_WEBHOOK_URL", "https://mm.example.com/hooks/MMSECRET"),
+        ("ROCKETCHAT_WEBHOOK_URL", "https://chat.example.com/hooks/ID/RCSECRET"),
+        ("TELEGRAM_BOT_TOKEN", "123456:TGSECRET"),
+        ("OPSGENIE_API_KEY", "OGSECRET"),
+        ("ONCALL_WEBHOOK_URL", "https://oncall.example.com/integrations/v1/formatted_webhook/OCSECRET/"),
+        ("NTFY_TOKEN", "tk_NTSECRET"),
+        ("GOTIFY_APP_TOKEN", "GTFSECRET"),
     ]);
     assert!(ok, "{config}\n{text}");
     for name in &names {
