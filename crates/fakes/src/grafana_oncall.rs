@@ -1,7 +1,9 @@
 //! A Grafana OnCall "Formatted webhook" integration
 //! (`POST /integrations/v1/formatted_webhook/{token}/`): `200 Ok.`; an unknown token 403; a body
-//! it cannot read 400; 300 alerts in 5 minutes per integration, over which it answers 429 with
-//! `Retry-After`.
+//! it cannot read 400; 300 alerts in 5 minutes per integration (OnCall's documented limit),
+//! over which it answers 429. OnCall documents the status, not the body or a `Retry-After`: the
+//! words and the 60 s `Retry-After` here are the fake's, and the output waits a second when a 429
+//! names no wait.
 //!
 //! Checks: a JSON object; `title`, `message`, `alert_uid`, `link_to_upstream_details` and
 //! `image_url` strings or null; `state` `alerting` or `ok`.

@@ -309,6 +309,46 @@ fn read_link(path: &str) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
+/// What the process table takes from `/proc/PID/status`.
+struct ProcStatus {
+    uid: u32,
+    gid: u32,
+    /// The pid in the process's own namespace (the last of `NSpid`).
+    vpid: u32,
+    cap_effective: u64,
+    cap_permitted: u64,
+}
+
+impl ProcStatus {
+    fn read(base: &str, pid: u32) -> ProcStatus {
+        let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
+        let words = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let first = |key: &str| words(key).first().and_then(|v| v.parse().ok());
+        let cap = |key: &str| {
+            words(key)
+                .first()
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+                .unwrap_or(0)
+        };
+        ProcStatus {
+            uid: first("Uid:").unwrap_or(0),
+            gid: first("Gid:").unwrap_or(0),
+            vpid: words("NSpid:")
+                .last()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(pid),
+            cap_effective: cap("CapEff:"),
+            cap_permitted: cap("CapPrm:"),
+        }
+    }
+}
+
 /// A process as `/proc` describes it.
 fn from_proc(pid: u32) -> Option<Process> {
     let base = format!("/proc/{pid}");
@@ -332,32 +372,7 @@ fn from_proc(pid: u32) -> Option<Process> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned());
     let exe = argv.next().unwrap_or_default();
-    let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
-    let status_field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.split_whitespace().collect::<Vec<_>>())
-            .unwrap_or_default()
-    };
-    let uid = status_field("Uid:")
-        .first()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let gid = status_field("Gid:")
-        .first()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let cap = |key: &str| {
-        status_field(key)
-            .first()
-            .and_then(|v| u64::from_str_radix(v, 16).ok())
-            .unwrap_or(0)
-    };
-    let vpid = status_field("NSpid:")
-        .last()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(pid);
+    let status = ProcStatus::read(&base, pid);
     let cgroups = std::fs::read_to_string(format!("{base}/cgroup")).unwrap_or_default();
     let paths: Vec<&str> = cgroups
         .lines()
@@ -372,18 +387,18 @@ fn from_proc(pid: u32) -> Option<Process> {
         args: argv.collect(),
         cwd: read_link(&format!("{base}/cwd")).unwrap_or_else(|| "/".to_string()),
         tty,
-        uid,
-        gid,
+        uid: status.uid,
+        gid: status.gid,
         loginuid: std::fs::read_to_string(format!("{base}/loginuid"))
             .ok()
             .and_then(|v| v.trim().parse::<u32>().ok())
             .map_or(-1, loginuid),
         sid,
-        vpid,
+        vpid: status.vpid,
         start_ns: 0,
         container_id: container::container_id(paths),
-        cap_effective: cap("CapEff:"),
-        cap_permitted: cap("CapPrm:"),
+        cap_effective: status.cap_effective,
+        cap_permitted: status.cap_permitted,
         exe_flags: 0,
         exe_ino: 0,
         exe_ctime_ns: 0,
