@@ -128,21 +128,13 @@ impl HttpEncoder for MattermostEncoder {
         Ok(preset::post_json(
             &keys.webhook_url,
             HeaderMap::new(),
-            &without_nulls(body),
+            &preset::without_nulls(body),
         ))
     }
 
     fn classify(&self, response: &HttpResponse, _batch: &[Envelope]) -> Delivery {
         DIALECT.classify(response)
     }
-}
-
-/// The body without the optional keys left unset.
-pub(crate) fn without_nulls(mut body: serde_json::Value) -> serde_json::Value {
-    if let Some(map) = body.as_object_mut() {
-        map.retain(|_, v| !v.is_null());
-    }
-    body
 }
 
 #[cfg(test)]

@@ -100,3 +100,11 @@ pub fn time_millis(time: peregrine_engine::EventTime) -> String {
         t.millisecond()
     )
 }
+
+/// `body` without its keys left unset (`null`): optional keys the user did not give.
+pub fn without_nulls(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = body.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    body
+}

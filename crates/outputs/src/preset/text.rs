@@ -64,7 +64,7 @@ impl MessageText {
             max_units,
             measure: Measure::Utf16,
         };
-        let sample = crate::webhook::template::sample_alert();
+        let sample = Envelope::sample();
         text.render(&sample).map_err(|f| f.reason)?;
         Ok(text)
     }

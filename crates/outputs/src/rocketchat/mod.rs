@@ -19,7 +19,6 @@ use crate::card::{color, truncate};
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
 use crate::http::{self, HttpEncoder, HttpOutput, HttpRequest, HttpResponse, Tls};
-use crate::mattermost::without_nulls;
 use crate::output::Output;
 use crate::pacer::Pacer;
 use crate::preset::{self, text_at, Dialect, Markup, MessageText};
@@ -136,7 +135,7 @@ impl HttpEncoder for RocketChatEncoder {
         Ok(preset::post_json(
             &keys.webhook_url,
             HeaderMap::new(),
-            &without_nulls(body),
+            &preset::without_nulls(body),
         ))
     }
 

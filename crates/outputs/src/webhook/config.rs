@@ -118,7 +118,8 @@ fn compile_and_try(
         }
     };
     let templates = Templates::compile(sources).map_err(|(n, m)| SettingsError::new(key(&n), m))?;
-    let sample = template::context(&template::sample_alert()).expect("the sample alert is JSON");
+    let sample =
+        template::context(&crate::envelope::Envelope::sample()).expect("the sample alert is JSON");
     for name in names {
         let rendered = templates.render(&name, &sample).map_err(|m| {
             SettingsError::new(key(&name), format!("fails for a sample alert: {m}"))

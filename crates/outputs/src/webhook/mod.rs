@@ -8,7 +8,7 @@
 mod config;
 mod encode;
 mod sign;
-pub(crate) mod template;
+mod template;
 
 pub use config::{SignConfig, WebhookConfig, WebhookMethod, WebhookSettings};
 pub use encode::WebhookEncoder;

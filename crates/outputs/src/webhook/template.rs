@@ -92,22 +92,3 @@ fn truncate(value: String, length: usize) -> String {
     cut.push('…');
     cut
 }
-
-/// An alert with what breaks naive templates (quotes, a backslash, a newline, markup, a null
-/// field), rendered when the configuration is checked so a template that fails on it is a
-/// config error.
-pub fn sample_alert() -> Envelope {
-    let mut alert = peregrine_engine::Alert::from_json(serde_json::json!({
-        "hostname": "node-1",
-        "output": "09:23:10.123456789: Warning \"quoted\" <b>text</b> \\ and a\nsecond line",
-        "output_fields": {"proc.name": "cat", "fd.name": "/etc/shadow", "k8s.ns.name": null, "user.uid": 0},
-        "priority": "Warning",
-        "rule": "Read sensitive file untrusted",
-        "source": "syscall",
-        "tags": ["filesystem", "mitre_credential_access"],
-        "time": "2026-06-12T09:23:10.123456789Z"
-    }))
-    .expect("the sample alert is valid");
-    alert.uuid = Some(peregrine_engine::AlertId::generate());
-    Envelope::new(alert)
-}
