@@ -40,10 +40,11 @@ declare -A test_needs=(
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
 )
 
+# A user's PATH on Debian has no sbin, where bpftool lives; the build finds it there too.
 have() {
   case "$1" in
     /*) [ -e "$1" ] ;;
-    *) command -v "$1" >/dev/null 2>&1 ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
   esac
 }
 

@@ -47,6 +47,21 @@ fn kernel_side(out: &Path) {
     }
 }
 
+/// `bpftool` from PATH, else Debian's `/usr/sbin/bpftool`: a user's PATH there has no sbin, and
+/// dumping the kernel's BTF needs no privilege.
+fn bpftool() -> PathBuf {
+    let in_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("bpftool").is_file()))
+        .unwrap_or(false);
+    match ["/usr/sbin/bpftool", "/sbin/bpftool"]
+        .iter()
+        .find(|p| Path::new(p).is_file())
+    {
+        Some(sbin) if !in_path => PathBuf::from(sbin),
+        _ => PathBuf::from("bpftool"),
+    }
+}
+
 /// `vmlinux.h` dumped from the running kernel's BTF into `out`.
 fn vmlinux_h(out: &Path) -> PathBuf {
     let btf = Path::new("/sys/kernel/btf/vmlinux");
@@ -54,7 +69,7 @@ fn vmlinux_h(out: &Path) -> PathBuf {
         fail("kernel side", "the kernel exposes no BTF at /sys/kernel/btf/vmlinux; set PEREGRINE_VMLINUX_H to a vmlinux.h for the target kernel");
     }
     let header = out.join("vmlinux.h");
-    let dump = Command::new("bpftool")
+    let dump = Command::new(bpftool())
         .args(["btf", "dump", "file"])
         .arg(btf)
         .args(["format", "c"])
