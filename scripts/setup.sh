@@ -38,6 +38,7 @@ declare -A test_needs=(
   [pip3]=python3-pip               # test peers from PyPI (osmem-server)
   [promtool]=prometheus            # metrics tests run `promtool check metrics`
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
+  [prometheus-alertmanager]=prometheus-alertmanager  # the alertmanager output's real peer
 )
 
 # A user's PATH on Debian has no sbin, where bpftool lives; the build finds it there too.

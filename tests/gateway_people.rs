@@ -460,6 +460,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "loki",
         "sns",
         "kafka",
+        "alertmanager",
         "discord",
         "googlechat",
         "mattermost",

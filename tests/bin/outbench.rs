@@ -1,7 +1,7 @@
 //! `peregrine-outbench`: how fast each output drains a backlog into a local peer that answers
 //! every request at once, measured in one run so the figures compare.
 //!
-//! For each output type (webhook, elasticsearch, loki), with batch defaults:
+//! For each output type (webhook, elasticsearch, loki, alertmanager), with batch defaults:
 //! 1. start the release gateway with that one output, pointed at a loopback port nobody listens
 //!    on yet (the output fails fast and retries every few milliseconds);
 //! 2. post N alerts (arrays of 1 000), so the whole backlog is in the spool;
@@ -80,6 +80,7 @@ fn main() {
         ("webhook", "url: \"http://{peer}/hook\""),
         ("elasticsearch", "url: \"http://{peer}\""),
         ("loki", "url: \"http://{peer}\""),
+        ("alertmanager", "urls: \"http://{peer}\""),
     ] {
         let (rate, secs, requests) = rt.block_on(run(&o, kind, keys));
         println!("{kind:<15} {rate:>12.0} {secs:>14.2} {requests:>10}");

@@ -6,6 +6,7 @@
 //! bodies, error words, 429s with `Retry-After`. Tests read back what arrived and what was
 //! answered, and can force the next answers (`channel_not_found`, a 429 with `Retry-After: 3`).
 
+pub mod alertmanager;
 mod bucket;
 pub mod check;
 pub mod cri;

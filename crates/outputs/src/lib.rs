@@ -7,6 +7,7 @@
 //!
 //! Outputs never see the gateway: they know nothing about spools, cursors or metrics.
 
+pub mod alertmanager;
 pub mod batch;
 pub mod card;
 pub mod delivery;

@@ -23,6 +23,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::loki::TYPE,
     crate::sns::TYPE,
     crate::kafka::TYPE,
+    crate::alertmanager::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -65,7 +66,15 @@ mod tests {
             .collect();
         assert_eq!(
             machines,
-            ["webhook", "stdout", "elasticsearch", "loki", "sns", "kafka"]
+            [
+                "webhook",
+                "stdout",
+                "elasticsearch",
+                "loki",
+                "sns",
+                "kafka",
+                "alertmanager"
+            ]
         );
     }
 }
