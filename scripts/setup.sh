@@ -39,11 +39,14 @@ declare -A test_needs=(
   [promtool]=prometheus            # metrics tests run `promtool check metrics`
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
   [prometheus-alertmanager]=prometheus-alertmanager  # the alertmanager output's real peer
+  [rsyslogd]=rsyslog               # the syslog output's real peer
+  [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 
 # A user's PATH on Debian has no sbin, where bpftool lives; the build finds it there too.
 have() {
   case "$1" in
+    pkg:*) dpkg-query -W -f='${Status}' "${1#pkg:}" 2>/dev/null | grep -q 'install ok installed' ;;
     /*) [ -e "$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
   esac

@@ -461,6 +461,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "sns",
         "kafka",
         "alertmanager",
+        "syslog",
         "discord",
         "googlechat",
         "mattermost",

@@ -25,6 +25,7 @@ pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;
 pub mod rocketchat;
+pub mod rsyslog;
 mod server;
 pub mod sidekick_ui;
 pub mod slack;

@@ -42,6 +42,7 @@ pub mod size;
 pub mod slack;
 pub mod sns;
 pub mod stdout;
+pub mod syslog;
 pub mod teams;
 pub mod telegram;
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::sns::TYPE,
     crate::kafka::TYPE,
     crate::alertmanager::TYPE,
+    crate::syslog::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -73,7 +74,8 @@ mod tests {
                 "loki",
                 "sns",
                 "kafka",
-                "alertmanager"
+                "alertmanager",
+                "syslog"
             ]
         );
     }

@@ -1,0 +1,272 @@
+//! `type: syslog` — alerts as syslog messages to a syslog server: RFC 5424 (default) or
+//! RFC 3164, over UDP (a datagram each), TCP or TLS (octet-counting framing by default,
+//! RFC 6587), facility from `facility`, severity from the alert's priority (`format.rs`).
+//!
+//! Syslog acknowledges nothing (`transport.rs` says what that means for delivery). A stream
+//! output sends one batch at a time over one connection, so lines keep their order.
+
+mod format;
+mod transport;
+
+pub use format::{frame, Format, Framing, LineFormat, Message, FACILITIES};
+pub use transport::Address;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio_rustls::rustls;
+
+use crate::delivery::Delivery;
+use crate::envelope::Envelope;
+use crate::output::{BatchLimits, Output};
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
+use crate::size::ByteSize;
+use transport::Transport;
+
+pub const TYPE: OutputType =
+    OutputType::new::<SyslogSettings>("syslog", Audience::Systems).with_max_in_flight(1);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogKeys {
+    /// `udp://host:port`, `tcp://host:port` or `tls://host:port`.
+    pub address: String,
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// `local0` by default; any of [`FACILITIES`].
+    #[serde(default = "default_facility")]
+    pub facility: String,
+    /// APP-NAME (5424) or TAG (3164), default `falco`.
+    #[serde(default = "default_app")]
+    pub app_name: String,
+    /// `json` (the alert, default) or `output` (Falco's text).
+    #[serde(default = "default_message")]
+    pub message: Message,
+    /// TCP and TLS only: `octet_counting` (default) or `newline`.
+    pub framing: Option<Framing>,
+    /// The longest message (default 8KiB, rsyslog's default); longer ones are cut.
+    pub max_message_size: Option<ByteSize>,
+    /// `tls://` only: a CA trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: SyslogTls,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+fn default_format() -> Format {
+    Format::Rfc5424
+}
+
+fn default_facility() -> String {
+    "local0".into()
+}
+
+fn default_app() -> String {
+    "falco".into()
+}
+
+fn default_message() -> Message {
+    Message::Json
+}
+
+/// The checked settings a syslog output runs with.
+#[derive(Clone)]
+pub struct SyslogSettings {
+    pub address: Address,
+    pub lines: LineFormat,
+    pub framing: Framing,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for SyslogSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyslogSettings")
+            .field("address", &self.address)
+            .field("lines", &self.lines)
+            .field("framing", &self.framing)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl OutputSettings for SyslogSettings {
+    type Keys = SyslogKeys;
+
+    fn check(keys: SyslogKeys) -> Result<Self, SettingsError> {
+        let address =
+            Address::parse(&keys.address).map_err(|e| SettingsError::new("address", e))?;
+        let facility = FACILITIES
+            .iter()
+            .position(|f| *f == keys.facility)
+            .ok_or_else(|| {
+                SettingsError::new(
+                    "facility",
+                    format!("must be one of {}", FACILITIES.join(", ")),
+                )
+            })?;
+        let app_ok = (1..=48).contains(&keys.app_name.len())
+            && keys.app_name.bytes().all(|b| b.is_ascii_graphic());
+        if !app_ok {
+            return Err(SettingsError::new(
+                "app_name",
+                "must be 1 to 48 printable ASCII characters without spaces",
+            ));
+        }
+        if keys.framing.is_some() && !address.is_stream() {
+            return Err(SettingsError::new(
+                "framing",
+                "is for tcp:// and tls:// addresses",
+            ));
+        }
+        let tls_keys = keys.tls.ca_file.is_some() || keys.tls.cert_file.is_some();
+        let tls = match &address {
+            Address::Tls { .. } => Some(client_config(&keys.tls)?),
+            _ if tls_keys => return Err(SettingsError::new("tls", "is for tls:// addresses")),
+            _ => None,
+        };
+        let max_bytes = keys.max_message_size.map_or(8192, |s| s.0);
+        if !(480..=65_000).contains(&max_bytes) {
+            return Err(SettingsError::new(
+                "max_message_size",
+                "must be from 480B to 65000B",
+            ));
+        }
+        Ok(SyslogSettings {
+            address,
+            lines: LineFormat {
+                format: keys.format,
+                message: keys.message,
+                facility: facility as u8,
+                app_name: keys.app_name,
+                max_bytes,
+            },
+            framing: keys.framing.unwrap_or(Framing::OctetCounting),
+            tls,
+        })
+    }
+
+    fn build(&self, _ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(SyslogOutput {
+            transport: Transport::new(self.address.clone(), self.tls.clone()),
+            settings: self.clone(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let (scheme, place) = match &self.address {
+            Address::Udp(a) => ("udp", a.clone()),
+            Address::Tcp(a) => ("tcp", a.clone()),
+            Address::Tls { host, port } => ("tls", format!("{host}:{port}")),
+        };
+        format!("syslog {scheme}://{place} ({:?})", self.lines.format).to_lowercase()
+    }
+}
+
+/// A TLS client trusting the system's roots and `ca_file`, with `cert_file`/`key_file` as its
+/// identity; the files are read now, so a bad one is a config error.
+fn client_config(keys: &SyslogTls) -> Result<Arc<rustls::ClientConfig>, SettingsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &keys.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                SettingsError::new(
+                    "tls.ca_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| SettingsError::new("tls.ca_file", e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots);
+    let config = match (&keys.cert_file, &keys.key_file) {
+        (None, None) => builder.with_no_client_auth(),
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    SettingsError::new(
+                        "tls.cert_file",
+                        format!("cannot read {}: {e}", cert.display()),
+                    )
+                })?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                SettingsError::new(
+                    "tls.key_file",
+                    format!("cannot read {}: {e}", key.display()),
+                )
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| SettingsError::new("tls.cert_file", e.to_string()))?
+        }
+        _ => {
+            return Err(SettingsError::new(
+                "tls.cert_file",
+                "cert_file and key_file go together",
+            ))
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+pub struct SyslogOutput {
+    settings: SyslogSettings,
+    transport: Transport,
+}
+
+#[async_trait]
+impl Output for SyslogOutput {
+    fn kind(&self) -> &'static str {
+        TYPE.name
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_events: 500,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(50),
+        }
+    }
+
+    async fn deliver(&self, batch: &[Envelope]) -> Delivery {
+        let lines: Vec<String> = batch.iter().map(|e| self.settings.lines.line(e)).collect();
+        let sent = if self.settings.address.is_stream() {
+            let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.len() + 8).sum());
+            for line in &lines {
+                frame(line, self.settings.framing, &mut bytes);
+            }
+            self.transport.write(&bytes).await
+        } else {
+            self.transport.send_datagrams(&lines).await
+        };
+        match sent {
+            Ok(()) => Delivery::Delivered,
+            Err(failure) => Delivery::Retry(failure),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
