@@ -40,6 +40,7 @@ declare -A test_needs=(
   [docker-compose]=docker-compose  # `make test` validates docker-compose.yml
   [prometheus-alertmanager]=prometheus-alertmanager  # the alertmanager output's real peer
   [rsyslogd]=rsyslog               # the syslog output's real peer
+  [redis-server]=redis-server      # the redis output's real peer
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 

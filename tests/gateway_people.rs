@@ -462,6 +462,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "kafka",
         "alertmanager",
         "syslog",
+        "redis",
         "discord",
         "googlechat",
         "mattermost",
@@ -505,6 +506,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         ("ONCALL_WEBHOOK_URL", "https://oncall.example.com/integrations/v1/formatted_webhook/OCSECRET/"),
         ("NTFY_TOKEN", "tk_NTSECRET"),
         ("GOTIFY_APP_TOKEN", "GTFSECRET"),
+        ("REDIS_PASSWORD", "RDSECRET"),
     ]);
     assert!(ok, "{config}\n{text}");
     for name in &names {

@@ -24,6 +24,7 @@ pub mod opsgenie;
 pub mod osmem;
 pub use bucket::Limit;
 pub mod pagerduty;
+pub mod redis;
 pub mod rocketchat;
 pub mod rsyslog;
 mod server;

@@ -32,6 +32,7 @@ pub mod pacer;
 pub mod pagerduty;
 pub mod preset;
 pub mod rate;
+pub mod redis;
 pub mod registry;
 pub mod retry;
 pub mod rocketchat;

@@ -25,6 +25,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::kafka::TYPE,
     crate::alertmanager::TYPE,
     crate::syslog::TYPE,
+    crate::redis::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -75,7 +76,8 @@ mod tests {
                 "sns",
                 "kafka",
                 "alertmanager",
-                "syslog"
+                "syslog",
+                "redis"
             ]
         );
     }
