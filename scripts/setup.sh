@@ -41,6 +41,7 @@ declare -A test_needs=(
   [prometheus-alertmanager]=prometheus-alertmanager  # the alertmanager output's real peer
   [rsyslogd]=rsyslog               # the syslog output's real peer
   [redis-server]=redis-server      # the redis output's real peer
+  [mosquitto]=mosquitto            # the mqtt output's real peer
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 

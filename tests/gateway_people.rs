@@ -463,6 +463,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "alertmanager",
         "syslog",
         "redis",
+        "mqtt",
         "discord",
         "googlechat",
         "mattermost",

@@ -18,6 +18,7 @@ pub mod gotify;
 pub mod grafana_oncall;
 pub mod loki;
 pub mod mattermost;
+pub mod mosquitto;
 pub mod moto;
 pub mod ntfy;
 pub mod opsgenie;

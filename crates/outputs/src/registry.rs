@@ -26,6 +26,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::alertmanager::TYPE,
     crate::syslog::TYPE,
     crate::redis::TYPE,
+    crate::mqtt::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -77,7 +78,8 @@ mod tests {
                 "kafka",
                 "alertmanager",
                 "syslog",
-                "redis"
+                "redis",
+                "mqtt"
             ]
         );
     }

@@ -11,7 +11,6 @@ mod transport;
 pub use format::{frame, Format, Framing, LineFormat, Message, FACILITIES};
 pub use transport::Address;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use crate::envelope::Envelope;
 use crate::output::{BatchLimits, Output};
 use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
 use crate::size::ByteSize;
+use crate::stream_tls::{client_config, StreamTls};
 use transport::Transport;
 
 pub const TYPE: OutputType =
@@ -51,15 +51,7 @@ pub struct SyslogKeys {
     pub max_message_size: Option<ByteSize>,
     /// `tls://` only: a CA trusted besides the system's, and a client certificate.
     #[serde(default)]
-    pub tls: SyslogTls,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyslogTls {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    pub tls: StreamTls,
 }
 
 fn default_format() -> Format {
@@ -127,7 +119,7 @@ impl OutputSettings for SyslogSettings {
                 "is for tcp:// and tls:// addresses",
             ));
         }
-        let tls_keys = keys.tls.ca_file.is_some() || keys.tls.cert_file.is_some();
+        let tls_keys = !keys.tls.is_empty();
         let tls = match &address {
             Address::Tls { .. } => Some(client_config(&keys.tls)?),
             _ if tls_keys => return Err(SettingsError::new("tls", "is for tls:// addresses")),
@@ -169,66 +161,6 @@ impl OutputSettings for SyslogSettings {
         };
         format!("syslog {scheme}://{place} ({:?})", self.lines.format).to_lowercase()
     }
-}
-
-/// A TLS client trusting the system's roots and `ca_file`, with `cert_file`/`key_file` as its
-/// identity; the files are read now, so a bad one is a config error.
-fn client_config(keys: &SyslogTls) -> Result<Arc<rustls::ClientConfig>, SettingsError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = &keys.ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                SettingsError::new(
-                    "tls.ca_file",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| SettingsError::new("tls.ca_file", e.to_string()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(roots);
-    let config = match (&keys.cert_file, &keys.key_file) {
-        (None, None) => builder.with_no_client_auth(),
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    SettingsError::new(
-                        "tls.cert_file",
-                        format!("cannot read {}: {e}", cert.display()),
-                    )
-                })?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                SettingsError::new(
-                    "tls.key_file",
-                    format!("cannot read {}: {e}", key.display()),
-                )
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| SettingsError::new("tls.cert_file", e.to_string()))?
-        }
-        _ => {
-            return Err(SettingsError::new(
-                "tls.cert_file",
-                "cert_file and key_file go together",
-            ))
-        }
-    };
-    Ok(Arc::new(config))
 }
 
 pub struct SyslogOutput {

@@ -1,0 +1,334 @@
+//! `type: mqtt` — alerts published to an MQTT broker (MQTT 3.1.1), QoS 1 by default: a batch
+//! is delivered when the broker has acknowledged every message (`PUBACK`); QoS 0 when every
+//! message was written.
+//!
+//! The topic may hold `{field}` placeholders (`falco/{priority}/{hostname}`); a value from the
+//! alert has `/`, `+`, `#` and NUL replaced by `_`, so it stays one topic level and never a
+//! wildcard. The payload is the alert's JSON. A broken connection is a retry of the whole
+//! batch on a new session (QoS 1 is at least once: the broker may see a message twice).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use serde::Deserialize;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::delivery::{Delivery, Failure};
+use crate::envelope::Envelope;
+use crate::fingerprint::field_text;
+use crate::output::{BatchLimits, Output};
+use crate::secret::Secret;
+use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
+use crate::stream_tls::{client_config, StreamTls};
+
+pub const TYPE: OutputType =
+    OutputType::new::<MqttSettings>("mqtt", Audience::Systems).with_max_in_flight(1);
+
+/// The largest message published (brokers take far more; rumqttc's default is 10 KiB).
+const MAX_PACKET: usize = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttKeys {
+    /// `mqtt://[user:password@]host[:1883]` or `mqtts://…[:8883]`: a secret.
+    pub url: Secret,
+    /// The topic, with `{field}` placeholders if wanted.
+    pub topic: String,
+    /// 0 or 1 (default 1).
+    #[serde(default = "one")]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+    /// Default `peregrine-` and a random suffix; brokers drop an older session with the same id.
+    pub client_id: Option<String>,
+    /// `mqtts://` only: a CA trusted besides the system's, and a client certificate.
+    #[serde(default)]
+    pub tls: StreamTls,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// A topic: text and `{field}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicPart {
+    Text(String),
+    Field(String),
+}
+
+#[derive(Clone)]
+pub struct MqttSettings {
+    options: MqttOptions,
+    place: String,
+    pub topic: Vec<TopicPart>,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("place", &self.place)
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl OutputSettings for MqttSettings {
+    type Keys = MqttKeys;
+
+    fn check(keys: MqttKeys) -> Result<Self, SettingsError> {
+        let url = url::Url::parse(keys.url.expose()).map_err(|_| {
+            SettingsError::new(
+                "url",
+                "is not a URL (mqtt://host:1883 or mqtts://host:8883)",
+            )
+        })?;
+        let (tls, default_port) = match url.scheme() {
+            "mqtt" | "tcp" => (false, 1883),
+            "mqtts" | "ssl" => (true, 8883),
+            other => {
+                return Err(SettingsError::new(
+                    "url",
+                    format!("scheme '{other}' is not mqtt or mqtts"),
+                ))
+            }
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| SettingsError::new("url", "has no host"))?
+            .to_string();
+        let port = url.port().unwrap_or(default_port);
+        let qos = match keys.qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => return Err(SettingsError::new("qos", "must be 0 or 1")),
+        };
+        let topic = parse_topic(&keys.topic).map_err(|e| SettingsError::new("topic", e))?;
+        let client_id = keys.client_id.unwrap_or_else(|| {
+            format!(
+                "peregrine-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            )
+        });
+        let mut options = MqttOptions::new(client_id, host.clone(), port);
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        if !url.username().is_empty() {
+            let decode = |s: &str| percent_encoding_decode(s);
+            options.set_credentials(decode(url.username()), decode(url.password().unwrap_or("")));
+        }
+        if tls {
+            let config = client_config(&keys.tls)?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config),
+            ));
+        } else if !keys.tls.is_empty() {
+            return Err(SettingsError::new("tls", "is for mqtts:// URLs"));
+        }
+        Ok(MqttSettings {
+            options,
+            place: format!("{}://{host}:{port}", if tls { "mqtts" } else { "mqtt" }),
+            topic,
+            qos,
+            retain: keys.retain,
+        })
+    }
+
+    fn build(&self, _ctx: BuildContext) -> Arc<dyn Output> {
+        Arc::new(MqttOutput {
+            settings: self.clone(),
+            session: Mutex::new(None),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("MQTT {} topic {}", self.place, topic_text(&self.topic))
+    }
+}
+
+fn percent_encoding_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// `falco/{priority}/{hostname}` as parts; no wildcard may be in the text.
+pub fn parse_topic(text: &str) -> Result<Vec<TopicPart>, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TopicPart::Text(rest[..open].to_string()));
+        }
+        let close = rest[open..].find('}').ok_or("has a '{' without its '}'")? + open;
+        let name = rest[open + 1..close].trim();
+        if name.is_empty() {
+            return Err("has an empty {}".into());
+        }
+        parts.push(TopicPart::Field(name.to_string()));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TopicPart::Text(rest.to_string()));
+    }
+    let fixed = parts
+        .iter()
+        .any(|p| matches!(p, TopicPart::Text(t) if t.contains(['+', '#', '\0'])));
+    if fixed {
+        return Err("must not contain the wildcards + or #".into());
+    }
+    Ok(parts)
+}
+
+fn topic_text(parts: &[TopicPart]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            TopicPart::Text(t) => t.clone(),
+            TopicPart::Field(f) => format!("{{{f}}}"),
+        })
+        .collect()
+}
+
+/// The topic for one alert.
+pub fn topic_for(parts: &[TopicPart], e: &Envelope) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            TopicPart::Text(t) => t.clone(),
+            TopicPart::Field(f) => field_text(&e.alert, f).replace(['/', '+', '#', '\0'], "_"),
+        })
+        .collect()
+}
+
+/// One connection to the broker: the client, and the events its event loop reports.
+struct Session {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Result<Event, String>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Set while a batch is being published: still set at the next attempt means the last one
+    /// was cancelled (timed out) mid-way, and its events would be counted for the next batch.
+    busy: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Session {
+    fn start(options: MqttOptions) -> Session {
+        let (client, eventloop) = AsyncClient::new(options, 10_000);
+        let (tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_eventloop(eventloop, tx));
+        Session {
+            client,
+            events,
+            task,
+            busy: false,
+        }
+    }
+}
+
+/// Polls the event loop (which connects, writes and reads) and reports its events; stops at
+/// the first error, so a new session starts clean.
+async fn run_eventloop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, String>>) {
+    loop {
+        let event = eventloop.poll().await.map_err(|e| e.to_string());
+        let failed = event.is_err();
+        if tx.send(event).is_err() || failed {
+            return;
+        }
+    }
+}
+
+pub struct MqttOutput {
+    settings: MqttSettings,
+    session: Mutex<Option<Session>>,
+}
+
+impl MqttOutput {
+    /// Publishes the batch and waits until the broker took it.
+    async fn publish(&self, session: &mut Session, batch: &[Envelope]) -> Result<(), Failure> {
+        let s = &self.settings;
+        for e in batch {
+            session
+                .client
+                .publish(topic_for(&s.topic, e), s.qos, s.retain, e.json.to_vec())
+                .await
+                .map_err(|e| Failure::new(None, format!("cannot queue the message: {e}")))?;
+        }
+        let mut written = 0;
+        let mut unacknowledged: HashSet<u16> = HashSet::new();
+        while written < batch.len() || !unacknowledged.is_empty() {
+            match session.events.recv().await {
+                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    written += 1;
+                    if s.qos == QoS::AtLeastOnce {
+                        unacknowledged.insert(pkid);
+                    }
+                }
+                Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    unacknowledged.remove(&ack.pkid);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(Failure::new(None, format!("connection failed: {e}"))),
+                None => return Err(Failure::new(None, "the connection ended")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Output for MqttOutput {
+    fn kind(&self) -> &'static str {
+        TYPE.name
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_events: 500,
+            max_bytes: 4 << 20,
+            max_wait: Duration::from_millis(50),
+        }
+    }
+
+    async fn deliver(&self, batch: &[Envelope]) -> Delivery {
+        let mut guard = self.session.lock().await;
+        // A session whose last attempt was cancelled mid-way, or whose connection already
+        // ended, is replaced.
+        if guard
+            .as_ref()
+            .is_some_and(|s| s.busy || s.task.is_finished())
+        {
+            *guard = None;
+        }
+        let session = guard.get_or_insert_with(|| Session::start(self.settings.options.clone()));
+        session.busy = true;
+        match self.publish(session, batch).await {
+            Ok(()) => {
+                session.busy = false;
+                Delivery::Delivered
+            }
+            Err(failure) => {
+                // A new session for the retry: nothing half-acknowledged is carried over.
+                *guard = None;
+                Delivery::Retry(failure)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
