@@ -42,6 +42,7 @@ declare -A test_needs=(
   [rsyslogd]=rsyslog               # the syslog output's real peer
   [redis-server]=redis-server      # the redis output's real peer
   [mosquitto]=mosquitto            # the mqtt output's real peer
+  [nats-server]=nats-server        # the nats output's real peer (JetStream)
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 

@@ -464,6 +464,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "syslog",
         "redis",
         "mqtt",
+        "nats",
         "discord",
         "googlechat",
         "mattermost",

@@ -20,6 +20,7 @@ pub mod loki;
 pub mod mattermost;
 pub mod mosquitto;
 pub mod moto;
+pub mod nats;
 pub mod ntfy;
 pub mod opsgenie;
 pub mod osmem;

@@ -26,6 +26,7 @@ pub mod list;
 pub mod loki;
 pub mod mattermost;
 pub mod mqtt;
+pub mod nats;
 pub mod ntfy;
 pub mod opsgenie;
 pub mod output;

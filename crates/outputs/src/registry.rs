@@ -27,6 +27,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::syslog::TYPE,
     crate::redis::TYPE,
     crate::mqtt::TYPE,
+    crate::nats::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -79,7 +80,8 @@ mod tests {
                 "alertmanager",
                 "syslog",
                 "redis",
-                "mqtt"
+                "mqtt",
+                "nats"
             ]
         );
     }
