@@ -43,6 +43,7 @@ declare -A test_needs=(
   [redis-server]=redis-server      # the redis output's real peer
   [mosquitto]=mosquitto            # the mqtt output's real peer
   [nats-server]=nats-server        # the nats output's real peer (JetStream)
+  [/usr/lib/python3/dist-packages/aiosmtpd]=python3-aiosmtpd  # the smtp output's real peer
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 

@@ -465,6 +465,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "redis",
         "mqtt",
         "nats",
+        "smtp",
         "discord",
         "googlechat",
         "mattermost",
@@ -509,6 +510,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         ("NTFY_TOKEN", "tk_NTSECRET"),
         ("GOTIFY_APP_TOKEN", "GTFSECRET"),
         ("REDIS_PASSWORD", "RDSECRET"),
+        ("SMTP_PASSWORD", "SMSECRET"),
     ]);
     assert!(ok, "{config}\n{text}");
     for name in &names {

@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 mod bucket;
+mod certs;
 pub mod check;
 pub mod cri;
 pub mod discord;
@@ -32,6 +33,7 @@ pub mod rsyslog;
 mod server;
 pub mod sidekick_ui;
 pub mod slack;
+pub mod smtp;
 pub mod teams;
 pub mod telegram;
 

@@ -74,7 +74,7 @@ impl Rsyslog {
             free_tcp()
         ));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
-        write_certificates(&dir);
+        crate::certs::write(&dir);
         let mut r = Rsyslog {
             udp: free_udp(),
             tcp: free_tcp(),
@@ -167,22 +167,6 @@ fn parse(line: &str) -> Option<Parsed> {
         structured_data: sd.to_string(),
         message: message.trim_start().to_string(),
     })
-}
-
-/// A CA and a `localhost` certificate it signed, as PEM files in `dir`.
-fn write_certificates(dir: &Path) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "peregrine test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("a key"))
-        .expect("the CA signs itself");
-    let key = rcgen::KeyPair::generate().expect("a key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    let cert = params.signed_by(&key, &ca).expect("the CA signs it");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
-    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
 }
 
 impl Drop for Rsyslog {

@@ -43,6 +43,7 @@ pub mod settings;
 pub mod sidekick_ui;
 pub mod size;
 pub mod slack;
+pub mod smtp;
 pub mod sns;
 pub mod stdout;
 pub mod stream_tls;

@@ -18,6 +18,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::grafana_oncall::TYPE,
     crate::ntfy::TYPE,
     crate::gotify::TYPE,
+    crate::smtp::TYPE,
     crate::sidekick_ui::TYPE,
     crate::elasticsearch::TYPE,
     crate::loki::TYPE,
