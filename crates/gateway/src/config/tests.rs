@@ -260,7 +260,7 @@ outputs:
 "#,
     );
     assert!(
-        p[0].starts_with("outputs[0].dedup: storm control is for chat, paging and plugin outputs (slack, teams, discord, googlechat, mattermost, rocketchat, telegram, pagerduty, opsgenie, grafana_oncall, ntfy, gotify, falcosidekick_ui, exec); a webhook output receives every alert"),
+        p[0].starts_with("outputs[0].dedup: storm control is for chat, paging and plugin outputs (slack, teams, discord, googlechat, mattermost, rocketchat, telegram, pagerduty, opsgenie, grafana_oncall, ntfy, gotify, smtp, falcosidekick_ui, exec); a webhook output receives every alert"),
         "{p:?}"
     );
     assert_eq!(p[1], "outputs[1].dedup.window: must be greater than 0");
