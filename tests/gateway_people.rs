@@ -466,6 +466,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         "mqtt",
         "nats",
         "smtp",
+        "datadog",
         "discord",
         "googlechat",
         "mattermost",
@@ -511,6 +512,7 @@ fn the_documented_examples_are_valid_and_print_no_secret() {
         ("GOTIFY_APP_TOKEN", "GTFSECRET"),
         ("REDIS_PASSWORD", "RDSECRET"),
         ("SMTP_PASSWORD", "SMSECRET"),
+        ("DD_API_KEY", "DDSECRET"),
     ]);
     assert!(ok, "{config}\n{text}");
     for name in &names {

@@ -11,6 +11,7 @@ mod bucket;
 mod certs;
 pub mod check;
 pub mod cri;
+pub mod datadog;
 pub mod discord;
 pub mod docker;
 pub mod elasticsearch;

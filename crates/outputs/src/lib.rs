@@ -10,6 +10,7 @@
 pub mod alertmanager;
 pub mod batch;
 pub mod card;
+pub mod datadog;
 pub mod delivery;
 pub mod discord;
 pub mod duration;

@@ -29,6 +29,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::redis::TYPE,
     crate::mqtt::TYPE,
     crate::nats::TYPE,
+    crate::datadog::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -82,7 +83,8 @@ mod tests {
                 "syslog",
                 "redis",
                 "mqtt",
-                "nats"
+                "nats",
+                "datadog"
             ]
         );
     }

@@ -1,7 +1,5 @@
 //! `_bulk` bodies: a `create` action with the alert's uuid as `_id`, then the document.
 
-use std::io::Write;
-
 use peregrine_engine::Alert;
 use serde_json::Value;
 
@@ -107,15 +105,4 @@ pub fn bulk_body(target: &Target, flatten: bool, batch: &[Envelope]) -> Vec<u8> 
         write_item(&mut body, target, flatten, e);
     }
     body
-}
-
-/// gzip at a fast level: bulk bodies compress about tenfold and the CPU is better spent
-/// elsewhere than on the last few percent.
-pub fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body).expect("writing to a Vec");
-    enc.finish().expect("writing to a Vec")
 }

@@ -154,7 +154,7 @@ impl ElasticsearchOutput {
             );
             let body = if self.gzip {
                 headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                encode::gzip(&body)
+                crate::http::gzip(&body)
             } else {
                 body
             };

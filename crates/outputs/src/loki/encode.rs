@@ -6,7 +6,6 @@
 //! without creating streams, and in the line itself.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use peregrine_engine::Alert;
 use prost::Message as _;
@@ -180,10 +179,5 @@ pub fn json_body(lines: Vec<Line>, gzip: bool) -> Vec<u8> {
     if !gzip {
         return body;
     }
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(&body).expect("writing to a Vec");
-    enc.finish().expect("writing to a Vec")
+    crate::http::gzip(&body)
 }
