@@ -97,6 +97,18 @@ enum Part {
 
 impl KeyTemplate {
     pub fn parse(text: &str) -> Result<Self, String> {
+        let t = Self::parse_any(text)?;
+        if !t.parts.iter().any(|p| matches!(p, Part::Field(_))) {
+            return Err(
+                "must contain at least one {field}, or every alert would share one key".to_string(),
+            );
+        }
+        Ok(t)
+    }
+
+    /// Like [`KeyTemplate::parse`], where text without any `{field}` is fine too (a fixed MQTT
+    /// topic or NATS subject).
+    pub fn parse_any(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
@@ -120,23 +132,32 @@ impl KeyTemplate {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        if !parts.iter().any(|p| matches!(p, Part::Field(_))) {
-            return Err(
-                "must contain at least one {field}, or every alert would share one key".to_string(),
-            );
-        }
         Ok(KeyTemplate { parts })
     }
 
     pub fn render(&self, alert: &Alert) -> String {
+        self.render_with(alert, |v| v)
+    }
+
+    /// Renders with each value from the alert passed through `value` first (made into one
+    /// topic level or subject token); the template's own text is kept as written.
+    pub fn render_with(&self, alert: &Alert, value: impl Fn(String) -> String) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Field(f) => out.push_str(&field_text(alert, f)),
+                Part::Field(f) => out.push_str(&value(field_text(alert, f))),
             }
         }
         out
+    }
+
+    /// The template's own text, between the placeholders.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Text(t) => Some(t.as_str()),
+            Part::Field(_) => None,
+        })
     }
 }
 

@@ -171,25 +171,33 @@ impl HttpEncoder for DatadogEncoder {
     }
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
-        let mut logs = Vec::with_capacity(batch.len());
-        for e in batch {
+        // Each log is written once, measured as written, and joined into the array.
+        let mut body = Vec::with_capacity(batch.len() * 2048);
+        body.push(b'[');
+        for (i, e) in batch.iter().enumerate() {
             let mut log = self.log(e);
-            if log.to_string().len() > MAX_LOG_BYTES {
+            let mut text = log.to_string();
+            if text.len() > MAX_LOG_BYTES {
                 // Too big for one log: the alert attribute goes, Falco's output stays.
                 log["falco"] = json!({"uuid": e.id(), "truncated": true});
                 log["message"] = json!(crate::card::truncate(
                     log["message"].as_str().unwrap_or(""),
                     100_000
                 ));
+                text = log.to_string();
             }
-            logs.push(log);
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(text.as_bytes());
         }
+        body.push(b']');
         let mut request = preset::post_json(
             &self.settings.url,
             self.settings.headers.clone(),
             &Value::Null,
         );
-        request.body = http::gzip(Value::Array(logs).to_string().as_bytes()).into();
+        request.body = http::gzip(&body).into();
         Ok(request)
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
-use crate::fingerprint::field_text;
+use crate::fingerprint::KeyTemplate;
 use crate::output::{BatchLimits, Output};
 use crate::secret::Secret;
 use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
@@ -53,18 +53,11 @@ fn one() -> u8 {
     1
 }
 
-/// A topic: text and `{field}` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicPart {
-    Text(String),
-    Field(String),
-}
-
 #[derive(Clone)]
 pub struct MqttSettings {
     options: MqttOptions,
     place: String,
-    pub topic: Vec<TopicPart>,
+    pub topic: KeyTemplate,
     pub qos: QoS,
     pub retain: bool,
 }
@@ -147,7 +140,7 @@ impl OutputSettings for MqttSettings {
     }
 
     fn describe(&self) -> String {
-        format!("MQTT {} topic {}", self.place, topic_text(&self.topic))
+        format!("MQTT {} topic {}", self.place, self.topic)
     }
 }
 
@@ -158,56 +151,18 @@ fn percent_encoding_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `falco/{priority}/{hostname}` as parts; no wildcard may be in the text.
-pub fn parse_topic(text: &str) -> Result<Vec<TopicPart>, String> {
-    if text.is_empty() {
-        return Err("must not be empty".into());
+/// `falco/{priority}/{hostname}`; no wildcard may be in the text.
+pub fn parse_topic(text: &str) -> Result<KeyTemplate, String> {
+    let topic = KeyTemplate::parse_any(text)?;
+    if text.is_empty() || topic.texts().any(|t| t.contains(['+', '#', '\0'])) {
+        return Err("must be a topic without the wildcards + or #".into());
     }
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(TopicPart::Text(rest[..open].to_string()));
-        }
-        let close = rest[open..].find('}').ok_or("has a '{' without its '}'")? + open;
-        let name = rest[open + 1..close].trim();
-        if name.is_empty() {
-            return Err("has an empty {}".into());
-        }
-        parts.push(TopicPart::Field(name.to_string()));
-        rest = &rest[close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(TopicPart::Text(rest.to_string()));
-    }
-    let fixed = parts
-        .iter()
-        .any(|p| matches!(p, TopicPart::Text(t) if t.contains(['+', '#', '\0'])));
-    if fixed {
-        return Err("must not contain the wildcards + or #".into());
-    }
-    Ok(parts)
+    Ok(topic)
 }
 
-fn topic_text(parts: &[TopicPart]) -> String {
-    parts
-        .iter()
-        .map(|p| match p {
-            TopicPart::Text(t) => t.clone(),
-            TopicPart::Field(f) => format!("{{{f}}}"),
-        })
-        .collect()
-}
-
-/// The topic for one alert.
-pub fn topic_for(parts: &[TopicPart], e: &Envelope) -> String {
-    parts
-        .iter()
-        .map(|p| match p {
-            TopicPart::Text(t) => t.clone(),
-            TopicPart::Field(f) => field_text(&e.alert, f).replace(['/', '+', '#', '\0'], "_"),
-        })
-        .collect()
+/// The topic for one alert: its values kept to one level, never a wildcard.
+pub fn topic_for(topic: &KeyTemplate, e: &Envelope) -> String {
+    topic.render_with(&e.alert, |v| v.replace(['/', '+', '#', '\0'], "_"))
 }
 
 /// One connection to the broker: the client, and the events its event loop reports.

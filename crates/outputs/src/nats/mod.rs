@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
-use crate::fingerprint::field_text;
+use crate::fingerprint::KeyTemplate;
 use crate::output::{BatchLimits, Output};
 use crate::secret::Secret;
 use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
@@ -44,13 +44,6 @@ pub struct NatsKeys {
     pub tls: StreamTls,
 }
 
-/// A subject: text and `{field}` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubjectPart {
-    Text(String),
-    Field(String),
-}
-
 #[derive(Clone)]
 pub struct NatsSettings {
     urls: Vec<String>,
@@ -58,7 +51,7 @@ pub struct NatsSettings {
     places: Vec<String>,
     token: Option<Secret>,
     tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
-    pub subject: Vec<SubjectPart>,
+    pub subject: KeyTemplate,
     pub jetstream: bool,
 }
 
@@ -130,72 +123,38 @@ impl OutputSettings for NatsSettings {
 
     fn describe(&self) -> String {
         let kind = if self.jetstream { "JetStream" } else { "NATS" };
-        format!(
-            "{kind} {} subject {}",
-            self.places.join(","),
-            subject_text(&self.subject)
-        )
+        format!("{kind} {} subject {}", self.places.join(","), self.subject)
     }
 }
 
-/// `falco.{priority}` as parts; the text may hold no wildcard.
-pub fn parse_subject(text: &str) -> Result<Vec<SubjectPart>, String> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(SubjectPart::Text(rest[..open].to_string()));
-        }
-        let close = rest[open..].find('}').ok_or("has a '{' without its '}'")? + open;
-        let name = rest[open + 1..close].trim();
-        if name.is_empty() {
-            return Err("has an empty {}".into());
-        }
-        parts.push(SubjectPart::Field(name.to_string()));
-        rest = &rest[close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(SubjectPart::Text(rest.to_string()));
-    }
-    let bad = parts
-        .iter()
-        .any(|p| matches!(p, SubjectPart::Text(t) if t.contains(['*', '>', ' ', '\t'])));
-    if parts.is_empty() || bad {
+/// `falco.{priority}`; the text may hold no wildcard or space.
+pub fn parse_subject(text: &str) -> Result<KeyTemplate, String> {
+    let subject = KeyTemplate::parse_any(text)?;
+    if text.is_empty() || subject.texts().any(|t| t.contains(['*', '>', ' ', '\t'])) {
         return Err("must be a subject without wildcards (* or >) or spaces".into());
     }
-    Ok(parts)
+    Ok(subject)
 }
 
-fn subject_text(parts: &[SubjectPart]) -> String {
-    parts
-        .iter()
-        .map(|p| match p {
-            SubjectPart::Text(t) => t.clone(),
-            SubjectPart::Field(f) => format!("{{{f}}}"),
-        })
-        .collect()
-}
-
-/// The subject for one alert.
-pub fn subject_for(parts: &[SubjectPart], e: &Envelope) -> String {
-    parts
-        .iter()
-        .map(|p| match p {
-            SubjectPart::Text(t) => t.clone(),
-            SubjectPart::Field(f) => {
-                let v = field_text(&e.alert, f).replace(['.', '*', '>'], "_");
-                let v: String = v
-                    .chars()
-                    .map(|c| if c.is_whitespace() { '_' } else { c })
-                    .collect();
-                if v.is_empty() {
-                    "_".into()
+/// The subject for one alert: each value one token, never a wildcard.
+pub fn subject_for(subject: &KeyTemplate, e: &Envelope) -> String {
+    subject.render_with(&e.alert, |v| {
+        let v: String = v
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || matches!(c, '.' | '*' | '>') {
+                    '_'
                 } else {
-                    v
+                    c
                 }
-            }
-        })
-        .collect()
+            })
+            .collect();
+        if v.is_empty() {
+            "_".into()
+        } else {
+            v
+        }
+    })
 }
 
 pub struct NatsOutput {
