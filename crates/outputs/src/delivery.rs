@@ -56,6 +56,24 @@ pub enum Delivery {
     Partial(Vec<ItemResult>),
 }
 
+impl Delivery {
+    /// The answer for a batch whose alerts were judged one by one (in batch order): `Delivered`
+    /// when all arrived, the one item's fate for a batch of one, `Partial` otherwise.
+    pub fn from_items(items: Vec<ItemResult>) -> Delivery {
+        if items.iter().all(|r| *r == ItemResult::Delivered) {
+            return Delivery::Delivered;
+        }
+        if let [only] = items.as_slice() {
+            return match only.clone() {
+                ItemResult::Permanent(f) => Delivery::Permanent(f),
+                ItemResult::Retry(f) => Delivery::Retry(f),
+                ItemResult::Delivered => Delivery::Delivered,
+            };
+        }
+        Delivery::Partial(items)
+    }
+}
+
 /// The fate of one alert inside a [`Delivery::Partial`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemResult {

@@ -8,8 +8,10 @@
 //! Outputs never see the gateway: they know nothing about spools, cursors or metrics.
 
 pub mod alertmanager;
+pub mod aws;
 pub mod batch;
 pub mod card;
+pub mod cloudwatch_logs;
 pub mod datadog;
 pub mod delivery;
 pub mod discord;
@@ -23,6 +25,7 @@ pub mod gotify;
 pub mod grafana_oncall;
 pub mod http;
 pub mod kafka;
+pub mod kinesis;
 pub mod list;
 pub mod loki;
 pub mod mattermost;
@@ -39,6 +42,7 @@ pub mod redis;
 pub mod registry;
 pub mod retry;
 pub mod rocketchat;
+pub mod s3;
 pub mod secret;
 pub mod settings;
 pub mod sidekick_ui;
@@ -46,6 +50,7 @@ pub mod size;
 pub mod slack;
 pub mod smtp;
 pub mod sns;
+pub mod sqs;
 pub mod stdout;
 pub mod stream_tls;
 pub mod syslog;

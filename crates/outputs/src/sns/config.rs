@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::aws::{Attributes, Connection};
 use crate::batch::BatchConfig;
 use crate::fingerprint::KeyTemplate;
 use crate::output::BatchLimits;
@@ -45,44 +46,6 @@ pub enum SnsFormat {
     Text,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attributes {
-    Off,
-    Fields(Vec<String>),
-}
-
-impl Default for Attributes {
-    fn default() -> Self {
-        Attributes::Fields(
-            ["priority", "rule", "source", "hostname"]
-                .map(String::from)
-                .to_vec(),
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for Attributes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Switch(bool),
-            List(Vec<String>),
-        }
-        match Form::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected true, false or a list of fields"))?
-        {
-            Form::Switch(true) => Ok(Attributes::default()),
-            Form::Switch(false) => Ok(Attributes::Off),
-            Form::List(fields) if fields.len() > 10 => Err(serde::de::Error::custom(format!(
-                "at most 10 message attributes (SNS's limit), got {}",
-                fields.len()
-            ))),
-            Form::List(fields) => Ok(Attributes::Fields(fields)),
-        }
-    }
-}
-
 /// SNS's batch: at most 10 entries and 256 KiB in all.
 pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
     max_events: 10,
@@ -94,8 +57,8 @@ pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
 #[derive(Debug, Clone)]
 pub struct SnsSettings {
     pub keys: SnsConfig,
-    /// `region`, or the topic ARN's.
-    pub region: String,
+    /// Region (`region`, or the topic ARN's), endpoint and role.
+    pub connection: Connection,
     /// A FIFO topic (its name ends in `.fifo`): messages carry a group and a deduplication id.
     pub fifo: bool,
     pub limits: BatchLimits,
@@ -121,9 +84,12 @@ impl SnsSettings {
                 "must be at most 10 (PublishBatch's limit)",
             ));
         }
-        if keys.external_id.is_some() && keys.role_arn.is_none() {
-            return Err(SettingsError::new("external_id", "is used with role_arn"));
-        }
+        let connection = Connection::new(
+            keys.region.clone().or(Some(topic.region)),
+            keys.endpoint_url.clone(),
+            keys.role_arn.clone(),
+            keys.external_id.clone(),
+        )?;
         let fifo = topic.name.ends_with(".fifo");
         if keys.message_group_id.is_some() && !fifo {
             return Err(SettingsError::new(
@@ -132,7 +98,7 @@ impl SnsSettings {
             ));
         }
         Ok(SnsSettings {
-            region: keys.region.clone().unwrap_or(topic.region),
+            connection,
             fifo,
             limits: BatchLimits {
                 max_bytes: limits.max_bytes.min(256 * 1024),
@@ -148,12 +114,7 @@ impl SnsSettings {
 
     /// Where alerts go, safe to print.
     pub fn describe(&self) -> String {
-        let via = self
-            .keys
-            .endpoint_url
-            .as_ref()
-            .map_or(String::new(), |u| format!(" via {u}"));
-        format!("SNS {}{via}", self.keys.topic_arn)
+        format!("SNS {}{}", self.keys.topic_arn, self.connection.via())
     }
 }
 

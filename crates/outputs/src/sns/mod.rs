@@ -1,18 +1,16 @@
-//! `type: sns` — Amazon SNS through the AWS SDK.
+//! `type: sns` — Amazon SNS through the AWS SDK (connection and errors shared in `crate::aws`).
 //!
-//! Credentials come from the standard AWS chain (environment, profile, web identity, ECS, IMDS),
-//! optionally exchanged for a role (`role_arn`, `external_id`). The SDK's own retries are off:
-//! the shared retry core retries, so retries are counted like every other output's. Up to 10
+//! Up to 10
 //! alerts go in one `PublishBatch` and each entry's result is read. On FIFO topics the alert's
 //! uuid is the `MessageDeduplicationId`, so a retry within SNS's five-minute window is dropped
 //! by SNS instead of delivered twice.
 
 mod config;
 mod encode;
-mod response;
 
-pub use config::{Attributes, SnsConfig, SnsFormat, SnsSettings};
-pub use encode::{attribute_name, message, Message, MAX_BYTES};
+pub use crate::aws::{attribute_name, Attributes};
+pub use config::{SnsConfig, SnsFormat, SnsSettings};
+pub use encode::{message, Message, MAX_BYTES};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,12 +19,33 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use tokio::sync::OnceCell;
 
+use crate::aws::batch::{self, FailedEntry};
+use crate::aws::response::{self, Codes};
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
 use crate::output::{BatchLimits, Output};
 use crate::settings::{Audience, BuildContext, OutputSettings, OutputType, SettingsError};
 
 pub const TYPE: OutputType = OutputType::new::<SnsSettings>("sns", Audience::Systems);
+
+/// Codes SNS documents for Publish and PublishBatch, with whether they pass.
+const CODES: Codes = &[
+    ("Throttled", true),
+    ("KMSThrottling", true),
+    ("InvalidParameter", false),
+    ("InvalidParameterValue", false),
+    ("NotFound", false),
+    ("AuthorizationError", false),
+    ("InvalidSecurity", false),
+    ("KMSDisabled", false),
+    ("KMSInvalidState", false),
+    ("KMSNotFound", false),
+    ("KMSOptInRequired", false),
+    ("KMSAccessDenied", false),
+    ("EndpointDisabled", false),
+    ("ValidationError", false),
+    ("BatchRequestTooLong", false),
+];
 
 impl OutputSettings for SnsSettings {
     type Keys = SnsConfig;
@@ -61,25 +80,7 @@ impl SnsOutput {
     async fn client(&self) -> &aws_sdk_sns::Client {
         self.client
             .get_or_init(|| async {
-                let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(aws_config::Region::new(self.settings.region.clone()))
-                    .load()
-                    .await;
-                let mut builder = aws_sdk_sns::config::Builder::from(&base)
-                    .retry_config(aws_config::retry::RetryConfig::disabled());
-                if let Some(role) = &self.settings.keys.role_arn {
-                    let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
-                        .session_name("peregrine")
-                        .configure(&base);
-                    if let Some(id) = &self.settings.keys.external_id {
-                        assume = assume.external_id(id);
-                    }
-                    builder = builder.credentials_provider(assume.build().await);
-                }
-                if let Some(url) = &self.settings.keys.endpoint_url {
-                    builder = builder.endpoint_url(url.expose().as_str());
-                }
-                aws_sdk_sns::Client::from_conf(builder.build())
+                aws_sdk_sns::Client::new(&self.settings.connection.sdk_config().await)
             })
             .await
     }
@@ -119,14 +120,7 @@ impl SnsOutput {
         }
         match req.send().await {
             Ok(_) => ItemResult::Delivered,
-            Err(err) => {
-                let c = response::classify(&err);
-                if c.retry {
-                    ItemResult::Retry(c.failure)
-                } else {
-                    ItemResult::Permanent(c.failure)
-                }
-            }
+            Err(err) => response::classify(CODES, &err).item(),
         }
     }
 
@@ -159,50 +153,23 @@ impl SnsOutput {
             .set_publish_batch_request_entries(Some(entries))
             .send()
             .await;
+        let sent: Vec<usize> = messages.iter().map(|(i, _)| *i).collect();
         match result {
-            Ok(out) => {
-                let mut results: HashMap<usize, ItemResult> = HashMap::new();
-                for ok in out.successful() {
-                    if let Some(i) = ok.id().and_then(|id| id.parse().ok()) {
-                        results.insert(i, ItemResult::Delivered);
-                    }
-                }
-                for failed in out.failed() {
-                    let Ok(i) = failed.id().parse::<usize>() else {
-                        continue;
-                    };
-                    let c = response::by_code(failed.code(), failed.message().unwrap_or(""), None);
-                    let retry = c.retry || !failed.sender_fault();
-                    results.insert(
-                        i,
-                        if retry {
-                            ItemResult::Retry(c.failure)
-                        } else {
-                            ItemResult::Permanent(c.failure)
-                        },
-                    );
-                }
-                messages
-                    .iter()
-                    .map(|(i, _)| {
-                        let r = results.remove(i).unwrap_or_else(|| {
-                            ItemResult::Retry(Failure::new(
-                                None,
-                                "SNS returned no result for this entry",
-                            ))
-                        });
-                        (*i, r)
-                    })
-                    .collect()
-            }
+            Ok(out) => batch::entry_results(
+                &sent,
+                out.successful().iter().filter_map(|ok| ok.id()),
+                out.failed().iter().map(|f| FailedEntry {
+                    id: f.id(),
+                    code: f.code(),
+                    message: f.message().unwrap_or(""),
+                    sender_fault: f.sender_fault(),
+                }),
+                CODES,
+                "SNS",
+            ),
             Err(err) => {
-                let c = response::classify(&err);
-                let r = if c.retry {
-                    ItemResult::Retry(c.failure)
-                } else {
-                    ItemResult::Permanent(c.failure)
-                };
-                messages.iter().map(|(i, _)| (*i, r.clone())).collect()
+                let r = response::classify(CODES, &err).item();
+                sent.iter().map(|i| (*i, r.clone())).collect()
             }
         }
     }
@@ -238,21 +205,7 @@ impl Output for SnsOutput {
             }
         }
         // Entries of one PublishBatch share its 256 KiB: send in groups that fit.
-        let mut groups: Vec<Vec<(usize, Message)>> = Vec::new();
-        let mut size = 0;
-        for (i, m) in ready {
-            let s = m.size();
-            match groups.last_mut() {
-                Some(g) if size + s <= MAX_BYTES && g.len() < 10 => {
-                    size += s;
-                    g.push((i, m));
-                }
-                _ => {
-                    size = s;
-                    groups.push(vec![(i, m)]);
-                }
-            }
-        }
+        let groups = batch::groups(ready, 10, MAX_BYTES, Message::size);
         for group in groups {
             if let [(i, _)] = group.as_slice() {
                 let i = *i;
@@ -264,21 +217,12 @@ impl Output for SnsOutput {
                 }
             }
         }
-        let items: Vec<ItemResult> = items
-            .into_iter()
-            .map(|r| r.expect("every item has a result"))
-            .collect();
-        if items.iter().all(|r| *r == ItemResult::Delivered) {
-            Delivery::Delivered
-        } else if batch.len() == 1 {
-            match items.into_iter().next().expect("one") {
-                ItemResult::Permanent(f) => Delivery::Permanent(f),
-                ItemResult::Retry(f) => Delivery::Retry(f),
-                ItemResult::Delivered => Delivery::Delivered,
-            }
-        } else {
-            Delivery::Partial(items)
-        }
+        Delivery::from_items(
+            items
+                .into_iter()
+                .map(|r| r.expect("every item has a result"))
+                .collect(),
+        )
     }
 }
 

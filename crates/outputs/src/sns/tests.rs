@@ -34,7 +34,7 @@ fn json_messages_are_the_alert_with_filterable_attributes() {
             ("hostname".to_string(), "node-1".to_string()),
         ]
     );
-    assert_eq!(c.region, "eu-west-1");
+    assert_eq!(c.connection.region, "eu-west-1");
 }
 
 #[test]
@@ -103,14 +103,14 @@ fn errors_pass_or_not_by_snss_code() {
         ("NotFound", false),
         ("AuthorizationError", false),
     ] {
-        let c = response::by_code(code, "m", Some(400));
+        let c = response::by_code(CODES, code, "m", Some(400));
         assert_eq!(c.retry, retry, "{code}");
         assert_eq!(c.failure.code, Some(code));
     }
-    let unknown = response::by_code("SomethingNew", "m", Some(503));
+    let unknown = response::by_code(CODES, "SomethingNew", "m", Some(503));
     assert!(unknown.retry);
     assert_eq!(unknown.failure.code, Some("other"));
-    assert!(!response::by_code("SomethingNew", "m", Some(400)).retry);
+    assert!(!response::by_code(CODES, "SomethingNew", "m", Some(400)).retry);
 }
 
 #[test]

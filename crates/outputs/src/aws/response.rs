@@ -1,33 +1,27 @@
-//! Reading SNS's errors: throttling and server faults pass, the caller's faults do not.
+//! Reading AWS errors: throttling and server faults pass, the caller's faults do not. Each
+//! service adds the codes its API reference documents to the ones all services share.
 
-use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::delivery::Failure;
 
-/// Codes SNS documents for Publish and PublishBatch, with whether they pass.
-const CODES: [(&str, bool); 22] = [
-    ("Throttled", true),
-    ("ThrottlingException", true),
+/// Codes every AWS service may answer, with whether they pass.
+const COMMON: [(&str, bool); 14] = [
     ("Throttling", true),
-    ("KMSThrottling", true),
+    ("ThrottlingException", true),
+    ("ThrottledException", true),
+    ("RequestThrottled", true),
+    ("RequestThrottledException", true),
+    ("TooManyRequestsException", true),
+    ("SlowDown", true),
     ("InternalError", true),
     ("InternalFailure", true),
     ("ServiceUnavailable", true),
-    ("InvalidParameter", false),
-    ("InvalidParameterValue", false),
-    ("NotFound", false),
-    ("AuthorizationError", false),
-    ("InvalidSecurity", false),
-    ("KMSDisabled", false),
-    ("KMSInvalidState", false),
-    ("KMSNotFound", false),
-    ("KMSOptInRequired", false),
-    ("KMSAccessDenied", false),
-    ("EndpointDisabled", false),
-    ("ValidationError", false),
+    ("ServiceUnavailableException", true),
     ("InvalidClientTokenId", false),
     ("SignatureDoesNotMatch", false),
-    ("BatchRequestTooLong", false),
+    ("AccessDenied", false),
 ];
 
 /// A failure and whether to try again.
@@ -36,10 +30,14 @@ pub struct Classified {
     pub retry: bool,
 }
 
-/// By an SNS error code (and the HTTP status when the code is unknown).
-pub fn by_code(code: &str, message: &str, status: Option<u16>) -> Classified {
+/// A service's codes, with whether they pass.
+pub type Codes = &'static [(&'static str, bool)];
+
+/// By an error code from the service's table or the common one (and the HTTP status when the
+/// code is unknown).
+pub fn by_code(codes: Codes, code: &str, message: &str, status: Option<u16>) -> Classified {
     let reason = crate::card::truncate(&format!("{code}: {message}"), 500);
-    match CODES.iter().find(|(c, _)| *c == code) {
+    match codes.iter().chain(COMMON.iter()).find(|(c, _)| *c == code) {
         Some((c, retry)) => Classified {
             failure: Failure::new(status, reason).with_code(c),
             retry: *retry,
@@ -53,6 +51,7 @@ pub fn by_code(code: &str, message: &str, status: Option<u16>) -> Classified {
 
 /// Any SDK error: transport problems and timeouts pass; service errors by their code.
 pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    codes: Codes,
     err: &SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> Classified {
     match err {
@@ -60,6 +59,7 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
             let status = e.raw().status().as_u16();
             let inner = e.err();
             by_code(
+                codes,
                 inner.code().unwrap_or(""),
                 inner.message().unwrap_or(""),
                 Some(status),
@@ -98,5 +98,16 @@ fn describe(e: &dyn std::error::Error) -> String {
         "see the endpoint settings".to_string()
     } else {
         crate::card::truncate(&text, 300)
+    }
+}
+
+impl Classified {
+    /// The item's result: retried when the error passes, dead-lettered when it does not.
+    pub fn item(self) -> crate::delivery::ItemResult {
+        if self.retry {
+            crate::delivery::ItemResult::Retry(self.failure)
+        } else {
+            crate::delivery::ItemResult::Permanent(self.failure)
+        }
     }
 }
