@@ -35,6 +35,7 @@ mod server;
 pub mod sidekick_ui;
 pub mod slack;
 pub mod smtp;
+pub mod splunk;
 pub mod teams;
 pub mod telegram;
 

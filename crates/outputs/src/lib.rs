@@ -50,6 +50,7 @@ pub mod size;
 pub mod slack;
 pub mod smtp;
 pub mod sns;
+pub mod splunk;
 pub mod sqs;
 pub mod stdout;
 pub mod stream_tls;

@@ -34,6 +34,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::mqtt::TYPE,
     crate::nats::TYPE,
     crate::datadog::TYPE,
+    crate::splunk::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -92,7 +93,8 @@ mod tests {
                 "redis",
                 "mqtt",
                 "nats",
-                "datadog"
+                "datadog",
+                "splunk"
             ]
         );
     }
