@@ -26,6 +26,7 @@ pub mod nats;
 pub mod ntfy;
 pub mod opsgenie;
 pub mod osmem;
+pub mod otlp;
 pub use bucket::Limit;
 pub mod pagerduty;
 pub mod redis;

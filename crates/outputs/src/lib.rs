@@ -33,6 +33,7 @@ pub mod mqtt;
 pub mod nats;
 pub mod ntfy;
 pub mod opsgenie;
+pub mod otlp;
 pub mod output;
 pub mod pacer;
 pub mod pagerduty;

@@ -35,6 +35,7 @@ pub const OUTPUT_TYPES: &[OutputType] = &[
     crate::nats::TYPE,
     crate::datadog::TYPE,
     crate::splunk::TYPE,
+    crate::otlp::TYPE,
     crate::exec::TYPE,
 ];
 
@@ -94,7 +95,8 @@ mod tests {
                 "mqtt",
                 "nats",
                 "datadog",
-                "splunk"
+                "splunk",
+                "otlp"
             ]
         );
     }
