@@ -44,6 +44,7 @@ declare -A test_needs=(
   [mosquitto]=mosquitto            # the mqtt output's real peer
   [nats-server]=nats-server        # the nats output's real peer (JetStream)
   [/usr/lib/python3/dist-packages/aiosmtpd]=python3-aiosmtpd  # the smtp output's real peer
+  [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server  # the rabbitmq output's real peer
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
 )
 

@@ -29,6 +29,7 @@ pub mod osmem;
 pub mod otlp;
 pub use bucket::Limit;
 pub mod pagerduty;
+pub mod rabbitmq;
 pub mod redis;
 pub mod rocketchat;
 pub mod rsyslog;

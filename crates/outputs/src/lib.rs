@@ -38,6 +38,7 @@ pub mod output;
 pub mod pacer;
 pub mod pagerduty;
 pub mod preset;
+pub mod rabbitmq;
 pub mod rate;
 pub mod redis;
 pub mod registry;
