@@ -1,5 +1,5 @@
 //! `mosquitto` (Debian's) as a child process on 127.0.0.1, anonymous and in memory: a real MQTT
-//! broker to publish to and subscribe from.
+//! broker to publish to and subscribe from, which refuses publishes under `falco/forbidden/`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -25,7 +25,15 @@ impl Mosquitto {
         let dir =
             std::env::temp_dir().join(format!("peregrine-mosquitto-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let conf = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 2000000\n");
+        // Anyone may publish anywhere except under `falco/forbidden/`, so a test can see the
+        // broker refuse one message (MQTT 5 says so in the PUBACK's reason code).
+        let acl = dir.join("acl");
+        std::fs::write(&acl, "topic deny falco/forbidden/#\ntopic readwrite #\n")
+            .expect("the ACL is written");
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 2000000\nacl_file {}\n",
+            acl.display()
+        );
         std::fs::write(dir.join("mosquitto.conf"), conf).expect("the config is written");
         let mut m = Mosquitto {
             port,

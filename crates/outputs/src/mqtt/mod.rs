@@ -1,6 +1,7 @@
-//! `type: mqtt` — alerts published to an MQTT broker (MQTT 3.1.1), QoS 1 by default: a batch
-//! is delivered when the broker has acknowledged every message (`PUBACK`); QoS 0 when every
-//! message was written.
+//! `type: mqtt` — alerts published to an MQTT broker (MQTT 3.1.1, or 5 with `version: 5`),
+//! QoS 1 by default: a batch is delivered when the broker has acknowledged every message
+//! (`PUBACK`); QoS 0 when every message was written. With MQTT 5 each `PUBACK` has a reason
+//! code, so each alert gets its own result (`v5.rs`).
 //!
 //! The topic may hold `{field}` placeholders (`falco/{priority}/{hostname}`); a value from the
 //! alert has `/`, `+`, `#` and NUL replaced by `_`, so it stays one topic level and never a
@@ -15,6 +16,8 @@ use async_trait::async_trait;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use serde::Deserialize;
 use tokio::sync::{mpsc, Mutex};
+
+mod v5;
 
 use crate::delivery::{Delivery, Failure};
 use crate::envelope::Envelope;
@@ -47,6 +50,39 @@ pub struct MqttKeys {
     /// `mqtts://` only: a CA trusted besides the system's, and a client certificate.
     #[serde(default)]
     pub tls: StreamTls,
+    /// The protocol: `3.1.1` (default) or `5`.
+    #[serde(default)]
+    pub version: Version,
+}
+
+/// MQTT's protocol version, as `version:` takes it (`5`, `"5"`, `3.1.1`, `"3.1.1"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Version {
+    #[default]
+    V311,
+    V5,
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Number(f64),
+            Text(String),
+        }
+        let text = match Form::deserialize(d)? {
+            Form::Number(n) => n.to_string(),
+            Form::Text(t) => t,
+        };
+        match text.trim() {
+            "5" | "5.0" => Ok(Version::V5),
+            "3.1.1" | "3" | "4" => Ok(Version::V311),
+            other => Err(serde::de::Error::custom(format!(
+                "MQTT version '{other}' is not 3.1.1 or 5"
+            ))),
+        }
+    }
 }
 
 fn one() -> u8 {
@@ -56,6 +92,8 @@ fn one() -> u8 {
 #[derive(Clone)]
 pub struct MqttSettings {
     options: MqttOptions,
+    /// `version: 5`: the same connection settings for an MQTT 5 client.
+    options_v5: Option<rumqttc::v5::MqttOptions>,
     place: String,
     pub topic: KeyTemplate,
     pub qos: QoS,
@@ -123,8 +161,10 @@ impl OutputSettings for MqttSettings {
         } else if !keys.tls.is_empty() {
             return Err(SettingsError::new("tls", "is for mqtts:// URLs"));
         }
+        let options_v5 = (keys.version == Version::V5).then(|| v5_options(&options));
         Ok(MqttSettings {
             options,
+            options_v5,
             place: format!("{}://{host}:{port}", if tls { "mqtts" } else { "mqtt" }),
             topic,
             qos,
@@ -136,12 +176,31 @@ impl OutputSettings for MqttSettings {
         Arc::new(MqttOutput {
             settings: self.clone(),
             session: Mutex::new(None),
+            session_v5: Mutex::new(None),
         })
     }
 
     fn describe(&self) -> String {
-        format!("MQTT {} topic {}", self.place, self.topic)
+        let version = if self.options_v5.is_some() {
+            " (MQTT 5)"
+        } else {
+            ""
+        };
+        format!("MQTT {}{version} topic {}", self.place, self.topic)
     }
+}
+
+/// The MQTT 5 client's options, from the 3.1.1 ones made from the same keys.
+fn v5_options(o: &MqttOptions) -> rumqttc::v5::MqttOptions {
+    let (host, port) = o.broker_address();
+    let mut v5 = rumqttc::v5::MqttOptions::new(o.client_id(), host, port);
+    v5.set_keep_alive(o.keep_alive());
+    v5.set_max_packet_size(Some(MAX_PACKET as u32));
+    if let Some(login) = o.credentials() {
+        v5.set_credentials(login.username, login.password);
+    }
+    v5.set_transport(o.transport());
+    v5
 }
 
 fn percent_encoding_decode(s: &str) -> String {
@@ -210,6 +269,7 @@ async fn run_eventloop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Resul
 pub struct MqttOutput {
     settings: MqttSettings,
     session: Mutex<Option<Session>>,
+    session_v5: Mutex<Option<v5::Session>>,
 }
 
 impl MqttOutput {
@@ -221,7 +281,12 @@ impl MqttOutput {
                 .client
                 .publish(topic_for(&s.topic, e), s.qos, s.retain, e.json.to_vec())
                 .await
-                .map_err(|e| Failure::new(None, format!("cannot queue the message: {e}")))?;
+                .map_err(|e| {
+                    Failure::new(
+                        None,
+                        format!("connection failed: cannot queue the message ({e})"),
+                    )
+                })?;
         }
         let mut written = 0;
         let mut unacknowledged: HashSet<u16> = HashSet::new();
@@ -260,6 +325,9 @@ impl Output for MqttOutput {
     }
 
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {
+        if let Some(options) = &self.settings.options_v5 {
+            return self.deliver_v5(options, batch).await;
+        }
         let mut guard = self.session.lock().await;
         // A session whose last attempt was cancelled mid-way, or whose connection already
         // ended, is replaced.
@@ -281,6 +349,34 @@ impl Output for MqttOutput {
                 *guard = None;
                 Delivery::Retry(failure)
             }
+        }
+    }
+}
+
+impl MqttOutput {
+    /// MQTT 5: each alert judged by its `PUBACK`'s reason code. A session is kept only after a
+    /// batch that completed, so a cancelled attempt never leaves acks for the next one.
+    async fn deliver_v5(&self, options: &rumqttc::v5::MqttOptions, batch: &[Envelope]) -> Delivery {
+        let s = &self.settings;
+        let mut guard = self.session_v5.lock().await;
+        let mut session = match guard.take() {
+            Some(session) if !session.ended() => session,
+            _ => v5::Session::start(options.clone()),
+        };
+        let messages = batch
+            .iter()
+            .map(|e| (topic_for(&s.topic, e), e.json.to_vec()))
+            .collect();
+        let qos = match s.qos {
+            QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            _ => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        };
+        match session.publish(messages, qos, s.retain).await {
+            Ok(items) => {
+                *guard = Some(session);
+                Delivery::from_items(items)
+            }
+            Err(failure) => Delivery::Retry(failure),
         }
     }
 }

@@ -6,6 +6,7 @@ use peregrine_fakes::mosquitto::Mosquitto;
 use serde_json::json;
 
 use super::*;
+use crate::delivery::ItemResult;
 use crate::settings::checked;
 use crate::testing::{build_context, envelope, shadow_read};
 
@@ -112,6 +113,50 @@ async fn a_killed_broker_is_a_retry_and_delivery_resumes_when_it_is_back() {
     assert_eq!(got[0].1["uuid"], again.id());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_5_judges_each_alert_by_its_pubacks_reason_code() {
+    let broker = Mosquitto::start();
+    let (_sub, mut rx) = subscribe(broker.port, "falco/#").await;
+    let out = output(
+        json!({"url": broker.url(), "topic": "falco/{k8s.ns.name}/{priority}", "version": 5}),
+    );
+    let in_namespace = |ns: &str| {
+        let mut a = (*shadow_read("Error").alert).clone();
+        a.output_fields.insert("k8s.ns.name".into(), json!(ns));
+        a.uuid = Some(peregrine_engine::AlertId::generate());
+        Envelope::new(a)
+    };
+    let allowed = in_namespace("prod");
+    let batch = vec![
+        allowed.clone(),
+        in_namespace("forbidden"),
+        in_namespace("prod"),
+    ];
+    match out.deliver(&batch).await {
+        Delivery::Partial(items) => {
+            assert_eq!(items[0], ItemResult::Delivered);
+            assert_eq!(items[2], ItemResult::Delivered);
+            match &items[1] {
+                ItemResult::Permanent(f) => {
+                    assert_eq!(f.code, Some("not_authorized"), "{f}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    let got = receive(&mut rx, 2).await;
+    assert!(
+        got.iter().all(|(topic, _)| topic == "falco/prod/Error"),
+        "{got:?}"
+    );
+    assert_eq!(
+        out.deliver(std::slice::from_ref(&allowed)).await,
+        Delivery::Delivered,
+        "the session goes on"
+    );
+}
+
 #[test]
 fn keys_are_checked_and_credentials_never_printed() {
     let s = checked::<MqttSettings>(
@@ -127,6 +172,13 @@ fn keys_are_checked_and_credentials_never_printed() {
     assert_eq!(e(json!({"url": "http://x", "topic": "t"})), "url");
     assert_eq!(e(json!({"url": "mqtt://x", "topic": "falco/+/x"})), "topic");
     assert_eq!(e(json!({"url": "mqtt://x", "topic": "t", "qos": 2})), "qos");
+    assert_eq!(
+        e(json!({"url": "mqtt://x", "topic": "t", "version": 4.5})),
+        "version"
+    );
+    let v5 =
+        checked::<MqttSettings>(json!({"url": "mqtt://x", "topic": "t", "version": "5"})).unwrap();
+    assert_eq!(v5.describe(), "MQTT mqtt://x:1883 (MQTT 5) topic t");
     assert_eq!(
         e(json!({"url": "mqtt://x", "topic": "t", "tls": {"ca_file": "/x"}})),
         "tls"
