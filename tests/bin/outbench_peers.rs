@@ -92,6 +92,15 @@ pub async fn start(kind: &str) -> Peer {
             };
             peer("sink answering at once", port, &[url], sink)
         }
+        "datadog" | "splunk" | "otlp" => saas_peer(kind).await,
+        "sqs" | "kinesis" | "cloudwatch_logs" | "s3" => aws_peer(kind, aws).await,
+        _ => server_peer(kind).await,
+    }
+}
+
+/// The real servers that install here.
+async fn server_peer(kind: &str) -> Peer {
+    match kind {
         "alertmanager" => {
             let am = Alertmanager::start().await;
             let port = url_port(&am.url);
@@ -157,6 +166,13 @@ pub async fn start(kind: &str) -> Peer {
             ];
             peer("aiosmtpd (python3-aiosmtpd)", s.port, &keys, s)
         }
+        other => panic!("no peer for {other}"),
+    }
+}
+
+/// The fakes of SaaS intakes, in this process.
+async fn saas_peer(kind: &str) -> Peer {
+    match kind {
         "datadog" => {
             let (fake, logs) = datadog::start("bench-key").await;
             let port = fake.addr.port();
@@ -179,7 +195,7 @@ pub async fn start(kind: &str) -> Peer {
                 (fake, requests),
             )
         }
-        _ => aws_peer(kind, aws).await,
+        other => panic!("no peer for {other}"),
     }
 }
 
