@@ -757,6 +757,24 @@ fn interpolate(
 /// a shell or Compose). Only the braced form: a bare `$` stays as written, so a password or a
 /// pattern holding `$` needs no escaping. Kept here rather than taking `shellexpand`, which
 /// expands bare `$NAME` too.
+/// The forms of `${…}`, as a shell has them: `${NAME}`, `${NAME:-default}` (unset or empty →
+/// the default), `${NAME:?message}` (unset or empty → a config error with the message).
+enum Reference<'a> {
+    Plain,
+    Default(&'a str),
+    Required(&'a str),
+}
+
+fn parse_reference(reference: &str) -> (&str, Reference<'_>) {
+    if let Some((name, default)) = reference.split_once(":-") {
+        (name, Reference::Default(default))
+    } else if let Some((name, message)) = reference.split_once(":?") {
+        (name, Reference::Required(message))
+    } else {
+        (reference, Reference::Plain)
+    }
+}
+
 fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -767,22 +785,29 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
             return Err("unclosed '${' (write ${NAME})".to_string());
         };
         let reference = &after[..end];
-        let (name, default) = match reference.split_once(":-") {
-            Some((name, default)) => (name, Some(default)),
-            None => (reference, None),
-        };
+        let (name, form) = parse_reference(reference);
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!(
                 "'${{{reference}}}' is not a valid variable reference"
             ));
         }
-        match (
-            env(name).filter(|v| !v.is_empty() || default.is_none()),
-            default,
-        ) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(default)) => out.push_str(default),
-            (None, None) => return Err(format!("environment variable {name} is not set")),
+        let value = env(name);
+        match form {
+            Reference::Plain => match value {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable {name} is not set")),
+            },
+            Reference::Default(default) => match value.filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(&v),
+                None => out.push_str(default),
+            },
+            Reference::Required(message) => match value.filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(&v),
+                None if message.is_empty() => {
+                    return Err(format!("environment variable {name} is not set or empty"))
+                }
+                None => return Err(format!("{name}: {message}")),
+            },
         }
         rest = &after[end + 1..];
     }

@@ -163,6 +163,20 @@ fn a_variable_can_have_a_default() {
         c.custom_fields["e"], "pa$$word $HOME",
         "a bare $ stays as written"
     );
+    let c = Config::parse("custom_fields:\n  a: \"${HOOK_TOKEN:?set it}\"", &env).unwrap();
+    assert_eq!(c.custom_fields["a"], "tok-123");
+    let e = Config::parse(
+        "custom_fields:\n  a: \"${MISSING:?the Slack webhook, from the vault}\"\n  b: \"${EMPTY:?}\"",
+        &env,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "custom_fields.a: MISSING: the Slack webhook, from the vault",
+            "custom_fields.b: environment variable EMPTY is not set or empty"
+        ]
+    );
     let e = Config::parse("custom_fields:\n  a: \"${BAD NAME:-x}\"", &env).unwrap_err();
     assert_eq!(
         e.0[0].to_string(),
