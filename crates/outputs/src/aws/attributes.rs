@@ -88,3 +88,12 @@ pub fn attributes(alert: &Alert, which: &Attributes) -> Vec<(String, String)> {
             .collect(),
     }
 }
+
+/// What SNS and SQS count of message attributes against the message's size limit: each one's
+/// name, type (`String`) and value.
+pub fn attributes_size(attributes: &[(String, String)]) -> usize {
+    attributes
+        .iter()
+        .map(|(k, v)| k.len() + "String".len() + v.len())
+        .sum()
+}

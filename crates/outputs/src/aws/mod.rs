@@ -10,7 +10,7 @@ mod attributes;
 pub mod batch;
 pub mod response;
 
-pub use attributes::{attribute_name, attributes, Attributes};
+pub use attributes::{attribute_name, attributes, attributes_size, Attributes};
 
 use aws_config::SdkConfig;
 use peregrine_engine::Alert;

@@ -3,7 +3,7 @@
 use peregrine_engine::Alert;
 
 use super::config::SnsFormat;
-use crate::aws::{attributes, Attributes};
+use crate::aws::{attributes, attributes_size, Attributes};
 use crate::envelope::Envelope;
 use crate::fingerprint::KeyTemplate;
 
@@ -23,12 +23,7 @@ pub struct Message {
 impl Message {
     /// What SNS counts against its limit: the message, and each attribute's name, type and value.
     pub fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(k, v)| k.len() + "String".len() + v.len())
-                .sum::<usize>()
+        self.body.len() + attributes_size(&self.attributes)
     }
 }
 
@@ -41,7 +36,7 @@ pub fn message(
 ) -> Option<Message> {
     let a: &Alert = &e.alert;
     let attributes = attributes(a, which);
-    let attr_bytes: usize = attributes.iter().map(|(k, v)| k.len() + 6 + v.len()).sum();
+    let attr_bytes = attributes_size(&attributes);
     let room = MAX_BYTES.checked_sub(attr_bytes)?;
     let (body, subject) = match format {
         SnsFormat::Json => (crate::aws::fit_json(e, room)?, None),

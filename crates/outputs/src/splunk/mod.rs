@@ -83,16 +83,15 @@ pub struct SplunkOutput {
 }
 
 impl SplunkOutput {
-    /// One alert as a HEC event.
-    pub fn event(&self, e: &Envelope) -> Value {
+    /// Appends one alert as a HEC event to `body`. The alert's JSON, already serialised in the
+    /// envelope, is written as the `event` as it is, not parsed and written again.
+    pub fn write_event(&self, e: &Envelope, body: &mut Vec<u8>) {
         let a = &e.alert;
         let millis = a.time.unix_nanos().div_euclid(1_000_000);
-        let alert: Value = serde_json::from_slice(&e.json).unwrap_or(Value::Null);
         let mut event = json!({
             "time": millis as f64 / 1000.0,
             "source": self.settings.source,
             "sourcetype": self.settings.sourcetype,
-            "event": alert,
             "fields": {"rule": a.rule, "priority": a.priority.as_str()},
         });
         if let Some(host) = &a.hostname {
@@ -101,7 +100,12 @@ impl SplunkOutput {
         if let Some(index) = &self.settings.index {
             event["index"] = json!(index);
         }
-        event
+        let head = event.to_string();
+        // `head` is a non-empty object: its closing brace gives way to the event.
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(b",\"event\":");
+        body.extend_from_slice(&e.json);
+        body.extend_from_slice(b"}\n");
     }
 
     fn request(&self, url: &crate::secret::SecretUrl, body: Vec<u8>) -> HttpRequest {
@@ -181,8 +185,7 @@ impl Output for SplunkOutput {
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {
         let mut body = Vec::with_capacity(batch.len() * 2048);
         for e in batch {
-            body.extend_from_slice(self.event(e).to_string().as_bytes());
-            body.push(b'\n');
+            self.write_event(e, &mut body);
         }
         match http::send(&self.client, self.request(&self.settings.event_url, body)).await {
             Ok(r) => self.answered(r).await,

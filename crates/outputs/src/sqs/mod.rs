@@ -19,7 +19,7 @@ use tokio::sync::OnceCell;
 
 use crate::aws::batch::{self, FailedEntry};
 use crate::aws::response::{self, Codes};
-use crate::aws::{attributes, fit_json};
+use crate::aws::{attributes, attributes_size, fit_json};
 use crate::delivery::{Delivery, Failure, ItemResult};
 use crate::envelope::Envelope;
 use crate::output::{BatchLimits, Output};
@@ -83,12 +83,7 @@ struct Message {
 impl Message {
     /// What SQS counts against its limit: the body, and each attribute's name, type and value.
     fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(k, v)| k.len() + "String".len() + v.len())
-                .sum::<usize>()
+        self.body.len() + attributes_size(&self.attributes)
     }
 }
 
@@ -103,7 +98,7 @@ impl SqsOutput {
 
     fn message(&self, e: &Envelope) -> Option<Message> {
         let attributes = attributes(&e.alert, &self.settings.keys.message_attributes);
-        let attr_bytes: usize = attributes.iter().map(|(k, v)| k.len() + 6 + v.len()).sum();
+        let attr_bytes = attributes_size(&attributes);
         let body = fit_json(e, MAX_BYTES.checked_sub(attr_bytes)?)?;
         Some(Message { body, attributes })
     }
