@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use peregrine_e2e::gateway::GatewayProcess;
+use peregrine_e2e::gateway::{metric_sample, metric_value, GatewayProcess};
 use peregrine_e2e::receiver::Receiver;
 use peregrine_e2e::{bin, falco_alert};
 
@@ -247,6 +247,70 @@ async fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// "Alerts by rule" is a query, not a log search: the received counter carries the rule, capped
+/// at 256 names so a sender inventing names cannot grow the series without bound; build info
+/// and the standard process series are there for dashboards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_alerts_are_counted_by_rule_with_a_cap_and_build_and_process_series_exist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(tmp.path(), "outputs: []\n").await;
+    let alerts: Vec<serde_json::Value> = (0..300)
+        .map(|i| falco_alert(&format!("Invented rule {i}"), "Notice", &[]))
+        .collect();
+    let batch = gw.post(&serde_json::Value::Array(alerts)).await;
+    assert_eq!(batch.status(), 200);
+    gw.post(&falco_alert(
+        "Read sensitive file untrusted",
+        "Warning",
+        &[],
+    ))
+    .await;
+    gw.post(&falco_alert(
+        "Read sensitive file untrusted",
+        "Warning",
+        &[],
+    ))
+    .await;
+    let text = gw.metrics().await;
+    let by_rule = |rule: &str| {
+        metric_value(
+            &text,
+            &format!("peregrine_alerts_received_total{{rule=\"{rule}\"}}"),
+        )
+    };
+    assert_eq!(by_rule("Invented rule 0"), 1.0);
+    assert_eq!(by_rule("Invented rule 255"), 1.0);
+    assert_eq!(
+        by_rule("other"),
+        46.0,
+        "300 invented names, 256 kept; the 44 after them and the 2 alerts of a rule first seen once the cap was full are other"
+    );
+    assert_eq!(
+        metric_sample(
+            &text,
+            r#"peregrine_alerts_received_total{rule="Read sensitive file untrusted"}"#
+        ),
+        None
+    );
+    let rules: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("peregrine_alerts_received_total{"))
+        .filter_map(|l| l.split("rule=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(rules.len(), 257, "256 rules and other, no more");
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        metric_value(
+            &text,
+            &format!("peregrine_build_info{{version=\"{version}\"}}")
+        ),
+        1.0
+    );
+    assert!(metric_value(&text, "process_resident_memory_bytes") > 1e6);
+    assert!(metric_value(&text, "process_open_fds") >= 3.0);
+    assert!(metric_value(&text, "process_start_time_seconds") > 1.7e9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

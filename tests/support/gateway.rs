@@ -278,14 +278,50 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
     })
 }
 
-/// A sample's value, or `None` when the series is absent.
+/// A sample's value, or `None` when no series matches. `series` is a selector as in PromQL,
+/// `name{label="value",...}`: every series of that name carrying those labels (and any others)
+/// matches, and their values are summed, as `sum(...)` would.
 pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .map(|v| v.trim().parse().expect("a number"))
+    let (name, wanted) = split_series(series);
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((sample, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (sample_name, labels) = split_series(sample);
+        if sample_name == name && wanted.iter().all(|w| labels.contains(w)) {
+            let value: f64 = value.trim().parse().expect("a number");
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
+}
+
+/// `name{a="x",b="y"}` into the name and its `a="x"` pairs (values may hold commas and escaped
+/// quotes).
+fn split_series(series: &str) -> (&str, Vec<&str>) {
+    let Some((name, rest)) = series.split_once('{') else {
+        return (series, Vec::new());
+    };
+    let body = rest.strip_suffix('}').unwrap_or(rest);
+    let mut pairs = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                pairs.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < body.len() {
+        pairs.push(&body[start..]);
+    }
+    (name, pairs)
 }
 
 /// Sets `RLIMIT_NOFILE` (soft and hard) in the child before it executes.

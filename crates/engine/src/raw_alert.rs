@@ -25,7 +25,7 @@ pub struct RawAlert<'a> {
     pub priority: Priority,
     pub source: Cow<'a, str>,
     pub uuid: Option<AlertId>,
-    rule: Cow<'a, str>,
+    pub rule: Cow<'a, str>,
     time: EventTime,
     hostname: Option<&'a RawValue>,
     output: Option<&'a RawValue>,

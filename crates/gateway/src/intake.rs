@@ -68,11 +68,11 @@ impl Intake {
                 payload: alert.to_json_bytes(),
                 flags: record_flags,
             });
-            counts.push((alert.source, alert.priority));
+            counts.push((alert.source, alert.priority, alert.rule));
         }
         pending.append(records).await?;
-        for (source, priority) in counts {
-            self.metrics.received(&source, priority.as_str(), 1);
+        for (source, priority, rule) in counts {
+            self.metrics.received(&source, priority.as_str(), &rule, 1);
         }
         Ok(n)
     }
@@ -112,7 +112,7 @@ impl Intake {
         pending.append(records).await?;
         for alert in &alerts {
             self.metrics
-                .received(&alert.source, alert.priority.as_str(), 1);
+                .received(&alert.source, alert.priority.as_str(), &alert.rule, 1);
         }
         Ok(n)
     }

@@ -1,5 +1,7 @@
-//! Prometheus metrics. Labels hold only output names, output types, priorities, sources and
-//! fixed reason words — never a URL, key or token.
+//! Prometheus metrics. Labels hold only output names, output types, priorities, sources, rule
+//! names and fixed reason words — never a URL, key or token. Beside Peregrine's own series the
+//! registry exports `peregrine_build_info` and the standard `process_*` series (CPU, memory,
+//! descriptors, start time) that dashboards and the `up`-style alerts expect.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -12,6 +14,36 @@ use prometheus::{
 /// Distinct `source` label values kept before the rest are counted as `other`: sources come
 /// from senders, and an unbounded label would let any client blow up the series count.
 const MAX_SOURCES: usize = 32;
+
+/// Distinct `rule` label values kept before the rest are counted as `other`. Falco's default
+/// rules have about a hundred; a sender inventing rule names cannot add more series than this.
+const MAX_RULES: usize = 256;
+
+/// A label whose values come from senders: the first `max` distinct values are kept, later ones
+/// are folded into `other`, so the series count stays bounded whatever clients send.
+struct CappedLabel {
+    max: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl CappedLabel {
+    fn new(max: usize) -> Self {
+        CappedLabel {
+            max,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// `value` if it is (or can become) one of the kept values, else `"other"`.
+    fn fold<'a>(&self, value: &'a str) -> &'a str {
+        let mut seen = self.seen.lock().expect("capped label lock");
+        if seen.contains(value) || (seen.len() < self.max && seen.insert(value.to_string())) {
+            value
+        } else {
+            "other"
+        }
+    }
+}
 
 /// Makes one metric of its type; the labels are ignored by the unlabelled types.
 trait Make: Clone + prometheus::core::Collector + 'static {
@@ -54,6 +86,25 @@ impl Make for HistogramVec {
     }
 }
 
+/// `peregrine_build_info{version, revision}` at 1, and the `process_*` collector. The revision
+/// is the `PEREGRINE_REVISION` the image build passes in, `unknown` for a plain `cargo build`.
+fn register_process_and_build(registry: &Registry) {
+    let info: IntGaugeVec = register(
+        registry,
+        "peregrine_build_info",
+        "1, labelled with the running gateway's version and source revision.",
+        &["version", "revision"],
+    );
+    let revision = option_env!("PEREGRINE_REVISION").unwrap_or("unknown");
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), revision])
+        .set(1);
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("one process collector");
+}
+
 fn register<M: Make>(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> M {
     let metric = M::make(name, help, labels);
     registry
@@ -68,17 +119,20 @@ macro_rules! metrics_table {
     ($($vis:vis $field:ident: $kind:ident = $name:literal, $help:literal, [$($label:literal),*];)*) => {
         pub struct Metrics {
             registry: Registry,
-            sources: Mutex<HashSet<String>>,
+            sources: CappedLabel,
+            rules: CappedLabel,
             $($vis $field: $kind,)*
         }
 
         impl Metrics {
             pub fn new() -> Self {
                 let registry = Registry::new();
+                register_process_and_build(&registry);
                 Metrics {
                     $($field: register(&registry, $name, $help, &[$($label),*]),)*
                     registry,
-                    sources: Mutex::new(HashSet::new()),
+                    sources: CappedLabel::new(MAX_SOURCES),
+                    rules: CappedLabel::new(MAX_RULES),
                 }
             }
         }
@@ -87,7 +141,8 @@ macro_rules! metrics_table {
 
 metrics_table! {
     received: IntCounterVec = "peregrine_alerts_received_total",
-        "Alerts accepted and durably stored.", ["source", "priority"];
+        "Alerts accepted and durably stored, by source, priority and rule (sources beyond 32 and rules beyond 256 distinct names are counted as other).",
+        ["source", "priority", "rule"];
     pub rejected: IntCounterVec = "peregrine_alerts_rejected_total",
         "Alert requests refused, by reason.", ["reason"];
     pub kafka_lag: IntGaugeVec = "peregrine_input_kafka_lag",
@@ -258,20 +313,12 @@ impl Metrics {
         }
     }
 
-    /// Counts accepted alerts, folding sources beyond the first few into `other`.
-    pub fn received(&self, source: &str, priority: &str, n: u64) {
-        let source = {
-            let mut seen = self.sources.lock().expect("sources lock");
-            if seen.contains(source)
-                || (seen.len() < MAX_SOURCES && seen.insert(source.to_string()))
-            {
-                source
-            } else {
-                "other"
-            }
-        };
+    /// Counts accepted alerts, folding sources and rules beyond the first few into `other`.
+    pub fn received(&self, source: &str, priority: &str, rule: &str, n: u64) {
+        let source = self.sources.fold(source);
+        let rule = self.rules.fold(rule);
         self.received
-            .with_label_values(&[source, priority])
+            .with_label_values(&[source, priority, rule])
             .inc_by(n);
     }
 

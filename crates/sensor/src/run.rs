@@ -11,7 +11,7 @@ use anyhow::Context;
 use peregrine_engine::fields::{FieldArg, ResolvedField, FIELDS};
 use peregrine_engine::{Alert, EventTime, Priority, Ruleset};
 use peregrine_outputs::secret::SecretUrl;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -80,6 +80,24 @@ impl Metrics {
             registry.register(Box::new(c.clone())).expect("unique");
             c
         };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "peregrine_build_info",
+                "1, labelled with the running sensor's version and source revision.",
+            ),
+            &["version", "revision"],
+        )
+        .expect("metric");
+        let revision = option_env!("PEREGRINE_REVISION").unwrap_or("unknown");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), revision])
+            .set(1);
+        registry.register(Box::new(build_info)).expect("unique");
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("one process collector");
         let processes = IntGauge::new(
             "peregrine_sensor_processes",
             "Processes in the sensor's process table.",
