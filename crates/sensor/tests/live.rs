@@ -39,9 +39,14 @@ impl Sensor {
     /// [`Sensor::start`] through `via`, a command that gets the sensor's path and arguments
     /// after its own and must `exec` them (so the pid stays the sensor's).
     fn start_via(via: &[&str], extra: &[&str]) -> Sensor {
+        let sensor = env!("CARGO_BIN_EXE_peregrine-sensor");
+        Self::start_program(via, sensor, &stable_rules(), extra)
+    }
+
+    /// [`Sensor::start_via`] with the sensor binary and rules file given.
+    fn start_program(via: &[&str], sensor: &str, rules: &str, extra: &[&str]) -> Sensor {
         let dir = tempfile::tempdir().unwrap();
         let stdout = dir.path().join("alerts.jsonl");
-        let sensor = env!("CARGO_BIN_EXE_peregrine-sensor");
         let mut command = match via.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -57,7 +62,7 @@ impl Sensor {
                 "--hostname",
                 "test-node",
                 "--rules",
-                &stable_rules(),
+                rules,
             ])
             .args(extra)
             // Debug for the runtime module: tests wait for "container known".
@@ -1215,5 +1220,139 @@ fn a_container_contacting_the_kubernetes_api_server_is_reported() {
         hit.is_some(),
         "no alert: {:#?}",
         alerts.iter().map(|a| &a["rule"]).collect::<Vec<_>>()
+    );
+}
+
+/// The capabilities deploy/kubernetes gives the sensor instead of `privileged` (those of
+/// Falco's chart for its modern probe), as capability numbers.
+const LEAST_PRIVILEGE: [(&str, u32); 4] = [
+    ("sys_ptrace", 19),
+    ("sys_resource", 24),
+    ("perfmon", 38),
+    ("bpf", 39),
+];
+
+/// The sensor binary and the stable rules linked (or copied) into a world-readable folder, so
+/// that `nobody` reaches them even when the checkout sits below a private home directory.
+fn reachable_by_nobody() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let sensor = dir.path().join("peregrine-sensor");
+    let built = env!("CARGO_BIN_EXE_peregrine-sensor");
+    if std::fs::hard_link(built, &sensor).is_err() {
+        std::fs::copy(built, &sensor).unwrap();
+    }
+    let rules = dir.path().join("falco_rules.yaml");
+    std::fs::copy(stable_rules(), &rules).unwrap();
+    (dir, sensor, rules)
+}
+
+/// The effective capability mask and real uid of a running process.
+fn caps_and_uid(pid: u32) -> (u64, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let caps = u64::from_str_radix(&field("CapEff:"), 16).unwrap();
+    let uid = field("Uid:")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (caps, uid)
+}
+
+/// The sensor as the unprivileged user `nobody` holding only the deployment's capabilities
+/// (through setpriv's ambient set, as a container runtime grants them) loads its programs, reads
+/// the process table and raises Falco's alert. This machine's bounding set lacks SYS_RESOURCE
+/// (the sandbox drops it), so the test grants the others and checks it is not needed on a kernel
+/// that charges BPF memory to the cgroup (5.11 and later).
+#[test]
+#[ignore = "needs root to hand out capabilities (make test runs it as root)"]
+fn the_sensor_runs_as_nobody_with_only_the_deployments_capabilities() {
+    let (bounding, _) = caps_and_uid(std::process::id());
+    let granted: Vec<(&str, u32)> = LEAST_PRIVILEGE
+        .into_iter()
+        .filter(|(_, bit)| bounding & (1 << bit) != 0)
+        .collect();
+    let names: Vec<&str> = granted.iter().map(|(n, _)| *n).collect();
+    assert!(
+        names.contains(&"bpf") && names.contains(&"perfmon") && names.contains(&"sys_ptrace"),
+        "this machine cannot grant {names:?}"
+    );
+    let (_dir, sensor, rules) = reachable_by_nobody();
+    let caps = names
+        .iter()
+        .map(|n| format!("+{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let set = format!("-all,{caps}");
+    let via = [
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--inh-caps",
+        &set,
+        "--ambient-caps",
+        &set,
+        "--bounding-set",
+        &set,
+        "--",
+    ];
+    let sensor =
+        Sensor::start_program(&via, sensor.to_str().unwrap(), rules.to_str().unwrap(), &[]);
+    let (effective, uid) = caps_and_uid(sensor.child.id());
+    let wanted = granted.iter().fold(0u64, |m, (_, bit)| m | (1 << bit));
+    assert_eq!(uid, 65534, "the sensor runs as nobody");
+    assert_eq!(
+        effective, wanted,
+        "the sensor holds exactly {names:?}, nothing more"
+    );
+    sh("cat /etc/shadow > /dev/null");
+    sensor.wait_for_alert("Read sensitive file untrusted");
+    let alerts = sensor.stop();
+    let alert = alerts
+        .iter()
+        .find(|a| a["rule"] == "Read sensitive file untrusted")
+        .unwrap();
+    assert_eq!(alert["output_fields"]["proc.name"], "cat");
+    assert_eq!(alert["output_fields"]["fd.name"], "/etc/shadow");
+    assert_eq!(
+        alert["output_fields"]["user.name"], "root",
+        "the process table reads other users' /proc entries"
+    );
+}
+
+/// Without those capabilities the sensor refuses to start and says what it needs.
+#[test]
+#[ignore = "needs root to switch to nobody (make test runs it as root)"]
+fn the_sensor_without_capabilities_says_which_it_needs() {
+    let (_dir, sensor, rules) = reachable_by_nobody();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["--inh-caps", "-all", "--bounding-set", "-all", "--"])
+        .arg(sensor)
+        .args(["run", "--stdout", "--rules"])
+        .arg(rules)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("needs root or the capabilities BPF and PERFMON"),
+        "{stderr}"
     );
 }

@@ -16,10 +16,31 @@ use records::{COUNTER_DROPS, COUNTER_EVENTS, COUNTER_TRUNCATED, MAX_SYSCALLS};
 /// The compiled kernel side, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor.bpf.o"));
 
+/// Whether this process may load and attach the kernel side: root, or the two capabilities a
+/// least-privilege deployment grants (Falco's chart gives its modern probe the same ones).
+fn may_capture() -> bool {
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .unwrap_or(0);
+    [CAP_BPF, CAP_PERFMON]
+        .iter()
+        .all(|cap| effective & (1 << cap) != 0)
+}
+
 /// Why the kernel side could not start, said so that a user can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("live capture needs root (or CAP_BPF and CAP_PERFMON); run as root")]
+    #[error("live capture needs root or the capabilities BPF and PERFMON (and SYS_PTRACE to read other users' /proc entries, SYS_RESOURCE on kernels before 5.11); this process has neither")]
     NotPrivileged,
     #[error("the kernel exposes no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF is needed")]
     NoBtf,
@@ -264,7 +285,7 @@ impl Probe {
         ring_bytes: u32,
         filters: &Filters,
     ) -> Result<Probe, LoadError> {
-        if unsafe { libc::geteuid() } != 0 {
+        if !may_capture() {
             return Err(LoadError::NotPrivileged);
         }
         let btf = Btf::from_sys_fs().map_err(|_| LoadError::NoBtf)?;
