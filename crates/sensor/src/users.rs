@@ -1,5 +1,9 @@
 //! User and group names from `/etc/passwd` and `/etc/group`, cached and re-read when an unknown
 //! id shows up (at most every few seconds).
+//!
+//! In a container the sensor's own `/etc` is the image's: as Falco does, `HOST_ROOT` names where
+//! the host's root is mounted (deploy/kubernetes mounts the host's `/etc` read-only at
+//! `/host/etc` and sets `HOST_ROOT=/host`), and the files are read below it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -31,8 +35,13 @@ impl Users {
     }
 
     fn reload(&mut self) {
-        self.users = parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
-        self.groups = parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+        let root = std::env::var_os("HOST_ROOT").unwrap_or_else(|| "/".into());
+        let read = |file: &str| {
+            let path = std::path::Path::new(&root).join(file);
+            std::fs::read_to_string(path).unwrap_or_default()
+        };
+        self.users = parse_passwd(&read("etc/passwd"));
+        self.groups = parse_group(&read("etc/group"));
         self.loaded = Instant::now();
     }
 

@@ -1356,3 +1356,28 @@ fn the_sensor_without_capabilities_says_which_it_needs() {
         "{stderr}"
     );
 }
+
+/// In a pod the image's /etc is not the host's: with `HOST_ROOT` the sensor names users from
+/// the passwd file below it, as deploy/kubernetes mounts the host's /etc at /host/etc.
+#[test]
+#[ignore = "needs root: loads BPF programs into the kernel (make test runs it as root)"]
+fn user_names_come_from_below_host_root() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("etc")).unwrap();
+    std::fs::write(
+        host.path().join("etc/passwd"),
+        "hostadmin:x:0:0:the host's root:/root:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(host.path().join("etc/group"), "hostwheel:x:0:\n").unwrap();
+    let host_root = format!("HOST_ROOT={}", host.path().display());
+    let sensor = Sensor::start_via(&["env", &host_root], &[]);
+    sh("cat /etc/shadow > /dev/null");
+    sensor.wait_for_alert("Read sensitive file untrusted");
+    let alerts = sensor.stop();
+    let alert = alerts
+        .iter()
+        .find(|a| a["rule"] == "Read sensitive file untrusted")
+        .unwrap();
+    assert_eq!(alert["output_fields"]["user.name"], "hostadmin");
+}
