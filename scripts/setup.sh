@@ -46,6 +46,8 @@ declare -A test_needs=(
   [/usr/lib/python3/dist-packages/aiosmtpd]=python3-aiosmtpd  # the smtp output's real peer
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server  # the rabbitmq output's real peer
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
+  [prometheus]=prometheus          # the dashboard test scrapes a live gateway and sensor
+  [systemd-analyze]=systemd        # `systemd-analyze verify` checks deploy/systemd's units
 )
 
 # A user's PATH on Debian has no sbin, where bpftool lives; the build finds it there too.
@@ -71,6 +73,8 @@ install_python_peers() {
   local wanted=()
   python3 -c 'import osmem_server' 2>/dev/null || wanted+=(osmem-server)
   command -v moto_server >/dev/null 2>&1 || wanted+=('moto[server]')
+  # deploy/kubernetes is checked against the Kubernetes schemas it carries.
+  command -v kubernetes-validate >/dev/null 2>&1 || wanted+=(kubernetes-validate)
   [ ${#wanted[@]} -eq 0 ] && return 0
   echo "setup: installing ${wanted[*]} from PyPI" >&2
   python3 -m pip install --quiet --disable-pip-version-check "${wanted[@]}" 2>/dev/null ||
@@ -78,6 +82,13 @@ install_python_peers() {
   hash -r
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 }
+
+# kubectl builds deploy/kubernetes's kustomizations (kustomize v5 is built in). Debian's own
+# kubernetes-client is 1.20, whose kustomize v2 cannot read them; the machines this project
+# runs on carry a current kubectl, so only say so when it is missing.
+if [ "$mode" = test ] && ! command -v kubectl >/dev/null 2>&1; then
+  echo "setup: kubectl (1.27 or newer, for kustomize v5) is missing: the Kubernetes manifest tests will fail until it is installed (https://kubernetes.io/docs/tasks/tools/)" >&2
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   install_python_peers

@@ -264,3 +264,219 @@ async fn every_dashboard_query_returns_data_from_a_live_gateway_and_sensor() {
     assert_eq!(rules.len(), 9, "{rules:?}");
     assert!(rules.iter().all(|(_, health)| health != "err"), "{rules:?}");
 }
+
+/// deploy/kubernetes copied into a scratch folder with the example secrets files in place (the
+/// real ones are the user's and git-ignored), so every overlay builds.
+fn kubernetes_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        "cp",
+        &[
+            "-r",
+            deploy("kubernetes").to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_success("copying deploy/kubernetes", &out);
+    let slack = dir.path().join("kubernetes/overlays/slack");
+    std::fs::copy(slack.join("slack.env.example"), slack.join("slack.env")).unwrap();
+    dir
+}
+
+/// `kubectl kustomize` of a folder of the tree, written to `built.yaml` beside it, and its
+/// documents.
+fn kustomize(tree: &Path, folder: &str) -> (PathBuf, Vec<serde_yaml_ng::Value>) {
+    let out = run("kubectl", &["kustomize", folder], &tree.join("kubernetes"));
+    assert_success(&format!("kubectl kustomize {folder}"), &out);
+    let built = tree.join(format!("{}.yaml", folder.replace('/', "-")));
+    std::fs::write(&built, &out.stdout).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = text
+        .split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str(doc).unwrap())
+        .collect();
+    (built, docs)
+}
+
+/// Checks a built manifest against Kubernetes' schemas (strict: unknown keys are errors) and
+/// its custom resources against the Prometheus operator's CRDs.
+fn validate(built: &Path) {
+    let file = built.to_str().unwrap();
+    assert_success(
+        &format!("kubernetes-validate --strict {file}"),
+        &run(
+            "kubernetes-validate",
+            &["--strict", "--quiet", file],
+            built.parent().unwrap(),
+        ),
+    );
+    let crds = workspace_root().join("tests/data/prometheus-operator-crd");
+    let script = workspace_root().join("tests/tools/validate_crs.py");
+    let out = run(
+        "python3",
+        &[
+            script.to_str().unwrap(),
+            crds.join("monitoring.coreos.com_servicemonitors.yaml")
+                .to_str()
+                .unwrap(),
+            crds.join("monitoring.coreos.com_prometheusrules.yaml")
+                .to_str()
+                .unwrap(),
+            "--",
+            file,
+        ],
+        built.parent().unwrap(),
+    );
+    assert_success(&format!("custom resources of {file}"), &out);
+}
+
+fn find<'a>(docs: &'a [serde_yaml_ng::Value], kind: &str, name: &str) -> &'a serde_yaml_ng::Value {
+    docs.iter()
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+const OVERLAYS: [&str; 4] = ["slack", "prometheus-operator", "cri-o", "kafka"];
+
+#[test]
+fn the_kubernetes_base_and_every_overlay_build_and_pass_the_kubernetes_schemas() {
+    let tree = kubernetes_tree();
+    let (built, docs) = kustomize(tree.path(), "base");
+    validate(&built);
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Namespace",
+        "ConfigMap",
+        "Service",
+        "StatefulSet",
+        "DaemonSet",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ] {
+        assert!(kinds.contains(&kind), "the base has no {kind}: {kinds:?}");
+    }
+    for overlay in OVERLAYS {
+        let (built, docs) = kustomize(tree.path(), &format!("overlays/{overlay}"));
+        validate(&built);
+        assert!(
+            docs.iter().all(|d| d["kind"] == "Namespace"
+                || d["metadata"]["namespace"].as_str() == Some("peregrine")),
+            "{overlay}: every namespaced object lands in peregrine"
+        );
+    }
+    let (_, docs) = kustomize(tree.path(), "overlays/prometheus-operator");
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        find(&docs, kind, "peregrine");
+    }
+}
+
+/// The validators reject what they should: a misspelt key in a DaemonSet and in a
+/// ServiceMonitor both fail (so a passing run above means something).
+#[test]
+fn the_manifest_validators_reject_a_misspelt_key() {
+    let tree = kubernetes_tree();
+    let (built, _) = kustomize(tree.path(), "overlays/prometheus-operator");
+    let text = std::fs::read_to_string(&built).unwrap();
+    for (good, bad) in [
+        ("hostPID: true", "hostPid: true"),
+        ("interval: 30s", "intervall: 30s"),
+    ] {
+        assert!(text.contains(good), "{good}");
+        let broken = built.with_file_name("broken.yaml");
+        std::fs::write(&broken, text.replacen(good, bad, 1)).unwrap();
+        let result = std::panic::catch_unwind(|| validate(&broken));
+        assert!(result.is_err(), "{bad} passed validation");
+    }
+}
+
+#[test]
+fn the_sensor_daemonset_has_least_privilege_and_the_gateway_runs_as_non_root() {
+    let tree = kubernetes_tree();
+    let (_, docs) = kustomize(tree.path(), "base");
+    let sensor = &find(&docs, "DaemonSet", "peregrine-sensor")["spec"]["template"]["spec"];
+    assert_eq!(sensor["hostPID"], true);
+    let container = &sensor["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    let mut caps: Vec<&str> = security["capabilities"]["add"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    caps.sort();
+    assert_eq!(caps, ["BPF", "PERFMON", "SYS_PTRACE", "SYS_RESOURCE"]);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    let env = container["env"].as_sequence().unwrap();
+    let hostname = env.iter().find(|e| e["name"] == "FALCO_HOSTNAME").unwrap();
+    assert_eq!(
+        hostname["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    let mounts = container["volumeMounts"].as_sequence().unwrap();
+    let etc = mounts
+        .iter()
+        .find(|m| m["mountPath"] == "/host/etc")
+        .unwrap();
+    assert_eq!(etc["readOnly"], true);
+
+    let gateway = &find(&docs, "StatefulSet", "peregrine-gateway")["spec"];
+    let pod = &gateway["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    let security = &pod["containers"][0]["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        gateway["volumeClaimTemplates"][0]["metadata"]["name"],
+        "spool"
+    );
+}
+
+/// The PrometheusRule carries alerts.yml's groups unchanged, so the two cannot drift apart.
+#[test]
+fn the_prometheus_rule_is_alerts_yml() {
+    let alerts: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap())
+            .unwrap();
+    let rule: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(deploy(
+            "kubernetes/overlays/prometheus-operator/prometheusrule.yaml",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"]["groups"], alerts["groups"]);
+}
+
+/// Every gateway.yaml the manifests mount is a valid configuration, checked by the gateway
+/// itself (`--check-config`), with the overlay's secrets from its example file.
+#[test]
+fn every_gateway_config_the_manifests_mount_is_valid() {
+    let tree = kubernetes_tree();
+    let root = tree.path().join("kubernetes");
+    let slack_url = std::fs::read_to_string(root.join("overlays/slack/slack.env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("SLACK_WEBHOOK_URL="))
+        .unwrap()
+        .to_string();
+    for folder in ["base", "overlays/slack", "overlays/kafka"] {
+        let config = root.join(folder).join("gateway.yaml");
+        let out = Command::new(peregrine_e2e::bin("peregrine-gateway"))
+            .args(["--check-config", "--config"])
+            .arg(&config)
+            .env("SLACK_WEBHOOK_URL", &slack_url)
+            .output()
+            .unwrap();
+        assert_success(&format!("--check-config {folder}/gateway.yaml"), &out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("XXXXXXXX"),
+            "the webhook URL is printed: {text}"
+        );
+    }
+}
