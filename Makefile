@@ -45,8 +45,8 @@ bench-engine:
 	$(CARGO) bench -p peregrine-engine --bench engine
 
 check-compose:
-	$(COMPOSE) -f docker-compose.yml config -q
-	promtool check config config/prometheus.yml
+	GRAFANA_ADMIN_PASSWORD=only-for-validation $(COMPOSE) -f docker-compose.yml config -q
+	promtool check config deploy/prometheus/prometheus.yml
 
 deps-run:
 	@scripts/setup.sh run

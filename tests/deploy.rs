@@ -480,3 +480,107 @@ fn every_gateway_config_the_manifests_mount_is_valid() {
         );
     }
 }
+
+/// A unit file with its binaries pointed at this build (verify checks they are executable).
+fn unit_for_this_build(dir: &Path, unit: &str) -> PathBuf {
+    let text = std::fs::read_to_string(deploy(&format!("systemd/{unit}"))).unwrap();
+    let bin = peregrine_e2e::bin("peregrine-gateway");
+    let built = format!("{}/", bin.parent().unwrap().display());
+    let path = dir.join(unit);
+    std::fs::write(&path, text.replace("/usr/local/bin/", &built)).unwrap();
+    path
+}
+
+/// `systemd-analyze verify` accepts both units without a warning (an unknown or misspelt key
+/// is only a warning to it, so stderr must be empty), and `systemd-analyze security` rates
+/// their exposure: the gateway, with no capabilities at all, must stay "OK" below 2; the
+/// sensor, which holds four capabilities and sees every process, below 5.
+#[test]
+fn the_systemd_units_verify_cleanly_and_are_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    for (unit, max_exposure) in [
+        ("peregrine-gateway.service", 2.0),
+        ("peregrine-sensor.service", 5.0),
+    ] {
+        let path = unit_for_this_build(dir.path(), unit);
+        let file = path.to_str().unwrap();
+        let out = run("systemd-analyze", &["verify", file], dir.path());
+        assert_success(&format!("systemd-analyze verify {unit}"), &out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.trim().is_empty(), "{unit}: {stderr}");
+        let out = run(
+            "systemd-analyze",
+            &["security", "--offline=yes", "--no-pager", file],
+            dir.path(),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let exposure: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.split_once("Overall exposure level for ")?
+                    .1
+                    .split_once(": ")
+            })
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {unit}:\n{text}"));
+        assert!(exposure < max_exposure, "{unit}: exposure {exposure}");
+    }
+}
+
+/// The Dockerfile builds two images: the gateway as a numeric non-root user, each with a
+/// HEALTHCHECK that runs its own binary (there is no shell), dependencies kept in cache mounts;
+/// the compose file builds those targets and gives the sensor capabilities, not privileged.
+/// (No Docker engine runs here: this checks the files, `make check-compose` their syntax.)
+#[test]
+fn the_images_are_separate_non_root_and_health_checked() {
+    let dockerfile = std::fs::read_to_string(workspace_root().join("Dockerfile")).unwrap();
+    let stage = |name: &str| {
+        let start = dockerfile
+            .find(&format!(" AS {name}\n"))
+            .unwrap_or_else(|| panic!("no stage {name}"));
+        let rest = &dockerfile[start..];
+        rest[1..]
+            .find("\nFROM ")
+            .map_or(rest, |end| &rest[..end + 1])
+    };
+    let gateway = stage("gateway");
+    assert!(gateway.contains("\nUSER 65532:65532\n"), "{gateway}");
+    assert!(gateway.contains("peregrine-gateway\", \"healthcheck\"]"));
+    assert!(!gateway.contains("peregrine-sensor"));
+    let sensor = stage("sensor");
+    assert!(sensor.contains("peregrine-sensor\", \"healthcheck\""));
+    assert!(!sensor.contains("peregrine-gateway"));
+    assert!(dockerfile.contains("--mount=type=cache,target=/src/target"));
+    for copied in dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY config/"))
+    {
+        let source = copied.split_whitespace().next().unwrap();
+        assert!(
+            workspace_root().join("config").join(source).exists(),
+            "{source}"
+        );
+    }
+    let compose = std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap();
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
+    let services = &compose["services"];
+    assert_eq!(services["gateway"]["build"]["target"], "gateway");
+    assert_eq!(services["sensor"]["build"]["target"], "sensor");
+    assert_eq!(services["sensor"]["privileged"], serde_yaml_ng::Value::Null);
+    assert_eq!(
+        services["sensor"]["cap_add"],
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>("[BPF, PERFMON, SYS_RESOURCE, SYS_PTRACE]")
+            .unwrap()
+    );
+    for service in ["gateway", "sensor"] {
+        assert!(
+            services[service]["healthcheck"]["test"].is_sequence(),
+            "{service}"
+        );
+    }
+    let grafana = services["grafana"]["volumes"].as_sequence().unwrap();
+    assert!(grafana.iter().any(|v| v
+        .as_str()
+        .unwrap()
+        .contains("deploy/grafana/peregrine.json")));
+}

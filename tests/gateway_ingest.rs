@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use peregrine_e2e::gateway::{metric_sample, metric_value, GatewayProcess};
+use peregrine_e2e::gateway::{metric_sample, metric_value, run_cli, GatewayProcess};
 use peregrine_e2e::receiver::Receiver;
 use peregrine_e2e::{bin, falco_alert};
 
@@ -203,6 +203,31 @@ async fn probes_answer() {
     assert_eq!(health["status"], "ok");
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 200);
+    // The image's HEALTHCHECK: the same probe from the binary, with no shell or curl.
+    let config = tmp.path().join("gateway.yaml");
+    let probe = || {
+        tokio::task::block_in_place(|| {
+            run_cli(
+                &[
+                    "healthcheck".as_ref(),
+                    "--config".as_ref(),
+                    config.as_os_str(),
+                ],
+                &[],
+            )
+        })
+    };
+    let healthy = probe();
+    assert_eq!(healthy.code, Some(0), "{}", healthy.text());
+    assert!(
+        healthy.stdout.contains(r#"{"status":"ok"}"#),
+        "{}",
+        healthy.stdout
+    );
+    gw.terminate(Duration::from_secs(10)).await;
+    let down = probe();
+    assert_eq!(down.code, Some(1), "{}", down.text());
+    assert!(down.stderr.contains("/healthz"), "{}", down.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,9 @@ enum Command {
     /// Look at dead letters, or put them back in the spool for their output.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Exit 0 when the gateway of this configuration answers `/healthz` with 200 (for a
+    /// container HEALTHCHECK in an image without a shell or curl), 1 otherwise.
+    Healthcheck,
 }
 
 #[derive(clap::Subcommand)]
@@ -109,6 +112,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    if let Some(Command::Healthcheck) = args.command {
+        return match healthcheck(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("peregrine-gateway healthcheck: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::DeadLetters(command)) = args.command {
         return match dead_letters(&config, command) {
             Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +141,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// GETs `/healthz` on the configured listener (its loopback side when it listens on every
+/// address) within two seconds. Over TLS the certificate is not checked: the probe runs beside
+/// the gateway and asks only whether it answers.
+fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{addr}/healthz");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        let answer = client.get(&url).send().await.context(url.clone())?;
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
+        println!("{url}: {body}");
+        Ok(())
+    })
 }
 
 /// Logs go to stderr: stdout belongs to the `stdout` output.

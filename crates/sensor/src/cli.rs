@@ -43,6 +43,13 @@ enum Command {
         #[arg(long)]
         hostname: Option<String>,
     },
+    /// Exit 0 when a running sensor's `/healthz` answers 200 (for a container HEALTHCHECK in an
+    /// image without a shell or curl), 1 otherwise.
+    Healthcheck {
+        /// The sensor's --metrics-listen address.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        addr: String,
+    },
     /// Capture live with eBPF (root, or CAP_BPF and CAP_PERFMON) and raise alerts.
     Run {
         #[arg(long = "rules", required = true, num_args = 1..)]
@@ -226,10 +233,30 @@ fn engines(docker: Vec<PathBuf>, cri: Vec<PathBuf>) -> Vec<crate::runtime::Engin
         .collect()
 }
 
+/// GETs `http://ADDR/healthz` within two seconds.
+fn healthcheck(addr: &str) -> anyhow::Result<ExitCode> {
+    let url = format!("http://{addr}/healthz");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()?;
+        let answer = client.get(&url).send().await?;
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
+        println!("{url}: {body}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Validate { files } => validate(&files),
+        Command::Healthcheck { addr } => healthcheck(&addr),
         Command::Replay {
             rules,
             events,

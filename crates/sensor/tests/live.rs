@@ -844,7 +844,18 @@ fn the_sensor_answers_healthz_and_logs_json_lines() {
     assert_eq!(health, r#"{"status":"ok"}"#);
     // A plain counter, exported from the start (labelled ones appear with their first event).
     assert!(http_get(&format!("http://{listen}/metrics")).contains("peregrine_sensor_drops_total "));
+    // The image's HEALTHCHECK: the same probe from the binary, with no shell or curl.
+    let probe = || {
+        Command::new(env!("CARGO_BIN_EXE_peregrine-sensor"))
+            .args(["healthcheck", "--addr", &listen])
+            .output()
+            .unwrap()
+    };
+    assert!(probe().status.success());
     sensor.stop();
+    let down = probe();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("/healthz"));
 }
 
 #[test]
