@@ -12,6 +12,7 @@ pub mod front;
 pub mod input;
 pub mod intake;
 pub mod metrics;
+pub mod migrate;
 pub mod output_set;
 pub mod redrive;
 pub mod reload;

@@ -41,6 +41,14 @@ enum Command {
     /// Look at dead letters, or put them back in the spool for their output.
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Print a Peregrine configuration made from a Falcosidekick configuration (the file and
+    /// Falcosidekick's environment variables, such as SLACK_WEBHOOKURL), and on stderr every
+    /// setting that could not be carried over and why.
+    Migrate {
+        /// Falcosidekick's config.yaml (`-` for none: environment variables only).
+        #[arg(long, value_name = "FILE")]
+        from_falcosidekick: PathBuf,
+    },
     /// Exit 0 when the gateway of this configuration answers `/healthz` with 200 (for a
     /// container HEALTHCHECK in an image without a shell or curl), 1 otherwise.
     Healthcheck,
@@ -102,6 +110,9 @@ impl FilterArgs {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(args.log_json);
+    if let Some(Command::Migrate { from_falcosidekick }) = &args.command {
+        return migrate(from_falcosidekick);
+    }
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -138,6 +149,32 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `migrate --from-falcosidekick FILE`: the config on stdout, the notes on stderr.
+fn migrate(file: &Path) -> ExitCode {
+    let text = if file == Path::new("-") {
+        Ok(String::new())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let migrated = text.map_err(|e| e.to_string()).and_then(|text| {
+        peregrine_gateway::migrate::from_falcosidekick(&text, std::env::vars().collect())
+    });
+    match migrated {
+        Ok(migration) => {
+            print!("{}", migration.config);
+            for note in &migration.notes {
+                eprintln!("{note}");
+            }
+            eprintln!("{} setting(s) to look at", migration.notes.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
             ExitCode::FAILURE
         }
     }
