@@ -2,9 +2,11 @@
 //! (its file and its environment variables, as Falcosidekick reads them) turned into a
 //! Peregrine configuration, and every setting that could not be carried over, with why.
 //!
-//! Secrets are never copied into the new file: a webhook URL, API key or password becomes
-//! `${NAME}` with Falcosidekick's own variable name (`${SLACK_WEBHOOKURL}`), so the environment
-//! that ran Falcosidekick runs Peregrine, and the notes say which values to move there.
+//! Secrets are not copied into the new file: a webhook URL, API key, password, or any URL with
+//! a password in it becomes `${NAME}` with Falcosidekick's own variable name
+//! (`${SLACK_WEBHOOKURL}`), so the environment that ran Falcosidekick runs Peregrine, and the
+//! notes say which values to move there. Values that are secret by content only (a token in a
+//! URL's query, say) cannot be told apart and are copied.
 
 mod outputs;
 mod source;
@@ -51,6 +53,14 @@ impl Notes {
             )
         };
         self.0.push(line);
+    }
+
+    /// A URL setting with a password in it, written as `${NAME}` like a secret.
+    fn secret_url(&mut self, setting: &Setting) {
+        self.0.push(format!(
+            "{}: the URL holds a password, so it is written as ${{{}}}; keep the URL in that variable",
+            setting.env_name, setting.env_name
+        ));
     }
 }
 
@@ -118,10 +128,10 @@ fn output(src: &Source, map: &OutputMap, notes: &mut Notes) -> Option<Mapping> {
     if let Some(special) = map.special {
         special(src, section, &mut out, notes);
     }
-    common(src, section, &mut out, notes);
+    common(src, map, &mut out, notes);
     for (key, why) in map.dropped {
         let key = format!("{section}.{key}");
-        if src.get(&key).is_some() {
+        if src.get(&key).is_some() || !src.get_map(&key).is_empty() {
             notes.dropped(&key, why);
         }
     }
@@ -134,8 +144,32 @@ fn output(src: &Source, map: &OutputMap, notes: &mut Notes) -> Option<Mapping> {
     Some(out)
 }
 
+/// Outputs with a `tls: {insecure_skip_verify}` block (the HTTP outputs and Kafka).
+const SKIP_VERIFY: &[&str] = &[
+    "slack",
+    "teams",
+    "discord",
+    "googlechat",
+    "mattermost",
+    "rocketchat",
+    "telegram",
+    "pagerduty",
+    "opsgenie",
+    "grafana_oncall",
+    "gotify",
+    "elasticsearch",
+    "loki",
+    "alertmanager",
+    "datadog",
+    "splunk",
+    "otlp",
+    "webhook",
+    "kafka",
+];
+
 /// The settings every Falcosidekick output has.
-fn common(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
+fn common(src: &Source, map: &OutputMap, out: &mut Mapping, notes: &mut Notes) {
+    let section = map.section;
     if let Some(priority) = src.get(&format!("{section}.minimumpriority")) {
         if priority.text != "debug" {
             out.insert(
@@ -153,7 +187,17 @@ fn common(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
     }
     let key = format!("{section}.checkcert");
     if src.get(&key).is_some_and(|c| c.text == "false") {
-        notes.dropped(&key, "Peregrine always verifies certificates: give the destination's CA with the output's `tls: {ca_file}` instead");
+        if SKIP_VERIFY.contains(&map.kind) {
+            let tls = out
+                .entry("tls".into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if let Value::Mapping(tls) = tls {
+                tls.insert("insecure_skip_verify".into(), true.into());
+            }
+            notes.changed(&key, "written as `tls: {insecure_skip_verify: true}`; better: give the destination's CA with `tls: {ca_file}`");
+        } else {
+            notes.dropped(&key, "this output always verifies certificates: give the destination's CA with its `ca_file` or `tls: {ca_file}`");
+        }
     }
     let key = format!("{section}.mutualtls");
     if src.get(&key).is_some_and(|c| c.text == "true") {
@@ -197,13 +241,30 @@ fn globals(src: &Source, root: &mut Mapping, notes: &mut Notes) {
     if !fields.is_empty() {
         let map = fields
             .into_iter()
-            .map(|(k, v)| (Value::String(k), Value::String(v)))
+            .map(|(k, v)| {
+                let v = custom_value(&k, v, notes);
+                (Value::String(k), Value::String(v))
+            })
             .collect();
         root.insert("custom_fields".into(), Value::Mapping(map));
     }
     let spool = Mapping::from_iter([("dir".into(), "/var/lib/peregrine/spool".into())]);
     root.insert("spool".into(), Value::Mapping(spool));
     global_notes(src, notes);
+}
+
+/// A custom field's value: Falcosidekick reads `%VAR` from the environment, Peregrine `${VAR}`.
+fn custom_value(key: &str, value: String, notes: &mut Notes) -> String {
+    match value.strip_prefix('%') {
+        Some(var) if !var.is_empty() => {
+            notes.changed(
+                &format!("customfields.{key}"),
+                &format!("%{var} written as ${{{var}}}: the gateway reads it from its environment"),
+            );
+            format!("${{{var}}}")
+        }
+        _ => value,
+    }
 }
 
 /// Gateway-wide Falcosidekick settings Peregrine does not have, and why.

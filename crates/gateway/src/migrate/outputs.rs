@@ -10,8 +10,11 @@ use super::Notes;
 /// How a Falcosidekick setting becomes a Peregrine key.
 #[derive(Clone, Copy)]
 pub enum How {
-    /// The value as it is (numbers and booleans stay numbers and booleans).
+    /// The value as a string, as written (`"007"` stays a string). A URL with a password in it
+    /// is treated as a secret.
     Plain,
+    /// `true`, `42` as YAML booleans and numbers, for keys Peregrine reads as such.
+    Typed,
     /// `${ENV_NAME}` in the config, the value in the gateway's environment.
     Secret,
     /// A comma-separated list becomes a YAML list.
@@ -43,7 +46,7 @@ pub struct OutputMap {
     pub dropped: &'static [(&'static str, &'static str)],
 }
 
-use How::{List, Plain, Secret};
+use How::{List, Plain, Secret, Typed};
 
 const TEMPLATE: &str = "Falcosidekick's Go templates are not carried over: Peregrine builds the message from the alert (see the output's `template` key where it has one)";
 const FOOTER: &str = "Peregrine's messages have no footer";
@@ -104,7 +107,7 @@ pub const OUTPUTS: &[OutputMap] = &[
         section: "telegram",
         enabled_by: "token",
         kind: "telegram",
-        fields: &[field("token", "token", Secret), field("chatid", "chat_id", Plain), field("messagethreadid", "message_thread_id", Plain), field("host", "api_url", Plain)],
+        fields: &[field("token", "token", Secret), field("chatid", "chat_id", Typed), field("messagethreadid", "message_thread_id", Typed), field("host", "api_url", Plain)],
         special: None,
         dropped: &[],
     },
@@ -160,7 +163,7 @@ pub const OUTPUTS: &[OutputMap] = &[
         section: "elasticsearch",
         enabled_by: "hostport",
         kind: "elasticsearch",
-        fields: &[field("hostport", "url", Plain), field("index", "index", Plain), field("username", "username", Plain), field("password", "password", Secret), field("apikey", "api_key", Secret), field("pipeline", "pipeline", Plain), field("flattenfields", "flatten_fields", Plain), field("createindextemplate", "create_index_template", Plain), field("enablecompression", "gzip", Plain)],
+        fields: &[field("hostport", "url", Plain), field("index", "index", Plain), field("username", "username", Plain), field("password", "password", Secret), field("apikey", "api_key", Secret), field("pipeline", "pipeline", Plain), field("flattenfields", "flatten_fields", Typed), field("createindextemplate", "create_index_template", Typed), field("enablecompression", "gzip", Typed)],
         special: Some(elasticsearch_extras),
         dropped: &[("type", "document types are gone from Elasticsearch 8; Peregrine writes _doc"), ("numberofshards", "the index template leaves shards to the cluster's defaults"), ("numberofreplicas", "the index template leaves replicas to the cluster's defaults"), ("customheaders", "not supported")],
     },
@@ -216,8 +219,8 @@ pub const OUTPUTS: &[OutputMap] = &[
         section: "kafka",
         enabled_by: "hostport",
         kind: "kafka",
-        fields: &[field("hostport", "brokers", Plain), field("topic", "topic", Plain), field("compression", "compression", Plain)],
-        special: Some(kafka_sasl),
+        fields: &[field("hostport", "brokers", Plain), field("topic", "topic", Plain)],
+        special: Some(kafka_extras),
         dropped: &[("balancer", "Peregrine partitions by its `key` (default {rule}|{hostname})"), ("clientid", "set librdkafka's client.id under `librdkafka` if needed"), ("async", "Peregrine always waits for the broker's acknowledgement"), ("requiredacks", "Peregrine's producer is idempotent with acks: all"), ("topiccreation", "create the topic beforehand")],
     },
     OutputMap {
@@ -226,7 +229,7 @@ pub const OUTPUTS: &[OutputMap] = &[
         kind: "alertmanager",
         fields: &[field("hostport", "urls", List)],
         special: Some(alertmanager_labels),
-        dropped: &[("endpoint", "Peregrine posts to Alertmanager's API v2"), ("extraannotations", "not supported"), ("customseveritymap", "Peregrine's severity label follows Falco's priority"), ("dropeventdefaultpriority", "not supported"), ("dropeventthresholds", "not supported"), ("customheaders", "not supported")],
+        dropped: &[("endpoint", "Peregrine posts to Alertmanager's API v2"), ("extraannotations", "not supported"), ("customseveritymap", "Peregrine sends no severity label: match on the `priority` label (Falco's priority name) or add a static one under `labels`"), ("dropeventdefaultpriority", "not supported"), ("dropeventthresholds", "not supported"), ("customheaders", "not supported")],
     },
     OutputMap {
         section: "syslog",
@@ -256,7 +259,7 @@ pub const OUTPUTS: &[OutputMap] = &[
         section: "mqtt",
         enabled_by: "broker",
         kind: "mqtt",
-        fields: &[field("topic", "topic", Plain), field("qos", "qos", Plain), field("retained", "retain", Plain)],
+        fields: &[field("topic", "topic", Plain), field("qos", "qos", Typed), field("retained", "retain", Typed)],
         special: Some(mqtt_url),
         dropped: &[],
     },
@@ -280,8 +283,8 @@ pub const OUTPUTS: &[OutputMap] = &[
         section: "splunk",
         enabled_by: "host",
         kind: "splunk",
-        fields: &[field("host", "url", Plain), field("token", "token", Secret)],
-        special: None,
+        fields: &[field("token", "token", Secret)],
+        special: Some(splunk_url),
         dropped: &[("customheaders", "not supported")],
     },
     OutputMap {
@@ -315,7 +318,7 @@ pub const UNSUPPORTED: &[(&str, &[&str])] = &[
     ("aws.lambda", &["functionname"]),
     ("aws.securitylake", &["bucket"]),
     ("azure.eventhub", &["name"]),
-    ("gcp.pubsub", &["topicid"]),
+    ("gcp.pubsub", &["topic", "projectid"]),
     ("gcp.storage", &["bucket"]),
     ("gcp.cloudfunctions", &["name"]),
     ("gcp.cloudrun", &["endpoint"]),
@@ -348,7 +351,12 @@ pub const UNSUPPORTED: &[(&str, &[&str])] = &[
 /// Writes `value` under `to`, as Peregrine reads it.
 pub fn put(out: &mut Mapping, to: &str, setting: &Setting, how: How, notes: &mut Notes) {
     let value = match how {
-        How::Plain => typed(&setting.text),
+        How::Plain if has_password(&setting.text) => {
+            notes.secret_url(setting);
+            Value::String(format!("${{{}}}", setting.env_name))
+        }
+        How::Plain => Value::String(setting.text.clone()),
+        How::Typed => typed(&setting.text),
         How::Secret => {
             notes.secret(setting);
             Value::String(format!("${{{}}}", setting.env_name))
@@ -365,7 +373,18 @@ pub fn put(out: &mut Mapping, to: &str, setting: &Setting, how: How, notes: &mut
     out.insert(Value::String(to.to_string()), value);
 }
 
-/// `true`, `42` and `1.5` as YAML booleans and numbers; anything else as a string.
+/// Whether `text` is a URL with credentials in it (`https://user:password@host/`).
+fn has_password(text: &str) -> bool {
+    let Some((_, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// `true`, `false` and whole numbers as YAML booleans and numbers; anything else as a string.
 fn typed(text: &str) -> Value {
     match text {
         "true" => Value::Bool(true),
@@ -468,6 +487,24 @@ fn aws_common(src: &Source, _: &str, out: &mut Mapping, notes: &mut Notes) {
     }
 }
 
+fn kafka_extras(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
+    let key = format!("{section}.compression");
+    if let Some(compression) = src.get(&key) {
+        match compression.text.to_ascii_lowercase().as_str() {
+            c @ ("none" | "gzip" | "snappy" | "lz4") => set(out, "compression", c),
+            "" | "null" => {}
+            other => notes.dropped(&key, &format!("Peregrine compresses with none, gzip, snappy or lz4, not {other}; messages are sent uncompressed")),
+        }
+    }
+    if src
+        .get(&format!("{section}.tls"))
+        .is_some_and(|t| t.text == "true")
+    {
+        set(out, "tls", Value::Mapping(Mapping::new()));
+    }
+    kafka_sasl(src, section, out, notes);
+}
+
 fn kafka_sasl(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
     let Some(mechanism) = src.get(&format!("{section}.sasl")) else {
         return;
@@ -486,12 +523,6 @@ fn kafka_sasl(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes)
         put(&mut sasl, "password", &password, How::Secret, notes);
     }
     set(out, "sasl", Value::Mapping(sasl));
-    if src
-        .get(&format!("{section}.tls"))
-        .is_some_and(|t| t.text == "true")
-    {
-        set(out, "tls", Value::Mapping(Mapping::new()));
-    }
 }
 
 fn alertmanager_labels(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
@@ -503,16 +534,21 @@ fn alertmanager_labels(src: &Source, section: &str, out: &mut Mapping, notes: &m
             .collect();
         set(out, "labels", Value::Mapping(map));
     }
-    if let Some(seconds) = src
-        .get(&format!("{section}.expiresafter"))
-        .filter(|s| s.text != "0")
-    {
-        set(out, "expire_after", format!("{}s", seconds.text));
-        notes.changed(
-            &format!("{section}.expiresafter"),
-            "seconds written as a duration",
-        );
+    match src.get(&format!("{section}.expiresafter")) {
+        Some(seconds) if seconds.text != "0" => {
+            set(out, "expire_after", format!("{}s", seconds.text));
+            notes.changed(
+                &format!("{section}.expiresafter"),
+                "seconds written as a duration",
+            );
+        }
+        // Falcosidekick sends no endsAt then; Peregrine's default would be 5 minutes.
+        _ => set(out, "expire_after", "0s"),
     }
+    notes.changed(
+        section,
+        "Falcosidekick made every output field a label; Peregrine sends alertname, rule, priority, hostname and source: list the fields your routes and inhibitions match on under `label_fields`",
+    );
 }
 
 fn syslog_address(src: &Source, section: &str, out: &mut Mapping, notes: &mut Notes) {
@@ -628,6 +664,16 @@ fn datadog_site(src: &Source, section: &str, out: &mut Mapping, _: &mut Notes) {
         } else {
             set(out, "url", host.text.as_str());
         }
+    }
+}
+
+fn splunk_url(src: &Source, section: &str, out: &mut Mapping, _: &mut Notes) {
+    if let Some(host) = src.get(&format!("{section}.host")) {
+        let base = host.text.trim_end_matches('/');
+        let base = base
+            .strip_suffix("/services/collector/event")
+            .unwrap_or(base);
+        set(out, "url", base);
     }
 }
 

@@ -109,7 +109,7 @@ templatedfields: { team: '{{ .Rule }}' }
     let notes = notes.join("\n");
     for expected in [
         "slack.messageformat: not carried over: Falcosidekick's Go templates",
-        "slack.checkcert: not carried over: Peregrine always verifies certificates",
+        "slack.checkcert: written as `tls: {insecure_skip_verify: true}`",
         "slack.somethingnew: not carried over: no Peregrine equivalent",
         "webex: not carried over: Peregrine has no output of this kind",
         "templatedfields: not carried over: Go templates are not supported",
@@ -150,4 +150,115 @@ fn a_file_that_is_not_yaml_is_refused_with_its_line() {
         .err()
         .unwrap();
     assert!(err.starts_with("line "), "{err}");
+}
+
+#[test]
+fn digit_strings_stay_strings_and_flags_stay_typed() {
+    let file = "\
+loki: { hostport: 'http://loki:3100', user: '0042', tenant: '123' }
+mqtt: { broker: 'mqtt:1883', topic: t, qos: 2, retained: true }
+";
+    let (config, _) = migrate(file, &[]);
+    let loki = output(&config, "loki");
+    assert_eq!(loki["username"], "0042");
+    assert_eq!(loki["tenant"], "123");
+    let mqtt = output(&config, "mqtt");
+    assert_eq!(mqtt["qos"], 2);
+    assert_eq!(mqtt["retain"], true);
+}
+
+#[test]
+fn kafka_compression_is_lower_cased_and_zstd_is_reported() {
+    let (config, _) = migrate(
+        "kafka: { hostport: 'k:9092', topic: t, compression: GZIP }",
+        &[],
+    );
+    assert_eq!(output(&config, "kafka")["compression"], "gzip");
+    let (config, notes) = migrate(
+        "kafka: { hostport: 'k:9092', topic: t, compression: ZSTD }",
+        &[],
+    );
+    assert!(output(&config, "kafka").get("compression").is_none());
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("kafka.compression: not carried over") && n.contains("zstd")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn custom_headers_are_reported_and_urls_with_passwords_become_secrets() {
+    let file = "webhook: { address: 'https://bot:s3cr3t@hooks.example/in', customheaders: { X-Token: abc } }";
+    let migration = from_falcosidekick(file, BTreeMap::new()).unwrap();
+    assert!(!migration.config.contains("s3cr3t"), "{}", migration.config);
+    assert!(migration.config.contains("url: ${WEBHOOK_ADDRESS}"));
+    let notes = migration.notes.join("\n");
+    assert!(
+        notes.contains("webhook.customheaders: not carried over"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("WEBHOOK_ADDRESS: the URL holds a password"),
+        "{notes}"
+    );
+    assert!(
+        !notes.contains("abc") && !notes.contains("s3cr3t"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn checkcert_false_becomes_insecure_skip_verify_where_outputs_have_it() {
+    let file = "\
+webhook: { address: 'https://hooks.example/in', checkcert: false }
+smtp: { hostport: 'smtp.example:587', from: a@example, to: b@example, checkcert: false }
+";
+    let (config, notes) = migrate(file, &[]);
+    assert_eq!(
+        output(&config, "webhook")["tls"]["insecure_skip_verify"],
+        true
+    );
+    assert!(output(&config, "smtp").get("tls").is_none());
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("smtp.checkcert: not carried over")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn percent_custom_fields_read_the_environment_as_peregrine_does() {
+    let (config, notes) = migrate("customfields: { cluster: '%CLUSTER_NAME', team: sec }", &[]);
+    assert_eq!(config["custom_fields"]["cluster"], "${CLUSTER_NAME}");
+    assert_eq!(config["custom_fields"]["team"], "sec");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("%CLUSTER_NAME written as ${CLUSTER_NAME}")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn splunk_keeps_the_base_address_and_alertmanager_keeps_falcosidekick_expiry() {
+    let file = "\
+splunk: { host: 'https://splunk:8088/services/collector/event', token: t }
+alertmanager: { hostport: 'http://am:9093' }
+gcp: { pubsub: { projectid: p, topic: t } }
+";
+    let (config, notes) = migrate(file, &[]);
+    assert_eq!(output(&config, "splunk")["url"], "https://splunk:8088");
+    assert_eq!(output(&config, "alertmanager")["expire_after"], "0s");
+    assert!(
+        notes.iter().any(|n| n.contains("label_fields")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("gcp.pubsub: not carried over")),
+        "{notes:?}"
+    );
 }
