@@ -61,7 +61,8 @@ impl RabbitMq {
     }
 
     /// Starts it (again, after [`RabbitMq::kill`]) on the same port, node and data, and waits
-    /// until it takes connections (its queues are recovered by then).
+    /// until it takes connections. Its durable queues may still be recovering then: a publish can
+    /// come back `312 NO_ROUTE` for a moment (seen in CI), which callers treat as a retry.
     pub fn restart(&mut self) {
         let dist = free_port();
         let child = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -94,7 +95,7 @@ impl RabbitMq {
     }
 
     /// Whether the broker answers AMQP's protocol header with `Connection.Start` (a method
-    /// frame). Its listener opens once its queues are recovered.
+    /// frame).
     fn answers(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
