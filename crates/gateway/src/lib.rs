@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod deadletter;
 pub mod front;
 pub mod input;

@@ -1,0 +1,4 @@
+//! The web console under `/ui/`: recent alerts from an index the gateway keeps ([`index`]),
+//! output health and dead-letter redrive, for signed-in users only.
+
+pub mod index;
