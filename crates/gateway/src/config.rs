@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::console::config::{RawUi, UiConfig};
 use crate::deadletter::DeadLetterLimits;
 use crate::front::limits::{Limits, RawLimits};
 use crate::front::tls::{ListenerTls, TlsFiles};
@@ -57,6 +58,8 @@ pub struct Config {
     pub outputs: Vec<OutputConfig>,
     /// Where alerts come from besides `POST /`.
     pub inputs: Vec<InputConfig>,
+    /// The web console, when `ui.enabled` is true.
+    pub ui: Option<UiConfig>,
     /// Tells whether the `inputs` section changed between two loads (its keys hashed in memory).
     pub inputs_fingerprint: u64,
     /// The start of the SHA-256 of the file's text, as `sha256sum` prints it: which
@@ -149,6 +152,7 @@ impl Config {
         let raw_inputs = root.remove("inputs");
         let inputs_fingerprint = fingerprint(raw_inputs.as_ref().unwrap_or(&Value::Null));
         let inputs = parse_inputs(raw_inputs, &mut errors);
+        let ui = parse_ui(root.remove("ui"), &spool, &mut errors);
 
         errors.finish(Config {
             listen,
@@ -163,13 +167,14 @@ impl Config {
             outputs,
             inputs,
             inputs_fingerprint,
+            ui,
             hash: short_sha256(text.as_bytes()),
         })
     }
 }
 
 /// The top-level keys.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "dead_letter",
     "tls",
@@ -181,6 +186,7 @@ const KEYS: [&str; 11] = [
     "shutdown_grace",
     "outputs",
     "inputs",
+    "ui",
 ];
 
 /// The YAML as a map of known top-level keys, with `${VAR}` resolved everywhere. Text that is
@@ -351,6 +357,20 @@ fn parse_custom_fields(value: Option<Value>, errors: &mut Errors) -> Map<String,
         }
     }
     custom_fields
+}
+
+/// `ui`: the web console (off unless `enabled: true`).
+fn parse_ui(value: Option<Value>, spool: &SpoolOptions, errors: &mut Errors) -> Option<UiConfig> {
+    let raw = errors.section::<RawUi>("ui", value)?;
+    match raw.check(&spool.dir) {
+        Ok(ui) => ui,
+        Err(problems) => {
+            for (path, message) in problems {
+                errors.push(path, message);
+            }
+            None
+        }
+    }
 }
 
 /// `dead_letter`: per-output size bounds.

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         from_falcosidekick: PathBuf,
     },
+    /// Read a password on stdin (without echo on a terminal) and print its argon2id hash for
+    /// `ui.users[].password_hash`.
+    HashPassword,
     /// Exit 0 when the gateway of this configuration answers `/healthz` with 200 (for a
     /// container HEALTHCHECK in an image without a shell or curl), 1 otherwise.
     Healthcheck,
@@ -113,6 +116,9 @@ fn main() -> ExitCode {
     if let Some(Command::Migrate { from_falcosidekick }) = &args.command {
         return migrate(from_falcosidekick);
     }
+    if let Some(Command::HashPassword) = &args.command {
+        return hash_password();
+    }
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -176,6 +182,75 @@ fn migrate(file: &Path) -> ExitCode {
         Err(e) => {
             eprintln!("{}: {e}", file.display());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hash-password`: one line from stdin (a terminal is asked twice, without echo), its hash on
+/// stdout. An empty password is refused: the console has no passwordless users.
+fn hash_password() -> ExitCode {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let read = |prompt: &str| -> std::io::Result<String> {
+        if stdin.is_terminal() {
+            eprint!("{prompt}");
+        }
+        let _quiet = stdin.is_terminal().then(NoEcho::new);
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        if stdin.is_terminal() {
+            eprintln!();
+        }
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let password = match read("Password: ") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("peregrine-gateway hash-password: cannot read stdin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if password.is_empty() {
+        eprintln!("peregrine-gateway hash-password: the password is empty");
+        return ExitCode::FAILURE;
+    }
+    if stdin.is_terminal() && read("Again: ").ok().as_deref() != Some(password.as_str()) {
+        eprintln!("peregrine-gateway hash-password: the passwords differ");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{}",
+        peregrine_gateway::console::config::hash_password(&password)
+    );
+    ExitCode::SUCCESS
+}
+
+/// Turns the terminal's echo off on stdin while it lives.
+struct NoEcho(Option<libc::termios>);
+
+impl NoEcho {
+    fn new() -> Self {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a termios we own; failures leave echo on.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut saved) != 0 {
+                return NoEcho(None);
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &quiet);
+            NoEcho(Some(saved))
+        }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0 {
+            // SAFETY: restores the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &saved);
+            }
         }
     }
 }
@@ -282,6 +357,23 @@ fn print_checked_config(path: &Path, config: &Config) {
     }
     for i in &config.inputs {
         println!("  input <- {}", i.describe());
+    }
+    match &config.ui {
+        None => println!("  ui off"),
+        Some(ui) => {
+            let users: Vec<String> = ui
+                .users
+                .iter()
+                .map(|u| format!("{} ({})", u.name, u.role.as_str()))
+                .collect();
+            println!(
+                "  ui on /ui/ for {}; index {} (keeps {}s, {} bytes)",
+                users.join(", "),
+                ui.index_path.display(),
+                ui.retention.max_age.as_secs(),
+                ui.retention.max_bytes
+            );
+        }
     }
 }
 

@@ -457,3 +457,92 @@ fn an_exec_output_takes_one_batch_at_a_time() {
         "outputs[0].max_in_flight: must be at most 1 for type exec"
     );
 }
+
+#[test]
+fn the_console_is_off_by_default_and_has_no_default_user() {
+    let base = "outputs: [{name: out, type: stdout}]\n";
+    assert_eq!(Config::parse(base, &env).unwrap().ui, None);
+    assert_eq!(
+        problems(&format!("{base}ui: {{enabled: true}}\n")),
+        ["ui.users: the console needs at least one user (there is no default password): add `{ name: alice, password_hash: \"$argon2id$…\", role: operator }`, the hash printed by `peregrine-gateway hash-password`"]
+    );
+}
+
+#[test]
+fn console_users_need_argon2_hashes_and_the_hash_is_never_printed() {
+    let good = crate::console::config::hash_password("correct horse");
+    assert!(
+        good.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{good}"
+    );
+    assert!(crate::console::config::verify_password(
+        "correct horse",
+        &good
+    ));
+    assert!(!crate::console::config::verify_password(
+        "correct horsf",
+        &good
+    ));
+    let text = format!(
+        r#"
+spool: {{dir: /var/lib/peregrine}}
+ui:
+  enabled: true
+  users:
+    - {{name: alice, password_hash: "{good}", role: operator}}
+    - {{name: bob, password_hash: "{good}", role: viewer}}
+  retention: {{max_age: 7d, max_bytes: 2GiB}}
+"#
+    );
+    let ui = Config::parse(&text, &env).unwrap().ui.expect("enabled");
+    assert_eq!(ui.users.len(), 2);
+    assert_eq!(ui.users[1].role, crate::console::config::Role::Viewer);
+    assert_eq!(ui.retention.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(ui.retention.max_bytes, 2 << 30);
+    assert_eq!(
+        ui.index_path,
+        PathBuf::from("/var/lib/peregrine/console/index.sqlite")
+    );
+
+    let md5 = "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/";
+    let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+    let text = format!(
+        r#"
+ui:
+  enabled: true
+  users:
+    - {{name: alice, password_hash: "hunter2", role: operator}}
+    - {{name: alice, password_hash: "{bcrypt}", role: viewer}}
+    - {{name: "", password_hash: "{md5}", role: admin}}
+  retention: {{max_bytes: 10KiB}}
+"#
+    );
+    let found = problems(&text);
+    assert_eq!(
+        found.len(),
+        1,
+        "a role that does not exist stops the section: {found:#?}"
+    );
+    assert!(
+        found[0].starts_with("ui.users[2].role: unknown variant `admin`"),
+        "{found:#?}"
+    );
+    let found = problems(&text.replace("role: admin", "role: viewer"));
+    let paths: Vec<&str> = found.iter().map(|p| p.split(':').next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "ui.users[0].password_hash",
+            "ui.users[1].name",
+            "ui.users[1].password_hash",
+            "ui.users[2].name",
+            "ui.users[2].password_hash",
+            "ui.retention.max_bytes"
+        ],
+        "{found:#?}"
+    );
+    let printed = found.join("\n");
+    for secret in ["hunter2", "R9h/cIPz", "qjXMvbEw"] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+}
