@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::console::Console;
 use crate::front::conn::Connections;
 use crate::front::{self, AppState};
 use crate::input::InputSet;
@@ -40,6 +41,8 @@ pub enum GatewayError {
     Serve(io::Error),
     #[error("the spool writer stopped; exiting so that a supervisor restarts the gateway on what is on disk")]
     WriterStopped,
+    #[error("cannot start the console: {0}")]
+    Console(#[from] crate::console::index::IndexError),
 }
 
 /// A gateway that is listening.
@@ -89,6 +92,18 @@ impl Gateway {
             .await?;
         note_stale_cursors(&spool, &config);
         let statuses = outputs.statuses();
+        let console = match &config.ui {
+            None => None,
+            Some(ui) => {
+                let parts = crate::console::Parts {
+                    spool: spool.clone(),
+                    outputs: statuses.clone(),
+                    metrics: metrics.clone(),
+                    dead_lettered: outputs.dead_lettered(),
+                };
+                Some(Console::start(ui, parts, &delivery.handle(), stop.clone())?)
+            }
+        };
         delivery
             .handle()
             .spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
@@ -109,6 +124,7 @@ impl Gateway {
             outputs: statuses,
             front: front.clone(),
             connections: connections.clone(),
+            console: console.clone(),
         });
         let live = Live {
             config,
@@ -120,6 +136,7 @@ impl Gateway {
             metrics,
             stop: stop.clone(),
             fd_limit,
+            console,
         };
         let reloader = Reloader::new(live.started(local_addr));
 

@@ -47,8 +47,19 @@ impl Default for DeadLetterLimits {
     }
 }
 
+/// Told when an alert is dead-lettered (the console shows it on the alert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    pub output: String,
+    pub uuid: String,
+    pub code: String,
+    pub reason: String,
+}
+
 pub struct DeadLetterFile {
     output: String,
+    /// Where [`DeadLettered`] events go once entries are durable; nobody listening is fine.
+    events: Option<tokio::sync::broadcast::Sender<DeadLettered>>,
     path: PathBuf,
     limits: DeadLetterLimits,
     inner: Mutex<Current>,
@@ -71,11 +82,18 @@ impl DeadLetterFile {
         let bytes = len + rotated.iter().map(|(_, b)| b).sum::<u64>();
         Ok(DeadLetterFile {
             output: output.to_string(),
+            events: None,
             path: path.to_path_buf(),
             limits,
             inner: Mutex::new(Current { file, len, rotated }),
             bytes: AtomicU64::new(bytes),
         })
+    }
+
+    /// Sends a [`DeadLettered`] event for every entry written from now on.
+    pub fn with_events(mut self, events: tokio::sync::broadcast::Sender<DeadLettered>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -144,7 +162,75 @@ impl DeadLetterFile {
         }
         current.len += text.len() as u64;
         self.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        drop(current);
+        self.announce(entries);
         Ok(())
+    }
+
+    /// Takes `lines` out of the current and rotated files while the output keeps writing (a
+    /// redrive from the console): each file is rewritten atomically under the writer's lock, and
+    /// the current one reopened. Returns how many lines went.
+    pub fn remove_lines(&self, lines: &std::collections::HashSet<String>) -> io::Result<usize> {
+        let mut current = self.inner.lock().expect("dead-letter lock");
+        let mut removed = 0;
+        let mut sizes = Vec::new();
+        for file in all_files(&self.path)? {
+            let text = std::fs::read_to_string(&file)?;
+            let kept: String = text
+                .split_inclusive('\n')
+                .filter(|l| !lines.contains(l.trim_end_matches('\n')))
+                .collect();
+            if kept.len() != text.len() {
+                removed += text.split_inclusive('\n').count() - kept.split_inclusive('\n').count();
+                let tmp = file.with_extension("jsonl.tmp");
+                let mut f = File::create(&tmp)?;
+                f.write_all(kept.as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &file)?;
+            }
+            sizes.push((file, kept.len() as u64));
+        }
+        if let Some(dir) = self.path.parent() {
+            crate::spool::sync_dir(dir)?;
+        }
+        current.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        current.len = current.file.metadata()?.len();
+        for (index, size) in current.rotated.iter_mut() {
+            let path = rotated_path(&self.path, *index);
+            if let Some((_, s)) = sizes.iter().find(|(p, _)| *p == path) {
+                *size = *s;
+            }
+        }
+        let total = current.len + current.rotated.iter().map(|(_, b)| b).sum::<u64>();
+        self.bytes.store(total, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    fn announce(&self, entries: &[DeadLetter<'_>]) {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            uuid: Option<String>,
+        }
+        let Some(events) = &self.events else {
+            return;
+        };
+        for e in entries {
+            let Some(uuid) = serde_json::from_slice::<Id>(e.alert_json)
+                .ok()
+                .and_then(|id| id.uuid)
+            else {
+                continue;
+            };
+            let _ = events.send(DeadLettered {
+                output: self.output.clone(),
+                uuid,
+                code: e.code.to_string(),
+                reason: e.reason.to_string(),
+            });
+        }
     }
 }
 

@@ -322,6 +322,31 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// An output's dead letters counted by reason word since the start, most first.
+    pub fn dead_letter_reasons(&self, output: &str) -> Vec<(String, u64)> {
+        let mut found: Vec<(String, u64)> = self
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "peregrine_output_dead_lettered_by_reason_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "output" && l.value() == output)
+            })
+            .filter_map(|m| {
+                let reason = m.get_label().iter().find(|l| l.name() == "reason")?;
+                Some((
+                    reason.value().to_string(),
+                    m.get_counter().get_value() as u64,
+                ))
+            })
+            .collect();
+        found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        found
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

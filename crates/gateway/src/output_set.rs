@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::OutputConfig;
-use crate::deadletter::{DeadLetterFile, DeadLetterLimits};
+use crate::deadletter::{DeadLetterFile, DeadLetterLimits, DeadLettered};
+
+/// Dead-letter events buffered for a slow console before the oldest are dropped.
+const DEAD_LETTER_EVENTS: usize = 1024;
 use crate::metrics::Metrics;
 use crate::spool::Spool;
 use crate::worker::{OutputStatus, Storm, Tracker, Worker};
@@ -61,6 +64,8 @@ pub struct OutputSet {
     dead_letter: DeadLetterLimits,
     /// In configuration order, for `/metrics`, `/readyz` and compaction.
     statuses: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    /// Every output's dead-letter events, for the console.
+    dead_lettered: tokio::sync::broadcast::Sender<DeadLettered>,
 }
 
 impl OutputSet {
@@ -79,7 +84,14 @@ impl OutputSet {
             grace: Duration::from_secs(10),
             dead_letter: DeadLetterLimits::default(),
             statuses: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            dead_lettered: tokio::sync::broadcast::channel(DEAD_LETTER_EVENTS).0,
         }
+    }
+
+    /// Events for alerts dead-lettered by any output from now on (a receiver that lags loses
+    /// the oldest: they feed a view, the dead-letter files hold the truth).
+    pub fn dead_lettered(&self) -> tokio::sync::broadcast::Receiver<DeadLettered> {
+        self.dead_lettered.subscribe()
     }
 
     /// The running outputs' status, replaced whenever the set changes.
@@ -149,7 +161,8 @@ impl OutputSet {
             &o.name,
             self.dead_letter,
         )
-        .map_err(setup)?;
+        .map_err(setup)?
+        .with_events(self.dead_lettered.clone());
         let dead_letters = Arc::new(dead_letters);
         let tracker = Tracker::new(cursor);
         let reader = self.spool.reader(tracker.start());
@@ -159,6 +172,8 @@ impl OutputSet {
             tracker,
             dead_letters.clone(),
             o.backlog,
+            o.route.clone(),
+            o.storm.is_some(),
         );
         self.metrics.register_output(&o.name, output.kind());
         tracing::info!(

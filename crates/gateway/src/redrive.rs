@@ -11,12 +11,13 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use peregrine_engine::EventTime;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::deadletter;
+use crate::deadletter::{self, DeadLetterFile};
 use crate::spool::{flags, NewRecord, Spool};
 
 /// Which dead letters to take.
@@ -106,6 +107,15 @@ pub fn list(config: &Config, filter: &Filter) -> anyhow::Result<Vec<Entry>> {
     Ok(found)
 }
 
+/// Every dead letter of one output (its current file is `current`), oldest first.
+pub fn read_all(current: &Path, output: &str) -> anyhow::Result<Vec<Entry>> {
+    let mut found = Vec::new();
+    for file in deadletter::all_files(current)? {
+        found.extend(read_entries(&file, output)?);
+    }
+    Ok(found)
+}
+
 fn read_entries(file: &Path, output: &str) -> anyhow::Result<Vec<Entry>> {
     let text = fs::read_to_string(file)?;
     text.lines()
@@ -146,28 +156,86 @@ pub async fn replay(config: &Config, filter: &Filter) -> anyhow::Result<usize> {
         if take.is_empty() {
             continue;
         }
-        let records = take
-            .iter()
-            .map(|e| {
-                let mut payload = format!("{output}\n").into_bytes();
-                payload.extend(serde_json::to_vec(&e.value["alert"]).expect("JSON serialises"));
-                NewRecord {
-                    payload,
-                    flags: flags::REPLAY,
-                }
-            })
-            .collect();
-        spool.append(records).await?;
+        put_back(&spool, &output, &take).await?;
         // Stored durably: now they leave the dead letters, and the replay is recorded.
-        record_replayed(&config.spool.dir, &output, &take)?;
+        record_replayed(
+            &config.spool.dir,
+            &output,
+            &take,
+            "the dead-letters replay command",
+        )?;
         rewrite(&file, &keep)?;
         replayed.extend(take);
     }
     Ok(replayed.len())
 }
 
-/// Appends the replayed lines, with the replay time, to `dead-letter/replayed/<output>.jsonl`.
-fn record_replayed(spool_dir: &Path, output: &str, entries: &[Entry]) -> anyhow::Result<()> {
+/// Appends `entries` to the spool for `output` only, durably.
+async fn put_back(spool: &Spool, output: &str, entries: &[Entry]) -> anyhow::Result<()> {
+    let records = entries
+        .iter()
+        .map(|e| {
+            let mut payload = format!("{output}\n").into_bytes();
+            payload.extend(serde_json::to_vec(&e.value["alert"]).expect("JSON serialises"));
+            NewRecord {
+                payload,
+                flags: flags::REPLAY,
+            }
+        })
+        .collect();
+    spool.append(records).await?;
+    Ok(())
+}
+
+/// The same operation as [`replay`] while the gateway runs (the console's redrive): the
+/// running spool takes the alerts, and the output's own dead-letter file lets go of them under
+/// its lock. `by` (the signed-in user) is recorded with each replayed line. Returns the uuids
+/// of the alerts put back.
+pub async fn replay_live(
+    spool: &Spool,
+    file: &Arc<DeadLetterFile>,
+    output: &str,
+    filter: &Filter,
+    by: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut take = Vec::new();
+    for f in deadletter::all_files(file.path())? {
+        take.extend(
+            read_entries(&f, output)?
+                .into_iter()
+                .filter(|e| e.matches(filter)),
+        );
+    }
+    if take.is_empty() {
+        return Ok(Vec::new());
+    }
+    put_back(spool, output, &take).await?;
+    // Stored durably: now they leave the dead letters (a crash before this line replays them
+    // twice at worst, never loses one), and the replay is recorded.
+    let lines = take.iter().map(|e| e.line.clone()).collect();
+    let spool_dir = spool.dir().to_path_buf();
+    let (file, output, by) = (file.clone(), output.to_string(), by.to_string());
+    let uuids = take
+        .iter()
+        .filter_map(|e| e.value["alert"]["uuid"].as_str().map(str::to_string))
+        .collect();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        record_replayed(&spool_dir, &output, &take, &by)?;
+        file.remove_lines(&lines)?;
+        Ok(())
+    })
+    .await??;
+    Ok(uuids)
+}
+
+/// Appends the replayed lines, with the replay time and who asked, to
+/// `dead-letter/replayed/<output>.jsonl`.
+fn record_replayed(
+    spool_dir: &Path,
+    output: &str,
+    entries: &[Entry],
+    by: &str,
+) -> anyhow::Result<()> {
     let dir = spool_dir.join("dead-letter").join("replayed");
     fs::create_dir_all(&dir)?;
     let now = EventTime::now().to_string();
@@ -175,6 +243,7 @@ fn record_replayed(spool_dir: &Path, output: &str, entries: &[Entry]) -> anyhow:
     for e in entries {
         let mut v = e.value.clone();
         v["replayed_at"] = Value::String(now.clone());
+        v["replayed_by"] = Value::String(by.to_string());
         text.push_str(&v.to_string());
         text.push('\n');
     }

@@ -37,6 +37,8 @@ pub struct Live {
     pub stop: CancellationToken,
     /// The process's file descriptor limit (after raising it).
     pub fd_limit: u64,
+    /// The web console, when `ui.enabled` was true at start.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 impl Live {
@@ -111,6 +113,12 @@ impl Live {
         {
             fixed.push("spool");
         }
+        // Users can change while it runs; turning the console on or off, or moving or resizing
+        // its index, takes a restart.
+        let console_shape = |c: &Config| c.ui.as_ref().map(|u| (u.index_path.clone(), u.retention));
+        if console_shape(&new) != console_shape(old) {
+            fixed.push("ui.enabled, ui.index_path and ui.retention");
+        }
         if !fixed.is_empty() {
             return Err(format!(
                 "{} can only change with a restart; nothing was applied",
@@ -139,6 +147,9 @@ impl Live {
                 new.max_body_bytes,
                 &self.stop,
             ));
+        }
+        if let (Some(console), Some(ui)) = (&self.console, &new.ui) {
+            console.auth.replace_users(ui.users.clone());
         }
         self.config = new;
         self.apply_connection_limit();

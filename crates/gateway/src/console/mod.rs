@@ -1,5 +1,140 @@
 //! The web console under `/ui/`: recent alerts from an index the gateway keeps ([`index`]),
-//! output health and dead-letter redrive, for signed-in users only.
+//! output health and dead-letter redrive, for signed-in users only ([`auth`]). Its JSON API
+//! ([`api`], documented in `docs/console.md`) is what the page uses, so scripts can use it too;
+//! the page itself is built into the binary ([`assets`]).
 
+pub mod api;
+pub mod assets;
+pub mod auth;
 pub mod config;
 pub mod index;
+mod live;
+mod session;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter::DeadLettered;
+use crate::metrics::Metrics;
+use crate::spool::Spool;
+use crate::worker::OutputStatus;
+use config::UiConfig;
+use index::{AlertIndex, AlertRow, IndexError};
+
+/// Alerts buffered for a slow live view before it is told to catch up from the index.
+const LIVE_BUFFER: usize = 1024;
+
+/// What the console's handlers share.
+pub struct Console {
+    pub index: Arc<AlertIndex>,
+    pub auth: auth::Auth,
+    /// Every alert as it is indexed.
+    pub live: broadcast::Sender<Arc<AlertRow>>,
+    pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    pub metrics: Arc<Metrics>,
+    pub spool: Spool,
+}
+
+/// What the console needs from the running gateway.
+pub struct Parts {
+    pub spool: Spool,
+    pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    pub metrics: Arc<Metrics>,
+    pub dead_lettered: broadcast::Receiver<DeadLettered>,
+}
+
+impl Console {
+    /// Opens the index and starts filling it (on `runtime`, the delivery runtime: below
+    /// ingest's priority).
+    pub fn start(
+        ui: &UiConfig,
+        parts: Parts,
+        runtime: &tokio::runtime::Handle,
+        stop: CancellationToken,
+    ) -> Result<Arc<Console>, IndexError> {
+        let index = Arc::new(AlertIndex::open(&ui.index_path, ui.retention)?);
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        runtime.spawn(index::feed::run(
+            index.clone(),
+            parts.spool.clone(),
+            live.clone(),
+            stop.clone(),
+        ));
+        runtime.spawn(record_dead_letters(
+            index.clone(),
+            parts.dead_lettered,
+            stop,
+        ));
+        Ok(Arc::new(Console {
+            index,
+            auth: auth::Auth::new(ui.users.clone(), ui.session_ttl),
+            live,
+            outputs: parts.outputs,
+            metrics: parts.metrics,
+            spool: parts.spool,
+        }))
+    }
+}
+
+/// Notes each dead-lettered alert on its indexed row, with the reason.
+async fn record_dead_letters(
+    index: Arc<AlertIndex>,
+    mut events: broadcast::Receiver<DeadLettered>,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.recv() => e,
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "the console missed dead-letter events; the dead-letter files still have them"
+                );
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let idx = index.clone();
+        let now = peregrine_engine::EventTime::now().unix_nanos();
+        let reason = format!("{}: {}", event.code, event.reason);
+        let written = tokio::task::spawn_blocking(move || {
+            idx.record_outcome(&event.uuid, &event.output, "dead_lettered", &reason, now)
+        })
+        .await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "cannot note a dead letter in the alert index");
+        }
+    }
+}
+
+/// The routes under `/ui/`.
+pub fn router(console: Arc<Console>) -> Router {
+    let api = Router::new()
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/session", get(session::whoami))
+        .route("/alerts", get(api::alerts))
+        .route("/alerts/{uuid}", get(api::alert))
+        .route("/overview", get(api::overview))
+        .route("/outputs", get(api::outputs))
+        .route("/outputs/{name}/dead-letters", get(api::dead_letters))
+        .route("/outputs/{name}/redrive", post(api::redrive))
+        .route("/events", get(live::events))
+        .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY));
+    Router::new()
+        .route("/ui", get(assets::to_slash))
+        .route("/ui/", get(assets::index))
+        .route("/ui/assets/{file}", get(assets::file))
+        .nest("/ui/api", api)
+        .layer(axum::middleware::map_response(assets::protect))
+        .with_state(console)
+}

@@ -76,17 +76,24 @@ pub struct AppState {
     pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
     pub front: Arc<ArcSwap<Front>>,
     pub connections: Arc<conn::Connections>,
+    /// The web console's routes are served when it is enabled.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let console = state.console.clone().map(crate::console::router);
+    let router = Router::new()
         .route("/", post(ingest))
         .route("/test", post(test_alert))
         .route("/ping", get(|| async { "pong" }))
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match console {
+        Some(console) => router.merge(console),
+        None => router,
+    }
 }
 
 /// A refused request: status, a message for the sender, and a bounded metrics reason.

@@ -95,6 +95,7 @@ async fn connection(
 ) {
     let state = registration.state.clone();
     let limits = front.limits;
+    let peer = stream.peer_addr().ok().map(PeerAddr);
     let io = match &front.tls {
         None => Either::Left(stream),
         Some(tls) => {
@@ -123,6 +124,7 @@ async fn connection(
     let service = Tracked {
         router,
         state: state.clone(),
+        peer,
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(READ_BUFFER)
@@ -144,7 +146,12 @@ async fn connection(
 struct Tracked {
     router: Router,
     state: Arc<ConnState>,
+    peer: Option<PeerAddr>,
 }
+
+/// The client's address, in every request's extensions (the console throttles sign-ins by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     type Response = Response;
@@ -154,6 +161,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.state.enter(Phase::Body);
         request.extensions_mut().insert(self.state.clone());
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(peer);
+        }
         Answer {
             inner: Box::pin(self.router.clone().oneshot(request.map(Body::new))),
             state: self.state.clone(),

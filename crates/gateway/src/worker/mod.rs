@@ -32,7 +32,7 @@ use crate::spool::{flags, split_replay, Position, Reader, StoredRecord};
 
 pub use backlog::{BacklogLimit, BacklogPolicy};
 pub use storm::{Storm, StormConfig, Verdict};
-pub use tracker::Tracker;
+pub use tracker::{Progress, Tracker};
 
 /// How much of the log a worker reads at once.
 const READ_BYTES: usize = 256 * 1024;
@@ -54,9 +54,18 @@ pub struct OutputStatus {
     gate: PauseGate,
     pub dead_letters: Arc<DeadLetterFile>,
     pub backlog: BacklogLimit,
+    /// Which alerts it takes, for the console's view of an alert's deliveries.
+    pub route: Route,
+    /// Whether storm control may fold alerts into a digest.
+    pub has_storm_control: bool,
 }
 
 impl OutputStatus {
+    /// Where the record `seq` is for this output.
+    pub fn progress_of(&self, seq: u64) -> Progress {
+        self.tracker.lock().expect("tracker lock").progress_of(seq)
+    }
+
     /// The output's durable position (where it resumes after a restart).
     pub fn committed(&self) -> Position {
         self.tracker.lock().expect("tracker lock").committed()
@@ -74,6 +83,13 @@ impl OutputStatus {
 
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How long a destination's Retry-After still pauses the output.
+    pub fn paused_for(&self) -> Option<Duration> {
+        self.gate
+            .paused_until()
+            .map(|until| until.saturating_duration_since(tokio::time::Instant::now()))
     }
 
     pub fn is_paused(&self) -> bool {
@@ -138,10 +154,14 @@ impl Worker {
         tracker: Tracker,
         dead_letters: Arc<DeadLetterFile>,
         backlog: BacklogLimit,
+        route: Route,
+        has_storm_control: bool,
     ) -> Arc<OutputStatus> {
         Arc::new(OutputStatus {
             dead_letters,
             backlog,
+            route,
+            has_storm_control,
             name: name.to_string(),
             kind,
             tracker: Mutex::new(tracker),
@@ -926,6 +946,8 @@ mod tests {
             Tracker::new(cursor),
             dead_letters.clone(),
             BacklogLimit::default(),
+            Route::all(),
+            false,
         );
         {
             let mut tracker = status.tracker.lock().unwrap();

@@ -22,6 +22,17 @@ pub struct Tracker {
     resume: Option<Resume>,
 }
 
+/// Where one record is for an output (the console's view of an alert's deliveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Not read yet.
+    Waiting,
+    /// Being delivered or waiting for a retry.
+    InFlight,
+    /// Finished with: delivered, dead-lettered, held back by storm control or not routed here.
+    Passed,
+}
+
 struct Resume {
     frontier: Position,
     resend: BTreeSet<u64>,
@@ -66,6 +77,17 @@ impl Tracker {
             .values()
             .next()
             .map_or(self.frontier, |(p, _)| *p)
+    }
+
+    /// Where the record `seq` is for this output.
+    pub fn progress_of(&self, seq: u64) -> Progress {
+        if self.outstanding.contains_key(&seq) {
+            Progress::InFlight
+        } else if seq >= self.frontier.seq {
+            Progress::Waiting
+        } else {
+            Progress::Passed
+        }
     }
 
     /// Acceptance time (ns) of the oldest alert in flight.

@@ -115,6 +115,36 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Whether a new alert belongs in a live view with these filters (time bounds and paging
+    /// do not apply to what arrives now; the text must contain every word, in any case).
+    pub fn matches(&self, row: &AlertRow) -> bool {
+        let is = |want: &Option<String>, have: &str| {
+            want.as_deref().is_none_or(|w| w.is_empty() || w == have)
+        };
+        let severe_enough = self.min_priority.is_none_or(|p| {
+            row.priority
+                .parse::<Priority>()
+                .is_ok_and(|have| have.is_at_least(p))
+        });
+        let output = row.output.to_lowercase();
+        let words = self.text.as_deref().unwrap_or("").to_lowercase();
+        severe_enough
+            && is(&self.rule, &row.rule)
+            && is(&self.hostname, &row.hostname)
+            && is(&self.source, &row.source)
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|t| t.is_empty() || row.tags.iter().any(|x| x == t))
+            && self
+                .container
+                .as_deref()
+                .is_none_or(|c| c.is_empty() || c == row.container_id || c == row.container_name)
+            && words.split_whitespace().all(|w| output.contains(w))
+    }
+}
+
 fn row_from(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     let tags: Option<String> = r.get(11)?;
     Ok(AlertRow {
