@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-engine check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
 ## the eBPF sensor with Falco's stable rules feeding it
@@ -35,6 +35,10 @@ bench-gateway: release
 ## bench-outputs: how fast each output drains a backlog into a local peer, in one run
 bench-outputs: release
 	./target/release/peregrine-outbench --alerts 100000
+
+## bench-console: accept rate with the console's index on, against the same gateway with it off
+bench-console: release
+	./target/release/peregrine-loadgen --console --outputs 0 --connections 32
 
 ## bench-backlog: gateway memory with 1 000 000 alerts behind a dead output, against a baseline
 bench-backlog: release

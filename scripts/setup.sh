@@ -48,6 +48,8 @@ declare -A test_needs=(
   [pkg:rsyslog-gnutls]=rsyslog-gnutls  # ... and its TLS (a plugin, no command)
   [prometheus]=prometheus          # the dashboard test scrapes a live gateway and sensor
   [systemd-analyze]=systemd        # `systemd-analyze verify` checks deploy/systemd's units
+  [chromium]=chromium              # the console's tests drive a real headless browser
+  [chromedriver]=chromium-driver   # ... through WebDriver
 )
 
 # A user's PATH on Debian has no sbin, where bpftool lives; the build finds it there too.

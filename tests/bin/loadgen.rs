@@ -34,7 +34,8 @@ use hyper_util::rt::TokioIo;
 
 const ALERT: &str = r#"{"hostname":"node-1","output":"09:23:10.123456789: Warning Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=systemd ggparent=<NA> gggparent=<NA> evt_type=openat user=root user_uid=0 user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34816 container_id=host container_name=host","output_fields":{"container.id":"host","container.name":"host","evt.time":1781256190123456789,"evt.type":"openat","fd.name":"/etc/shadow","proc.aname[2]":"systemd","proc.cmdline":"cat /etc/shadow","proc.exepath":"/usr/bin/cat","proc.name":"cat","proc.pname":"bash","proc.tty":34816,"user.loginuid":-1,"user.name":"root","user.uid":0},"priority":"Warning","rule":"Read sensitive file untrusted","source":"syscall","tags":["T1555","container","filesystem","host","maturity_stable","mitre_credential_access"],"time":"2026-06-12T09:23:10.123456789Z"}"#;
 
-/// Ingest throughput of the gateway against a bare hyper server, in one run.
+/// Ingest throughput of the gateway against a bare hyper server, in one run (or, with
+/// `--console`, of the gateway with its web console's index against the same gateway without).
 #[derive(clap::Parser)]
 struct Options {
     /// Concurrent client connections.
@@ -51,6 +52,11 @@ struct Options {
     /// Outputs configured on the gateway.
     #[arg(long, default_value_t = 3)]
     outputs: usize,
+    /// Measure the console's cost instead: the baseline is the gateway with `ui` off, the target
+    /// the same gateway with `ui.enabled` (every accepted alert indexed); also reports the
+    /// index's bytes per alert.
+    #[arg(long)]
+    console: bool,
     /// The gateway binary (by default the one beside this program).
     #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
@@ -76,17 +82,23 @@ fn main() {
         .unwrap();
 
     let (mut receiver, receiver_addr) = spawn_self("serve-receiver");
-    let (mut bare, bare_addr) = spawn_self("serve-bare");
     let tmp = tempfile::tempdir().unwrap();
-    let (mut gateway, gateway_addr) = spawn_gateway(&o, tmp.path(), receiver_addr);
+    let (mut bare, bare_addr) = if o.console {
+        spawn_gateway(&o, &tmp.path().join("ui-off"), receiver_addr, false)
+    } else {
+        spawn_self("serve-bare")
+    };
+    let (mut gateway, gateway_addr) =
+        spawn_gateway(&o, &tmp.path().join("gw"), receiver_addr, o.console);
     let targets = Targets {
         bare: bare_addr,
         gateway: gateway_addr,
         receiver: receiver_addr,
     };
+    let (baseline, target) = names(&o);
 
     println!(
-        "peregrine-loadgen: {} connections, {}s per phase, {} rounds, gateway with durable spool and {} webhook outputs",
+        "peregrine-loadgen: {} connections, {}s per phase, {} rounds, gateway with durable spool and {} webhook outputs; {target} against {baseline}",
         o.connections,
         o.seconds,
         o.rounds,
@@ -101,11 +113,27 @@ fn main() {
         rounds.run(&rt, &o, targets, round);
     }
     let (commits, records) = rounds.report(&rt, &o, gateway_addr);
+    if o.console {
+        rt.block_on(print_index_cost(
+            gateway_addr,
+            &tmp.path().join("gw"),
+            records,
+        ));
+    }
     for child in [&mut gateway, &mut bare, &mut receiver] {
         let _ = child.kill();
         let _ = child.wait();
     }
     print_fsync_cost(tmp.path(), &rounds.gateway, commits, records);
+}
+
+/// The baseline's and the target's names in the report.
+fn names(o: &Options) -> (&'static str, &'static str) {
+    if o.console {
+        ("ui-off", "ui-on")
+    } else {
+        ("bare", "gateway")
+    }
 }
 
 /// Where the load goes: the bare server, the gateway, and the receiver behind its outputs.
@@ -130,12 +158,12 @@ impl Rounds {
     /// One round: the bare server, then the gateway until every output has every alert.
     fn run(&mut self, rt: &tokio::runtime::Runtime, o: &Options, to: Targets, round: usize) {
         let b = rt.block_on(load(to.bare, o));
-        print_row("bare", round, &b);
+        print_row(names(o).0, round, &b);
         self.bare.push(b);
         let before = rt.block_on(received(to.receiver));
         let started = Instant::now();
         let g = rt.block_on(load(to.gateway, o));
-        print_row("gateway", round, &g);
+        print_row(names(o).1, round, &g);
         self.accepted += g.ok;
         let want = before + g.ok * o.outputs as u64;
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -172,15 +200,19 @@ impl Rounds {
         self.end_to_end.sort_by(|a, b| a.total_cmp(b));
         let e2e = self.end_to_end[self.end_to_end.len() / 2];
         println!();
+        let (baseline, target) = names(o);
         println!(
-            "median bare:    {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+            "median {baseline:<8} {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
             b.rate, b.p50_ms, b.p99_ms
         );
         println!(
-            "median gateway: {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
+            "median {target:<8} {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms",
             g.rate, g.p50_ms, g.p99_ms
         );
-        println!("ratio gateway/bare (accept rate): {:.2}", g.rate / b.rate);
+        println!(
+            "ratio {target}/{baseline} (accept rate): {:.2}",
+            g.rate / b.rate
+        );
         println!(
             "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
             o.outputs,
@@ -362,7 +394,95 @@ fn spawn_self(mode: &str) -> (Child, SocketAddr) {
     )
 }
 
-fn spawn_gateway(o: &Options, dir: &std::path::Path, receiver: SocketAddr) -> (Child, SocketAddr) {
+/// The console's user for `--console` runs.
+const BENCH_PASSWORD: &str = "bench-password";
+
+/// The gateway's `ui` section with one user whose hash `hash-password` makes.
+fn console_section(o: &Options) -> String {
+    let mut child = Command::new(&o.gateway_bin)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run hash-password");
+    writeln!(child.stdin.take().unwrap(), "{BENCH_PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hash = String::from_utf8(out.stdout).unwrap();
+    format!(
+        "ui:\n  enabled: true\n  users: [{{ name: bench, password_hash: \"{}\", role: viewer }}]\n",
+        hash.trim()
+    )
+}
+
+/// Waits until the console has indexed every stored alert, then prints the index's size per
+/// alert (the SQLite file and its write-ahead log).
+async fn print_index_cost(gateway: SocketAddr, dir: &Path, records: f64) {
+    let cookie = login(gateway).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let page = get_with(gateway, "/ui/api/alerts?limit=1", &cookie).await;
+        let newest = serde_json::from_str::<serde_json::Value>(&page)
+            .ok()
+            .and_then(|v| v["alerts"][0]["seq"].as_f64());
+        if newest.is_some_and(|seq| seq + 1.0 >= records) {
+            break;
+        }
+        if Instant::now() > deadline {
+            println!("index incomplete after 300 s: newest {newest:?} of {records} alerts");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let index = dir.join("spool/console/index.sqlite");
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let bytes = size(&index) + size(&PathBuf::from(format!("{}-wal", index.display())));
+    println!(
+        "console index: {records:.0} alerts in {bytes} bytes on disk, {:.0} bytes per alert (the alert's JSON is {} bytes)",
+        bytes as f64 / records.max(1.0),
+        ALERT.len()
+    );
+}
+
+/// Signs in to the console; returns the `Cookie` header value.
+async fn login(addr: SocketAddr) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let body = format!("{{\"name\":\"bench\",\"password\":\"{BENCH_PASSWORD}\"}}");
+    let req = Request::post("/ui/api/login")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("answer");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+async fn get_with(addr: SocketAddr, path: &str, cookie: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "127.0.0.1")
+        .header("cookie", cookie)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("answer");
+    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
+}
+
+fn spawn_gateway(
+    o: &Options,
+    dir: &std::path::Path,
+    receiver: SocketAddr,
+    console: bool,
+) -> (Child, SocketAddr) {
+    std::fs::create_dir_all(dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -376,6 +496,9 @@ fn spawn_gateway(o: &Options, dir: &std::path::Path, receiver: SocketAddr) -> (C
         config.push_str(&format!(
             "  - {{ name: hook{i}, type: webhook, url: \"http://{receiver}/hook{i}\" }}\n"
         ));
+    }
+    if console {
+        config.push_str(&console_section(o));
     }
     let path = dir.join("gateway.yaml");
     std::fs::File::create(&path)

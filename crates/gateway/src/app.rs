@@ -92,22 +92,10 @@ impl Gateway {
             .await?;
         note_stale_cursors(&spool, &config);
         let statuses = outputs.statuses();
-        let console = match &config.ui {
-            None => None,
-            Some(ui) => {
-                let parts = crate::console::Parts {
-                    spool: spool.clone(),
-                    outputs: statuses.clone(),
-                    metrics: metrics.clone(),
-                    dead_lettered: outputs.dead_lettered(),
-                };
-                Some(Console::start(ui, parts, &delivery.handle(), stop.clone())?)
-            }
-        };
+        let console = start_console(&config, &spool, &outputs, &metrics, &delivery, &stop)?;
         delivery
             .handle()
             .spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
-
         let intake = Intake {
             spool: spool.clone(),
             metrics: metrics.clone(),
@@ -164,6 +152,32 @@ impl Gateway {
         drop(self.delivery);
         served?
     }
+}
+
+/// The web console, when `ui.enabled`: its index fills on the delivery runtime.
+fn start_console(
+    config: &Config,
+    spool: &Spool,
+    outputs: &OutputSet,
+    metrics: &Arc<Metrics>,
+    delivery: &DeliveryRuntime,
+    stop: &CancellationToken,
+) -> Result<Option<Arc<Console>>, GatewayError> {
+    let Some(ui) = &config.ui else {
+        return Ok(None);
+    };
+    let parts = crate::console::Parts {
+        spool: spool.clone(),
+        outputs: outputs.statuses(),
+        metrics: metrics.clone(),
+        dead_lettered: outputs.dead_lettered(),
+    };
+    Ok(Some(Console::start(
+        ui,
+        parts,
+        &delivery.handle(),
+        stop.clone(),
+    )?))
 }
 
 /// Serves until `shutdown`, then stops intake, inputs and outputs in order.

@@ -2,7 +2,8 @@
 //!
 //! Each event's `id` is the alert's seq: a browser that reconnects (the front door closes a
 //! stream that has been idle for `limits.idle_timeout`) sends `Last-Event-ID` and first gets
-//! what it missed from the index, so a reconnect loses nothing the index holds.
+//! what it missed from the index, so a reconnect loses nothing the index holds. A page opening
+//! the stream passes `after` (the newest alert it listed) for the same reason.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,8 +29,9 @@ fn event(row: &AlertRow) -> Event {
         .expect("a row serialises")
 }
 
-/// The alerts after `after` that the index already holds, oldest first (at most a page).
-async fn missed(console: &Console, query: &Query, after: u64) -> Result<Vec<AlertRow>, ApiError> {
+/// The alerts after seq `after` (-1: from the first) that the index already holds, oldest
+/// first (at most a page).
+async fn missed(console: &Console, query: &Query, after: i64) -> Result<Vec<AlertRow>, ApiError> {
     let index = console.index.clone();
     let mut q = Query {
         limit: MAX_PAGE,
@@ -41,7 +43,7 @@ async fn missed(console: &Console, query: &Query, after: u64) -> Result<Vec<Aler
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    rows.retain(|r| r.seq > after);
+    rows.retain(|r| r.seq as i64 > after);
     rows.reverse();
     Ok(rows)
 }
@@ -50,22 +52,32 @@ pub async fn events(
     State(console): State<Arc<Console>>,
     _signed: Signed,
     headers: HeaderMap,
-    Params(params): Params<HashMap<String, String>>,
+    Params(mut params): Params<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // `after`: the newest seq the page already shows, so that alerts indexed between its list
+    // and this stream are not missed. A reconnect's `Last-Event-ID` takes its place.
+    let after_param = match params.remove("after") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest(format!("after: '{v}' is not an alert's seq")))?,
+        ),
+    };
     let query = parse_query(&params)?;
     // Subscribed before reading the index: nothing falls between the two.
     let receiver = console.live.subscribe();
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<i64>().ok())
+        .or(after_param);
     let (catch_up, after) = match last_seen {
         Some(after) => {
             let rows = missed(&console, &query, after).await?;
-            let newest = rows.last().map_or(after, |r| r.seq);
+            let newest = rows.last().map_or(after, |r| r.seq as i64);
             (rows, newest)
         }
-        None => (Vec::new(), 0),
+        None => (Vec::new(), -1),
     };
     let first = stream::iter(catch_up.into_iter().map(|r| Ok(event(&r))));
     let live = stream::unfold(
@@ -73,7 +85,7 @@ pub async fn events(
         |(mut rx, query, after)| async move {
             loop {
                 match rx.recv().await {
-                    Ok(row) if row.seq > after && query.matches(&row) => {
+                    Ok(row) if row.seq as i64 > after && query.matches(&row) => {
                         let e = event(&row);
                         return Some((Ok(e), (rx, query, after)));
                     }

@@ -102,7 +102,11 @@ async function loadAlerts(append) {
 
 function startLive() {
   stopLive();
-  const source = new EventSource("api/events?" + filterParams().toString());
+  // `after`: alerts indexed between the list and this stream come first.
+  const params = filterParams();
+  const newest = $("alert-rows").querySelector("tr");
+  params.set("after", newest ? newest.dataset.seq : "-1");
+  const source = new EventSource("api/events?" + params.toString());
   source.addEventListener("alert", (m) => {
     const a = JSON.parse(m.data);
     const body = $("alert-rows");
@@ -173,8 +177,8 @@ function drawSeries(overview, hours) {
     totals.push(sum);
   }
   const max = Math.max(1, ...totals);
-  const width = 720, height = 200;
-  const chart = svg("svg", { viewBox: "0 0 " + width + " " + (height + 20), role: "img", "aria-label": "Alerts per " + (bucket / 60) + " minutes by priority, most " + max + " in one bar" });
+  const width = 1440, height = 240;
+  const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none", role: "img", "aria-label": "Alerts per " + (bucket / 60) + " minutes by priority, most " + max + " in one bar" });
   const w = width / slots;
   for (let i = 0; i < slots; i++) {
     let y = height;
@@ -190,10 +194,8 @@ function drawSeries(overview, hours) {
       chart.append(bar);
     }
   }
-  const label = svg("text", { x: 0, y: height + 16, class: "axis" });
-  label.textContent = "max " + max + " per bar; " + overview.total + " alerts in " + hours + " h";
-  chart.append(label);
-  $("o-chart").replaceChildren(chart);
+  const label = el("p", { class: "axis", text: "Highest bar: " + max + " alerts; " + overview.total + " alerts in " + hours + " h, oldest on the left." });
+  $("o-chart").replaceChildren(chart, label);
   $("o-legend").replaceChildren(...PRIORITIES.map((p) => el("span", { class: "key p-" + p.toLowerCase() }, el("span", { class: "swatch" }), p)));
 }
 
@@ -299,7 +301,7 @@ function route() {
     stopLive(); show("outputs"); loadOutputs();
     state.outputsTimer = setInterval(loadOutputs, 5000);
   } else {
-    show("alerts"); loadAlerts(false); startLive();
+    show("alerts"); loadAlerts(false).then(startLive);
   }
 }
 
@@ -317,7 +319,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     try { await api("logout", { method: "POST", body: "{}" }); } catch (_) { /* signed out either way */ }
     signedOut();
   });
-  $("filters").addEventListener("submit", (e) => { e.preventDefault(); loadAlerts(false); startLive(); });
+  $("filters").addEventListener("submit", (e) => { e.preventDefault(); loadAlerts(false).then(startLive); });
   $("more").addEventListener("click", () => loadAlerts(true));
   $("o-hours").addEventListener("change", loadOverview);
   $("redrive").addEventListener("click", redrive);

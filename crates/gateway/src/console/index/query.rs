@@ -221,15 +221,16 @@ impl AlertIndex {
         }))
     }
 
-    /// Counts since `since_ns` (alert time): per bucket and priority, and the ten busiest
-    /// rules and hosts.
+    /// Counts of alerts accepted since `since_ns`: per bucket and priority, and the ten
+    /// busiest rules and hosts. Acceptance time, not the alert's own: a sender with a wrong
+    /// clock must not hide its alerts from "the last hours".
     pub fn overview(&self, since_ns: i64, bucket_seconds: u64) -> Result<Overview, IndexError> {
         let bucket_ns = bucket_seconds.max(1) as i64 * 1_000_000_000;
         let conn = self.lock();
         let mut series = conn
             .prepare_cached(
-                "SELECT (time_ns / ?2) * ?2 / 1000000000, priority, count(*) FROM alerts
-                 WHERE time_ns >= ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+                "SELECT (accepted_ns / ?2) * ?2 / 1000000000, priority, count(*) FROM alerts
+                 WHERE accepted_ns >= ?1 GROUP BY 1, 2 ORDER BY 1, 2",
             )
             .map_err(|e| self.err(e))?;
         let series = series
@@ -244,7 +245,7 @@ impl AlertIndex {
             .map_err(|e| self.err(e))?;
         let top = |column: &str| -> Result<Vec<(String, u64)>, IndexError> {
             let sql = format!(
-                "SELECT {column}, count(*) AS n FROM alerts WHERE time_ns >= ?1
+                "SELECT {column}, count(*) AS n FROM alerts WHERE accepted_ns >= ?1
                  GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10"
             );
             let mut statement = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;

@@ -103,19 +103,9 @@ fn query() -> Query {
     }
 }
 
-#[test]
-fn filters_select_what_a_person_asks_for_newest_first() {
-    let (_dir, index) = filled();
-    let all = index.search(&query()).unwrap();
-    assert_eq!(
-        rules_of(&all),
-        [(2, "Notice"), (1, "Critical"), (0, "Warning")]
-    );
-    assert_eq!(all[0].tags, ["filesystem"]);
-    assert_eq!(all[0].container_name, "name-host");
-    assert_eq!(all[2].time, "2026-12-04T10:00:00.000000000Z");
-
-    let cases: Vec<(Query, Vec<u64>)> = vec![
+/// Filters and the seqs they must select, newest first.
+fn filter_cases() -> Vec<(Query, Vec<u64>)> {
+    vec![
         (
             Query {
                 min_priority: Some(Priority::Warning),
@@ -211,8 +201,22 @@ fn filters_select_what_a_person_asks_for_newest_first() {
             },
             vec![2],
         ),
-    ];
-    for (q, want) in cases {
+    ]
+}
+
+#[test]
+fn filters_select_what_a_person_asks_for_newest_first() {
+    let (_dir, index) = filled();
+    let all = index.search(&query()).unwrap();
+    assert_eq!(
+        rules_of(&all),
+        [(2, "Notice"), (1, "Critical"), (0, "Warning")]
+    );
+    assert_eq!(all[0].tags, ["filesystem"]);
+    assert_eq!(all[0].container_name, "name-host");
+    assert_eq!(all[2].time, "2026-12-04T10:00:00.000000000Z");
+
+    for (q, want) in filter_cases() {
         let got: Vec<u64> = index.search(&q).unwrap().iter().map(|r| r.seq).collect();
         assert_eq!(got, want, "{q:?}");
     }
