@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::console::index::feed::IndexPosition;
 use crate::console::Console;
 use crate::front::conn::Connections;
 use crate::front::{self, AppState};
@@ -93,9 +94,12 @@ impl Gateway {
         note_stale_cursors(&spool, &config);
         let statuses = outputs.statuses();
         let console = start_console(&config, &spool, &outputs, &metrics, &delivery, &stop)?;
-        delivery
-            .handle()
-            .spawn(compact(spool.clone(), statuses.clone(), stop.clone()));
+        delivery.handle().spawn(compact(
+            spool.clone(),
+            statuses.clone(),
+            console.as_ref().map(|c| c.position.clone()),
+            stop.clone(),
+        ));
         let intake = Intake {
             spool: spool.clone(),
             metrics: metrics.clone(),
@@ -280,12 +284,13 @@ impl Drop for DeliveryRuntime {
 /// Niceness of delivery threads (0 is normal, 19 the lowest priority).
 const DELIVERY_NICE: libc::c_int = 10;
 
-/// Deletes segments every output has passed: every second, and as soon as the spool is more
-/// than half full. Cursors are fsync'd first, so a power loss can never leave a cursor pointing
-/// into a deleted segment.
+/// Deletes segments every output has passed (and the console's index, while the spool has
+/// room): every second, and as soon as the spool is more than half full. Cursors are fsync'd
+/// first, so a power loss can never leave a cursor pointing into a deleted segment.
 async fn compact(
     spool: Spool,
     outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
+    index: Option<Arc<IndexPosition>>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(COMPACT_EVERY);
@@ -297,8 +302,11 @@ async fn compact(
         }
         let outputs = outputs.load_full();
         let spool = spool.clone();
+        let index = index.clone();
         let result = tokio::task::spawn_blocking(move || -> io::Result<usize> {
-            let mut min = spool.end().offset;
+            let mut min = index
+                .map_or(u64::MAX, |i| i.hold(&spool))
+                .min(spool.end().offset);
             for o in outputs.iter() {
                 let handle = o.flush_cursor()?;
                 handle.sync_data()?;

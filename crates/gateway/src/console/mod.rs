@@ -38,6 +38,8 @@ pub struct Console {
     pub outputs: Arc<ArcSwap<Vec<Arc<OutputStatus>>>>,
     pub metrics: Arc<Metrics>,
     pub spool: Spool,
+    /// How far the index has read, for compaction.
+    pub position: Arc<index::feed::IndexPosition>,
 }
 
 /// What the console needs from the running gateway.
@@ -59,10 +61,12 @@ impl Console {
     ) -> Result<Arc<Console>, IndexError> {
         let index = Arc::new(AlertIndex::open(&ui.index_path, ui.retention)?);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let position = Arc::new(index::feed::IndexPosition::default());
         runtime.spawn(index::feed::run(
             index.clone(),
             parts.spool.clone(),
             live.clone(),
+            position.clone(),
             stop.clone(),
         ));
         runtime.spawn(record_dead_letters(
@@ -77,6 +81,7 @@ impl Console {
             outputs: parts.outputs,
             metrics: parts.metrics,
             spool: parts.spool,
+            position,
         }))
     }
 }

@@ -1,8 +1,10 @@
 //! Fills the index from the spool, as one more reader of the log with its own position (kept in
-//! the index, in the same transaction as the alerts). It never holds segments back and never
-//! slows ingest: when it falls behind compaction it skips ahead, and it runs on the delivery
-//! runtime, below ingest's priority.
+//! the index, in the same transaction as the alerts). It runs on the delivery runtime, below
+//! ingest's priority. Compaction waits for it only while the spool is less than half full
+//! ([`IndexPosition`]); past that the spool's room comes first, and an index that falls behind
+//! a deleted segment skips ahead.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,30 @@ const RETENTION_EVERY: Duration = Duration::from_secs(30);
 /// The pause before reading again after a read or write failed (a segment deleted under the
 /// reader, a full disk): bounded retries of a view, never a lost alert.
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// How far the index has read (a spool offset), for compaction to wait on while there is room.
+#[derive(Debug, Default)]
+pub struct IndexPosition(AtomicU64);
+
+impl IndexPosition {
+    pub fn offset(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The offset compaction may release segments before: everything, once the spool is half
+    /// full (the index is a view; the spool's room is for alerts not yet delivered).
+    pub fn hold(&self, spool: &Spool) -> u64 {
+        if spool.disk_bytes() >= spool.max_bytes() / 2 {
+            u64::MAX
+        } else {
+            self.offset()
+        }
+    }
+
+    fn set(&self, p: Position) {
+        self.0.store(p.offset, Ordering::Relaxed);
+    }
+}
 
 /// Where to start: where the index left off, unless the spool no longer has that (compacted: the
 /// oldest kept record) or never had it (a new spool: the index is cleared).
@@ -46,9 +72,11 @@ pub async fn run(
     index: Arc<AlertIndex>,
     spool: Spool,
     live: broadcast::Sender<Arc<AlertRow>>,
+    position: Arc<IndexPosition>,
     stop: CancellationToken,
 ) {
     let mut reader = spool.reader(start_position(&index, &spool));
+    position.set(reader.position());
     let mut retention = tokio::time::interval(RETENTION_EVERY);
     loop {
         let records = tokio::select! {
@@ -66,6 +94,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "the alert index cannot read the spool; starting again from the oldest kept record");
                 pause(&stop).await;
                 reader = spool.reader(start_position(&index, &spool));
+                position.set(reader.position());
                 continue;
             }
         };
@@ -74,6 +103,7 @@ pub async fn run(
         let inserted = tokio::task::spawn_blocking(move || idx.insert(&records, next)).await;
         match inserted {
             Ok(Ok(rows)) => {
+                position.set(next);
                 for row in rows {
                     // No subscriber is fine: nobody is watching.
                     let _ = live.send(Arc::new(row));

@@ -452,6 +452,7 @@ async fn a_lost_index_is_rebuilt_from_the_spool_and_new_alerts_reach_the_live_vi
         index.clone(),
         spool.clone(),
         live.clone(),
+        Arc::default(),
         stop.clone(),
     ));
     until_count(&index, 3).await;
@@ -463,7 +464,13 @@ async fn a_lost_index_is_rebuilt_from_the_spool_and_new_alerts_reach_the_live_vi
     std::fs::remove_file(&path).unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let index = Arc::new(AlertIndex::open(&path, Retention::default()).unwrap());
-    let task = tokio::spawn(feed::run(index.clone(), spool.clone(), live, stop.clone()));
+    let task = tokio::spawn(feed::run(
+        index.clone(),
+        spool.clone(),
+        live,
+        Arc::default(),
+        stop.clone(),
+    ));
     until_count(&index, 3).await;
     for _ in 0..3 {
         watching.recv().await.unwrap();
@@ -483,4 +490,41 @@ async fn a_lost_index_is_rebuilt_from_the_spool_and_new_alerts_reach_the_live_vi
     assert_eq!(index.count().unwrap(), 4);
     stop.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn compaction_waits_for_the_index_only_while_the_spool_has_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&SpoolOptions {
+        dir: dir.path().to_path_buf(),
+        max_bytes: 8192,
+        segment_bytes: 1 << 20,
+    })
+    .unwrap();
+    let position = feed::IndexPosition::default();
+    assert_eq!(
+        position.hold(&spool),
+        0,
+        "an index at the start holds everything"
+    );
+    let record = |n: usize| NewRecord {
+        payload: vec![b'x'; n],
+        flags: 0,
+    };
+    spool.append(vec![record(1000)]).await.unwrap();
+    assert_eq!(
+        position.hold(&spool),
+        0,
+        "an eighth full: the index is waited for"
+    );
+    spool
+        .append(vec![record(1000), record(1000), record(1000)])
+        .await
+        .unwrap();
+    assert!(spool.disk_bytes() >= 4096);
+    assert_eq!(
+        position.hold(&spool),
+        u64::MAX,
+        "half full: the spool's room comes first"
+    );
 }
