@@ -164,6 +164,10 @@ impl Rounds {
         let started = Instant::now();
         let g = rt.block_on(load(to.gateway, o));
         print_row(names(o).1, round, &g);
+        if o.console {
+            // The index catches up before the baseline's next phase, not during it.
+            rt.block_on(wait_indexed(to.gateway));
+        }
         self.accepted += g.ok;
         let want = before + g.ok * o.outputs as u64;
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -414,10 +418,16 @@ fn console_section(o: &Options) -> String {
     )
 }
 
-/// Waits until the console has indexed every stored alert, then prints the index's size per
-/// alert (the SQLite file and its write-ahead log).
-async fn print_index_cost(gateway: SocketAddr, dir: &Path, records: f64) {
+/// Waits (at most 300 s) until the console has indexed every alert the gateway stored, so that
+/// its catching up does not run into the next phase; false if it did not.
+async fn wait_indexed(gateway: SocketAddr) -> bool {
     let cookie = login(gateway).await;
+    let metrics = get(gateway, "/metrics").await;
+    let records = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("peregrine_spool_records_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let page = get_with(gateway, "/ui/api/alerts?limit=1", &cookie).await;
@@ -425,13 +435,21 @@ async fn print_index_cost(gateway: SocketAddr, dir: &Path, records: f64) {
             .ok()
             .and_then(|v| v["alerts"][0]["seq"].as_f64());
         if newest.is_some_and(|seq| seq + 1.0 >= records) {
-            break;
+            return true;
         }
         if Instant::now() > deadline {
             println!("index incomplete after 300 s: newest {newest:?} of {records} alerts");
-            return;
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Prints the index's size per alert (the SQLite file and its write-ahead log) once it holds
+/// every stored alert.
+async fn print_index_cost(gateway: SocketAddr, dir: &Path, records: f64) {
+    if !wait_indexed(gateway).await {
+        return;
     }
     let index = dir.join("spool/console/index.sqlite");
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
