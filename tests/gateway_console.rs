@@ -548,3 +548,93 @@ async fn a_lost_index_is_rebuilt_from_the_spool_at_start() {
         .count();
     assert_eq!(hook, 20, "nothing was delivered twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_reverse_proxy_names_the_person_and_nobody_else_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok().await;
+    let config = format!(
+        r#"
+outputs:
+  - {{ name: hook, type: webhook, url: "{}" }}
+ui:
+  enabled: true
+  users:
+    - {{ name: alice, password_hash: "{}", role: operator }}
+  proxy_auth: {{ header: X-Forwarded-User, trusted_proxies: [127.0.0.1] }}
+"#,
+        receiver.url("/hook"),
+        hash("alice's long password"),
+    );
+    let gw = GatewayProcess::start(dir.path(), &config).await;
+    let proxy = reqwest::Client::new();
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let session = |client: &reqwest::Client, user: &str| {
+        client
+            .get(format!("{}/ui/api/session", gw.base))
+            .header("x-forwarded-user", user)
+            .send()
+    };
+    let carol: Value = session(&proxy, "carol")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (carol["user"].as_str(), carol["role"].as_str()),
+        (Some("carol"), Some("viewer"))
+    );
+    let refused = session(&stranger, "alice").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "the header from anyone else is ignored"
+    );
+    let none = proxy
+        .get(format!("{}/ui/api/alerts", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        none.status(),
+        StatusCode::UNAUTHORIZED,
+        "no header, no session"
+    );
+
+    let alice: Value = session(&proxy, "alice")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alice["role"], "operator", "a listed user keeps their role");
+    let redrive = |csrf: Option<&str>, user: &str| {
+        let mut r = proxy
+            .post(format!("{}/ui/api/outputs/hook/redrive", gw.base))
+            .header("x-forwarded-user", user)
+            .json(&json!({}));
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    assert_eq!(
+        redrive(None, "alice").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let csrf = alice["csrf_token"].as_str().unwrap();
+    assert_eq!(
+        redrive(Some(csrf), "alice").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let carol_csrf = carol["csrf_token"].as_str().unwrap();
+    assert_eq!(
+        redrive(Some(carol_csrf), "carol").await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "a viewer"
+    );
+}

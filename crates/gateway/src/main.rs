@@ -366,6 +366,15 @@ fn print_checked_config(path: &Path, config: &Config) {
                 .iter()
                 .map(|u| format!("{} ({})", u.name, u.role.as_str()))
                 .collect();
+            if let Some(p) = &ui.proxy_auth {
+                let from: Vec<String> = p.trusted_proxies.iter().map(|ip| ip.to_string()).collect();
+                println!(
+                    "  ui sign-in by header {} from {} (others: {})",
+                    p.header,
+                    from.join(", "),
+                    p.default_role.as_str()
+                );
+            }
             println!(
                 "  ui on /ui/ for {}; index {} (keeps {}s, {} bytes)",
                 users.join(", "),

@@ -149,7 +149,9 @@ impl Live {
             ));
         }
         if let (Some(console), Some(ui)) = (&self.console, &new.ui) {
-            console.auth.replace_users(ui.users.clone());
+            console
+                .auth
+                .replace_users(ui.users.clone(), ui.proxy_auth.clone());
         }
         self.config = new;
         self.apply_connection_limit();

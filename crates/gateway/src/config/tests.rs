@@ -546,3 +546,26 @@ ui:
         assert!(!printed.contains(secret), "{printed}");
     }
 }
+
+#[test]
+fn proxy_sign_in_needs_the_proxys_addresses() {
+    let ok = "ui: {enabled: true, proxy_auth: {header: X-Forwarded-User, trusted_proxies: [10.0.0.5]}}\n";
+    let ui = Config::parse(ok, &env)
+        .unwrap()
+        .ui
+        .expect("enabled without users");
+    let proxy = ui.proxy_auth.expect("proxy sign-in");
+    assert_eq!(proxy.header, "x-forwarded-user");
+    assert_eq!(proxy.default_role, crate::console::config::Role::Viewer);
+    assert_eq!(
+        problems("ui: {enabled: true, proxy_auth: {header: X-Forwarded-User, trusted_proxies: []}}\n"),
+        ["ui.proxy_auth.trusted_proxies: list the proxy's addresses: a header anyone can send is not a sign-in"]
+    );
+    let bad = problems(
+        "ui: {enabled: true, proxy_auth: {header: \"bad header\", trusted_proxies: [10.0.0.5]}}\n",
+    );
+    assert_eq!(
+        bad,
+        ["ui.proxy_auth.header: 'bad header' is not a header name"]
+    );
+}

@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::config::{verify_password, Role, User};
+use super::config::{verify_password, ProxyAuth, Role, User};
 
 /// The cookie's name. `__Host-` makes browsers insist on `Secure`, `Path=/` and no `Domain`.
 pub const COOKIE: &str = "__Host-peregrine-session";
@@ -52,6 +52,7 @@ pub enum SignInError {
 
 pub struct Auth {
     users: Mutex<Vec<User>>,
+    proxy: Mutex<Option<ProxyAuth>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     checks: Semaphore,
@@ -71,9 +72,10 @@ fn key(token: &str) -> [u8; 32] {
 }
 
 impl Auth {
-    pub fn new(users: Vec<User>, ttl: Duration) -> Auth {
+    pub fn new(users: Vec<User>, proxy: Option<ProxyAuth>, ttl: Duration) -> Auth {
         Auth {
             users: Mutex::new(users),
+            proxy: Mutex::new(proxy),
             sessions: Mutex::default(),
             failures: Mutex::default(),
             checks: Semaphore::new(MAX_CONCURRENT_CHECKS),
@@ -86,8 +88,10 @@ impl Auth {
         self.ttl
     }
 
-    /// A new user list (a reload): sessions of users removed or whose role changed end.
-    pub fn replace_users(&self, users: Vec<User>) {
+    /// A new user list and proxy setting (a reload): sessions of users removed or whose role
+    /// changed end.
+    pub fn replace_users(&self, users: Vec<User>, proxy: Option<ProxyAuth>) {
+        *self.proxy.lock().expect("proxy lock") = proxy;
         self.sessions
             .lock()
             .expect("sessions lock")
@@ -199,6 +203,52 @@ impl Auth {
         }
     }
 
+    /// The person a trusted reverse proxy names in its header, when `from` is one of its
+    /// addresses: their session (made on first sight, kept like a signed-in one, so that it has
+    /// a CSRF token for `POST`s). The header is ignored from anywhere else.
+    pub fn proxied(
+        &self,
+        from: IpAddr,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Option<Session> {
+        let proxy = self.proxy.lock().expect("proxy lock").clone()?;
+        if !proxy.trusted_proxies.contains(&from) {
+            return None;
+        }
+        let name = header(&proxy.header)?;
+        let name = name.trim();
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return None;
+        }
+        let role = self
+            .users
+            .lock()
+            .expect("users lock")
+            .iter()
+            .find(|u| u.name == name)
+            .map_or(proxy.default_role, |u| u.role);
+        let k = key(&format!("proxy\0{name}"));
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        match sessions.get(&k) {
+            Some(s) if s.expires > Instant::now() && s.role == role => Some(s.clone()),
+            _ => {
+                let session = Session {
+                    user: name.to_string(),
+                    role,
+                    csrf: random_hex(16),
+                    expires: Instant::now() + self.ttl,
+                };
+                if sessions.len() >= MAX_SESSIONS {
+                    sessions.retain(|_, s| s.expires > Instant::now());
+                }
+                if sessions.len() < MAX_SESSIONS {
+                    sessions.insert(k, session.clone());
+                }
+                Some(session)
+            }
+        }
+    }
+
     pub fn sign_out(&self, token: &str) {
         self.sessions
             .lock()
@@ -255,7 +305,7 @@ mod tests {
                 role: Role::Viewer,
             },
         ];
-        Auth::new(users, Duration::from_secs(3600))
+        Auth::new(users, None, Duration::from_secs(3600))
     }
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -309,11 +359,14 @@ mod tests {
         let auth = auth();
         let (alice, _) = auth.sign_in(HOME, "alice", "alice-pw").await.unwrap();
         let (bob, _) = auth.sign_in(HOME, "bob", "bob-pw").await.unwrap();
-        auth.replace_users(vec![User {
-            name: "alice".into(),
-            password_hash: hash_password("new"),
-            role: Role::Viewer,
-        }]);
+        auth.replace_users(
+            vec![User {
+                name: "alice".into(),
+                password_hash: hash_password("new"),
+                role: Role::Viewer,
+            }],
+            None,
+        );
         assert_eq!(auth.session(&alice), None);
         assert_eq!(auth.session(&bob), None);
     }

@@ -41,10 +41,22 @@ pub struct User {
     pub role: Role,
 }
 
+/// Sign-in by a reverse proxy that authenticated the person and names them in a header. Only
+/// requests from `trusted_proxies` are believed; anyone else sending the header is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAuth {
+    /// Lower-case header name, e.g. `x-forwarded-user`.
+    pub header: String,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The role of people not listed in `users` (listed ones keep theirs).
+    pub default_role: Role,
+}
+
 /// The console's settings, when it is enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiConfig {
     pub users: Vec<User>,
+    pub proxy_auth: Option<ProxyAuth>,
     pub retention: Retention,
     /// The index file (by default `console/index.sqlite` in the spool directory).
     pub index_path: PathBuf,
@@ -62,6 +74,20 @@ pub struct RawUi {
     retention: Option<RawRetention>,
     index_path: Option<PathBuf>,
     session_ttl: Option<ConfigDuration>,
+    proxy_auth: Option<RawProxyAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyAuth {
+    header: String,
+    trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default = "viewer")]
+    default_role: Role,
+}
+
+fn viewer() -> Role {
+    Role::Viewer
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +136,26 @@ impl RawUi {
                 role: u.role,
             });
         }
-        if self.enabled && users.is_empty() {
+        let proxy_auth = self.proxy_auth.map(|p| ProxyAuth {
+            header: p.header.to_ascii_lowercase(),
+            trusted_proxies: p.trusted_proxies,
+            default_role: p.default_role,
+        });
+        if let Some(p) = &proxy_auth {
+            if axum::http::HeaderName::from_bytes(p.header.as_bytes()).is_err() {
+                problems.push((
+                    "ui.proxy_auth.header".into(),
+                    format!("'{}' is not a header name", p.header),
+                ));
+            }
+            if p.trusted_proxies.is_empty() {
+                problems.push((
+                    "ui.proxy_auth.trusted_proxies".into(),
+                    "list the proxy's addresses: a header anyone can send is not a sign-in".into(),
+                ));
+            }
+        }
+        if self.enabled && users.is_empty() && proxy_auth.is_none() {
             problems.push((
                 "ui.users".into(),
                 "the console needs at least one user (there is no default password): add `{ name: alice, password_hash: \"$argon2id$…\", role: operator }`, the hash printed by `peregrine-gateway hash-password`".into(),
@@ -142,6 +187,7 @@ impl RawUi {
         }
         Ok(self.enabled.then(|| UiConfig {
             users,
+            proxy_auth,
             retention,
             index_path: self
                 .index_path

@@ -76,7 +76,7 @@ impl Console {
         ));
         Ok(Arc::new(Console {
             index,
-            auth: auth::Auth::new(ui.users.clone(), ui.session_ttl),
+            auth: auth::Auth::new(ui.users.clone(), ui.proxy_auth.clone(), ui.session_ttl),
             live,
             outputs: parts.outputs,
             metrics: parts.metrics,

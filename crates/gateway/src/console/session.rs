@@ -37,13 +37,31 @@ impl FromRequestParts<Arc<Console>> for Signed {
             .get_all(COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(token_from_cookies)
-            .ok_or(ApiError::SignInFirst)?;
-        let session = console.auth.session(token).ok_or(ApiError::SignInFirst)?;
-        Ok(Signed {
-            session,
-            token: token.to_string(),
-        })
+            .find_map(token_from_cookies);
+        if let Some(session) = token.and_then(|t| console.auth.session(t)) {
+            return Ok(Signed {
+                session,
+                token: token.unwrap_or_default().to_string(),
+            });
+        }
+        // No session of ours: a trusted reverse proxy may name the person.
+        let from = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        let headers = &parts.headers;
+        let proxied = from.and_then(|ip| {
+            console.auth.proxied(ip, |name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+        });
+        match proxied {
+            Some(session) => Ok(Signed {
+                session,
+                token: String::new(),
+            }),
+            None => Err(ApiError::SignInFirst),
+        }
     }
 }
 
