@@ -638,3 +638,104 @@ ui:
         "a viewer"
     );
 }
+
+/// The SHA-256 of a PEM certificate's DER, as `openssl x509 -fingerprint -sha256` prints it.
+fn fingerprint(pem_file: &std::path::Path) -> String {
+    let pem = std::fs::read_to_string(pem_file).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut der, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in b64.bytes().filter(|c| *c != b'=') {
+        acc = (acc << 6) | alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            der.push((acc >> bits) as u8);
+        }
+    }
+    let digest = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&der)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let hex = String::from_utf8(digest.stdout).unwrap()[..64].to_uppercase();
+    hex.as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_client_certificate_signs_its_person_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = peregrine_e2e::tls::Pki::create(&dir.path().join("pki"));
+    let receiver = Receiver::ok().await;
+    let config = |listed: &str| {
+        format!(
+            r#"
+tls: {{ cert_file: "{}", key_file: "{}", client_ca_file: "{}" }}
+outputs:
+  - {{ name: hook, type: webhook, url: "{}" }}
+ui:
+  enabled: true
+  client_certificates:
+    - {{ sha256: "{listed}", name: ops-laptop, role: operator }}
+"#,
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca.display(),
+            receiver.url("/hook"),
+        )
+    };
+    let with_cert = pki.client(Some((&pki.client_cert, &pki.client_key)));
+    let launch = |c| peregrine_e2e::gateway::Launch {
+        tls_client: Some(c),
+        ..Default::default()
+    };
+    let gw = GatewayProcess::launch(
+        &dir.path().join("a"),
+        &config(&fingerprint(&pki.client_cert)),
+        launch(with_cert.clone()),
+    )
+    .await;
+    let answer = with_cert
+        .get(format!("{}/ui/api/session", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let who: Value = answer.json().await.unwrap();
+    assert_eq!(
+        (who["user"].as_str(), who["role"].as_str()),
+        (Some("ops-laptop"), Some("operator"))
+    );
+    let redrive = with_cert
+        .post(format!("{}/ui/api/outputs/hook/redrive", gw.base))
+        .header("x-csrf-token", who["csrf_token"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redrive.status(), StatusCode::OK);
+
+    // The same CA-signed certificate, not listed: a TLS client like any other, not a person.
+    let other = fingerprint(&pki.server_cert);
+    let gw = GatewayProcess::launch(
+        &dir.path().join("b"),
+        &config(&other),
+        launch(with_cert.clone()),
+    )
+    .await;
+    let answer = with_cert
+        .get(format!("{}/ui/api/session", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+}

@@ -153,6 +153,17 @@ impl Config {
         let inputs_fingerprint = fingerprint(raw_inputs.as_ref().unwrap_or(&Value::Null));
         let inputs = parse_inputs(raw_inputs, &mut errors);
         let ui = parse_ui(root.remove("ui"), &spool, &mut errors);
+        let mutual = tls.as_ref().is_some_and(ListenerTls::is_mutual);
+        if ui
+            .as_ref()
+            .is_some_and(|u| !u.client_certificates.is_empty())
+            && !mutual
+        {
+            errors.push(
+                "ui.client_certificates",
+                "needs a listener that asks for client certificates (tls.client_ca_file)",
+            );
+        }
 
         errors.finish(Config {
             listen,

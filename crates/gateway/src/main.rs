@@ -375,6 +375,14 @@ fn print_checked_config(path: &Path, config: &Config) {
                     p.default_role.as_str()
                 );
             }
+            for c in &ui.client_certificates {
+                println!(
+                    "  ui sign-in by client certificate {}… as {} ({})",
+                    &c.sha256[..16],
+                    c.name,
+                    c.role.as_str()
+                );
+            }
             println!(
                 "  ui on /ui/ for {}; index {} (keeps {}s, {} bytes)",
                 users.join(", "),

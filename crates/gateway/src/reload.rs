@@ -152,6 +152,9 @@ impl Live {
             console
                 .auth
                 .replace_users(ui.users.clone(), ui.proxy_auth.clone());
+            console
+                .auth
+                .replace_certificates(ui.client_certificates.clone());
         }
         self.config = new;
         self.apply_connection_limit();

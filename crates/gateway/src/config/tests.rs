@@ -569,3 +569,21 @@ fn proxy_sign_in_needs_the_proxys_addresses() {
         ["ui.proxy_auth.header: 'bad header' is not a header name"]
     );
 }
+
+#[test]
+fn certificate_sign_in_needs_mutual_tls_and_a_fingerprint() {
+    let text =
+        "ui: {enabled: true, client_certificates: [{sha256: 'AB:CD', name: ops, role: viewer}]}\n";
+    assert_eq!(
+        problems(text),
+        [
+            "ui.client_certificates[0].sha256: must be a SHA-256 fingerprint (64 hex digits, colons allowed), as `openssl x509 -noout -fingerprint -sha256` prints it",
+        ]
+    );
+    let fp = "ab".repeat(32);
+    let text = format!("ui: {{enabled: true, client_certificates: [{{sha256: '{fp}', name: ops, role: viewer}}]}}\n");
+    assert_eq!(
+        problems(&text),
+        ["ui.client_certificates: needs a listener that asks for client certificates (tls.client_ca_file)"]
+    );
+}

@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::config::{verify_password, ProxyAuth, Role, User};
+use super::config::{verify_password, CertificateUser, ProxyAuth, Role, User};
 
 /// The cookie's name. `__Host-` makes browsers insist on `Secure`, `Path=/` and no `Domain`.
 pub const COOKIE: &str = "__Host-peregrine-session";
@@ -53,6 +53,7 @@ pub enum SignInError {
 pub struct Auth {
     users: Mutex<Vec<User>>,
     proxy: Mutex<Option<ProxyAuth>>,
+    certificates: Mutex<Vec<CertificateUser>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     checks: Semaphore,
@@ -76,6 +77,7 @@ impl Auth {
         Auth {
             users: Mutex::new(users),
             proxy: Mutex::new(proxy),
+            certificates: Mutex::default(),
             sessions: Mutex::default(),
             failures: Mutex::default(),
             checks: Semaphore::new(MAX_CONCURRENT_CHECKS),
@@ -227,26 +229,57 @@ impl Auth {
             .iter()
             .find(|u| u.name == name)
             .map_or(proxy.default_role, |u| u.role);
-        let k = key(&format!("proxy\0{name}"));
+        Some(self.remembered(&format!("proxy\0{name}"), name, role))
+    }
+
+    /// The people who sign in with a client certificate (set at start and by a reload).
+    pub fn replace_certificates(&self, certificates: Vec<CertificateUser>) {
         let mut sessions = self.sessions.lock().expect("sessions lock");
-        match sessions.get(&k) {
-            Some(s) if s.expires > Instant::now() && s.role == role => Some(s.clone()),
-            _ => {
-                let session = Session {
-                    user: name.to_string(),
-                    role,
-                    csrf: random_hex(16),
-                    expires: Instant::now() + self.ttl,
-                };
-                if sessions.len() >= MAX_SESSIONS {
-                    sessions.retain(|_, s| s.expires > Instant::now());
-                }
-                if sessions.len() < MAX_SESSIONS {
-                    sessions.insert(k, session.clone());
-                }
-                Some(session)
+        sessions.retain(|k, s| {
+            certificates
+                .iter()
+                .any(|c| c.name == s.user && c.role == s.role)
+                || *k != key(&format!("cert\0{}", s.user))
+        });
+        *self.certificates.lock().expect("certificates lock") = certificates;
+    }
+
+    /// The person whose client certificate (SHA-256) the connection presented, if listed: their
+    /// session, made on first sight like [`Auth::proxied`]'s.
+    pub fn by_certificate(&self, sha256: &str) -> Option<Session> {
+        let who = self
+            .certificates
+            .lock()
+            .expect("certificates lock")
+            .iter()
+            .find(|c| same_secret(&c.sha256, sha256))
+            .cloned()?;
+        Some(self.remembered(&format!("cert\0{}", who.name), &who.name, who.role))
+    }
+
+    /// The session kept under `id` for someone signed in by something other than a cookie,
+    /// made anew when missing, expired, or of another role.
+    fn remembered(&self, id: &str, name: &str, role: Role) -> Session {
+        let k = key(id);
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        if let Some(s) = sessions.get(&k) {
+            if s.expires > Instant::now() && s.role == role {
+                return s.clone();
             }
         }
+        let session = Session {
+            user: name.to_string(),
+            role,
+            csrf: random_hex(16),
+            expires: Instant::now() + self.ttl,
+        };
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| s.expires > Instant::now());
+        }
+        if sessions.len() < MAX_SESSIONS {
+            sessions.insert(k, session.clone());
+        }
+        session
     }
 
     pub fn sign_out(&self, token: &str) {

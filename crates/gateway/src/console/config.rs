@@ -52,11 +52,21 @@ pub struct ProxyAuth {
     pub default_role: Role,
 }
 
+/// A person signed in by the client certificate they present to the listener (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateUser {
+    /// The certificate's SHA-256, lower-case hex without colons.
+    pub sha256: String,
+    pub name: String,
+    pub role: Role,
+}
+
 /// The console's settings, when it is enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiConfig {
     pub users: Vec<User>,
     pub proxy_auth: Option<ProxyAuth>,
+    pub client_certificates: Vec<CertificateUser>,
     pub retention: Retention,
     /// The index file (by default `console/index.sqlite` in the spool directory).
     pub index_path: PathBuf,
@@ -75,6 +85,16 @@ pub struct RawUi {
     index_path: Option<PathBuf>,
     session_ttl: Option<ConfigDuration>,
     proxy_auth: Option<RawProxyAuth>,
+    #[serde(default)]
+    client_certificates: Vec<RawCertificateUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificateUser {
+    sha256: String,
+    name: String,
+    role: Role,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +175,31 @@ impl RawUi {
                 ));
             }
         }
-        if self.enabled && users.is_empty() && proxy_auth.is_none() {
+        let mut client_certificates = Vec::new();
+        for (i, c) in self.client_certificates.into_iter().enumerate() {
+            let sha256: String = c
+                .sha256
+                .chars()
+                .filter(|ch| *ch != ':')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.push((
+                    format!("ui.client_certificates[{i}].sha256"),
+                    "must be a SHA-256 fingerprint (64 hex digits, colons allowed), as `openssl x509 -noout -fingerprint -sha256` prints it".into(),
+                ));
+            }
+            client_certificates.push(CertificateUser {
+                sha256,
+                name: c.name,
+                role: c.role,
+            });
+        }
+        if self.enabled
+            && users.is_empty()
+            && proxy_auth.is_none()
+            && client_certificates.is_empty()
+        {
             problems.push((
                 "ui.users".into(),
                 "the console needs at least one user (there is no default password): add `{ name: alice, password_hash: \"$argon2id$…\", role: operator }`, the hash printed by `peregrine-gateway hash-password`".into(),
@@ -188,6 +232,7 @@ impl RawUi {
         Ok(self.enabled.then(|| UiConfig {
             users,
             proxy_auth,
+            client_certificates,
             retention,
             index_path: self
                 .index_path

@@ -74,9 +74,11 @@ impl Console {
             parts.dead_lettered,
             stop,
         ));
+        let auth = auth::Auth::new(ui.users.clone(), ui.proxy_auth.clone(), ui.session_ttl);
+        auth.replace_certificates(ui.client_certificates.clone());
         Ok(Arc::new(Console {
             index,
-            auth: auth::Auth::new(ui.users.clone(), ui.proxy_auth.clone(), ui.session_ttl),
+            auth,
             live,
             outputs: parts.outputs,
             metrics: parts.metrics,

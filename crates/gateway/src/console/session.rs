@@ -17,7 +17,7 @@ use super::api::ApiError;
 use super::auth::{set_cookie, token_from_cookies, Session, SignInError, CSRF_HEADER};
 use super::config::Role;
 use super::Console;
-use crate::front::server::PeerAddr;
+use crate::front::server::{ClientCertificate, PeerAddr};
 
 /// A request from a signed-in person.
 pub struct Signed {
@@ -44,7 +44,16 @@ impl FromRequestParts<Arc<Console>> for Signed {
                 token: token.unwrap_or_default().to_string(),
             });
         }
-        // No session of ours: a trusted reverse proxy may name the person.
+        // No session of ours: the connection's client certificate, or a trusted reverse proxy,
+        // may name the person.
+        if let Some(cert) = parts.extensions.get::<ClientCertificate>() {
+            if let Some(session) = console.auth.by_certificate(&cert.sha256) {
+                return Ok(Signed {
+                    session,
+                    token: String::new(),
+                });
+            }
+        }
         let from = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
         let headers = &parts.headers;
         let proxied = from.and_then(|ip| {

@@ -96,6 +96,7 @@ async fn connection(
     let state = registration.state.clone();
     let limits = front.limits;
     let peer = stream.peer_addr().ok().map(PeerAddr);
+    let mut client_certificate = None;
     let io = match &front.tls {
         None => Either::Left(stream),
         Some(tls) => {
@@ -103,7 +104,15 @@ async fn connection(
             let handshake = tokio::time::timeout_at(deadline, tls.acceptor.accept(stream));
             tokio::select! {
                 done = handshake => match done {
-                    Ok(Ok(stream)) => Either::Right(stream),
+                    Ok(Ok(stream)) => {
+                        client_certificate = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|cert| ClientCertificate::of(cert.as_ref()));
+                        Either::Right(stream)
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "TLS handshake failed");
                         return;
@@ -125,6 +134,7 @@ async fn connection(
         router,
         state: state.clone(),
         peer,
+        client_certificate,
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(READ_BUFFER)
@@ -147,6 +157,24 @@ struct Tracked {
     router: Router,
     state: Arc<ConnState>,
     peer: Option<PeerAddr>,
+    client_certificate: Option<ClientCertificate>,
+}
+
+/// The SHA-256 of the client certificate a mutual-TLS connection presented (lower-case hex), in
+/// its requests' extensions: the console can sign a person in by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub sha256: String,
+}
+
+impl ClientCertificate {
+    fn of(der: &[u8]) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(der);
+        ClientCertificate {
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
 }
 
 /// The client's address, in every request's extensions (the console throttles sign-ins by it).
@@ -163,6 +191,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
         request.extensions_mut().insert(self.state.clone());
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(peer);
+        }
+        if let Some(cert) = &self.client_certificate {
+            request.extensions_mut().insert(cert.clone());
         }
         Answer {
             inner: Box::pin(self.router.clone().oneshot(request.map(Body::new))),
