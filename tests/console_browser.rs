@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use peregrine_e2e::gateway::{GatewayProcess, Launch};
+use peregrine_e2e::gateway::{hash_password, GatewayProcess, Launch};
 use peregrine_e2e::receiver::{unused_port, Receiver, Reply};
 use peregrine_e2e::tls::Pki;
 use peregrine_e2e::{falco_alert, workspace_root};
@@ -69,19 +69,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// The page, one step at a time, with screenshots.
@@ -383,8 +370,8 @@ ui:
         pki.server_cert.display(),
         pki.server_key.display(),
         receiver.url("/hook"),
-        hash("alice's long password"),
-        hash("bob's long password"),
+        hash_password("alice's long password"),
+        hash_password("bob's long password"),
     );
     eprintln!("{:?} config", std::time::SystemTime::now());
     let launch = Launch {

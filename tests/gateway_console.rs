@@ -7,26 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peregrine_e2e::falco_alert;
-use peregrine_e2e::gateway::GatewayProcess;
+use peregrine_e2e::gateway::{hash_password, GatewayProcess};
 use peregrine_e2e::receiver::{Receiver, Reply};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// `peregrine-gateway hash-password`, the password on its stdin.
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(peregrine_e2e::bin("peregrine-gateway"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn console_config(receiver: &Receiver) -> String {
     format!(
@@ -48,8 +32,8 @@ ui:
 "#,
         receiver.url("/hook"),
         receiver.url("/pager"),
-        hash("alice's long password"),
-        hash("bob's long password"),
+        hash_password("alice's long password"),
+        hash_password("bob's long password"),
     )
 }
 
@@ -564,7 +548,7 @@ ui:
   proxy_auth: {{ header: X-Forwarded-User, trusted_proxies: [127.0.0.1] }}
 "#,
         receiver.url("/hook"),
-        hash("alice's long password"),
+        hash_password("alice's long password"),
     );
     let gw = GatewayProcess::start(dir.path(), &config).await;
     let proxy = reqwest::Client::new();

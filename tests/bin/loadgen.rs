@@ -479,17 +479,18 @@ async fn login(addr: SocketAddr) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
+/// GETs `path`, with a `Cookie` header unless `cookie` is empty.
 async fn get_with(addr: SocketAddr, path: &str, cookie: &str) -> String {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", "127.0.0.1")
-        .header("cookie", cookie)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let mut req = Request::get(path).header("host", "127.0.0.1");
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    let req = req.body(Full::new(Bytes::new())).unwrap();
     let resp = sender.send_request(req).await.expect("answer");
     String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
 }
@@ -540,17 +541,7 @@ fn spawn_gateway(
 }
 
 async fn get(addr: SocketAddr, path: &str) -> String {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", "127.0.0.1")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.expect("answer");
-    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
+    get_with(addr, path, "").await
 }
 
 /// Requests the receiver has counted.

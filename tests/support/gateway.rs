@@ -370,3 +370,18 @@ pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> C
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// `peregrine-gateway hash-password` with `password` on its stdin: the argon2id hash it prints.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(bin("peregrine-gateway"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the gateway runs");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
