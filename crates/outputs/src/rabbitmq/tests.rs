@@ -100,8 +100,7 @@ async fn a_killed_broker_loses_nothing_it_confirmed_and_delivery_resumes() {
 }
 
 /// Delivers `batch` again while the broker answers "retry", as the gateway's retry core does, for
-/// at most a minute. After a restart the first attempt may meet the dead connection, and a broker
-/// that takes connections may not have recovered its durable queues yet (`312 NO_ROUTE`, a retry).
+/// at most a minute. After a restart the first attempt may meet the dead connection.
 async fn deliver_as_the_gateway_retries(out: &dyn Output, batch: &[Envelope]) -> Delivery {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
