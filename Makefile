@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-engine check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-flaky bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
 ## the eBPF sensor with Falco's stable rules feeding it
@@ -43,6 +43,10 @@ bench-console: release
 ## bench-backlog: gateway memory with 1 000 000 alerts behind a dead output, against a baseline
 bench-backlog: release
 	./target/release/peregrine-backlogmem --alerts 1000000
+
+## bench-flaky: a webhook draining a backlog into a receiver failing 30 % of requests, against healthy
+bench-flaky: release
+	./target/release/peregrine-outbench --flaky 0.3 --alerts 50000
 
 ## bench-engine: the rule engine on Falco's stable rules (criterion)
 bench-engine:

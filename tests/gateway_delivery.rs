@@ -177,6 +177,44 @@ async fn retry_after_pauses_the_whole_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_waiting_for_its_retry_does_not_hold_up_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::scripted(|_, body| {
+        if String::from_utf8_lossy(&body.body).contains("\"flaky\"") {
+            Reply::status(500)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    // One delivery slot, and a backoff of up to an hour after the first failure.
+    let output = "  - name: hook\n    type: webhook\n    url: \"URL\"\n    max_in_flight: 1\n    \
+                  retry: { max_attempts: 3, initial_backoff: 1h, max_backoff: 1h }\n";
+    let config = format!("outputs:\n{}", output.replace("URL", &hook.url("/")));
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    gw.post(&falco_alert("flaky", "Warning", &[])).await;
+    hook.wait_for(1, Duration::from_secs(5)).await;
+    for n in 0..5 {
+        gw.post(&falco_alert(&format!("healthy {n}"), "Warning", &[]))
+            .await;
+    }
+    let got = hook.wait_for(6, Duration::from_secs(10)).await;
+    let rules: Vec<_> = got
+        .iter()
+        .map(|r| r.json()["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rules[0], "flaky");
+    assert_eq!(
+        rules[1..]
+            .iter()
+            .filter(|r| r.starts_with("healthy"))
+            .count(),
+        5,
+        "the healthy alerts went while the failed one waits for its retry: {rules:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_dead_letters_the_alert_without_retrying() {
     let tmp = tempfile::tempdir().unwrap();
     let hook = Receiver::scripted(|_, _| Reply::status(400)).await;

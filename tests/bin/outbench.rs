@@ -62,12 +62,17 @@ struct Options {
     /// Only these outputs (comma-separated; the webhook baseline always runs).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Instead: the webhook output with its default retry policy draining into a sink that
+    /// answers 500 to this share of requests at random, against the same sink healthy.
+    #[arg(long)]
+    flaky: Option<f64>,
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve-sink") {
-        return sink(args[2].parse().expect("a port"));
+        let fail_ratio = args.get(3).map_or(0.0, |r| r.parse().expect("a ratio"));
+        return sink(args[2].parse().expect("a port"), fail_ratio);
     }
     let o = <Options as clap::Parser>::parse();
     assert!(
@@ -80,6 +85,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(fail_ratio) = o.flaky {
+        return rt.block_on(flaky(&o, fail_ratio));
+    }
     println!(
         "peregrine-outbench: {} alerts per output, batch defaults, peer answering at once",
         o.alerts
@@ -104,6 +112,124 @@ fn main() {
             rate / base
         );
     }
+}
+
+/// The webhook output, default retry policy, into a sink failing `fail_ratio` of requests,
+/// against the same sink healthy: drain rates and their ratio.
+async fn flaky(o: &Options, fail_ratio: f64) {
+    println!(
+        "peregrine-outbench --flaky {fail_ratio}: {} alerts, webhook output with its default retry policy",
+        o.alerts
+    );
+    println!(
+        "{:<18} {:>12} {:>9} {:>13} {:>15}",
+        "receiver", "alerts/s 99%", "retries", "dead letters", "last 1 % took"
+    );
+    let mut healthy = None;
+    for ratio in [0.0, fail_ratio] {
+        let port = free_port();
+        let _sink = KillOnDrop(spawn_sink_failing(port, ratio));
+        let drained = drain_while_posting(o, port).await;
+        let base = *healthy.get_or_insert(drained.rate);
+        let receiver = format!("failing {:.0} %", ratio * 100.0);
+        println!(
+            "{receiver:<18} {:>12.0} {:>9} {:>13} {:>14.2}s   ratio {:.2}",
+            drained.rate,
+            drained.retries,
+            drained.dead_letters,
+            drained.tail.as_secs_f64(),
+            drained.rate / base
+        );
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Drained {
+    /// Alerts/s from the first post until 99 % of them are settled (delivery starts while the
+    /// backlog is still being posted, as it does for a gateway in service).
+    rate: f64,
+    /// How long the last 1 % took after that: the alerts unlucky enough to fail several times
+    /// in a row wait out exponential backoffs (seconds after the 5th failure), whatever the
+    /// throughput.
+    tail: Duration,
+    retries: u64,
+    dead_letters: u64,
+}
+
+/// Posts `o.alerts` alerts to a gateway whose one webhook output (default retry policy) sends to
+/// the sink on `port`, and times the drain from the first post until 99 % of them are settled
+/// (sent or dead-lettered), then until all are.
+async fn drain_while_posting(o: &Options, port: u16) -> Drained {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "max_body_bytes: 16MiB\nspool: {{ dir: \"{}\" }}\noutputs:\n  - name: out\n    type: webhook\n    url: \"http://127.0.0.1:{port}/hook\"\n",
+        tmp.path().join("spool").display()
+    );
+    let (mut gateway, gw) = start_gateway(o, tmp.path(), &config);
+    let started = Instant::now();
+    for start in (0..o.alerts).step_by(1000) {
+        let body: Vec<serde_json::Value> =
+            (start..(start + 1000).min(o.alerts)).map(alert).collect();
+        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
+    }
+    let settled = || async {
+        metric(gw, "peregrine_output_sent_total{output=\"out\"").await
+            + metric(gw, "peregrine_output_dead_lettered_total{output=\"out\"").await
+    };
+    let limit = started + Duration::from_secs(300);
+    let (mut done, mut most) = (settled().await, None);
+    while done < o.alerts as f64 && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        done = settled().await;
+        if most.is_none() && done >= 0.99 * o.alerts as f64 {
+            most = Some((done, started.elapsed()));
+        }
+    }
+    let (most_done, most_took) = most.unwrap_or((done, started.elapsed()));
+    let drained = Drained {
+        rate: most_done / most_took.as_secs_f64(),
+        tail: started.elapsed().saturating_sub(most_took),
+        retries: metric(gw, "peregrine_output_retries_total{output=\"out\"").await as u64,
+        dead_letters: metric(gw, "peregrine_output_dead_lettered_total{output=\"out\"").await
+            as u64,
+    };
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    drained
+}
+
+/// Starts the release gateway on a free port with `config` (a `listen` line is added) and
+/// waits until it takes connections.
+fn start_gateway(o: &Options, dir: &std::path::Path, config: &str) -> (Child, SocketAddr) {
+    let gw: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, format!("listen: \"{gw}\"\n{config}")).unwrap();
+    let gateway = Command::new(&o.gateway_bin)
+        .arg("--config")
+        .arg(&path)
+        .env(
+            "PEREGRINE_LOG",
+            std::env::var("OUTBENCH_GATEWAY_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .envs(peer::AWS_ENV)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the gateway");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(gw).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (gateway, gw)
 }
 
 /// Drains `o.alerts` alerts through one output of `kind` into `peer`: alerts/s and seconds.
@@ -239,8 +365,13 @@ pub fn free_port() -> u16 {
 }
 
 pub fn spawn_sink(port: u16) -> Child {
+    spawn_sink_failing(port, 0.0)
+}
+
+/// A sink that answers 500 to `fail_ratio` of its requests, at random.
+fn spawn_sink_failing(port: u16, fail_ratio: f64) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["serve-sink", &port.to_string()])
+        .args(["serve-sink", &port.to_string(), &fail_ratio.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn the peer");
@@ -286,8 +417,9 @@ async fn request(
     (status, text)
 }
 
-/// The peer: answers at once, counts requests, reports the count on `GET /count`.
-fn sink(port: u16) {
+/// The peer: answers at once (500 to `fail_ratio` of the requests, at random), counts
+/// requests, reports the count on `GET /count`.
+fn sink(port: u16, fail_ratio: f64) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -323,6 +455,11 @@ fn sink(port: u16) {
                                 counter.fetch_add(1, Ordering::Relaxed);
                                 let mut r = Response::new(Full::new(Bytes::new()));
                                 *r.status_mut() = StatusCode::NO_CONTENT;
+                                r
+                            }
+                            _ if rand::random_bool(fail_ratio) => {
+                                let mut r = Response::new(Full::new(Bytes::new()));
+                                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                                 r
                             }
                             _ => {

@@ -154,7 +154,8 @@ impl OutputSet {
             max_in_flight: o.max_in_flight,
             timeout: o.policy.timeout,
         });
-        let capacity = o.max_in_flight * output.batch_limits().max_events;
+        let max_events = output.batch_limits().max_events;
+        let capacity = crate::worker::max_batches(o.max_in_flight, max_events) * max_events;
         let cursor = self.spool.open_cursor(&o.name, capacity).map_err(setup)?;
         let dead_letters = DeadLetterFile::open(
             &self.spool.dead_letter_path(&o.name),

@@ -1,10 +1,11 @@
 //! The retry core shared by every output: per-attempt timeouts, exponential backoff with full
 //! jitter, `Retry-After` pauses of a whole output, and the decision to give up.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::delivery::{Delivery, Failure, ItemResult};
@@ -85,6 +86,33 @@ impl PauseGate {
     }
 }
 
+/// How many attempts of one output may be under way at once (its `max_in_flight`). An attempt
+/// holds a slot; a batch waiting out its backoff holds none, so a destination that fails some
+/// of its requests does not leave the output's slots asleep while healthy alerts queue behind
+/// them. (How many batches may wait is the caller's bound.)
+#[derive(Debug, Clone)]
+pub struct AttemptSlots(Arc<Semaphore>);
+
+/// One attempt's place among an output's [`AttemptSlots`]; released when dropped.
+#[derive(Debug)]
+pub struct AttemptSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AttemptSlots {
+    pub fn new(slots: usize) -> AttemptSlots {
+        AttemptSlots(Arc::new(Semaphore::new(slots.max(1))))
+    }
+
+    /// Waits for a free slot (first come, first served).
+    pub async fn take(&self) -> AttemptSlot {
+        let permit = self.0.clone().acquire_owned().await;
+        AttemptSlot {
+            _permit: permit.expect("the semaphore is never closed"),
+        }
+    }
+}
+
 /// Hooks for what the caller wants to count; the core itself keeps no metrics.
 pub trait AttemptObserver: Send + Sync {
     /// An attempt failed in a way that will be retried (after a backoff or a pause).
@@ -114,13 +142,30 @@ pub async fn deliver_with_retries(
     gate: &PauseGate,
     observer: &dyn AttemptObserver,
 ) -> Vec<Outcome> {
+    deliver_in_slots(output, batch, policy, gate, observer, None).await
+}
+
+/// [`deliver_with_retries`], each attempt in one of `slots` (the first in the slot given, if
+/// any): a batch waiting for its retry holds no slot.
+pub async fn deliver_in_slots(
+    output: &dyn Output,
+    batch: &[Envelope],
+    policy: &RetryPolicy,
+    gate: &PauseGate,
+    observer: &dyn AttemptObserver,
+    slots: Option<(&AttemptSlots, Option<AttemptSlot>)>,
+) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     // Indices into `batch` still to deliver.
     let mut pending: Vec<usize> = (0..batch.len()).collect();
     // Counted attempts: a pause the destination asked for does not use one up.
     let mut attempts: u32 = 0;
+    let (slots, mut held) = slots.map_or((None, None), |(s, first)| (Some(s), first));
 
     while !pending.is_empty() {
+        if let (Some(slots), None) = (slots, &held) {
+            held = Some(slots.take().await);
+        }
         gate.wait().await;
         output.pace().await;
         let sending: Vec<Envelope> = pending.iter().map(|&i| batch[i].clone()).collect();
@@ -141,6 +186,7 @@ pub async fn deliver_with_retries(
             break;
         }
         observer.retrying(&still_failing[0].1, still_failing.len());
+        drop(held.take());
         match pause {
             Some(wait) => gate.pause_for(wait),
             None => tokio::time::sleep(policy.backoff(attempts)).await,
@@ -426,6 +472,51 @@ mod tests {
         .await;
         assert_eq!(got, vec![Outcome::Delivered]);
         assert_eq!(out.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waiting_for_its_retry_holds_no_attempt_slot() {
+        let out = Arc::new(Scripted::new(vec![Delivery::Retry(Failure::new(
+            Some(500),
+            "boom",
+        ))]));
+        let slots = AttemptSlots::new(1);
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_secs(3600),
+            max_backoff: Duration::from_secs(3600),
+            ..fast_policy(3)
+        };
+        let first = slots.take().await;
+        let waiting = tokio::spawn({
+            let (out, slots) = (out.clone(), slots.clone());
+            async move {
+                let (gate, count) = (PauseGate::default(), Count(AtomicUsize::new(0)));
+                let batch = [envelope(1)];
+                let slot = Some((&slots, Some(first)));
+                deliver_in_slots(out.as_ref(), &batch, &policy, &gate, &count, slot).await
+            }
+        });
+        for _ in 0..1000 {
+            if out.calls.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            out.calls.load(Ordering::SeqCst),
+            1,
+            "the first attempt failed"
+        );
+        // The batch now waits out up to an hour of backoff; its slot is free meanwhile.
+        let other = tokio::time::timeout(Duration::from_secs(1), slots.take())
+            .await
+            .expect("a backing-off batch left its slot to others");
+        // Its retry needs a slot again: none while another attempt holds the only one.
+        tokio::time::sleep(Duration::from_secs(7200)).await;
+        assert_eq!(out.calls.load(Ordering::SeqCst), 1);
+        drop(other);
+        assert_eq!(waiting.await.unwrap(), vec![Outcome::Delivered]);
+        assert_eq!(out.calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peregrine_engine::Alert;
 use peregrine_outputs::retry::{
-    deliver_with_retries, AttemptObserver, Outcome, PauseGate, RetryPolicy,
+    deliver_in_slots, AttemptObserver, AttemptSlot, AttemptSlots, Outcome, PauseGate, RetryPolicy,
 };
 use peregrine_outputs::{BatchLimits, Envelope, Failure, Output};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -42,6 +42,17 @@ const SHED_CHUNK: usize = 1000;
 
 /// How often an output that keeps shedding says so at warn level.
 const SHED_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// About how many alerts an output may have waiting for a retry besides the `max_in_flight`
+/// batches it is sending. Waiting holds no delivery slot (a destination failing some requests
+/// would otherwise leave the output's slots asleep in backoffs), so this bounds the waiting
+/// instead, and with it what is sent again after a crash: the cursor records each one.
+const WAITING_ALERTS: usize = 1024;
+
+/// The most batches an output may have under way, sending or waiting for a retry.
+pub fn max_batches(max_in_flight: usize, max_events: usize) -> usize {
+    max_in_flight + (WAITING_ALERTS / max_events.max(1)).max(max_in_flight)
+}
 
 /// What the rest of the gateway can see of a running output.
 pub struct OutputStatus {
@@ -174,8 +185,11 @@ impl Worker {
     /// Runs until `stop` is cancelled, then gives in-flight deliveries `grace` to finish. Alerts
     /// still unfinished after that stay in the spool for the next start.
     pub async fn run(mut self, stop: CancellationToken, grace: Duration) {
-        let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let limits = self.output.batch_limits();
+        let batches = Arc::new(Semaphore::new(max_batches(
+            self.max_in_flight,
+            limits.max_events,
+        )));
         let shared = self.delivering(&stop);
         let mut pending = Pending::default();
         let mut ends = self.reader.watch_end();
@@ -194,8 +208,11 @@ impl Worker {
                     .await;
                 continue;
             }
-            let slot = match self.ready(&slots, &mut ends, shed_through, &stop).await {
-                Wake::Ready(slot) => slot,
+            let (room, slot) = match self
+                .ready(&batches, &shared.slots, &mut ends, shed_through, &stop)
+                .await
+            {
+                Wake::Ready(ready) => ready,
                 Wake::Overflow => continue,
                 Wake::Stop => break,
             };
@@ -206,8 +223,8 @@ impl Worker {
             let overflow = shared.track(&batch);
             let shared = shared.clone();
             tasks.spawn(async move {
-                shared.deliver(batch, overflow).await;
-                drop(slot);
+                shared.deliver(batch, overflow, slot).await;
+                drop(room);
             });
         }
         self.finish(tasks, grace).await;
@@ -224,26 +241,33 @@ impl Worker {
             labels: [self.status.name.clone(), self.status.kind.to_string()],
             logged: Mutex::new(HashSet::new()),
             stop: stop.clone(),
+            slots: AttemptSlots::new(self.max_in_flight),
             batches: Mutex::default(),
             restarts_counted: AtomicU64::new(0),
         })
     }
 
-    /// Waits until a batch may be sent: a free delivery slot, no pause from a `Retry-After`,
-    /// and a paced output's token due. A paced output gathers its batch only then, so the
-    /// alerts that arrived meanwhile travel together.
+    /// Waits until a batch may be sent: room for one more batch under way, a free delivery
+    /// slot, no pause from a `Retry-After`, and a paced output's token due. The batch is
+    /// gathered only then, so the alerts that arrived meanwhile travel together.
     async fn ready(
         &self,
-        slots: &Arc<Semaphore>,
+        batches: &Arc<Semaphore>,
+        slots: &AttemptSlots,
         ends: &mut watch::Receiver<Position>,
         shed_through: u64,
         stop: &CancellationToken,
-    ) -> Wake<OwnedSemaphorePermit> {
-        let slot = match self
-            .wait(slots.clone().acquire_owned(), ends, shed_through, stop)
+    ) -> Wake<(OwnedSemaphorePermit, AttemptSlot)> {
+        let room = match self
+            .wait(batches.clone().acquire_owned(), ends, shed_through, stop)
             .await
         {
-            Wake::Ready(slot) => slot.expect("semaphore never closes"),
+            Wake::Ready(room) => room.expect("semaphore never closes"),
+            Wake::Overflow => return Wake::Overflow,
+            Wake::Stop => return Wake::Stop,
+        };
+        let slot = match self.wait(slots.take(), ends, shed_through, stop).await {
+            Wake::Ready(slot) => slot,
             Wake::Overflow => return Wake::Overflow,
             Wake::Stop => return Wake::Stop,
         };
@@ -255,7 +279,7 @@ impl Worker {
         if let Some(stopped) = paced.await.interrupted() {
             return stopped;
         }
-        Wake::Ready(slot)
+        Wake::Ready((room, slot))
     }
 
     /// Waits up to `grace` for the deliveries in flight, then saves the cursor.
@@ -603,6 +627,8 @@ struct Delivering {
     logged: Mutex<HashSet<String>>,
     /// The worker's stop: a dead-letter write that keeps failing gives up only then.
     stop: CancellationToken,
+    /// The output's `max_in_flight` attempts at once.
+    slots: AttemptSlots,
     /// Batches in flight by their first alert's log offset, each with the token that cancels it
     /// when the output sheds its backlog.
     batches: Mutex<BTreeMap<u64, CancellationToken>>,
@@ -692,14 +718,19 @@ impl Delivering {
     /// cancels the delivery when the output sheds its backlog: the batch is dead-lettered with
     /// reason `overflow` (alerts an earlier attempt delivered may then be in the dead letters
     /// too; their uuids let a receiver drop the copies after a replay).
-    async fn deliver(self: Arc<Self>, batch: Vec<Item>, overflow: CancellationToken) {
+    async fn deliver(
+        self: Arc<Self>,
+        batch: Vec<Item>,
+        overflow: CancellationToken,
+        slot: AttemptSlot,
+    ) {
         let n = batch.len() as i64;
         self.status.in_flight.fetch_add(n, Ordering::Relaxed);
         let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
         let outcomes = tokio::select! {
             biased;
             _ = overflow.cancelled() => vec![overflow_outcome(); batch.len()],
-            outcomes = self.attempt(&envelopes) => outcomes,
+            outcomes = self.attempt(&envelopes, slot) => outcomes,
         };
         self.settle(batch.iter(), outcomes).await;
         self.count_restarts();
@@ -712,17 +743,19 @@ impl Delivering {
         self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// One delivery through the retry core. A panic in the output (a bug) is retried
-    /// [`PANIC_ATTEMPTS`] times, then the batch is dead-lettered with reason `panic`: its alerts
-    /// never stay pinned in the spool.
-    async fn attempt(&self, envelopes: &[Envelope]) -> Vec<Outcome> {
+    /// One delivery through the retry core, the first attempt in `slot`. A panic in the output
+    /// (a bug) is retried [`PANIC_ATTEMPTS`] times, then the batch is dead-lettered with reason
+    /// `panic`: its alerts never stay pinned in the spool.
+    async fn attempt(&self, envelopes: &[Envelope], slot: AttemptSlot) -> Vec<Outcome> {
+        let mut first = Some(slot);
         for attempt in 1..=PANIC_ATTEMPTS {
-            let attempted = CatchPanic(Box::pin(deliver_with_retries(
+            let attempted = CatchPanic(Box::pin(deliver_in_slots(
                 self.output.as_ref(),
                 envelopes,
                 &self.policy,
                 &self.status.gate,
                 self,
+                Some((&self.slots, first.take())),
             )))
             .await;
             match attempted {
@@ -971,6 +1004,7 @@ mod tests {
             labels: ["hook".into(), "webhook".into()],
             logged: Mutex::new(HashSet::new()),
             stop: CancellationToken::new(),
+            slots: AttemptSlots::new(1),
             batches: Mutex::default(),
             restarts_counted: AtomicU64::new(0),
         })
@@ -980,8 +1014,9 @@ mod tests {
     async fn a_batch_that_panicked_is_tried_again() {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), 1);
+        let slot = d.slots.take().await;
         d.clone()
-            .deliver(vec![item(0), item(1)], CancellationToken::new())
+            .deliver(vec![item(0), item(1)], CancellationToken::new(), slot)
             .await;
         assert_eq!(d.status.committed().seq, 2, "both alerts settled");
         assert_eq!(d.metrics.sent.with_label_values(&d.labels).get(), 2);
@@ -993,8 +1028,9 @@ mod tests {
     async fn a_batch_that_always_panics_is_dead_lettered_not_pinned() {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), u32::MAX);
+        let slot = d.slots.take().await;
         d.clone()
-            .deliver(vec![item(0), item(1)], CancellationToken::new())
+            .deliver(vec![item(0), item(1)], CancellationToken::new(), slot)
             .await;
         assert_eq!(d.status.committed().seq, 2, "the cursor moves past them");
         let lines = std::fs::read_to_string(tmp.path().join("dl.jsonl")).unwrap();
