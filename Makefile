@@ -46,7 +46,7 @@ bench-backlog: release
 
 ## bench-flaky: a webhook draining a backlog into a receiver failing 30 % of requests, against healthy
 bench-flaky: release
-	./target/release/peregrine-outbench --flaky 0.3 --alerts 50000
+	./target/release/peregrine-outbench --flaky 0.3 --alerts 300000
 
 ## bench-engine: the rule engine on Falco's stable rules (criterion)
 bench-engine:
