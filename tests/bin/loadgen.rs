@@ -32,6 +32,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+#[path = "loadgen_latency.rs"]
+mod latency;
+
 const ALERT: &str = r#"{"hostname":"node-1","output":"09:23:10.123456789: Warning Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=systemd ggparent=<NA> gggparent=<NA> evt_type=openat user=root user_uid=0 user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34816 container_id=host container_name=host","output_fields":{"container.id":"host","container.name":"host","evt.time":1781256190123456789,"evt.type":"openat","fd.name":"/etc/shadow","proc.aname[2]":"systemd","proc.cmdline":"cat /etc/shadow","proc.exepath":"/usr/bin/cat","proc.name":"cat","proc.pname":"bash","proc.tty":34816,"user.loginuid":-1,"user.name":"root","user.uid":0},"priority":"Warning","rule":"Read sensitive file untrusted","source":"syscall","tags":["T1555","container","filesystem","host","maturity_stable","mitre_credential_access"],"time":"2026-06-12T09:23:10.123456789Z"}"#;
 
 /// Ingest throughput of the gateway against a bare hyper server, in one run (or, with
@@ -57,6 +60,10 @@ struct Options {
     /// index's bytes per alert.
     #[arg(long)]
     console: bool,
+    /// Measure latency instead: post at this steady rate (alerts/s) and time each alert from its
+    /// POST to each delivery, against posting straight to the receiver (see `loadgen_latency.rs`).
+    #[arg(long)]
+    latency: Option<u32>,
     /// The gateway binary (by default the one beside this program).
     #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
@@ -67,6 +74,7 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("serve-bare") => return serve(false),
         Some("serve-receiver") => return serve(true),
+        Some("serve-latency") => return latency::serve(),
         _ => {}
     }
     let o = <Options as clap::Parser>::parse();
@@ -75,6 +83,9 @@ fn main() {
         "{} not found: run `cargo build --release --bins` first",
         o.gateway_bin.display()
     );
+    if let Some(rate) = o.latency {
+        return latency::run(&o, rate);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
