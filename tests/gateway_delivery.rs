@@ -176,6 +176,29 @@ async fn retry_after_pauses_the_whole_output() {
     assert_eq!(rules, ["first".to_string(), "second".to_string()].into());
 }
 
+/// The output's one delivery slot must be free for the retry even when no other alert comes:
+/// an idle worker waiting for the next alert holds no slot (the CI failure of 37f5b4c, where it
+/// did and the lone retry never went out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_alert_is_retried_while_nothing_else_arrives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook = Receiver::scripted(|n, _| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let output = "  - name: hook\n    type: webhook\n    url: \"URL\"\n    max_in_flight: 1\n    \
+                  retry: { max_attempts: 3, initial_backoff: 200ms, max_backoff: 200ms }\n";
+    let config = format!("outputs:\n{}", output.replace("URL", &hook.url("/")));
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    gw.post(&falco_alert("alone", "Warning", &[])).await;
+    let got = hook.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].json()["rule"], "alone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_waiting_for_its_retry_does_not_hold_up_the_others() {
     let tmp = tempfile::tempdir().unwrap();

@@ -211,6 +211,12 @@ impl Worker {
                     .await;
                 continue;
             }
+            if pending.carried.is_none() && pending.digests.is_empty() {
+                tokio::select! {
+                    _ = self.wait_for_work(&mut pending) => continue,
+                    _ = stop.cancelled() => break,
+                }
+            }
             let (room, slot) = match self
                 .ready(&batches, &shared.slots, &mut ends, shed_through, &stop)
                 .await
@@ -433,31 +439,9 @@ impl Worker {
                 if !batch.is_empty() && limits.max_wait.is_zero() {
                     return batch;
                 }
-                let window_end = self.storm.as_ref().and_then(Storm::next_end_ns).map(|end| {
-                    tokio::time::Instant::now() + Duration::from_nanos(end.saturating_sub(now_ns()))
-                });
-                let read = tokio::select! {
-                    read = self.reader.read(READ_BYTES) => Some(read),
-                    _ = sleep_until_or_never(deadline) => return batch,
-                    _ = sleep_until_or_never(window_end) => None,
-                };
-                match read {
-                    // Nothing left to read and a storm window is over: everything accepted
-                    // before its end has been seen.
-                    None => {
-                        let storm = self
-                            .storm
-                            .as_mut()
-                            .expect("a window end implies storm control");
-                        pending.digests.extend(storm.close_until(now_ns()));
-                    }
-                    Some(Ok(records)) => pending.records.extend(records),
-                    Some(Err(e)) => {
-                        tracing::error!(output = %self.status.name, error = %e, "cannot read the spool; retrying in 1s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                if !self.read_more(pending, deadline).await {
+                    return batch;
                 }
-                self.note_waiting(&pending.records);
                 continue;
             }
             let record = pending.records.pop_front().expect("not empty");
@@ -479,6 +463,59 @@ impl Worker {
                 deadline = Some(tokio::time::Instant::now() + limits.max_wait);
             }
         }
+    }
+
+    /// Waits until this output has something to send: an alert admitted (kept in
+    /// `pending.carried`, where the next batch starts) or a storm digest. The worker waits
+    /// here before it takes a delivery slot, so an idle output holds none: a batch waiting
+    /// for its retry needs one.
+    async fn wait_for_work(&mut self, pending: &mut Pending) {
+        while pending.carried.is_none() && pending.digests.is_empty() {
+            match pending.records.pop_front() {
+                Some(record) => {
+                    pending.carried = self.admit(record, &mut pending.digests);
+                    self.note_waiting(&pending.records);
+                }
+                None => {
+                    self.read_more(pending, None).await;
+                }
+            }
+        }
+    }
+
+    /// Reads more records from the log into `pending`, or the digests of storm windows that
+    /// ended meanwhile. Returns `false`, having read nothing, when `deadline` comes first.
+    async fn read_more(
+        &mut self,
+        pending: &mut Pending,
+        deadline: Option<tokio::time::Instant>,
+    ) -> bool {
+        let window_end = self.storm.as_ref().and_then(Storm::next_end_ns).map(|end| {
+            tokio::time::Instant::now() + Duration::from_nanos(end.saturating_sub(now_ns()))
+        });
+        let read = tokio::select! {
+            read = self.reader.read(READ_BYTES) => Some(read),
+            _ = sleep_until_or_never(deadline) => return false,
+            _ = sleep_until_or_never(window_end) => None,
+        };
+        match read {
+            // Nothing left to read and a storm window is over: everything accepted before its
+            // end has been seen.
+            None => {
+                let storm = self
+                    .storm
+                    .as_mut()
+                    .expect("a window end implies storm control");
+                pending.digests.extend(storm.close_until(now_ns()));
+            }
+            Some(Ok(records)) => pending.records.extend(records),
+            Some(Err(e)) => {
+                tracing::error!(output = %self.status.name, error = %e, "cannot read the spool; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        self.note_waiting(&pending.records);
+        true
     }
 
     /// Takes one record from the log: skips what this output does not send (finished in the
