@@ -380,18 +380,21 @@ impl Comparison {
     }
 
     fn one(&self, v: &Val<'_>, ty: FieldType) -> bool {
+        // Most values already have their field's type: compare them as they are, without
+        // building a coerced copy (the hot path on Falco's rules).
+        match (v, ty) {
+            (Val::Str(s), FieldType::Str) => return compare_str(self.op, s, &self.rhs),
+            (Val::Int(n), FieldType::Int) => return compare_int(self.op, *n, &self.rhs),
+            (Val::Bool(b), FieldType::Bool) => return compare_bool(self.op, *b, &self.rhs),
+            _ => {}
+        }
         let Some(v) = coerce(v, ty) else {
             return false;
         };
         match (&v, &self.rhs) {
             (Val::Str(s), rhs) => compare_str(self.op, s, rhs),
             (Val::Int(n), rhs) => compare_int(self.op, *n, rhs),
-            (Val::Bool(b), Rhs::Bool(r)) => match self.op {
-                Op::Eq => b == r,
-                Op::Ne => b != r,
-                _ => false,
-            },
-            (Val::Bool(b), Rhs::BoolSet(set)) => set.contains(b),
+            (Val::Bool(b), rhs) => compare_bool(self.op, *b, rhs),
             (Val::Ip(ip), Rhs::Nets(nets)) => {
                 let hit = nets.iter().any(|n| n.contains(ip));
                 if self.op == Op::Ne {
@@ -423,6 +426,15 @@ fn compare_str(op: Op, s: &str, rhs: &Rhs) -> bool {
         (Op::Le, Rhs::Str(r)) => s <= r.as_ref(),
         (Op::Gt, Rhs::Str(r)) => s > r.as_ref(),
         (Op::Ge, Rhs::Str(r)) => s >= r.as_ref(),
+        _ => false,
+    }
+}
+
+fn compare_bool(op: Op, b: bool, rhs: &Rhs) -> bool {
+    match (op, rhs) {
+        (Op::Eq, Rhs::Bool(r)) => b == *r,
+        (Op::Ne, Rhs::Bool(r)) => b != *r,
+        (_, Rhs::BoolSet(set)) => set.contains(&b),
         _ => false,
     }
 }

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod event_types;
 pub mod fields;
 pub mod filter;
+mod fold;
 pub mod matchers;
 pub mod output;
 pub mod prefilter;
