@@ -235,9 +235,11 @@ impl GatewayProcess {
             }
             if tokio::time::Instant::now() > deadline {
                 match v {
-                    Some(v) => {
-                        panic!("{series} is {v} after {timeout:?}, expected at least {at_least}")
-                    }
+                    Some(v) => panic!(
+                        "{series} is {v} after {timeout:?}, expected at least {at_least}; the \
+                         gateway's log:\n{}",
+                        self.logs()
+                    ),
                     None => {
                         panic!("{series} never appeared in /metrics within {timeout:?}:\n{text}")
                     }

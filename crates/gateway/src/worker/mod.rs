@@ -439,6 +439,11 @@ impl Worker {
                 if !batch.is_empty() && limits.max_wait.is_zero() {
                     return batch;
                 }
+                // A batch started by the alert carried over or by a digest waits for company
+                // no longer than one started by an alert read now.
+                if deadline.is_none() && !batch.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + limits.max_wait);
+                }
                 if !self.read_more(pending, deadline).await {
                     return batch;
                 }
