@@ -125,7 +125,7 @@ impl Compiler {
             ));
         }
         let rhs = self.rhs(check, ty)?;
-        Ok(Comparison { lhs, op, rhs })
+        Ok(Comparison::new(lhs, op, rhs))
     }
 
     /// The right side, parsed for the left side's type. `evt.type` is compared with event type

@@ -321,6 +321,10 @@ pub struct Comparison {
     pub lhs: Source,
     pub op: Op,
     pub rhs: Rhs,
+    /// `lhs.ty()`, looked up once: evaluation needs it for every value.
+    ty: FieldType,
+    /// An `in` on a list field: every value must be in the set, not one.
+    every_value: bool,
 }
 
 /// A compiled condition.
@@ -346,6 +350,16 @@ impl Node {
 }
 
 impl Comparison {
+    pub fn new(lhs: Source, op: Op, rhs: Rhs) -> Self {
+        Comparison {
+            ty: lhs.ty(),
+            every_value: op == Op::In && lhs.is_list(),
+            lhs,
+            op,
+            rhs,
+        }
+    }
+
     pub fn eval(&self, event: &dyn Event) -> bool {
         let extracted = self.lhs.extract(event);
         let values = extracted.values();
@@ -355,7 +369,7 @@ impl Comparison {
         if self.op == Op::Exists {
             return true;
         }
-        let ty = self.lhs.ty();
+        let ty = self.ty;
         if let Rhs::Source(other) = &self.rhs {
             let theirs = other.extract(event);
             let Some(rv) = theirs.values().first() else {
@@ -368,7 +382,7 @@ impl Comparison {
                 .iter()
                 .any(|v| coerce(v, ty).is_some_and(|lv| compare_dynamic(self.op, &lv, &rv)));
         }
-        if self.op == Op::In && self.lhs.is_list() {
+        if self.every_value {
             // A list is `in` a set only if every value is (libsinsp's compare_rhs on an
             // EPF_IS_LIST field); `intersects` when one is.
             return values.iter().all(|v| self.one(v, ty));

@@ -9,11 +9,7 @@ use crate::fields::{FieldArg, FieldError, ResolvedField, FIELDS};
 #[derive(Debug, Clone, Default)]
 pub struct TableEvent<'a> {
     event_type: Option<usize>,
-    /// By field id: 0 when the field is not set, else its value's index in `values` plus one.
-    /// Two bytes a field rather than a whole value keeps the table within a few cache lines
-    /// (the values of an event of 200 possible fields were 6 KiB, mostly empty).
-    slots: Vec<u16>,
-    values: Vec<Extracted<'a>>,
+    plain: Vec<Option<Extracted<'a>>>,
     with_arg: Vec<(ResolvedField, Extracted<'a>)>,
 }
 
@@ -21,8 +17,7 @@ impl<'a> TableEvent<'a> {
     pub fn new(event_type: Option<usize>) -> Self {
         TableEvent {
             event_type,
-            slots: vec![0; FIELDS.len()],
-            values: Vec::new(),
+            plain: vec![None; FIELDS.len()],
             with_arg: Vec::new(),
         }
     }
@@ -41,14 +36,7 @@ impl<'a> TableEvent<'a> {
 
     pub fn set_field(&mut self, field: ResolvedField, value: Extracted<'a>) {
         if field.arg == FieldArg::None {
-            let slot = &mut self.slots[field.id.0 as usize];
-            match *slot {
-                0 => {
-                    self.values.push(value);
-                    *slot = u16::try_from(self.values.len()).expect("fewer fields than u16::MAX");
-                }
-                n => self.values[usize::from(n) - 1] = value,
-            }
+            self.plain[field.id.0 as usize] = Some(value);
         } else if let Some(slot) = self.with_arg.iter_mut().find(|(f, _)| *f == field) {
             slot.1 = value;
         } else {
@@ -82,10 +70,7 @@ impl Event for TableEvent<'_> {
 
     fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
         let found = if field.arg == FieldArg::None {
-            match self.slots[field.id.0 as usize] {
-                0 => None,
-                n => self.values.get(usize::from(n) - 1),
-            }
+            self.plain[field.id.0 as usize].as_ref()
         } else {
             self.with_arg
                 .iter()
