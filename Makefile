@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-flaky bench-latency bench-engine check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-flaky bench-fanout bench-latency bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
 ## the eBPF sensor with Falco's stable rules feeding it
@@ -47,6 +47,10 @@ bench-backlog: release
 ## bench-flaky: a webhook draining a backlog into a receiver failing 30 % of requests, against healthy
 bench-flaky: release
 	./target/release/peregrine-outbench --flaky 0.3 --alerts 300000
+
+## bench-fanout: three webhook outputs draining a backlog into one sink, against a lean client
+bench-fanout: release
+	./target/release/peregrine-outbench --fanout 3 --alerts 100000
 
 ## bench-latency: POST-to-delivery latency at a steady 1 000 alerts/s, three webhook outputs
 bench-latency: release

@@ -16,6 +16,7 @@
 //!
 //! ```text
 //! cargo build --release --bins && target/release/peregrine-outbench [--alerts 100000] [--only redis,nats]
+//! target/release/peregrine-outbench --fanout 3 --alerts 100000   # three webhooks against a lean client
 //! ```
 
 use std::convert::Infallible;
@@ -66,6 +67,11 @@ struct Options {
     /// answers 500 to this share of requests at random, against the same sink healthy.
     #[arg(long)]
     flaky: Option<f64>,
+    /// Instead: three webhook outputs draining a backlog of `--alerts` into one sink, against a
+    /// lean client posting the same bodies into the same sink over as many connections; this
+    /// many rounds of both, alternated.
+    #[arg(long)]
+    fanout: Option<usize>,
 }
 
 fn main() {
@@ -87,6 +93,9 @@ fn main() {
         .unwrap();
     if let Some(fail_ratio) = o.flaky {
         return rt.block_on(flaky(&o, fail_ratio));
+    }
+    if let Some(rounds) = o.fanout {
+        return rt.block_on(fanout(&o, rounds));
     }
     println!(
         "peregrine-outbench: {} alerts per output, batch defaults, peer answering at once",
@@ -140,6 +149,141 @@ async fn flaky(o: &Options, fail_ratio: f64) {
             drained.tail.as_secs_f64(),
             drained.rate / base
         );
+    }
+}
+
+/// Webhook outputs in the fan-out run, each with the default `max_in_flight` of 4: the lean
+/// client gets as many connections.
+const FANOUT_OUTPUTS: usize = 3;
+const FANOUT_CONNECTIONS: usize = FANOUT_OUTPUTS * 4;
+
+/// Deliveries per second of three webhook outputs draining a backlog into one sink, against a
+/// lean HTTP/1.1 client (hyper, keep-alive, one request at a time per connection) posting the
+/// same alert bodies into the same sink over as many connections; `rounds` of each, alternated.
+async fn fanout(o: &Options, rounds: usize) {
+    println!(
+        "peregrine-outbench --fanout: {} alerts to {FANOUT_OUTPUTS} webhook outputs ({} deliveries) \
+         against a lean client on {FANOUT_CONNECTIONS} connections",
+        o.alerts,
+        o.alerts * FANOUT_OUTPUTS
+    );
+    let bodies: Vec<Bytes> = (0..o.alerts)
+        .map(|i| {
+            let mut a = alert(i);
+            // The gateway gives each alert a uuid; the lean client's bodies carry one too.
+            a["uuid"] = format!("{:032x}", rand::random::<u128>()).into();
+            Bytes::from(serde_json::to_vec(&a).unwrap())
+        })
+        .collect();
+    let (mut gateway_rates, mut lean_rates) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let gateway = fanout_gateway(o).await;
+        let lean = fanout_lean(&bodies).await;
+        println!(
+            "round {round}: gateway {gateway:>8.0} deliveries/s, lean client {lean:>8.0}/s, ratio {:.2}",
+            gateway / lean
+        );
+        gateway_rates.push(gateway);
+        lean_rates.push(lean);
+    }
+    let ratios: Vec<f64> = gateway_rates
+        .iter()
+        .zip(&lean_rates)
+        .map(|(g, l)| g / l)
+        .collect();
+    println!(
+        "median ratio {:.2} (gateway {:.0}/s, lean client {:.0}/s)",
+        median(ratios),
+        median(gateway_rates),
+        median(lean_rates)
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The gateway's part: the backlog is posted while the outputs' sink is not listening yet (they
+/// retry every 5–10 ms), then the sink starts and the drain is timed until it counted every
+/// delivery.
+async fn fanout_gateway(o: &Options) -> f64 {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut config = format!(
+        "max_body_bytes: 16MiB\nspool: {{ dir: \"{}\" }}\noutputs:\n",
+        tmp.path().join("spool").display()
+    );
+    for n in 0..FANOUT_OUTPUTS {
+        config.push_str(&format!(
+            "  - name: out{n}\n    type: webhook\n    url: \"http://127.0.0.1:{port}/hook\"\n    \
+             retry: {{ max_attempts: 1000000, initial_backoff: 5ms, max_backoff: 10ms }}\n"
+        ));
+    }
+    let (mut gateway, gw) = start_gateway(o, tmp.path(), &config);
+    for start in (0..o.alerts).step_by(1000) {
+        let body: Vec<serde_json::Value> =
+            (start..(start + 1000).min(o.alerts)).map(alert).collect();
+        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
+    }
+    let _sink = KillOnDrop(spawn_sink(port));
+    let started = Instant::now();
+    let counted = wait_for_count(port, o.alerts * FANOUT_OUTPUTS, started).await;
+    let rate = counted as f64 / started.elapsed().as_secs_f64();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    rate
+}
+
+/// The baseline: the same bodies, each posted once per output, by a lean client.
+async fn fanout_lean(bodies: &[Bytes]) -> f64 {
+    let port = free_port();
+    let _sink = KillOnDrop(spawn_sink(port));
+    let sink: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..FANOUT_CONNECTIONS {
+        let mine: Vec<Bytes> = (0..FANOUT_OUTPUTS)
+            .flat_map(|_| bodies.iter().skip(c).step_by(FANOUT_CONNECTIONS).cloned())
+            .collect();
+        clients.spawn(async move {
+            let stream = tokio::net::TcpStream::connect(sink).await.expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            for body in mine {
+                let req = Request::builder()
+                    .method("POST")
+                    .uri("/hook")
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .unwrap();
+                let resp = sender.send_request(req).await.expect("an answer");
+                assert_eq!(resp.status(), StatusCode::OK);
+                resp.into_body().collect().await.unwrap();
+            }
+        });
+    }
+    while clients.join_next().await.is_some() {}
+    let counted = wait_for_count(port, bodies.len() * FANOUT_OUTPUTS, started).await;
+    counted as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Polls the sink's count every 10 ms until it reaches `want` (or 300 s from `started` pass);
+/// returns the count.
+async fn wait_for_count(port: u16, want: usize, started: Instant) -> usize {
+    let sink: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    loop {
+        let (_, text) = request(sink, "GET", "/count", Vec::new()).await;
+        let count: usize = text.trim().parse().unwrap_or(0);
+        if count >= want || started.elapsed() > Duration::from_secs(300) {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
