@@ -186,10 +186,14 @@ pub async fn deliver_in_slots(
             break;
         }
         observer.retrying(&still_failing[0].1, still_failing.len());
+        // The pause goes up before the slot is given back: the attempt waiting for the slot
+        // must find the gate closed, not slip through before it shuts.
+        if let Some(wait) = pause {
+            gate.pause_for(wait);
+        }
         drop(held.take());
-        match pause {
-            Some(wait) => gate.pause_for(wait),
-            None => tokio::time::sleep(policy.backoff(attempts)).await,
+        if pause.is_none() {
+            tokio::time::sleep(policy.backoff(attempts)).await;
         }
         pending = still_failing.into_iter().map(|(i, _)| i).collect();
     }
