@@ -190,9 +190,10 @@ async fn a_lone_alert_is_retried_while_nothing_else_arrives() {
         }
     })
     .await;
-    let output = "  - name: hook\n    type: webhook\n    url: \"URL\"\n    max_in_flight: 1\n    \
-                  retry: { max_attempts: 3, initial_backoff: 200ms, max_backoff: 200ms }\n";
-    let config = format!("outputs:\n{}", output.replace("URL", &hook.url("/")));
+    let config = format!(
+        "outputs:\n{}",
+        webhook("hook", &hook.url("/"), "    max_in_flight: 1\n")
+    );
     let gw = GatewayProcess::start(tmp.path(), &config).await;
     gw.post(&falco_alert("alone", "Warning", &[])).await;
     let got = hook.wait_for(2, Duration::from_secs(10)).await;

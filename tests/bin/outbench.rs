@@ -221,12 +221,7 @@ async fn fanout_gateway(o: &Options) -> f64 {
         ));
     }
     let (mut gateway, gw) = start_gateway(o, tmp.path(), &config);
-    for start in (0..o.alerts).step_by(1000) {
-        let body: Vec<serde_json::Value> =
-            (start..(start + 1000).min(o.alerts)).map(alert).collect();
-        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
-        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
-    }
+    post_backlog(gw, o.alerts).await;
     let _sink = KillOnDrop(spawn_sink(port));
     let started = Instant::now();
     let counted = wait_for_count(port, o.alerts * FANOUT_OUTPUTS, started).await;
@@ -319,12 +314,7 @@ async fn drain_while_posting(o: &Options, port: u16) -> Drained {
     );
     let (mut gateway, gw) = start_gateway(o, tmp.path(), &config);
     let started = Instant::now();
-    for start in (0..o.alerts).step_by(1000) {
-        let body: Vec<serde_json::Value> =
-            (start..(start + 1000).min(o.alerts)).map(alert).collect();
-        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
-        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
-    }
+    post_backlog(gw, o.alerts).await;
     let settled = || async {
         metric(gw, "peregrine_output_sent_total{output=\"out\"").await
             + metric(gw, "peregrine_output_dead_lettered_total{output=\"out\"").await
@@ -349,6 +339,15 @@ async fn drain_while_posting(o: &Options, port: u16) -> Drained {
     let _ = gateway.kill();
     let _ = gateway.wait();
     drained
+}
+
+/// Posts `alerts` alerts to the gateway at `gw`, in arrays of 1 000.
+async fn post_backlog(gw: SocketAddr, alerts: usize) {
+    for start in (0..alerts).step_by(1000) {
+        let body: Vec<serde_json::Value> = (start..(start + 1000).min(alerts)).map(alert).collect();
+        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
+    }
 }
 
 /// Starts the release gateway on a free port with `config` (a `listen` line is added) and
@@ -412,12 +411,7 @@ async fn run(o: &Options, kind: &str, peer: &peer::Peer) -> (f64, f64) {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    for start in (0..o.alerts).step_by(1000) {
-        let body: Vec<serde_json::Value> =
-            (start..(start + 1000).min(o.alerts)).map(alert).collect();
-        let (status, _) = request(gw, "POST", "/", serde_json::to_vec(&body).unwrap()).await;
-        assert_eq!(status, StatusCode::OK, "the gateway accepts the backlog");
-    }
+    post_backlog(gw, o.alerts).await;
 
     let relay = relay(relay_port, peer.addr).await;
     let started = Instant::now();

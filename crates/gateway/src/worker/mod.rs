@@ -435,14 +435,14 @@ impl Worker {
             if batch.len() >= limits.max_events {
                 return batch;
             }
+            // The wait for company starts with the batch's first item, whether that is the
+            // alert carried over, a digest or an alert read now.
+            if deadline.is_none() && !batch.is_empty() {
+                deadline = Some(tokio::time::Instant::now() + limits.max_wait);
+            }
             if pending.records.is_empty() {
                 if !batch.is_empty() && limits.max_wait.is_zero() {
                     return batch;
-                }
-                // A batch started by the alert carried over or by a digest waits for company
-                // no longer than one started by an alert read now.
-                if deadline.is_none() && !batch.is_empty() {
-                    deadline = Some(tokio::time::Instant::now() + limits.max_wait);
                 }
                 if !self.read_more(pending, deadline).await {
                     return batch;
@@ -463,9 +463,6 @@ impl Worker {
             self.note_waiting(&pending.records);
             if batch.len() >= limits.max_events {
                 return batch;
-            }
-            if deadline.is_none() && !limits.max_wait.is_zero() {
-                deadline = Some(tokio::time::Instant::now() + limits.max_wait);
             }
         }
     }
