@@ -50,6 +50,14 @@ impl Route {
         })
     }
 
+    /// Whether every alert matches, so that matching needs none of its fields.
+    pub fn is_all(&self) -> bool {
+        self.min_priority == Priority::Debug
+            && self.rules.is_none()
+            && self.tags.is_empty()
+            && self.sources.is_empty()
+    }
+
     pub fn matches(&self, alert: &Alert) -> bool {
         alert.priority.is_at_least(self.min_priority)
             && self

@@ -50,6 +50,13 @@ pub trait Output: Send + Sync + 'static {
     /// One attempt to deliver `batch` (never empty, at most `batch_limits()` long).
     async fn deliver(&self, batch: &[Envelope]) -> Delivery;
 
+    /// Whether the output reads [`Envelope::alert`]. One that only forwards the stored JSON
+    /// says no, and the gateway then decodes an alert for it only when its route or storm
+    /// control needs the fields.
+    fn reads_alert(&self) -> bool {
+        true
+    }
+
     /// How many times the output has had to stop or start again a process of its own (an exec
     /// plugin), for `peregrine_output_plugin_restarts_total`. Most outputs have none.
     fn restarts(&self) -> u64 {

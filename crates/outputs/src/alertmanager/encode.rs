@@ -33,7 +33,7 @@ pub fn alerts_body(settings: &AlertmanagerSettings, batch: &[Envelope]) -> Bytes
 }
 
 fn alert(settings: &AlertmanagerSettings, envelope: &Envelope) -> Value {
-    let a = &envelope.alert;
+    let a = envelope.alert();
     let starts = a.time.to_offset_date_time();
     let mut out = json!({
         "labels": labels(settings, a),

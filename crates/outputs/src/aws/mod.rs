@@ -96,7 +96,7 @@ pub fn fit_json(e: &Envelope, room: usize) -> Option<String> {
         return Some(String::from_utf8_lossy(&e.json).into_owned());
     }
     for (field_max, output_max) in [(1024, 64 * 1024), (256, 16 * 1024), (64, 4096), (0, 1024)] {
-        let mut a: Alert = (*e.alert).clone();
+        let mut a: Alert = e.alert().clone();
         if field_max == 0 {
             a.output_fields.clear();
             a.output_fields

@@ -263,7 +263,7 @@ impl Output for CloudWatchLogsOutput {
             match fit_json(e, EVENT_MAX) {
                 Some(message) => events.push(Event {
                     index,
-                    millis: e.alert.time.unix_nanos().div_euclid(1_000_000),
+                    millis: e.alert().time.unix_nanos().div_euclid(1_000_000),
                     message,
                 }),
                 None => {

@@ -137,7 +137,7 @@ pub struct DatadogEncoder {
 impl DatadogEncoder {
     /// One alert as a Datadog log.
     pub fn log(&self, e: &Envelope) -> Value {
-        let a = &e.alert;
+        let a = e.alert();
         let mut tags = vec![
             format!("rule:{}", a.rule),
             format!("priority:{}", a.priority.as_str().to_lowercase()),

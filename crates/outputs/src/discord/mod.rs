@@ -128,7 +128,7 @@ impl HttpEncoder for DiscordEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let title = Markup::Markdown.escape(&format!("{}: {}", a.priority, a.rule));
         let footer = [
             a.hostname.as_deref().unwrap_or(""),

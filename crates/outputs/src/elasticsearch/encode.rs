@@ -45,7 +45,7 @@ pub fn flat_key(key: &str) -> String {
 
 /// Appends the action line and the document of one alert to `body`.
 pub fn write_item(body: &mut Vec<u8>, target: &Target, flatten: bool, e: &Envelope) {
-    let a: &Alert = &e.alert;
+    let a: &Alert = e.alert();
     let json = |body: &mut Vec<u8>, v: &str| {
         serde_json::to_writer(&mut *body, v).expect("writing to a Vec")
     };

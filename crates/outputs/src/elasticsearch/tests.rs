@@ -99,32 +99,32 @@ fn the_index_follows_the_alert_time_not_the_clock() {
     };
     let before = at("2026-12-31T23:59:59.999999999Z", "r");
     let after = at("2027-01-01T00:00:00Z", "r");
-    assert_eq!(index_name(&daily, &before.alert), "falco-2026.12.31");
-    assert_eq!(index_name(&daily, &after.alert), "falco-2027.01.01");
+    assert_eq!(index_name(&daily, before.alert()), "falco-2026.12.31");
+    assert_eq!(index_name(&daily, after.alert()), "falco-2027.01.01");
     let monthly = Target::Index {
         name: "sec".into(),
         suffix: IndexSuffix::Monthly,
     };
-    assert_eq!(index_name(&monthly, &after.alert), "sec-2027.01");
+    assert_eq!(index_name(&monthly, after.alert()), "sec-2027.01");
     let yearly = Target::Index {
         name: "sec".into(),
         suffix: IndexSuffix::Yearly,
     };
-    assert_eq!(index_name(&yearly, &before.alert), "sec-2026");
+    assert_eq!(index_name(&yearly, before.alert()), "sec-2026");
     assert_eq!(
         index_name(
             &Target::Index {
                 name: "sec".into(),
                 suffix: IndexSuffix::None
             },
-            &before.alert
+            before.alert()
         ),
         "sec"
     );
     assert_eq!(
         index_name(
             &Target::DataStream("logs-falco-default".into()),
-            &before.alert
+            before.alert()
         ),
         "logs-falco-default"
     );

@@ -122,7 +122,7 @@ impl HttpEncoder for GotifyEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let body = json!({
             // The title is shown as plain text by every client.
             "title": truncate(&format!("{}: {}", a.priority, a.rule), TITLE_MAX),

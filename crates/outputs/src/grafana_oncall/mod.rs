@@ -114,7 +114,7 @@ impl HttpEncoder for OnCallEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let body = json!({
             "alert_uid": envelope.id(),
             "title": truncate(&format!("{}: {}", a.priority, a.rule), TITLE_MAX),

@@ -58,6 +58,11 @@ pub trait HttpEncoder: Send + Sync + 'static {
     /// Builds the request for `batch`. An error is permanent: the batch can never be sent as is.
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure>;
 
+    /// See [`Output::reads_alert`].
+    fn reads_alert(&self) -> bool {
+        true
+    }
+
     /// Reads the destination's answer. The default is the generic webhook table
     /// ([`classify_status`]).
     fn classify(&self, response: &HttpResponse, _batch: &[Envelope]) -> Delivery {
@@ -144,6 +149,10 @@ impl<E: HttpEncoder> Output for HttpOutput<E> {
         if let Some(p) = self.encoder.pacer() {
             p.acquire().await;
         }
+    }
+
+    fn reads_alert(&self) -> bool {
+        self.encoder.reads_alert()
     }
 
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {

@@ -132,7 +132,7 @@ impl Output for KafkaOutput {
     async fn deliver(&self, batch: &[Envelope]) -> Delivery {
         let mut reports = Vec::with_capacity(batch.len());
         for e in batch {
-            let key = self.key.render(&e.alert);
+            let key = self.key.render(e.alert());
             let mut headers = OwnedHeaders::new();
             if self.headers {
                 headers = headers
@@ -142,14 +142,14 @@ impl Output for KafkaOutput {
                     })
                     .insert(Header {
                         key: "priority",
-                        value: Some(e.alert.priority.as_str()),
+                        value: Some(e.alert().priority.as_str()),
                     })
                     .insert(Header {
                         key: "rule",
-                        value: Some(&e.alert.rule),
+                        value: Some(&e.alert().rule),
                     });
             }
-            let timestamp = e.alert.time.unix_nanos() / 1_000_000;
+            let timestamp = e.alert().time.unix_nanos() / 1_000_000;
             let mut record = FutureRecord::to(&self.topic)
                 .key(&key)
                 .payload(e.json.as_ref())

@@ -82,7 +82,7 @@ impl KinesisOutput {
 
     /// The alert's partition key: the template, or the uuid when that renders empty.
     pub fn partition_key(&self, e: &Envelope) -> String {
-        let key = truncate(&self.settings.partition_key.render(&e.alert), KEY_MAX);
+        let key = truncate(&self.settings.partition_key.render(e.alert()), KEY_MAX);
         if key.is_empty() {
             e.id().to_string()
         } else {

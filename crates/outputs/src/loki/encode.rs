@@ -43,7 +43,7 @@ pub fn line_for(
     format: LineFormat,
     timestamp_ns: i64,
 ) -> Line {
-    let a: &Alert = &e.alert;
+    let a: &Alert = e.alert();
     let mut labels = vec![
         ("source".to_string(), a.source.clone()),
         ("priority".to_string(), a.priority.as_str().to_string()),

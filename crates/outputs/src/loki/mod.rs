@@ -94,7 +94,7 @@ impl LokiOutput {
         let mut lines = Vec::with_capacity(batch.len());
         let mut stale = Vec::new();
         for (i, e) in batch.iter().enumerate() {
-            let t = e.alert.time.unix_nanos();
+            let t = e.alert().time.unix_nanos();
             let ts = if (oldest..=newest).contains(&t) {
                 t
             } else {

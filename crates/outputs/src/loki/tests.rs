@@ -205,7 +205,7 @@ async fn stale_alerts_are_restamped_or_dead_lettered_by_policy() {
             e.timestamp_ns > (now_s() - 60) * 1_000_000_000,
             "stamped with the sending time"
         );
-        assert_eq!(e.metadata["original_time"], old.alert.time.to_string());
+        assert_eq!(e.metadata["original_time"], old.alert().time.to_string());
     }
     let strict = output(json!({"url": fake.url(""), "stale": "dead_letter", "max_age": "24h"}));
     let day_old = alert(3, "n", "Error", 25 * 3600);

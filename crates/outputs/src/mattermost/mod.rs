@@ -106,7 +106,7 @@ impl HttpEncoder for MattermostEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let footer = [
             a.hostname.as_deref().unwrap_or(""),
             &a.source,

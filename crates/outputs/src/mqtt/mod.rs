@@ -221,7 +221,7 @@ pub fn parse_topic(text: &str) -> Result<KeyTemplate, String> {
 
 /// The topic for one alert: its values kept to one level, never a wildcard.
 pub fn topic_for(topic: &KeyTemplate, e: &Envelope) -> String {
-    topic.render_with(&e.alert, |v| v.replace(['/', '+', '#', '\0'], "_"))
+    topic.render_with(e.alert(), |v| v.replace(['/', '+', '#', '\0'], "_"))
 }
 
 /// One connection to the broker: the client, and the events its event loop reports.

@@ -121,7 +121,7 @@ async fn mqtt_5_judges_each_alert_by_its_pubacks_reason_code() {
         json!({"url": broker.url(), "topic": "falco/{k8s.ns.name}/{priority}", "version": 5}),
     );
     let in_namespace = |ns: &str| {
-        let mut a = (*shadow_read("Error").alert).clone();
+        let mut a = shadow_read("Error").alert().clone();
         a.output_fields.insert("k8s.ns.name".into(), json!(ns));
         a.uuid = Some(peregrine_engine::AlertId::generate());
         Envelope::new(a)

@@ -138,7 +138,7 @@ pub fn parse_subject(text: &str) -> Result<KeyTemplate, String> {
 
 /// The subject for one alert: each value one token, never a wildcard.
 pub fn subject_for(subject: &KeyTemplate, e: &Envelope) -> String {
-    subject.render_with(&e.alert, |v| {
+    subject.render_with(e.alert(), |v| {
         let v: String = v
             .chars()
             .map(|c| {

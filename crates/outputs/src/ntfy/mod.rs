@@ -168,7 +168,7 @@ impl HttpEncoder for NtfyEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let mut body = json!({
             "topic": self.settings.topic,
             "title": truncate(&format!("{}: {}", a.priority, a.rule), TITLE_MAX),

@@ -219,7 +219,7 @@ impl HttpEncoder for OpsgenieEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let tags: Vec<String> = a.tags.iter().take(20).map(|t| truncate(t, 50)).collect();
         let mut body = json!({
             "message": truncate(&a.rule, 130),

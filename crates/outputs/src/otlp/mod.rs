@@ -123,7 +123,7 @@ pub struct OtlpEncoder {
 impl OtlpEncoder {
     /// One alert as a log record.
     pub fn record(&self, e: &Envelope, observed: u64) -> LogRecord {
-        let a = &e.alert;
+        let a = e.alert();
         let tags = Value::Array(a.tags.iter().map(|t| Value::String(t.clone())).collect());
         let mut attributes = vec![
             attribute("falco.rule", text(a.rule.clone())),
@@ -168,7 +168,7 @@ impl OtlpEncoder {
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let mut hosts: Vec<(Option<&str>, Vec<LogRecord>)> = Vec::new();
         for e in batch {
-            let host = e.alert.hostname.as_deref();
+            let host = e.alert().hostname.as_deref();
             let record = self.record(e, observed);
             match hosts.iter_mut().find(|(h, _)| *h == host) {
                 Some((_, records)) => records.push(record),

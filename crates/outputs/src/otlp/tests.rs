@@ -61,11 +61,11 @@ async fn a_batch_is_one_export_with_a_resource_per_host_and_a_record_per_alert()
     let r = &records[0];
     assert_eq!(r.severity_number, 21, "Critical is FATAL");
     assert_eq!(r.severity_text, "Critical");
-    assert_eq!(r.time_unix_nano as i64, batch[0].alert.time.unix_nanos());
+    assert_eq!(r.time_unix_nano as i64, batch[0].alert().time.unix_nanos());
     assert!(r.observed_time_unix_nano > r.time_unix_nano);
     assert_eq!(
         r.body.as_ref().unwrap().value,
-        Some(Any::StringValue(batch[0].alert.output.clone()))
+        Some(Any::StringValue(batch[0].alert().output.clone()))
     );
     assert_eq!(
         attr(&r.attributes, "falco.uuid"),

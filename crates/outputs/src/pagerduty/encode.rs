@@ -70,7 +70,7 @@ impl PagerDutyEncoder {
 
     /// The event for one alert.
     pub fn event(&self, e: &Envelope) -> Value {
-        let a: &Alert = &e.alert;
+        let a: &Alert = e.alert();
         let output = output_text(a);
         let summary = if output.trim().is_empty() {
             a.rule.clone()

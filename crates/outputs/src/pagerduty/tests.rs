@@ -273,9 +273,9 @@ fn a_long_dedup_key_is_cut_and_hashed_stably() {
         )
     };
     let (k1, k2, k3) = (
-        enc.dedup_key(&long("x").alert),
-        enc.dedup_key(&long("x").alert),
-        enc.dedup_key(&long("y").alert),
+        enc.dedup_key(long("x").alert()),
+        enc.dedup_key(long("x").alert()),
+        enc.dedup_key(long("y").alert()),
     );
     assert_eq!(k1.chars().count(), 255);
     assert_eq!(k1, k2);

@@ -108,7 +108,7 @@ impl MessageText {
 
 /// What the template sees of an alert, its long values cut to `budget` characters.
 fn context(envelope: &Envelope, budget: usize) -> Value {
-    let a = &envelope.alert;
+    let a = envelope.alert();
     let field_budget = (budget / 4).clamp(16, 500);
     let important: Vec<[String; 2]> = important_fields(a, 10)
         .into_iter()

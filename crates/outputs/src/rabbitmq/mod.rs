@@ -93,7 +93,7 @@ impl RabbitMqOutput {
     }
 
     fn properties(&self, e: &Envelope) -> BasicProperties {
-        let a = &e.alert;
+        let a = e.alert();
         let mut headers = FieldTable::default();
         for (k, v) in [
             ("priority", a.priority.as_str().to_string()),
@@ -137,7 +137,7 @@ impl RabbitMqOutput {
         let channel = self.channel().await?;
         let mut pending = Vec::with_capacity(batch.len());
         for e in batch {
-            let key = self.settings.routing_key.render(&e.alert);
+            let key = self.settings.routing_key.render(e.alert());
             let confirm = channel
                 .basic_publish(
                     self.settings.exchange.as_str().into(),

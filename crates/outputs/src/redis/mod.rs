@@ -150,7 +150,7 @@ impl RedisOutput {
     fn pipeline(&self, batch: &[Envelope]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         for e in batch {
-            let a = &e.alert;
+            let a = e.alert();
             match &self.settings.target {
                 Target::Stream { name, max_len } => {
                     let cmd = pipe.cmd("XADD").arg(name);

@@ -117,7 +117,7 @@ impl HttpEncoder for RocketChatEncoder {
 
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let envelope = preset::single(batch)?;
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let keys = &self.settings.keys;
         let summary = format!("{}: {}", a.priority, a.rule);
         let body = json!({

@@ -68,7 +68,7 @@ pub struct S3Output {
 pub fn objects(prefix: &str, batch: &[Envelope]) -> Vec<(String, Vec<usize>)> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, e) in batch.iter().enumerate() {
-        let t = e.alert.time.to_offset_date_time();
+        let t = e.alert().time.to_offset_date_time();
         let hour = format!(
             "{:04}/{:02}/{:02}/{:02}",
             t.year(),

@@ -109,7 +109,7 @@ impl SlackEncoder {
 
     /// The message for a batch of alerts.
     pub fn body(&self, batch: &[Envelope]) -> Value {
-        let alerts: Vec<&Alert> = batch.iter().map(|e| e.alert.as_ref()).collect();
+        let alerts: Vec<&Alert> = batch.iter().map(|e| e.alert()).collect();
         let mention = self
             .config
             .mention
@@ -172,7 +172,7 @@ impl SlackEncoder {
 
 /// One alert as a coloured attachment: header, output, fields, then host, tags, time and id.
 fn card(e: &Envelope) -> Value {
-    let a: &Alert = &e.alert;
+    let a: &Alert = e.alert();
     let fields: Vec<Value> = important_fields(a, 10)
         .into_iter()
         .map(|(name, value)| mrkdwn(&format!("*{}*\n{}", escape(&name), escape(&value)), 2000))

@@ -45,7 +45,7 @@ impl Mail {
 /// `[Critical] Rule on host`, or `12 Falco alerts: 3 Critical, …` for a digest.
 fn subject(batch: &[Envelope]) -> String {
     if let [one] = batch {
-        let a = &one.alert;
+        let a = one.alert();
         let host = a
             .hostname
             .as_deref()
@@ -55,9 +55,9 @@ fn subject(batch: &[Envelope]) -> String {
     }
     let mut counts: Vec<(peregrine_engine::Priority, usize)> = Vec::new();
     for e in batch {
-        match counts.iter_mut().find(|(p, _)| *p == e.alert.priority) {
+        match counts.iter_mut().find(|(p, _)| *p == e.alert().priority) {
             Some((_, n)) => *n += 1,
-            None => counts.push((e.alert.priority, 1)),
+            None => counts.push((e.alert().priority, 1)),
         }
     }
     counts.sort_by_key(|(p, _)| p.level());
@@ -66,7 +66,7 @@ fn subject(batch: &[Envelope]) -> String {
 }
 
 fn text_part(e: &Envelope) -> String {
-    let a = &e.alert;
+    let a = e.alert();
     let mut out = format!("{}: {}\n{}\n\n", a.priority, a.rule, output_text(a));
     for (name, value) in important_fields(a, 20) {
         out.push_str(&format!("{name}: {value}\n"));
@@ -80,7 +80,7 @@ fn text_part(e: &Envelope) -> String {
 }
 
 fn html_part(e: &Envelope) -> String {
-    let a = &e.alert;
+    let a = e.alert();
     let rows: String = important_fields(a, 20)
         .into_iter()
         .map(|(n, v)| {

@@ -34,7 +34,7 @@ pub fn message(
     subject: Option<&KeyTemplate>,
     which: &Attributes,
 ) -> Option<Message> {
-    let a: &Alert = &e.alert;
+    let a: &Alert = e.alert();
     let attributes = attributes(a, which);
     let attr_bytes = attributes_size(&attributes);
     let room = MAX_BYTES.checked_sub(attr_bytes)?;

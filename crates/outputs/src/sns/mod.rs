@@ -115,7 +115,7 @@ impl SnsOutput {
             .set_message_attributes(Self::attributes(&m));
         if self.settings.fifo {
             req = req
-                .message_group_id(self.settings.message_group.render(&e.alert))
+                .message_group_id(self.settings.message_group.render(e.alert()))
                 .message_deduplication_id(e.id());
         }
         match req.send().await {
@@ -139,7 +139,7 @@ impl SnsOutput {
                     .set_message_attributes(Self::attributes(m));
                 if self.settings.fifo {
                     entry = entry
-                        .message_group_id(self.settings.message_group.render(&batch[*i].alert))
+                        .message_group_id(self.settings.message_group.render(batch[*i].alert()))
                         .message_deduplication_id(batch[*i].id());
                 }
                 entry.build().expect("id and message are set")

@@ -86,7 +86,7 @@ impl SplunkOutput {
     /// Appends one alert as a HEC event to `body`. The alert's JSON, already serialised in the
     /// envelope, is written as the `event` as it is, not parsed and written again.
     pub fn write_event(&self, e: &Envelope, body: &mut Vec<u8>) {
-        let a = &e.alert;
+        let a = e.alert();
         let millis = a.time.unix_nanos().div_euclid(1_000_000);
         let mut event = json!({
             "time": millis as f64 / 1000.0,

@@ -27,7 +27,7 @@ async fn a_batch_is_one_request_of_events_with_time_host_and_indexed_fields() {
     assert_eq!(events[0]["index"], "security");
     assert_eq!(events[0]["sourcetype"], "falco:alert");
     assert_eq!(events[0]["fields"]["priority"], "Critical");
-    let millis = batch[0].alert.time.unix_nanos() / 1_000_000;
+    let millis = batch[0].alert().time.unix_nanos() / 1_000_000;
     assert_eq!(
         (events[0]["time"].as_f64().unwrap() * 1000.0).round() as i64,
         millis

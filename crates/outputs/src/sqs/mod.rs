@@ -97,7 +97,7 @@ impl SqsOutput {
     }
 
     fn message(&self, e: &Envelope) -> Option<Message> {
-        let attributes = attributes(&e.alert, &self.settings.keys.message_attributes);
+        let attributes = attributes(e.alert(), &self.settings.keys.message_attributes);
         let attr_bytes = attributes_size(&attributes);
         let body = fit_json(e, MAX_BYTES.checked_sub(attr_bytes)?)?;
         Some(Message { body, attributes })
@@ -122,7 +122,7 @@ impl SqsOutput {
             .set_message_attributes((!attributes.is_empty()).then_some(attributes));
         if self.settings.fifo {
             entry = entry
-                .message_group_id(self.settings.message_group.render(&e.alert))
+                .message_group_id(self.settings.message_group.render(e.alert()))
                 .message_deduplication_id(e.id());
         }
         entry.build().expect("id and body are set")

@@ -81,7 +81,7 @@ pub struct LineFormat {
 impl LineFormat {
     /// One alert as a syslog line, without framing.
     pub fn line(&self, envelope: &Envelope) -> String {
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let pri = u16::from(self.facility) * 8 + u16::from(a.priority.level());
         let head = match self.format {
             Format::Rfc5424 => self.head_5424(pri, envelope),
@@ -96,7 +96,7 @@ impl LineFormat {
     }
 
     fn head_5424(&self, pri: u16, envelope: &Envelope) -> String {
-        let a = &envelope.alert;
+        let a = envelope.alert();
         let time = a
             .time
             .to_offset_date_time()

@@ -178,7 +178,7 @@ impl TeamsEncoder {
     }
 
     fn card(&self, e: &Envelope, b: Budget) -> Value {
-        let a: &Alert = &e.alert;
+        let a: &Alert = e.alert();
         let (esc, entities): (fn(&str) -> String, bool) = match self.format {
             TeamsFormat::Adaptive => (escape_markdown, false),
             TeamsFormat::Messagecard => (escape_messagecard, true),

@@ -77,6 +77,11 @@ impl HttpEncoder for WebhookEncoder {
         "webhook"
     }
 
+    /// The body is the stored JSON, and templates render from it too (see `template::context`).
+    fn reads_alert(&self) -> bool {
+        false
+    }
+
     fn build(&self, batch: &[Envelope]) -> Result<HttpRequest, Failure> {
         let [envelope] = batch else {
             return Err(Failure::new(

@@ -143,7 +143,7 @@ async fn send_all(
                 failed.inc();
                 tracing::warn!(
                     gateway = %url,
-                    rule = ?envelope.alert.rule,
+                    rule = ?envelope.alert().rule,
                     uuid = ?envelope.id(),
                     attempts,
                     reason = ?failure.reason,
