@@ -7,13 +7,17 @@
 //! flight. After a crash exactly those are delivered again.
 //!
 //! The file holds a header and two checksummed slots written alternately, each with a generation
-//! number. A write is one `pwrite` into the page cache, so it survives `kill -9` at once; if a
-//! power loss tears a slot, the other still holds the previous state. An older state only means
-//! redelivering a few alerts, never losing one, because segments are deleted only after
-//! [`CursorFile::sync`].
+//! number. A write is a copy into the file's pages, mapped into memory: it is in the page cache
+//! at once, so it survives `kill -9`, and costs no system call (a `pwrite` per finished delivery
+//! was a twentieth of the gateway's CPU when webhooks drained a backlog). If a kill in the
+//! middle of the copy or a power loss tears a slot, the other still holds the previous state. An
+//! older state only means redelivering a few alerts, never losing one, because segments are
+//! deleted only after [`CursorFile::sync`], and `fdatasync` writes mapped pages back like any
+//! other.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -47,6 +51,8 @@ impl CursorState {
 
 pub struct CursorFile {
     file: File,
+    /// The file's bytes, where [`CursorFile::store`] writes.
+    mapped: Mapped,
     slot_size: u64,
     capacity: usize,
     generation: u64,
@@ -84,8 +90,10 @@ impl CursorFile {
             state
         };
         let file = replace(path, slot_size, generation, &state)?;
+        let mapped = Mapped::new(&file, (HEADER + 2 * slot_size) as usize)?;
         let cursor = CursorFile {
             file,
+            mapped,
             slot_size,
             capacity,
             generation: generation + 2,
@@ -109,7 +117,8 @@ impl CursorFile {
         };
         self.generation += 1;
         let slot = HEADER + (self.generation % 2) * self.slot_size;
-        self.file.write_at(&encode(self.generation, &state), slot)?;
+        self.mapped
+            .write(slot as usize, &encode(self.generation, &state));
         self.state = state;
         Ok(())
     }
@@ -122,6 +131,62 @@ impl CursorFile {
     /// Makes the last stored state survive a power loss.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+/// A file's first `len` bytes mapped into memory, shared with the page cache.
+struct Mapped {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; it is written only through
+// `&mut self`, so moving it to another thread is as safe as moving a `Vec<u8>`.
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    /// Maps `file`'s first `len` bytes, which it must already have: a mapping past the end of a
+    /// file faults. The cursor file is laid out whole by [`replace`] and never shrinks (a later
+    /// open renames a new file over it; this mapping keeps the old one).
+    fn new(file: &File, len: usize) -> io::Result<Mapped> {
+        if file.metadata()?.len() < len as u64 {
+            return Err(io::Error::other(
+                "the cursor file is shorter than its slots",
+            ));
+        }
+        // SAFETY: a fresh shared mapping of an open file descriptor we own, checked long enough
+        // above; nothing else in this process maps or truncates the file.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast()).expect("mmap never maps address 0 here");
+        Ok(Mapped { ptr, len })
+    }
+
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        assert!(at + bytes.len() <= self.len, "a slot lies within the file");
+        // SAFETY: in bounds (asserted); the mapping lives as long as `self`, and `&mut self`
+        // means no other reference into it exists.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.as_ptr().add(at), bytes.len())
+        };
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Mapped::new`, unmapped once; nothing points into it.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 
@@ -146,6 +211,8 @@ fn replace(path: &Path, slot_size: u64, generation: u64, state: &CursorState) ->
     for g in [generation + 1, generation + 2] {
         file.write_at(&encode(g, state), HEADER + (g % 2) * slot_size)?;
     }
+    // Both slots at their full size, so that the whole of them can be mapped.
+    file.set_len(HEADER + 2 * slot_size)?;
     file.sync_all()?;
     std::fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -253,6 +320,25 @@ mod tests {
         file.write_at(&[0xff; 4], newer + 8).unwrap();
         let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
         assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
+    }
+
+    #[test]
+    fn a_stored_state_is_in_the_file_at_once_without_a_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("out.cursor");
+        let mut c = CursorFile::open_or_create(&path, p(1), 4).unwrap();
+        c.store(&state(3, 8, &[3, 5])).unwrap();
+        // Read by another handle while `c` stays open and unsynced, as a restart after
+        // `kill -9` reads it.
+        assert_eq!(
+            read_state(&path).unwrap().map(|(_, s)| s),
+            Some(state(3, 8, &[3, 5]))
+        );
+        c.store(&state(5, 9, &[])).unwrap();
+        assert_eq!(
+            read_state(&path).unwrap().map(|(_, s)| s),
+            Some(state(5, 9, &[]))
+        );
     }
 
     #[test]
