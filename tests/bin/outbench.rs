@@ -176,16 +176,25 @@ async fn fanout(o: &Options, rounds: usize) {
         })
         .collect();
     let (mut gateway_rates, mut lean_rates) = (Vec::new(), Vec::new());
+    let (mut gateway_cpu, mut lean_cpu) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let gateway = fanout_gateway(o).await;
-        let lean = fanout_lean(&bodies).await;
+        let (gateway, g_cpu) = fanout_gateway(o).await;
+        let (lean, l_cpu) = fanout_lean(&bodies).await;
         println!(
-            "round {round}: gateway {gateway:>8.0} deliveries/s, lean client {lean:>8.0}/s, ratio {:.2}",
+            "round {round}: gateway {gateway:>8.0} deliveries/s, lean client {lean:>8.0}/s, ratio {:.2}; \
+             CPU per delivery: gateway {g_cpu:.1} µs, lean client {l_cpu:.1} µs",
             gateway / lean
         );
         gateway_rates.push(gateway);
         lean_rates.push(lean);
+        gateway_cpu.push(g_cpu);
+        lean_cpu.push(l_cpu);
     }
+    println!(
+        "median CPU per delivery: gateway {:.1} µs, lean client {:.1} µs (the sink's not counted)",
+        median(gateway_cpu),
+        median(lean_cpu)
+    );
     let ratios: Vec<f64> = gateway_rates
         .iter()
         .zip(&lean_rates)
@@ -204,10 +213,22 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU time (user and system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("(comm)") + 2..]
+        .split(' ')
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// The gateway's part: the backlog is posted while the outputs' sink is not listening yet (they
 /// retry every 5–10 ms), then the sink starts and the drain is timed until it counted every
-/// delivery.
-async fn fanout_gateway(o: &Options) -> f64 {
+/// delivery. Returns deliveries/s and the gateway's CPU µs per delivery during the drain.
+async fn fanout_gateway(o: &Options) -> (f64, f64) {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut config = format!(
@@ -222,20 +243,26 @@ async fn fanout_gateway(o: &Options) -> f64 {
     }
     let (mut gateway, gw) = start_gateway(o, tmp.path(), &config);
     post_backlog(gw, o.alerts).await;
+    let pid = gateway.id().to_string();
     let _sink = KillOnDrop(spawn_sink(port));
+    let cpu_before = cpu_seconds(&pid);
     let started = Instant::now();
     let counted = wait_for_count(port, o.alerts * FANOUT_OUTPUTS, started).await;
     let rate = counted as f64 / started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(&pid) - cpu_before) * 1e6 / counted as f64;
     let _ = gateway.kill();
     let _ = gateway.wait();
-    rate
+    (rate, cpu)
 }
 
-/// The baseline: the same bodies, each posted once per output, by a lean client.
-async fn fanout_lean(bodies: &[Bytes]) -> f64 {
+/// The baseline: the same bodies, each posted once per output, by a lean client. Returns
+/// deliveries/s and this process's CPU µs per delivery meanwhile (the client's; the sink is a
+/// process of its own).
+async fn fanout_lean(bodies: &[Bytes]) -> (f64, f64) {
     let port = free_port();
     let _sink = KillOnDrop(spawn_sink(port));
     let sink: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..FANOUT_CONNECTIONS {
@@ -265,7 +292,9 @@ async fn fanout_lean(bodies: &[Bytes]) -> f64 {
     }
     while clients.join_next().await.is_some() {}
     let counted = wait_for_count(port, bodies.len() * FANOUT_OUTPUTS, started).await;
-    counted as f64 / started.elapsed().as_secs_f64()
+    let rate = counted as f64 / started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds("self") - cpu_before) * 1e6 / counted as f64;
+    (rate, cpu)
 }
 
 /// Polls the sink's count every 10 ms until it reaches `want` (or 300 s from `started` pass);
