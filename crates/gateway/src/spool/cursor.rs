@@ -56,7 +56,10 @@ pub struct CursorFile {
     slot_size: u64,
     capacity: usize,
     generation: u64,
-    state: CursorState,
+    /// The last stored state as encoded in its slot, between the generation and the checksum.
+    body: Vec<u8>,
+    /// Where the next state is encoded, to compare with `body` before writing it.
+    scratch: Vec<u8>,
 }
 
 impl CursorFile {
@@ -91,36 +94,66 @@ impl CursorFile {
         };
         let file = replace(path, slot_size, generation, &state)?;
         let mapped = Mapped::new(&file, (HEADER + 2 * slot_size) as usize)?;
-        let cursor = CursorFile {
+        let mut cursor = CursorFile {
             file,
             mapped,
             slot_size,
             capacity,
             generation: generation + 2,
-            state,
+            body: Vec::new(),
+            scratch: Vec::new(),
         };
+        encode_body(
+            &mut cursor.body,
+            state.committed,
+            state.frontier,
+            &state.outstanding,
+        );
         Ok(cursor)
     }
 
-    pub fn state(&self) -> &CursorState {
-        &self.state
+    /// The last stored state.
+    pub fn state(&self) -> CursorState {
+        decode_body(&self.body).expect("the body was encoded here")
     }
 
-    /// Records a new state (page cache only; see [`CursorFile::sync`]). Should more seqs be
-    /// outstanding than the file has room for (the capacity covers the configured limits, so this
-    /// is a safety net), only `committed` is kept: a crash then resends more, but never skips.
+    /// Records a new state (page cache only; see [`CursorFile::sync`]).
     pub fn store(&mut self, state: &CursorState) -> io::Result<()> {
-        let state = if state.outstanding.len() > self.capacity {
-            CursorState::at(state.committed)
-        } else {
-            state.clone()
-        };
-        self.generation += 1;
-        let slot = HEADER + (self.generation % 2) * self.slot_size;
-        self.mapped
-            .write(slot as usize, &encode(self.generation, &state));
-        self.state = state;
+        self.record(state.committed, state.frontier, &state.outstanding);
         Ok(())
+    }
+
+    /// Records the state `committed`, `frontier`, `outstanding` (ascending) unless it is the one
+    /// stored last; returns whether it wrote. Encoded straight from the caller's seqs into the
+    /// mapped slot: with thousands of alerts waiting for retries, copying the list into a state,
+    /// comparing and cloning it per finished delivery was a tenth of the gateway's CPU.
+    ///
+    /// Should more seqs be outstanding than the file has room for (the capacity covers the
+    /// configured limits, so this is a safety net), only `committed` is kept: a crash then
+    /// resends more, but never skips.
+    pub fn record(&mut self, committed: Position, frontier: Position, outstanding: &[u64]) -> bool {
+        let mut next = std::mem::take(&mut self.scratch);
+        if outstanding.len() > self.capacity {
+            encode_body(&mut next, committed, committed, &[]);
+        } else {
+            encode_body(&mut next, committed, frontier, outstanding);
+        }
+        if next == self.body {
+            self.scratch = next;
+            return false;
+        }
+        self.generation += 1;
+        let slot = (HEADER + (self.generation % 2) * self.slot_size) as usize;
+        let generation = self.generation.to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&generation);
+        crc.update(&next);
+        self.mapped.write(slot, &generation);
+        self.mapped.write(slot + 8, &next);
+        self.mapped
+            .write(slot + 8 + next.len(), &crc.finalize().to_le_bytes());
+        self.scratch = std::mem::replace(&mut self.body, next);
+        true
     }
 
     /// A second handle for syncing from another thread without holding this one.
@@ -240,44 +273,59 @@ fn read_state(path: &Path) -> io::Result<Option<(u64, CursorState)>> {
 }
 
 fn encode(generation: u64, s: &CursorState) -> Vec<u8> {
-    let mut b = Vec::with_capacity(SLOT_FIXED + 8 * s.outstanding.len() + CRC);
-    b.extend_from_slice(&generation.to_le_bytes());
-    for p in [s.committed, s.frontier] {
-        b.extend_from_slice(&p.offset.to_le_bytes());
-        b.extend_from_slice(&p.seq.to_le_bytes());
-    }
-    b.extend_from_slice(&(s.outstanding.len() as u32).to_le_bytes());
-    for seq in &s.outstanding {
-        b.extend_from_slice(&seq.to_le_bytes());
-    }
+    let mut b = generation.to_le_bytes().to_vec();
+    let mut body = Vec::new();
+    encode_body(&mut body, s.committed, s.frontier, &s.outstanding);
+    b.extend_from_slice(&body);
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
 }
 
+/// A slot's contents between the generation and the checksum: committed (offset, seq),
+/// frontier (offset, seq), the count of outstanding seqs and the seqs.
+fn encode_body(b: &mut Vec<u8>, committed: Position, frontier: Position, outstanding: &[u64]) {
+    b.clear();
+    b.reserve(SLOT_FIXED - 8 + 8 * outstanding.len());
+    for p in [committed, frontier] {
+        b.extend_from_slice(&p.offset.to_le_bytes());
+        b.extend_from_slice(&p.seq.to_le_bytes());
+    }
+    b.extend_from_slice(&(outstanding.len() as u32).to_le_bytes());
+    for seq in outstanding {
+        b.extend_from_slice(&seq.to_le_bytes());
+    }
+}
+
 fn decode(b: &[u8]) -> Option<(u64, CursorState)> {
-    let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
     let count = u32::from_le_bytes(b.get(40..44)?.try_into().ok()?) as usize;
     let end = SLOT_FIXED.checked_add(count.checked_mul(8)?)?;
     let crc = u32::from_le_bytes(b.get(end..end + CRC)?.try_into().ok()?);
     if crc32fast::hash(&b[..end]) != crc {
         return None;
     }
-    let generation = u64_at(0)?;
-    let state = CursorState {
+    let generation = u64::from_le_bytes(b[..8].try_into().ok()?);
+    let state = decode_body(&b[8..end])?;
+    (generation > 0).then_some((generation, state))
+}
+
+/// The state in a slot's body (see [`encode_body`]).
+fn decode_body(b: &[u8]) -> Option<CursorState> {
+    let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
+    let count = u32::from_le_bytes(b.get(32..36)?.try_into().ok()?) as usize;
+    Some(CursorState {
         committed: Position {
-            offset: u64_at(8)?,
-            seq: u64_at(16)?,
+            offset: u64_at(0)?,
+            seq: u64_at(8)?,
         },
         frontier: Position {
-            offset: u64_at(24)?,
-            seq: u64_at(32)?,
+            offset: u64_at(16)?,
+            seq: u64_at(24)?,
         },
         outstanding: (0..count)
-            .map(|k| u64_at(SLOT_FIXED + 8 * k))
+            .map(|k| u64_at(36 + 8 * k))
             .collect::<Option<_>>()?,
-    };
-    (generation > 0).then_some((generation, state))
+    })
 }
 
 #[cfg(test)]
@@ -304,13 +352,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("out.cursor");
         let mut c = CursorFile::open_or_create(&path, p(1), 4).unwrap();
-        assert_eq!(c.state(), &CursorState::at(p(1)));
+        assert_eq!(c.state(), CursorState::at(p(1)));
         c.store(&state(2, 6, &[2, 4])).unwrap();
         c.store(&state(4, 9, &[4, 7, 8])).unwrap();
         let newest_generation = c.generation;
         drop(c);
         let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
-        assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
+        assert_eq!(c.state(), state(4, 9, &[4, 7, 8]));
         drop(c);
 
         // Reopening wrote the state into both slots; tear the newer one and it still holds.
@@ -319,7 +367,7 @@ mod tests {
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.write_at(&[0xff; 4], newer + 8).unwrap();
         let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
-        assert_eq!(c.state(), &state(4, 9, &[4, 7, 8]));
+        assert_eq!(c.state(), state(4, 9, &[4, 7, 8]));
     }
 
     #[test]
@@ -351,7 +399,7 @@ mod tests {
         // The replacement was being written when the process died: a torn temporary file.
         std::fs::write(tmp.path().join("out.cursor.tmp"), b"PGCURS01\x00\x01").unwrap();
         let c = CursorFile::open_or_create(&path, p(0), 4).unwrap();
-        assert_eq!(c.state(), &state(5, 8, &[6]));
+        assert_eq!(c.state(), state(5, 8, &[6]));
         // The replacement itself never truncates the cursor in place.
         let before = std::fs::metadata(&path).unwrap();
         drop(c);
@@ -373,7 +421,7 @@ mod tests {
         c.store(&state(3, 7, &[3, 5])).unwrap();
         drop(c);
         let c = CursorFile::open_or_create(&path, p(0), 1000).unwrap();
-        assert_eq!(c.state(), &state(3, 7, &[3, 5]));
+        assert_eq!(c.state(), state(3, 7, &[3, 5]));
     }
 
     #[test]
@@ -381,7 +429,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = CursorFile::open_or_create(&tmp.path().join("c"), p(0), 2).unwrap();
         c.store(&state(3, 9, &[3, 5, 7])).unwrap();
-        assert_eq!(c.state(), &CursorState::at(p(3)));
+        assert_eq!(c.state(), CursorState::at(p(3)));
     }
 
     /// Whether `s` says the alert with seq `seq` is finished (and must not be resent).
