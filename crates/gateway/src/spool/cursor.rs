@@ -7,8 +7,9 @@
 //! flight. After a crash exactly those are delivered again.
 //!
 //! The file holds a header and two checksummed slots written alternately, each with a generation
-//! number. A write is a copy into the file's pages, mapped into memory: it is in the page cache
-//! at once, so it survives `kill -9`, and costs no system call (a `pwrite` per finished delivery
+//! number. A write is a copy into the file's pages, mapped into memory (a `pwrite` on
+//! copy-on-write filesystems, see [`Mapped`]): it is in the page cache at once, so it survives
+//! `kill -9`, and costs no system call (a `pwrite` per finished delivery
 //! was a twentieth of the gateway's CPU when webhooks drained a backlog). If a kill in the
 //! middle of the copy or a power loss tears a slot, the other still holds the previous state. An
 //! older state only means redelivering a few alerts, never losing one, because segments are
@@ -51,8 +52,9 @@ impl CursorState {
 
 pub struct CursorFile {
     file: File,
-    /// The file's bytes, where [`CursorFile::store`] writes.
-    mapped: Mapped,
+    /// The file's bytes, where [`CursorFile::record`] writes; `None` on a copy-on-write
+    /// filesystem (see [`Mapped`]), where it writes with `pwrite`.
+    mapped: Option<Mapped>,
     slot_size: u64,
     capacity: usize,
     generation: u64,
@@ -93,7 +95,11 @@ impl CursorFile {
             state
         };
         let file = replace(path, slot_size, generation, &state)?;
-        let mapped = Mapped::new(&file, (HEADER + 2 * slot_size) as usize)?;
+        let mapped = if copies_on_write(&file)? {
+            None
+        } else {
+            Some(Mapped::new(&file, (HEADER + 2 * slot_size) as usize)?)
+        };
         let mut cursor = CursorFile {
             file,
             mapped,
@@ -119,8 +125,8 @@ impl CursorFile {
 
     /// Records a new state (page cache only; see [`CursorFile::sync`]).
     pub fn store(&mut self, state: &CursorState) -> io::Result<()> {
-        self.record(state.committed, state.frontier, &state.outstanding);
-        Ok(())
+        self.record(state.committed, state.frontier, &state.outstanding)
+            .map(|_| ())
     }
 
     /// Records the state `committed`, `frontier`, `outstanding` (ascending) unless it is the one
@@ -131,7 +137,12 @@ impl CursorFile {
     /// Should more seqs be outstanding than the file has room for (the capacity covers the
     /// configured limits, so this is a safety net), only `committed` is kept: a crash then
     /// resends more, but never skips.
-    pub fn record(&mut self, committed: Position, frontier: Position, outstanding: &[u64]) -> bool {
+    pub fn record(
+        &mut self,
+        committed: Position,
+        frontier: Position,
+        outstanding: &[u64],
+    ) -> io::Result<bool> {
         let mut next = std::mem::take(&mut self.scratch);
         if outstanding.len() > self.capacity {
             encode_body(&mut next, committed, committed, &[]);
@@ -140,20 +151,43 @@ impl CursorFile {
         }
         if next == self.body {
             self.scratch = next;
-            return false;
+            return Ok(false);
         }
-        self.generation += 1;
-        let slot = (HEADER + (self.generation % 2) * self.slot_size) as usize;
-        let generation = self.generation.to_le_bytes();
+        let generation = self.generation + 1;
+        let slot = HEADER + (generation % 2) * self.slot_size;
+        let written = self.write_slot(slot, generation, &next);
+        if let Err(e) = written {
+            self.scratch = next;
+            return Err(e);
+        }
+        self.generation = generation;
+        self.scratch = std::mem::replace(&mut self.body, next);
+        Ok(true)
+    }
+
+    /// Writes a slot: its generation, `body` and their checksum.
+    fn write_slot(&mut self, slot: u64, generation: u64, body: &[u8]) -> io::Result<()> {
+        let generation = generation.to_le_bytes();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&generation);
-        crc.update(&next);
-        self.mapped.write(slot, &generation);
-        self.mapped.write(slot + 8, &next);
-        self.mapped
-            .write(slot + 8 + next.len(), &crc.finalize().to_le_bytes());
-        self.scratch = std::mem::replace(&mut self.body, next);
-        true
+        crc.update(body);
+        let crc = crc.finalize().to_le_bytes();
+        match self.mapped.as_mut() {
+            Some(mapped) => {
+                let at = slot as usize;
+                mapped.write(at, &generation);
+                mapped.write(at + 8, body);
+                mapped.write(at + 8 + body.len(), &crc);
+                Ok(())
+            }
+            None => {
+                let mut bytes = Vec::with_capacity(8 + body.len() + CRC);
+                bytes.extend_from_slice(&generation);
+                bytes.extend_from_slice(body);
+                bytes.extend_from_slice(&crc);
+                self.file.write_all_at(&bytes, slot)
+            }
+        }
     }
 
     /// A second handle for syncing from another thread without holding this one.
@@ -167,7 +201,31 @@ impl CursorFile {
     }
 }
 
+/// Whether `file` lies on a filesystem that writes every change to new blocks (btrfs, ZFS,
+/// bcachefs). There a write through a mapping can need a block the full disk does not have,
+/// which the kernel can only report with SIGBUS; `pwrite` reports it as an error, which the
+/// worker logs and outlives.
+fn copies_on_write(file: &File) -> io::Result<bool> {
+    const BTRFS: i64 = 0x9123_683e;
+    const ZFS: i64 = 0x2fc1_2fc1;
+    const BCACHEFS: i64 = 0xca45_1a4e;
+    // SAFETY: fstatfs fills the zeroed struct it is given, for a descriptor we own.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    let kind = stat.f_type as i64;
+    Ok(matches!(kind, BTRFS | ZFS | BCACHEFS))
+}
+
 /// A file's first `len` bytes mapped into memory, shared with the page cache.
+///
+/// Every byte of the range must have its disk blocks already ([`replace`] writes the slots out
+/// whole, holes would be filled on first write): a write through the mapping that needed a new
+/// block on a full disk would be a SIGBUS rather than an error. On copy-on-write filesystems,
+/// where every write needs a new block, the cursor does not map its file (see
+/// [`copies_on_write`]).
 struct Mapped {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
@@ -242,10 +300,11 @@ fn replace(path: &Path, slot_size: u64, generation: u64, state: &CursorState) ->
     header[8..].copy_from_slice(&slot_size.to_le_bytes());
     file.write_at(&header, 0)?;
     for g in [generation + 1, generation + 2] {
-        file.write_at(&encode(g, state), HEADER + (g % 2) * slot_size)?;
+        // Whole slots, zero-padded: the file gets its blocks now (see `Mapped`).
+        let mut slot = encode(g, state);
+        slot.resize(slot_size as usize, 0);
+        file.write_at(&slot, HEADER + (g % 2) * slot_size)?;
     }
-    // Both slots at their full size, so that the whole of them can be mapped.
-    file.set_len(HEADER + 2 * slot_size)?;
     file.sync_all()?;
     std::fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -386,6 +445,34 @@ mod tests {
         assert_eq!(
             read_state(&path).unwrap().map(|(_, s)| s),
             Some(state(5, 9, &[]))
+        );
+    }
+
+    #[test]
+    fn the_slots_have_their_disk_blocks_before_they_are_mapped() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("out.cursor");
+        let _c = CursorFile::open_or_create(&path, p(1), 4096).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let slot_size = (SLOT_FIXED + 8 * 4096 + CRC) as u64;
+        assert_eq!(meta.len(), HEADER + 2 * slot_size);
+        // No holes: a write through the mapping never needs a new block (a full disk would
+        // make that a SIGBUS).
+        assert!(meta.blocks() * 512 >= meta.len(), "{meta:?}");
+    }
+
+    #[test]
+    fn without_a_mapping_a_state_is_written_with_pwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("out.cursor");
+        let mut c = CursorFile::open_or_create(&path, p(1), 4).unwrap();
+        c.mapped = None; // as on a copy-on-write filesystem
+        c.store(&state(3, 8, &[3, 5])).unwrap();
+        c.store(&state(4, 9, &[5])).unwrap();
+        assert_eq!(
+            read_state(&path).unwrap().map(|(_, s)| s),
+            Some(state(4, 9, &[5]))
         );
     }
 

@@ -142,10 +142,10 @@ impl Tracker {
             Some(r) if r.frontier > self.frontier => {
                 let mut outstanding = self.seqs.clone();
                 outstanding.extend(r.resend.range(self.frontier.seq..));
-                self.cursor.record(committed, r.frontier, &outstanding);
+                self.cursor.record(committed, r.frontier, &outstanding)?;
             }
             _ => {
-                self.cursor.record(committed, self.frontier, &self.seqs);
+                self.cursor.record(committed, self.frontier, &self.seqs)?;
             }
         }
         self.dirty = false;
