@@ -88,33 +88,24 @@ impl CursorFile {
                 (0, CursorState::at(Position::default()))
             }
         };
-        // A smaller capacity than before: resend rather than skip (see `store`).
-        let state = if state.outstanding.len() > capacity {
-            CursorState::at(state.committed)
-        } else {
-            state
-        };
-        let file = replace(path, slot_size, generation, &state)?;
+        // A smaller capacity than before: resend rather than skip (see `record`).
+        let mut body = Vec::new();
+        encode_body(&mut body, capacity, &state);
+        let file = replace(path, slot_size, generation, &body)?;
         let mapped = if copies_on_write(&file)? {
             None
         } else {
             Some(Mapped::new(&file, (HEADER + 2 * slot_size) as usize)?)
         };
-        let mut cursor = CursorFile {
+        let cursor = CursorFile {
             file,
             mapped,
             slot_size,
             capacity,
             generation: generation + 2,
-            body: Vec::new(),
+            body,
             scratch: Vec::new(),
         };
-        encode_body(
-            &mut cursor.body,
-            state.committed,
-            state.frontier,
-            &state.outstanding,
-        );
         Ok(cursor)
     }
 
@@ -123,16 +114,17 @@ impl CursorFile {
         decode_body(&self.body).expect("the body was encoded here")
     }
 
-    /// Records a new state (page cache only; see [`CursorFile::sync`]).
-    pub fn store(&mut self, state: &CursorState) -> io::Result<()> {
+    /// [`CursorFile::record`] of a whole state, as the tests build them.
+    #[cfg(test)]
+    fn store(&mut self, state: &CursorState) -> io::Result<()> {
         self.record(state.committed, state.frontier, &state.outstanding)
             .map(|_| ())
     }
 
     /// Records the state `committed`, `frontier`, `outstanding` (ascending) unless it is the one
-    /// stored last; returns whether it wrote. Encoded straight from the caller's seqs into the
-    /// mapped slot: with thousands of alerts waiting for retries, copying the list into a state,
-    /// comparing and cloning it per finished delivery was a tenth of the gateway's CPU.
+    /// stored last; returns whether it wrote. Encoded straight from the caller's seqs: with
+    /// thousands of alerts waiting for retries, copying the list into a state, comparing and
+    /// cloning it per finished delivery was a tenth of the gateway's CPU.
     ///
     /// Should more seqs be outstanding than the file has room for (the capacity covers the
     /// configured limits, so this is a safety net), only `committed` is kept: a crash then
@@ -144,11 +136,7 @@ impl CursorFile {
         outstanding: &[u64],
     ) -> io::Result<bool> {
         let mut next = std::mem::take(&mut self.scratch);
-        if outstanding.len() > self.capacity {
-            encode_body(&mut next, committed, committed, &[]);
-        } else {
-            encode_body(&mut next, committed, frontier, outstanding);
-        }
+        encode_parts(&mut next, self.capacity, committed, frontier, outstanding);
         if next == self.body {
             self.scratch = next;
             return Ok(false);
@@ -167,26 +155,13 @@ impl CursorFile {
 
     /// Writes a slot: its generation, `body` and their checksum.
     fn write_slot(&mut self, slot: u64, generation: u64, body: &[u8]) -> io::Result<()> {
-        let generation = generation.to_le_bytes();
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&generation);
-        crc.update(body);
-        let crc = crc.finalize().to_le_bytes();
+        let bytes = encode_slot(generation, body);
         match self.mapped.as_mut() {
             Some(mapped) => {
-                let at = slot as usize;
-                mapped.write(at, &generation);
-                mapped.write(at + 8, body);
-                mapped.write(at + 8 + body.len(), &crc);
+                mapped.write(slot as usize, &bytes);
                 Ok(())
             }
-            None => {
-                let mut bytes = Vec::with_capacity(8 + body.len() + CRC);
-                bytes.extend_from_slice(&generation);
-                bytes.extend_from_slice(body);
-                bytes.extend_from_slice(&crc);
-                self.file.write_all_at(&bytes, slot)
-            }
+            None => self.file.write_all_at(&bytes, slot),
         }
     }
 
@@ -285,7 +260,7 @@ impl Drop for Mapped {
 /// temporary file, fsync'd, renamed over `path`, and the directory fsync'd. A crash at any
 /// moment leaves either the old file or the new one, never a half-written cursor (which would
 /// replay the whole backlog).
-fn replace(path: &Path, slot_size: u64, generation: u64, state: &CursorState) -> io::Result<File> {
+fn replace(path: &Path, slot_size: u64, generation: u64, body: &[u8]) -> io::Result<File> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
@@ -301,7 +276,7 @@ fn replace(path: &Path, slot_size: u64, generation: u64, state: &CursorState) ->
     file.write_at(&header, 0)?;
     for g in [generation + 1, generation + 2] {
         // Whole slots, zero-padded: the file gets its blocks now (see `Mapped`).
-        let mut slot = encode(g, state);
+        let mut slot = encode_slot(g, body);
         slot.resize(slot_size as usize, 0);
         file.write_at(&slot, HEADER + (g % 2) * slot_size)?;
     }
@@ -331,19 +306,36 @@ fn read_state(path: &Path) -> io::Result<Option<(u64, CursorState)>> {
         .max_by_key(|(g, _)| *g))
 }
 
-fn encode(generation: u64, s: &CursorState) -> Vec<u8> {
-    let mut b = generation.to_le_bytes().to_vec();
-    let mut body = Vec::new();
-    encode_body(&mut body, s.committed, s.frontier, &s.outstanding);
-    b.extend_from_slice(&body);
+/// A whole slot: the generation, `body` and the checksum of both.
+fn encode_slot(generation: u64, body: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + body.len() + CRC);
+    b.extend_from_slice(&generation.to_le_bytes());
+    b.extend_from_slice(body);
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
 }
 
+fn encode_body(b: &mut Vec<u8>, capacity: usize, s: &CursorState) {
+    encode_parts(b, capacity, s.committed, s.frontier, &s.outstanding);
+}
+
 /// A slot's contents between the generation and the checksum: committed (offset, seq),
-/// frontier (offset, seq), the count of outstanding seqs and the seqs.
-fn encode_body(b: &mut Vec<u8>, committed: Position, frontier: Position, outstanding: &[u64]) {
+/// frontier (offset, seq), the count of outstanding seqs and the seqs. More seqs than
+/// `capacity` keep only `committed` (nothing outstanding, frontier at committed): a crash then
+/// resends more, but never skips.
+fn encode_parts(
+    b: &mut Vec<u8>,
+    capacity: usize,
+    committed: Position,
+    frontier: Position,
+    outstanding: &[u64],
+) {
+    let (frontier, outstanding) = if outstanding.len() > capacity {
+        (committed, &[][..])
+    } else {
+        (frontier, outstanding)
+    };
     b.clear();
     b.reserve(SLOT_FIXED - 8 + 8 * outstanding.len());
     for p in [committed, frontier] {
