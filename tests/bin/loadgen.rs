@@ -336,12 +336,7 @@ async fn load(addr: SocketAddr, o: &Options) -> Stats {
         let sent = sent.clone();
         let max = o.max_requests;
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut sender = peregrine_e2e::http1_connect(addr).await;
             let mut latencies = Vec::with_capacity(100_000);
             let mut errors = 0u64;
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max {
@@ -474,11 +469,7 @@ async fn print_index_cost(gateway: SocketAddr, dir: &Path, records: f64) {
 
 /// Signs in to the console; returns the `Cookie` header value.
 async fn login(addr: SocketAddr) -> String {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut sender = peregrine_e2e::http1_connect(addr).await;
     let body = format!("{{\"name\":\"bench\",\"password\":\"{BENCH_PASSWORD}\"}}");
     let req = Request::post("/ui/api/login")
         .header("host", "127.0.0.1")
@@ -492,11 +483,7 @@ async fn login(addr: SocketAddr) -> String {
 
 /// GETs `path`, with a `Cookie` header unless `cookie` is empty.
 async fn get_with(addr: SocketAddr, path: &str, cookie: &str) -> String {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut sender = peregrine_e2e::http1_connect(addr).await;
     let mut req = Request::get(path).header("host", "127.0.0.1");
     if !cookie.is_empty() {
         req = req.header("cookie", cookie);

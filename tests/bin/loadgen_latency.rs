@@ -160,12 +160,7 @@ async fn paced(addr: SocketAddr, rate: u32, seconds: u64, connections: usize) ->
     for c in 0..connections {
         let offset = period.mul_f64(c as f64 / connections as f64);
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut sender = peregrine_e2e::http1_connect(addr).await;
             let mut ticks = tokio::time::interval_at(start + offset, period);
             let (mut ok, mut errors) = (0u64, 0u64);
             for _ in 0..per_connection {

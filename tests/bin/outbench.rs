@@ -270,12 +270,7 @@ async fn fanout_lean(bodies: &[Bytes]) -> (f64, f64) {
             .flat_map(|_| bodies.iter().skip(c).step_by(FANOUT_CONNECTIONS).cloned())
             .collect();
         clients.spawn(async move {
-            let stream = tokio::net::TcpStream::connect(sink).await.expect("connect");
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut sender = peregrine_e2e::http1_connect(sink).await;
             for body in mine {
                 let req = Request::builder()
                     .method("POST")
@@ -565,11 +560,7 @@ async fn request(
     path: &str,
     body: Vec<u8>,
 ) -> (StatusCode, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut sender = peregrine_e2e::http1_connect(addr).await;
     let req = Request::builder()
         .method(method)
         .uri(path)

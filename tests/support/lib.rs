@@ -52,6 +52,21 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
+/// An HTTP/1.1 keep-alive connection to `addr` with Nagle's algorithm off, its connection task
+/// spawned: what the benchmarks' lean clients post through.
+pub async fn http1_connect(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
 /// A one-line Falco alert body, as Falco's http_output posts it.
 pub fn falco_alert(rule: &str, priority: &str, tags: &[&str]) -> serde_json::Value {
     serde_json::json!({
