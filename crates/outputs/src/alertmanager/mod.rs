@@ -135,7 +135,7 @@ impl OutputSettings for AlertmanagerSettings {
 
 pub struct AlertmanagerOutput {
     settings: AlertmanagerSettings,
-    client: reqwest::Client,
+    client: http::Client,
 }
 
 #[async_trait]

@@ -45,7 +45,7 @@ pub struct ElasticsearchOutput {
     gzip: bool,
     pipeline: Option<String>,
     auth: Option<HeaderValue>,
-    client: reqwest::Client,
+    client: http::Client,
     create_template: bool,
     template_installed: OnceCell<()>,
 }

@@ -5,11 +5,13 @@
 //! output and turning transport errors into retryable failures with the URL stripped.
 
 mod classify;
+mod plain;
 mod tls;
 
 pub use classify::{classify_status, parse_retry_after};
 pub use tls::Tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -92,35 +94,57 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec")
 }
 
+/// The client every HTTP output sends with: reqwest for HTTPS, proxies and URLs with credentials,
+/// and the lean [`plain`] path for plain `http://` destinations, which is most of the cost of a
+/// delivery to a webhook next door. Cloning shares the connections.
+#[derive(Clone)]
+pub struct Client {
+    reqwest: reqwest::Client,
+    plain: Option<Arc<plain::PlainPool>>,
+}
+
+impl Client {
+    /// Whether a request to `url` takes the lean path.
+    fn plain_for(&self, url: &SecretUrl) -> Option<&plain::PlainPool> {
+        self.plain
+            .as_deref()
+            .filter(|_| plain::serves(url.expose()))
+    }
+}
+
 /// Builds the client every HTTP output uses: a connection pool sized to its concurrency, no
 /// redirects (a redirect to another host would carry a credential-bearing body along), and
 /// Nagle's algorithm off for small requests.
-pub fn client(max_in_flight: usize) -> reqwest::Client {
+pub fn client(max_in_flight: usize) -> Client {
     client_with_tls(max_in_flight, &Tls::default())
 }
 
 /// Like [`client`], with an output's `tls` settings. The system's CA store is trusted as well
 /// as webpki's roots, so a corporate CA installed on the host works without `ca_file`.
-pub fn client_with_tls(max_in_flight: usize, tls: &Tls) -> reqwest::Client {
+pub fn client_with_tls(max_in_flight: usize, tls: &Tls) -> Client {
     let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(max_in_flight.max(1))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10));
-    tls.apply(builder)
+    let reqwest = tls
+        .apply(builder)
         .build()
-        .expect("the HTTP client builds with checked settings")
+        .expect("the HTTP client builds with checked settings");
+    let plain =
+        (!plain::proxy_in_environment()).then(|| Arc::new(plain::PlainPool::new(max_in_flight)));
+    Client { reqwest, plain }
 }
 
 /// An [`HttpEncoder`] made into an [`Output`].
 pub struct HttpOutput<E> {
     encoder: E,
-    client: reqwest::Client,
+    client: Client,
 }
 
 impl<E: HttpEncoder> HttpOutput<E> {
-    pub fn new(encoder: E, client: reqwest::Client) -> Self {
+    pub fn new(encoder: E, client: Client) -> Self {
         HttpOutput { encoder, client }
     }
 
@@ -168,17 +192,21 @@ impl<E: HttpEncoder> Output for HttpOutput<E> {
 }
 
 /// Sends one request. Errors are described without the URL, which may hold a credential.
-pub async fn send(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, Failure> {
+pub async fn send(client: &Client, request: HttpRequest) -> Result<HttpResponse, Failure> {
     send_capped(client, request, MAX_RESPONSE_BODY).await
 }
 
 /// Like [`send`], reading at most `max_body` bytes of the answer (bulk APIs answer per item).
 pub async fn send_capped(
-    client: &reqwest::Client,
+    client: &Client,
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, Failure> {
+    if let Some(plain) = client.plain_for(&request.url) {
+        return plain.send(request, max_body).await;
+    }
     let response = client
+        .reqwest
         .request(request.method, request.url.expose().clone())
         .headers(request.headers)
         .body(request.body)

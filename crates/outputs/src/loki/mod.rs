@@ -46,7 +46,7 @@ pub struct LokiOutput {
     line: LineFormat,
     stale: StalePolicy,
     max_age: Duration,
-    client: reqwest::Client,
+    client: http::Client,
 }
 
 impl OutputSettings for LokiSettings {

@@ -79,7 +79,7 @@ impl OutputSettings for SplunkSettings {
 
 pub struct SplunkOutput {
     settings: SplunkSettings,
-    client: reqwest::Client,
+    client: http::Client,
 }
 
 impl SplunkOutput {

@@ -1,0 +1,423 @@
+//! A lean HTTP/1.1 transport for plain `http://` destinations.
+//!
+//! Why it exists: draining a backlog into a webhook on the same host or in the same cluster, the
+//! gateway's cost per delivery was about a fifth reqwest's own layers (the URL turned into a URI
+//! per request, the redirect policy, a pool looked up per request, header maps merged), next to
+//! the socket work itself (issue 20). A plain destination needs none of those layers: this keeps
+//! hyper's HTTP/1.1 connections to each origin in a stack and sends on them directly.
+//!
+//! [`Client`](super::Client) uses it only where reqwest would do exactly the same thing: an `http`
+//! URL without credentials in it, and no proxy named by the environment. Everything else (TLS,
+//! proxies, basic auth from the URL) stays with reqwest.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, ACCEPT, HOST};
+use hyper_util::rt::TokioIo;
+
+use super::{HttpRequest, HttpResponse};
+use crate::delivery::Failure;
+
+/// How long a connection may wait idle before it is closed rather than reused (as reqwest's
+/// pool is set up in [`super::client_with_tls`]).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long opening a connection may take (as reqwest's `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle HTTP/1.1 connections per origin, most recently used on top.
+pub(super) struct PlainPool {
+    idle: Mutex<Vec<(Origin, Vec<Idle>)>>,
+    max_idle: usize,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Origin {
+    host: String,
+    port: u16,
+}
+
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+/// Whether the lean path sends to `url` the way reqwest would: plain `http`, no user or password
+/// to turn into a header, and a host to connect to.
+pub(super) fn serves(url: &url::Url) -> bool {
+    url.scheme() == "http"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.host().is_some()
+}
+
+/// Whether the environment names a proxy reqwest would send plain `http` requests through.
+pub(super) fn proxy_in_environment() -> bool {
+    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+impl PlainPool {
+    pub(super) fn new(max_idle: usize) -> Self {
+        PlainPool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: max_idle.max(1),
+        }
+    }
+
+    /// Sends `request` (whose URL [`serves`] accepted) and reads at most `max_body` bytes of the
+    /// answer. A request that an idle connection refused before any byte of it was written is
+    /// sent again on a new connection, once.
+    pub(super) async fn send(
+        &self,
+        request: HttpRequest,
+        max_body: usize,
+    ) -> Result<HttpResponse, Failure> {
+        let url = request.url.expose();
+        let origin = Origin {
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+        };
+        let mut message = to_hyper(request)?;
+        loop {
+            let (mut sender, reused) = match self.checkout(&origin).await {
+                Some(sender) => (sender, true),
+                None => (connect(&origin).await?, false),
+            };
+            match sender.try_send_request(message).await {
+                Ok(response) => return self.read(response, sender, origin, max_body).await,
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => message = unsent,
+                    _ => return Err(transport_failure("request failed", &e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used connection to `origin` that is still open and young enough.
+    async fn checkout(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let idle = {
+                let mut pool = self.idle.lock().expect("the pool's lock is never poisoned");
+                let stack = pool.iter_mut().find(|(o, _)| o == origin)?;
+                stack.1.pop()?
+            };
+            if idle.since.elapsed() > IDLE_TIMEOUT || idle.sender.is_closed() {
+                continue;
+            }
+            let mut sender = idle.sender;
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn checkin(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
+        let mut pool = self.idle.lock().expect("the pool's lock is never poisoned");
+        let idle = Idle {
+            sender,
+            since: Instant::now(),
+        };
+        match pool.iter_mut().find(|(o, _)| *o == origin) {
+            Some((_, stack)) if stack.len() < self.max_idle => stack.push(idle),
+            Some(_) => {}
+            None => pool.push((origin, vec![idle])),
+        }
+    }
+
+    /// Reads the answer; the connection goes back to the pool only when the body was read whole.
+    async fn read(
+        &self,
+        response: hyper::Response<hyper::body::Incoming>,
+        sender: SendRequest<Full<Bytes>>,
+        origin: Origin,
+        max_body: usize,
+    ) -> Result<HttpResponse, Failure> {
+        let (parts, mut incoming) = response.into_parts();
+        let mut body = Vec::new();
+        let mut whole = false;
+        while body.len() < max_body {
+            match incoming.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        let room = max_body - body.len();
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                }
+                // As reqwest's `chunk()` does for `send`: a broken body ends what was read.
+                Some(Err(_)) => break,
+                None => {
+                    whole = true;
+                    break;
+                }
+            }
+        }
+        if whole {
+            self.checkin(origin, sender);
+        }
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: Bytes::from(body),
+        })
+    }
+}
+
+/// The request as hyper sends it: origin-form target, `Host` from the URL, and reqwest's default
+/// `Accept: */*` where the output set none.
+fn to_hyper(request: HttpRequest) -> Result<hyper::Request<Full<Bytes>>, Failure> {
+    let url = request.url.expose();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let mut message = hyper::Request::builder()
+        .method(request.method)
+        .uri(target)
+        .body(Full::new(request.body))
+        .map_err(|_| Failure::new(None, "the URL's path is not a valid request target"))?;
+    let headers = message.headers_mut();
+    *headers = request.headers;
+    if !headers.contains_key(HOST) {
+        let value = HeaderValue::from_str(&host)
+            .map_err(|_| Failure::new(None, "the URL's host is not a valid Host header"))?;
+        headers.insert(HOST, value);
+    }
+    if !headers.contains_key(ACCEPT) {
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    Ok(message)
+}
+
+/// Opens a connection to `origin` with Nagle's algorithm off, and starts its task.
+async fn connect(origin: &Origin) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    let host = origin.host.trim_start_matches('[').trim_end_matches(']');
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, origin.port)),
+    )
+    .await
+    .map_err(|_| Failure::new(None, "timed out: connecting took longer than 10s"))?
+    .map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| transport_failure("connection failed", &e))?;
+    tokio::spawn(async move {
+        // The connection ends when the peer closes it or every sender is dropped; either way
+        // the next request opens another.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// `kind: root cause`, like the reqwest path's descriptions (hyper's errors carry no URL).
+fn transport_failure(kind: &str, e: &hyper::Error) -> Failure {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    Failure::new(None, format!("{kind}: {root}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use reqwest::header::HeaderMap;
+    use reqwest::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+
+    use super::super::{client, send, send_capped, HttpRequest};
+    use crate::secret::SecretUrl;
+
+    /// How the test destination treats a connection after its first answer.
+    #[derive(Clone, Copy)]
+    enum After {
+        KeepAlive,
+        /// Answers with `Connection: close` and closes.
+        SaysClose,
+        /// Closes without a word, as a server whose keep-alive timeout ran out.
+        Hangs,
+    }
+
+    /// A raw HTTP/1.1 destination on 127.0.0.1: answers 200 with `body`, reports each request's
+    /// head on `heads` and each connection it closed on `closed`, counts connections.
+    struct Destination {
+        url: String,
+        connections: Arc<AtomicUsize>,
+        heads: mpsc::UnboundedReceiver<String>,
+        closed: mpsc::UnboundedReceiver<()>,
+    }
+
+    async fn destination(after: After, body: &'static str) -> Destination {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/in?x=1", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (heads_tx, heads) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = mpsc::unbounded_channel();
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (heads, closed) = (heads_tx.clone(), closed_tx.clone());
+                tokio::spawn(async move {
+                    serve(stream, after, body, heads).await;
+                    let _ = closed.send(());
+                });
+            }
+        });
+        Destination {
+            url,
+            connections,
+            heads,
+            closed,
+        }
+    }
+
+    async fn serve(
+        mut stream: TcpStream,
+        after: After,
+        body: &str,
+        heads: mpsc::UnboundedSender<String>,
+    ) {
+        let mut buf = Vec::new();
+        loop {
+            let Some(end) = read_head(&mut stream, &mut buf).await else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < end + length {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed in the middle of a body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..end + length);
+            heads.send(head).unwrap();
+            let close = if matches!(after, After::SaysClose) {
+                "connection: close\r\n"
+            } else {
+                ""
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\n{close}content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            if !matches!(after, After::KeepAlive) {
+                return;
+            }
+        }
+    }
+
+    /// Reads until a request's head is complete; its length including the blank line, or None
+    /// at the end of the connection.
+    async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(i + 4);
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn post(url: &str, body: &'static str) -> HttpRequest {
+        HttpRequest {
+            method: Method::POST,
+            url: SecretUrl::parse(url).unwrap(),
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn only_plain_urls_without_credentials_take_the_lean_path() {
+        let serves = |u: &str| super::serves(&url::Url::parse(u).unwrap());
+        assert!(serves("http://127.0.0.1:8080/hook"));
+        assert!(serves("http://hooks.internal/hook?x=1"));
+        assert!(!serves("https://hooks.example/hook"));
+        assert!(!serves("http://user:pass@hooks.internal/hook"));
+        assert!(!serves("http://user@hooks.internal/hook"));
+    }
+
+    #[tokio::test]
+    async fn requests_share_one_keep_alive_connection_and_carry_host_and_accept() {
+        let mut d = destination(After::KeepAlive, "ok").await;
+        let client = client(4);
+        for _ in 0..5 {
+            let answer = send(&client, post(&d.url, "{\"a\":1}")).await.unwrap();
+            assert_eq!(answer.status, 200);
+            assert_eq!(&answer.body[..], b"ok");
+        }
+        assert_eq!(d.connections.load(Ordering::SeqCst), 1);
+        let head = d.heads.recv().await.unwrap();
+        let port = d.url.split(':').nth(2).unwrap().split('/').next().unwrap();
+        assert!(head.starts_with("post /in?x=1 http/1.1\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
+        assert!(head.contains("accept: */*\r\n"), "{head}");
+        assert!(head.contains("content-length: 7\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_destination_said_it_closes_is_not_reused() {
+        let d = destination(After::SaysClose, "ok").await;
+        let client = client(4);
+        for _ in 0..3 {
+            assert_eq!(send(&client, post(&d.url, "{}")).await.unwrap().status, 200);
+        }
+        assert_eq!(d.connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_request_for_a_connection_closed_while_idle_goes_out_on_a_new_one() {
+        let mut d = destination(After::Hangs, "ok").await;
+        let client = client(4);
+        assert_eq!(send(&client, post(&d.url, "{}")).await.unwrap().status, 200);
+        // The destination has closed the idle connection before the next delivery (whether the
+        // pool sees it closed or hyper hands the unsent request back, it goes out on a new one).
+        d.closed.recv().await.unwrap();
+        let answer = send(&client, post(&d.url, "{}")).await;
+        assert_eq!(
+            answer.map(|a| a.status).map_err(|f| f.reason),
+            Ok(200.try_into().unwrap())
+        );
+        assert_eq!(d.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_cut_and_its_connection_not_reused() {
+        let d = destination(After::KeepAlive, "0123456789abcdef").await;
+        let client = client(4);
+        for _ in 0..2 {
+            let answer = send_capped(&client, post(&d.url, "{}"), 10).await.unwrap();
+            assert_eq!(&answer.body[..], b"0123456789");
+        }
+        assert_eq!(d.connections.load(Ordering::SeqCst), 2);
+    }
+}
