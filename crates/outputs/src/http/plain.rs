@@ -29,6 +29,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long opening a connection may take (as reqwest's `connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an idle connection may take to be ready for the next request (hyper may still be
+/// writing the last request's body to a peer that answered early) before another is used.
+const READY_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// TCP keepalive and user timeout as reqwest sets them by default: a pooled connection whose peer
+/// vanished without a word (a deleted pod, a NAT entry dropped) is found dead in about 30 s
+/// instead of holding the next request until its attempt times out.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Idle HTTP/1.1 connections per origin, most recently used on top.
 pub(super) struct PlainPool {
     idle: Mutex<Vec<(Origin, Vec<Idle>)>>,
@@ -44,6 +56,13 @@ struct Origin {
 struct Idle {
     sender: SendRequest<Full<Bytes>>,
     since: Instant,
+}
+
+impl Idle {
+    /// Still worth reusing: open, and not idle longer than [`IDLE_TIMEOUT`].
+    fn usable(&self) -> bool {
+        self.since.elapsed() <= IDLE_TIMEOUT && !self.sender.is_closed()
+    }
 }
 
 /// Whether the lean path sends to `url` the way reqwest would: plain `http`, no user or password
@@ -99,24 +118,26 @@ impl PlainPool {
         }
     }
 
-    /// The most recently used connection to `origin` that is still open and young enough.
+    /// The most recently used connection to `origin` that is still open, young enough and ready
+    /// within [`READY_TIMEOUT`]. Connections past their use are dropped (which closes them).
     async fn checkout(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().expect("the pool's lock is never poisoned");
-                let stack = pool.iter_mut().find(|(o, _)| o == origin)?;
-                stack.1.pop()?
+                let stack = &mut pool.iter_mut().find(|(o, _)| o == origin)?.1;
+                stack.retain(Idle::usable);
+                stack.pop()?
             };
-            if idle.since.elapsed() > IDLE_TIMEOUT || idle.sender.is_closed() {
-                continue;
-            }
             let mut sender = idle.sender;
-            if sender.ready().await.is_ok() {
+            let ready = tokio::time::timeout(READY_TIMEOUT, sender.ready()).await;
+            if matches!(ready, Ok(Ok(()))) {
                 return Some(sender);
             }
         }
     }
 
+    /// Keeps a connection whose answer was read whole for the next request to `origin`, up to
+    /// `max_idle` of them after the stale ones are dropped.
     fn checkin(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
         let mut pool = self.idle.lock().expect("the pool's lock is never poisoned");
         let idle = Idle {
@@ -124,8 +145,12 @@ impl PlainPool {
             since: Instant::now(),
         };
         match pool.iter_mut().find(|(o, _)| *o == origin) {
-            Some((_, stack)) if stack.len() < self.max_idle => stack.push(idle),
-            Some(_) => {}
+            Some((_, stack)) => {
+                stack.retain(Idle::usable);
+                if stack.len() < self.max_idle {
+                    stack.push(idle);
+                }
+            }
             None => pool.push((origin, vec![idle])),
         }
     }
@@ -198,7 +223,7 @@ fn to_hyper(request: HttpRequest) -> Result<hyper::Request<Full<Bytes>>, Failure
     Ok(message)
 }
 
-/// Opens a connection to `origin` with Nagle's algorithm off, and starts its task.
+/// Opens a connection to `origin` ([`configure`]d), and starts its task.
 async fn connect(origin: &Origin) -> Result<SendRequest<Full<Bytes>>, Failure> {
     let host = origin.host.trim_start_matches('[').trim_end_matches(']');
     let stream = tokio::time::timeout(
@@ -208,9 +233,7 @@ async fn connect(origin: &Origin) -> Result<SendRequest<Full<Bytes>>, Failure> {
     .await
     .map_err(|_| Failure::new(None, "timed out: connecting took longer than 10s"))?
     .map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
+    configure(&stream).map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| transport_failure("connection failed", &e))?;
@@ -220,6 +243,18 @@ async fn connect(origin: &Origin) -> Result<SendRequest<Full<Bytes>>, Failure> {
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// Nagle's algorithm off for small requests; keepalive and user timeout as reqwest has them.
+fn configure(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))
 }
 
 /// `kind: root cause`, like the reqwest path's descriptions (hyper's errors carry no URL).
@@ -408,6 +443,28 @@ mod tests {
             Ok(200.try_into().unwrap())
         );
         assert_eq!(d.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn connections_have_reqwests_keepalive_and_user_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        super::configure(&stream).unwrap();
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.tcp_nodelay().unwrap());
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), super::KEEPALIVE_IDLE);
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            super::KEEPALIVE_INTERVAL
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        assert_eq!(
+            socket.tcp_user_timeout().unwrap(),
+            Some(std::time::Duration::from_secs(30))
+        );
     }
 
     #[tokio::test]
