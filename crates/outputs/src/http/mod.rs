@@ -112,6 +112,13 @@ impl Client {
     }
 }
 
+/// How long a pooled connection may sit idle before it is closed rather than reused, on both
+/// paths.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long opening a connection may take, on both paths.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the client every HTTP output uses: a connection pool sized to its concurrency, no
 /// redirects (a redirect to another host would carry a credential-bearing body along), and
 /// Nagle's algorithm off for small requests.
@@ -124,10 +131,10 @@ pub fn client(max_in_flight: usize) -> Client {
 pub fn client_with_tls(max_in_flight: usize, tls: &Tls) -> Client {
     let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(max_in_flight.max(1))
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10));
+        .connect_timeout(CONNECT_TIMEOUT);
     let reqwest = tls
         .apply(builder)
         .build()

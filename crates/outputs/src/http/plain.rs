@@ -19,15 +19,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, ACCEPT, HOST};
 use hyper_util::rt::TokioIo;
 
-use super::{HttpRequest, HttpResponse};
+use super::{HttpRequest, HttpResponse, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
 use crate::delivery::Failure;
-
-/// How long a connection may wait idle before it is closed rather than reused (as reqwest's
-/// pool is set up in [`super::client_with_tls`]).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long opening a connection may take (as reqwest's `connect_timeout`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle connection may take to be ready for the next request (hyper may still be
 /// writing the last request's body to a peer that answered early) before another is used.
@@ -59,9 +52,9 @@ struct Idle {
 }
 
 impl Idle {
-    /// Still worth reusing: open, and not idle longer than [`IDLE_TIMEOUT`].
+    /// Still worth reusing: open, and not idle longer than [`POOL_IDLE_TIMEOUT`].
     fn usable(&self) -> bool {
-        self.since.elapsed() <= IDLE_TIMEOUT && !self.sender.is_closed()
+        self.since.elapsed() <= POOL_IDLE_TIMEOUT && !self.sender.is_closed()
     }
 }
 
@@ -231,7 +224,13 @@ async fn connect(origin: &Origin) -> Result<SendRequest<Full<Bytes>>, Failure> {
         tokio::net::TcpStream::connect((host, origin.port)),
     )
     .await
-    .map_err(|_| Failure::new(None, "timed out: connecting took longer than 10s"))?
+    .map_err(|_| {
+        let limit = CONNECT_TIMEOUT.as_secs();
+        Failure::new(
+            None,
+            format!("timed out: connecting took longer than {limit}s"),
+        )
+    })?
     .map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
     configure(&stream).map_err(|e| Failure::new(None, format!("connection failed: {e}")))?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
