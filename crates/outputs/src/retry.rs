@@ -1,6 +1,7 @@
 //! The retry core shared by every output: per-attempt timeouts, exponential backoff with full
 //! jitter, `Retry-After` pauses of a whole output, and the decision to give up.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -168,7 +169,12 @@ pub async fn deliver_in_slots(
         }
         gate.wait().await;
         output.pace().await;
-        let sending: Vec<Envelope> = pending.iter().map(|&i| batch[i].clone()).collect();
+        // Every alert of the batch until some have landed: no copy of it then.
+        let sending: Cow<'_, [Envelope]> = if pending.len() == batch.len() {
+            Cow::Borrowed(batch)
+        } else {
+            Cow::Owned(pending.iter().map(|&i| batch[i].clone()).collect())
+        };
         let result = attempt(output, &sending, policy.timeout).await;
         let pause = match &result {
             Delivery::RetryAfter(_, wait) => Some(*wait),

@@ -1,6 +1,7 @@
 //! Values that must never reach a log line, an error message or a metrics label.
 
 use std::fmt;
+use std::sync::Arc;
 
 use url::Url;
 
@@ -34,8 +35,9 @@ impl fmt::Display for Secret {
 
 /// A destination URL. Webhook URLs are credentials (Slack's and Teams' are nothing else), so the
 /// printable form keeps only the scheme, host and port: `https://hooks.slack.com/…`.
+/// Shared, because an output puts its URL in every request it builds.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretUrl(Url);
+pub struct SecretUrl(Arc<Url>);
 
 impl SecretUrl {
     /// Parses an absolute `http` or `https` URL. The error message never echoes the URL.
@@ -52,7 +54,7 @@ impl SecretUrl {
         if url.host_str().is_none() {
             return Err("URL has no host".to_string());
         }
-        Ok(SecretUrl(url))
+        Ok(SecretUrl(Arc::new(url)))
     }
 
     pub fn expose(&self) -> &Url {
@@ -62,11 +64,11 @@ impl SecretUrl {
     /// This URL with `path` appended to its own path and `query` as its query: the base URL of
     /// a service (perhaps behind a proxy prefix) and one of its endpoints.
     pub fn endpoint(&self, path: &str, query: Option<&str>) -> SecretUrl {
-        let mut url = self.0.clone();
+        let mut url = Url::clone(&self.0);
         let base = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base}{path}"));
         url.set_query(query);
-        SecretUrl(url)
+        SecretUrl(Arc::new(url))
     }
 
     /// Scheme, host and port only.

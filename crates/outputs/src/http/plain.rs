@@ -10,17 +10,19 @@
 //! URL without credentials in it, and no proxy named by the environment. Everything else (TLS,
 //! proxies, basic auth from the URL) stays with reqwest.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, ACCEPT, HOST};
+use hyper::Uri;
 use hyper_util::rt::TokioIo;
 
 use super::{HttpRequest, HttpResponse, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
 use crate::delivery::Failure;
+use crate::secret::SecretUrl;
 
 /// How long an idle connection may take to be ready for the next request (hyper may still be
 /// writing the last request's body to a peer that answered early) before another is used.
@@ -38,6 +40,19 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct PlainPool {
     idle: Mutex<Vec<(Origin, Vec<Idle>)>>,
     max_idle: usize,
+    /// Where the last URL sent to points, worked out once: an output sends to the same URL again
+    /// and again, and parsing its target and Host per request was a twentieth of the gateway's
+    /// CPU per webhook delivery.
+    last: Mutex<Option<(SecretUrl, Arc<Target>)>>,
+}
+
+/// What a request to one URL needs besides its method, headers and body.
+struct Target {
+    origin: Origin,
+    /// The origin-form request target: path and query.
+    uri: Uri,
+    /// `Host`, as reqwest sends it: the port only when the URL names one.
+    host: HeaderValue,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -79,6 +94,7 @@ impl PlainPool {
         PlainPool {
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
+            last: Mutex::new(None),
         }
     }
 
@@ -90,16 +106,13 @@ impl PlainPool {
         request: HttpRequest,
         max_body: usize,
     ) -> Result<HttpResponse, Failure> {
-        let url = request.url.expose();
-        let origin = Origin {
-            host: url.host_str().unwrap_or_default().to_string(),
-            port: url.port_or_known_default().unwrap_or(80),
-        };
-        let mut message = to_hyper(request)?;
+        let target = self.target(&request.url)?;
+        let origin = &target.origin;
+        let mut message = to_hyper(request, &target);
         loop {
-            let (mut sender, reused) = match self.checkout(&origin).await {
+            let (mut sender, reused) = match self.checkout(origin).await {
                 Some(sender) => (sender, true),
-                None => (connect(&origin).await?, false),
+                None => (connect(origin).await?, false),
             };
             match sender.try_send_request(message).await {
                 Ok(response) => return self.read(response, sender, origin, max_body).await,
@@ -109,6 +122,22 @@ impl PlainPool {
                 },
             }
         }
+    }
+
+    /// Where `url` points, from the last request's when it went to the same URL.
+    fn target(&self, url: &SecretUrl) -> Result<Arc<Target>, Failure> {
+        let mut last = self
+            .last
+            .lock()
+            .expect("the target's lock is never poisoned");
+        if let Some((cached, target)) = last.as_ref() {
+            if cached == url {
+                return Ok(target.clone());
+            }
+        }
+        let target = Arc::new(Target::of(url.expose())?);
+        *last = Some((url.clone(), target.clone()));
+        Ok(target)
     }
 
     /// The most recently used connection to `origin` that is still open, young enough and ready
@@ -131,20 +160,20 @@ impl PlainPool {
 
     /// Keeps a connection whose answer was read whole for the next request to `origin`, up to
     /// `max_idle` of them after the stale ones are dropped.
-    fn checkin(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
+    fn checkin(&self, origin: &Origin, sender: SendRequest<Full<Bytes>>) {
         let mut pool = self.idle.lock().expect("the pool's lock is never poisoned");
         let idle = Idle {
             sender,
             since: Instant::now(),
         };
-        match pool.iter_mut().find(|(o, _)| *o == origin) {
+        match pool.iter_mut().find(|(o, _)| o == origin) {
             Some((_, stack)) => {
                 stack.retain(Idle::usable);
                 if stack.len() < self.max_idle {
                     stack.push(idle);
                 }
             }
-            None => pool.push((origin, vec![idle])),
+            None => pool.push((origin.clone(), vec![idle])),
         }
     }
 
@@ -153,7 +182,7 @@ impl PlainPool {
         &self,
         response: hyper::Response<hyper::body::Incoming>,
         sender: SendRequest<Full<Bytes>>,
-        origin: Origin,
+        origin: &Origin,
         max_body: usize,
     ) -> Result<HttpResponse, Failure> {
         let (parts, mut incoming) = response.into_parts();
@@ -186,34 +215,43 @@ impl PlainPool {
     }
 }
 
-/// The request as hyper sends it: origin-form target, `Host` from the URL, and reqwest's default
-/// `Accept: */*` where the output set none.
-fn to_hyper(request: HttpRequest) -> Result<hyper::Request<Full<Bytes>>, Failure> {
-    let url = request.url.expose();
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let mut message = hyper::Request::builder()
-        .method(request.method)
-        .uri(target)
-        .body(Full::new(request.body))
-        .map_err(|_| Failure::new(None, "the URL's path is not a valid request target"))?;
+impl Target {
+    fn of(url: &url::Url) -> Result<Target, Failure> {
+        let origin = Origin {
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+        };
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let uri = Uri::try_from(target)
+            .map_err(|_| Failure::new(None, "the URL's path is not a valid request target"))?;
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", origin.host),
+            None => origin.host.clone(),
+        };
+        let host = HeaderValue::from_str(&host)
+            .map_err(|_| Failure::new(None, "the URL's host is not a valid Host header"))?;
+        Ok(Target { origin, uri, host })
+    }
+}
+
+/// The request as hyper sends it to `target`: origin-form, `Host` from the URL, and reqwest's
+/// default `Accept: */*` where the output set none.
+fn to_hyper(request: HttpRequest, target: &Target) -> hyper::Request<Full<Bytes>> {
+    let mut message = hyper::Request::new(Full::new(request.body));
+    *message.method_mut() = request.method;
+    *message.uri_mut() = target.uri.clone();
     let headers = message.headers_mut();
     *headers = request.headers;
     if !headers.contains_key(HOST) {
-        let value = HeaderValue::from_str(&host)
-            .map_err(|_| Failure::new(None, "the URL's host is not a valid Host header"))?;
-        headers.insert(HOST, value);
+        headers.insert(HOST, target.host.clone());
     }
     if !headers.contains_key(ACCEPT) {
         headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     }
-    Ok(message)
+    message
 }
 
 /// Opens a connection to `origin` ([`configure`]d), and starts its task.
