@@ -21,6 +21,7 @@ use peregrine_outputs::retry::{
     deliver_in_slots, AttemptObserver, AttemptSlot, AttemptSlots, Outcome, PauseGate, RetryPolicy,
 };
 use peregrine_outputs::{BatchLimits, Envelope, Failure, Output};
+use prometheus::{Histogram, IntCounter};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -248,10 +249,11 @@ impl Worker {
             metrics: self.metrics.clone(),
             status: self.status.clone(),
             labels: [self.status.name.clone(), self.status.kind.to_string()],
+            counters: Counters::new(&self.metrics, &self.status),
             logged: Mutex::new(HashSet::new()),
             stop: stop.clone(),
             slots: AttemptSlots::new(self.max_in_flight),
-            batches: Mutex::default(),
+            batches: self.status.backlog.sheds().then(Mutex::default),
             restarts_counted: AtomicU64::new(0),
         })
     }
@@ -341,6 +343,9 @@ impl Worker {
     /// With `dead_letter_oldest`, when the backlog (from the cursor, or from what was already
     /// shed) to the log's `end` is over the limit: the offset before which alerts must go.
     fn shed_before(&self, end: u64, shed_through: u64) -> Option<u64> {
+        if !self.status.backlog.sheds() {
+            return None;
+        }
         let from = self.status.committed().offset.max(shed_through);
         self.status.backlog.shed_before(from, end)
     }
@@ -686,6 +691,7 @@ struct Delivering {
     metrics: Arc<Metrics>,
     status: Arc<OutputStatus>,
     labels: [String; 2],
+    counters: Counters,
     /// Dead-letter reasons already logged at warn level: a misconfigured destination
     /// (`channel_not_found`) says so once, not once per alert.
     logged: Mutex<HashSet<String>>,
@@ -694,10 +700,30 @@ struct Delivering {
     /// The output's `max_in_flight` attempts at once.
     slots: AttemptSlots,
     /// Batches in flight by their first alert's log offset, each with the token that cancels it
-    /// when the output sheds its backlog.
-    batches: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// when the output sheds its backlog; `None` for an output that never sheds, which then
+    /// spends nothing per batch on it.
+    batches: Option<Mutex<BTreeMap<u64, CancellationToken>>>,
     /// The output's restart count last added to the metric.
     restarts_counted: AtomicU64,
+}
+
+/// The metrics counted per delivery, with the output's labels already looked up: a lookup
+/// hashes both labels under a lock, twice per delivered alert.
+struct Counters {
+    sent: IntCounter,
+    delivery_seconds: Histogram,
+    retries: IntCounter,
+}
+
+impl Counters {
+    fn new(metrics: &Metrics, status: &OutputStatus) -> Self {
+        let labels = [status.name.as_str(), status.kind];
+        Counters {
+            sent: metrics.sent.with_label_values(&labels),
+            delivery_seconds: metrics.delivery_seconds.with_label_values(&labels),
+            retries: metrics.retries.with_label_values(&labels),
+        }
+    }
 }
 
 /// Tries at a batch that panicked before it is dead-lettered.
@@ -755,10 +781,7 @@ fn reason_label(f: &Failure) -> String {
 
 impl AttemptObserver for Delivering {
     fn retrying(&self, failure: &Failure, alerts: usize) {
-        self.metrics
-            .retries
-            .with_label_values(&self.labels)
-            .inc_by(alerts as u64);
+        self.counters.retries.inc_by(alerts as u64);
         self.count_restarts();
         tracing::debug!(output = %self.status.name, failure = ?failure.to_string(), alerts, "delivery failed; retrying");
     }
@@ -785,24 +808,25 @@ impl Delivering {
     async fn deliver(
         self: Arc<Self>,
         batch: Vec<Item>,
-        overflow: CancellationToken,
+        overflow: Option<CancellationToken>,
         slot: AttemptSlot,
     ) {
         let n = batch.len() as i64;
         self.status.in_flight.fetch_add(n, Ordering::Relaxed);
         let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
-        let outcomes = tokio::select! {
-            biased;
-            _ = overflow.cancelled() => vec![overflow_outcome(); batch.len()],
-            outcomes = self.attempt(&envelopes, slot) => outcomes,
+        let outcomes = match &overflow {
+            Some(overflow) => tokio::select! {
+                biased;
+                _ = overflow.cancelled() => vec![overflow_outcome(); batch.len()],
+                outcomes = self.attempt(&envelopes, slot) => outcomes,
+            },
+            None => self.attempt(&envelopes, slot).await,
         };
         self.settle(batch.iter(), outcomes).await;
         self.count_restarts();
-        if let Some(first) = batch.iter().find_map(|i| i.position) {
-            self.batches
-                .lock()
-                .expect("batches lock")
-                .remove(&first.offset);
+        if let (Some(batches), Some(first)) = (&self.batches, batch.iter().find_map(|i| i.position))
+        {
+            batches.lock().expect("batches lock").remove(&first.offset);
         }
         self.status.in_flight.fetch_sub(n, Ordering::Relaxed);
     }
@@ -842,21 +866,26 @@ impl Delivering {
         ]
     }
 
-    /// Registers a batch about to be delivered; the token cancels it if the backlog is shed.
-    fn track(&self, batch: &[Item]) -> CancellationToken {
+    /// Registers a batch about to be delivered, for an output that may shed its backlog: the
+    /// token cancels the batch when it does.
+    fn track(&self, batch: &[Item]) -> Option<CancellationToken> {
+        let batches = self.batches.as_ref()?;
         let token = CancellationToken::new();
         if let Some(first) = batch.iter().find_map(|i| i.position) {
-            self.batches
+            batches
                 .lock()
                 .expect("batches lock")
                 .insert(first.offset, token.clone());
         }
-        token
+        Some(token)
     }
 
     /// Cancels the batches in flight that hold an alert before log offset `before`.
     fn cancel_batches_before(&self, before: u64) -> usize {
-        let batches = self.batches.lock().expect("batches lock");
+        let Some(batches) = &self.batches else {
+            return 0;
+        };
+        let batches = batches.lock().expect("batches lock");
         batches.range(..before).map(|(_, t)| t.cancel()).count()
     }
 
@@ -877,12 +906,9 @@ impl Delivering {
                     self.metrics.digests.with_label_values(&self.labels).inc();
                 }
                 Outcome::Delivered => {
-                    self.metrics.sent.with_label_values(&self.labels).inc();
+                    self.counters.sent.inc();
                     let secs = now.saturating_sub(item.accepted_at_ns) as f64 / 1e9;
-                    self.metrics
-                        .delivery_seconds
-                        .with_label_values(&self.labels)
-                        .observe(secs);
+                    self.counters.delivery_seconds.observe(secs);
                     finished.extend(item.position);
                 }
                 Outcome::DeadLetter { failure, attempts } => dead.push((item, failure, *attempts)),
@@ -1056,6 +1082,7 @@ mod tests {
                 tracker.started(item(seq).position.unwrap(), next, 0);
             }
         }
+        let metrics = Arc::new(Metrics::new());
         Arc::new(Delivering {
             output: Arc::new(Buggy {
                 panics,
@@ -1063,13 +1090,14 @@ mod tests {
             }),
             policy: RetryPolicy::default(),
             dead_letters,
-            metrics: Arc::new(Metrics::new()),
+            counters: Counters::new(&metrics, &status),
+            metrics,
             status,
             labels: ["hook".into(), "webhook".into()],
             logged: Mutex::new(HashSet::new()),
             stop: CancellationToken::new(),
             slots: AttemptSlots::new(1),
-            batches: Mutex::default(),
+            batches: None,
             restarts_counted: AtomicU64::new(0),
         })
     }
@@ -1079,9 +1107,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), 1);
         let slot = d.slots.take().await;
-        d.clone()
-            .deliver(vec![item(0), item(1)], CancellationToken::new(), slot)
-            .await;
+        d.clone().deliver(vec![item(0), item(1)], None, slot).await;
         assert_eq!(d.status.committed().seq, 2, "both alerts settled");
         assert_eq!(d.metrics.sent.with_label_values(&d.labels).get(), 2);
         assert_eq!(d.metrics.panics.with_label_values(&d.labels).get(), 1);
@@ -1093,9 +1119,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = delivering(tmp.path(), u32::MAX);
         let slot = d.slots.take().await;
-        d.clone()
-            .deliver(vec![item(0), item(1)], CancellationToken::new(), slot)
-            .await;
+        d.clone().deliver(vec![item(0), item(1)], None, slot).await;
         assert_eq!(d.status.committed().seq, 2, "the cursor moves past them");
         let lines = std::fs::read_to_string(tmp.path().join("dl.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), 2);
