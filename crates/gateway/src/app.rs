@@ -308,9 +308,9 @@ async fn compact(
                 .map_or(u64::MAX, |i| i.hold(&spool))
                 .min(spool.end().offset);
             for o in outputs.iter() {
-                let handle = o.flush_cursor()?;
+                let (handle, written) = o.flush_cursor()?;
                 handle.sync_data()?;
-                min = min.min(o.committed().offset);
+                min = min.min(written.offset);
             }
             spool.release_before(min)
         })

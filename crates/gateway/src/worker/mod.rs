@@ -132,13 +132,15 @@ impl OutputStatus {
         Duration::from_nanos(now_ns().saturating_sub(oldest))
     }
 
-    /// Writes a moved cursor and returns a handle that can make it durable.
-    pub fn flush_cursor(&self) -> std::io::Result<std::fs::File> {
+    /// Writes a moved cursor and returns a handle that can make it durable, with the position
+    /// the written cursor holds: what compaction may release before once the handle is synced
+    /// (the output's [`committed`](Self::committed) may be ahead of the file by then).
+    pub fn flush_cursor(&self) -> std::io::Result<(std::fs::File, Position)> {
         let mut tracker = self.tracker.lock().expect("tracker lock");
         if tracker.is_dirty() {
             tracker.persist()?;
         }
-        tracker.cursor().sync_handle()
+        Ok((tracker.cursor().sync_handle()?, tracker.committed()))
     }
 }
 
