@@ -307,12 +307,25 @@ async fn compact(
             let mut min = index
                 .map_or(u64::MAX, |i| i.hold(&spool))
                 .min(spool.end().offset);
+            // Every output's cursor is flushed even when one fails: the failing one keeps the
+            // whole spool for this round.
+            let mut failed = None;
             for o in outputs.iter() {
-                let (handle, written) = o.flush_cursor()?;
-                handle.sync_data()?;
-                min = min.min(written.offset);
+                match o
+                    .flush_cursor()
+                    .and_then(|(h, at)| h.sync_data().map(|()| at))
+                {
+                    Ok(written) => min = min.min(written.offset),
+                    Err(e) => {
+                        tracing::error!(output = %o.name, error = %e, "could not save the cursor");
+                        failed = Some(e);
+                    }
+                }
             }
-            spool.release_before(min)
+            match failed {
+                Some(e) => Err(e),
+                None => spool.release_before(min),
+            }
         })
         .await;
         match result {

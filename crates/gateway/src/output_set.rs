@@ -220,6 +220,12 @@ impl OutputSet {
             tracing::error!(output = name, "the output's worker did not stop; aborted (its alerts are delivered again from the spool)");
             task.abort();
             let _ = task.await;
+            // The worker could not save its cursor; what it wrote lazily is saved here, so the
+            // next worker under this name resends only what was unfinished.
+            let saved = running.status.flush_cursor();
+            if let Err(e) = saved.and_then(|(handle, _)| handle.sync_data()) {
+                tracing::error!(output = name, error = %e, "could not save the cursor");
+            }
         }
         tracing::info!(output = name, "output stopped");
         Some(running.status.kind)

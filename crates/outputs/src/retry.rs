@@ -169,7 +169,8 @@ pub async fn deliver_in_slots(
         }
         gate.wait().await;
         output.pace().await;
-        // Every alert of the batch until some have landed: no copy of it then.
+        // `pending` is an ascending subset of the batch's indices, so at full length it is the
+        // whole batch, sent without a copy (every first attempt).
         let sending: Cow<'_, [Envelope]> = if pending.len() == batch.len() {
             Cow::Borrowed(batch)
         } else {

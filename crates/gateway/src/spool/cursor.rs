@@ -114,6 +114,11 @@ impl CursorFile {
         decode_body(&self.body).expect("the body was encoded here")
     }
 
+    /// The position before which the last stored state has everything finished.
+    pub fn committed(&self) -> Position {
+        self.state().committed
+    }
+
     /// [`CursorFile::record`] of a whole state, as the tests build them.
     #[cfg(test)]
     fn store(&mut self, state: &CursorState) -> io::Result<()> {

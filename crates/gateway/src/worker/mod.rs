@@ -81,7 +81,8 @@ impl OutputStatus {
         self.tracker.lock().expect("tracker lock").progress_of(seq)
     }
 
-    /// The output's durable position (where it resumes after a restart).
+    /// Everything before this is finished. The cursor file may lag behind it until its next
+    /// write; [`flush_cursor`](Self::flush_cursor) says what the file holds.
     pub fn committed(&self) -> Position {
         self.tracker.lock().expect("tracker lock").committed()
     }
@@ -140,7 +141,10 @@ impl OutputStatus {
         if tracker.is_dirty() {
             tracker.persist()?;
         }
-        Ok((tracker.cursor().sync_handle()?, tracker.committed()))
+        Ok((
+            tracker.cursor().sync_handle()?,
+            tracker.cursor().committed(),
+        ))
     }
 }
 
@@ -251,7 +255,7 @@ impl Worker {
             metrics: self.metrics.clone(),
             status: self.status.clone(),
             labels: [self.status.name.clone(), self.status.kind.to_string()],
-            counters: Counters::new(&self.metrics, &self.status),
+            counters: DeliveryMetrics::new(&self.metrics, &self.status),
             logged: Mutex::new(HashSet::new()),
             stop: stop.clone(),
             slots: AttemptSlots::new(self.max_in_flight),
@@ -335,7 +339,7 @@ impl Worker {
         tokio::select! {
             biased;
             _ = stop.cancelled() => Wake::Stop,
-            _ = overflow, if self.status.backlog.policy == BacklogPolicy::DeadLetterOldest => {
+            _ = overflow, if self.status.backlog.sheds() => {
                 Wake::Overflow
             }
             value = ready => Wake::Ready(value),
@@ -345,6 +349,7 @@ impl Worker {
     /// With `dead_letter_oldest`, when the backlog (from the cursor, or from what was already
     /// shed) to the log's `end` is over the limit: the offset before which alerts must go.
     fn shed_before(&self, end: u64, shed_through: u64) -> Option<u64> {
+        // Asked before every batch: outputs that never shed cost no tracker lock.
         if !self.status.backlog.sheds() {
             return None;
         }
@@ -693,7 +698,7 @@ struct Delivering {
     metrics: Arc<Metrics>,
     status: Arc<OutputStatus>,
     labels: [String; 2],
-    counters: Counters,
+    counters: DeliveryMetrics,
     /// Dead-letter reasons already logged at warn level: a misconfigured destination
     /// (`channel_not_found`) says so once, not once per alert.
     logged: Mutex<HashSet<String>>,
@@ -711,16 +716,16 @@ struct Delivering {
 
 /// The metrics counted per delivery, with the output's labels already looked up: a lookup
 /// hashes both labels under a lock, twice per delivered alert.
-struct Counters {
+struct DeliveryMetrics {
     sent: IntCounter,
     delivery_seconds: Histogram,
     retries: IntCounter,
 }
 
-impl Counters {
+impl DeliveryMetrics {
     fn new(metrics: &Metrics, status: &OutputStatus) -> Self {
         let labels = [status.name.as_str(), status.kind];
-        Counters {
+        DeliveryMetrics {
             sent: metrics.sent.with_label_values(&labels),
             delivery_seconds: metrics.delivery_seconds.with_label_values(&labels),
             retries: metrics.retries.with_label_values(&labels),
@@ -1092,7 +1097,7 @@ mod tests {
             }),
             policy: RetryPolicy::default(),
             dead_letters,
-            counters: Counters::new(&metrics, &status),
+            counters: DeliveryMetrics::new(&metrics, &status),
             metrics,
             status,
             labels: ["hook".into(), "webhook".into()],

@@ -11,17 +11,16 @@ use std::io;
 use crate::spool::{CursorFile, Position};
 
 /// With more alerts in flight than this, finished deliveries are written to the cursor in groups
-/// of an `1/LAZY_SHARE` of them. Writing the whole list of thousands of seqs waiting for retries
-/// at every finished delivery took a twentieth of the gateway's CPU, under the tracker's lock,
-/// in a drain through a receiver failing 30 % of requests (issue 20).
-const LAZY_SHARE: usize = 64;
+/// of `1/CURSOR_WRITE_SHARE` of them. Writing the whole list of thousands of seqs waiting for
+/// retries at every finished delivery took a twentieth of the gateway's CPU, under the tracker's
+/// lock, in a drain through a receiver failing 30 % of requests (issue 20).
+const CURSOR_WRITE_SHARE: usize = 64;
 
 pub struct Tracker {
     /// In flight in this run, by seq: position and acceptance time.
     outstanding: BTreeMap<u64, (Position, u64)>,
-    /// The same seqs, ascending, in one run of memory: written to the cursor at every finished
-    /// delivery, which walking the map for took a tenth of the gateway's CPU with thousands of
-    /// alerts waiting for retries.
+    /// The same seqs, ascending, in one run of memory: what the cursor writes, which walking the
+    /// map for took a tenth of the gateway's CPU with thousands of alerts waiting for retries.
     seqs: Vec<u64>,
     /// Every record before this one was taken from the log in this run (or finished before it).
     frontier: Position,
@@ -133,8 +132,8 @@ impl Tracker {
 
     /// Deliveries finished (delivered or dead-lettered). The cursor records it at once while
     /// few alerts are in flight; with many (alerts waiting for retries), once per
-    /// 1/[`LAZY_SHARE`] of them finished, since each write costs the whole outstanding list: a
-    /// crash then resends at most that share of them again, besides what was in flight.
+    /// 1/[`CURSOR_WRITE_SHARE`] of them finished, since each write costs the whole outstanding
+    /// list: a crash then resends at most that share of them again, besides what was in flight.
     pub fn finished(&mut self, positions: impl IntoIterator<Item = Position>) -> io::Result<()> {
         for p in positions {
             if self.outstanding.remove(&p.seq).is_some() {
@@ -144,8 +143,9 @@ impl Tracker {
                 self.unwritten += 1;
             }
         }
-        if self.unwritten < (self.seqs.len() / LAZY_SHARE).max(1) {
-            self.dirty = true;
+        // Behind until written; a write that fails leaves it so, for the next flush to retry.
+        self.dirty = true;
+        if self.unwritten * CURSOR_WRITE_SHARE < self.seqs.len() {
             return Ok(());
         }
         self.persist()
@@ -234,8 +234,8 @@ mod tests {
             t.started(p(s), p(s + 1), 0);
         }
         t.persist().unwrap();
-        // 640 in flight: one write per 9 finished (639 / 64), none before.
-        for s in (1..9).rev() {
+        // 640 in flight: written once 1/64 of those left have finished (10 of 630), not before.
+        for s in (1..10).rev() {
             t.finished([p(s)]).unwrap();
             assert_eq!(
                 t.cursor().state().outstanding.len(),
@@ -244,23 +244,39 @@ mod tests {
             );
             assert!(t.is_dirty());
         }
-        t.finished([p(9)]).unwrap();
+        t.finished([p(10)]).unwrap();
         assert_eq!(
             t.cursor().state().outstanding.len(),
-            631,
-            "the group of 9 written"
+            630,
+            "the group of 10 written"
         );
         assert!(!t.is_dirty());
         // The rest of a group is written by the next flush (`OutputStatus::flush_cursor`).
         t.finished([p(0)]).unwrap();
         assert_eq!(t.cursor().state().committed, p(0));
         t.persist().unwrap();
-        assert_eq!(t.cursor().state().committed, p(10));
+        assert_eq!(t.cursor().state().committed, p(11));
         // A crash now resends only what is still in flight.
         drop(t);
         let mut t = roomy(tmp.path());
         let resent = (0..640).filter(|&s| !t.finished_before(s)).count();
-        assert_eq!(resent, 630);
+        assert_eq!(resent, 629);
+    }
+
+    #[test]
+    fn with_64_or_fewer_in_flight_every_finished_delivery_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t =
+            Tracker::new(CursorFile::open_or_create(&tmp.path().join("c"), p(0), 128).unwrap());
+        for s in 0..65 {
+            t.started(p(s), p(s + 1), 0);
+        }
+        t.persist().unwrap();
+        t.finished([p(64)]).unwrap();
+        assert_eq!(t.cursor().state().outstanding.len(), 64);
+        t.finished([p(1)]).unwrap();
+        assert_eq!(t.cursor().state().outstanding.len(), 63);
+        assert!(!t.is_dirty());
     }
 
     #[test]

@@ -36,14 +36,18 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 3;
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// URLs whose [`Target`] a pool keeps: an output sends to one or a few (Alertmanager's nodes,
+/// Splunk's event and acknowledgement endpoints).
+const TARGETS: usize = 8;
+
 /// Idle HTTP/1.1 connections per origin, most recently used on top.
 pub(super) struct PlainPool {
     idle: Mutex<Vec<(Origin, Vec<Idle>)>>,
     max_idle: usize,
-    /// Where the last URL sent to points, worked out once: an output sends to the same URL again
-    /// and again, and parsing its target and Host per request was a twentieth of the gateway's
-    /// CPU per webhook delivery.
-    last: Mutex<Option<(SecretUrl, Arc<Target>)>>,
+    /// Where the last few URLs sent to point, worked out once each: an output sends to the same
+    /// URLs again and again, and parsing the target and Host per request was a twentieth of the
+    /// gateway's CPU per webhook delivery.
+    targets: Mutex<Vec<(SecretUrl, Arc<Target>)>>,
 }
 
 /// What a request to one URL needs besides its method, headers and body.
@@ -94,7 +98,7 @@ impl PlainPool {
         PlainPool {
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
-            last: Mutex::new(None),
+            targets: Mutex::new(Vec::new()),
         }
     }
 
@@ -124,19 +128,20 @@ impl PlainPool {
         }
     }
 
-    /// Where `url` points, from the last request's when it went to the same URL.
+    /// Where `url` points, worked out once while it is among the last [`TARGETS`] URLs used.
     fn target(&self, url: &SecretUrl) -> Result<Arc<Target>, Failure> {
-        let mut last = self
-            .last
+        let mut targets = self
+            .targets
             .lock()
-            .expect("the target's lock is never poisoned");
-        if let Some((cached, target)) = last.as_ref() {
-            if cached == url {
-                return Ok(target.clone());
-            }
+            .expect("the targets' lock is never poisoned");
+        if let Some((_, target)) = targets.iter().find(|(u, _)| u == url) {
+            return Ok(target.clone());
         }
         let target = Arc::new(Target::of(url.expose())?);
-        *last = Some((url.clone(), target.clone()));
+        if targets.len() == TARGETS {
+            targets.remove(0);
+        }
+        targets.push((url.clone(), target.clone()));
         Ok(target)
     }
 
@@ -216,6 +221,7 @@ impl PlainPool {
 }
 
 impl Target {
+    /// Splits a URL [`serves`] accepted into what each request to it needs.
     fn of(url: &url::Url) -> Result<Target, Failure> {
         let origin = Origin {
             host: url.host_str().unwrap_or_default().to_string(),
@@ -454,6 +460,34 @@ mod tests {
         );
         assert!(head.contains("accept: */*\r\n"), "{head}");
         assert!(head.contains("content-length: 7\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn each_url_gets_its_own_request_target_and_host() {
+        let mut a = destination(After::KeepAlive, "a").await;
+        let mut b = destination(After::KeepAlive, "b").await;
+        let other = b.url.replace("/in?x=1", "/other");
+        let client = client(4);
+        for url in [&a.url, &other, &a.url, &b.url] {
+            send(&client, post(url, "{}")).await.unwrap();
+        }
+        let host = |url: &str| url.split('/').nth(2).unwrap().to_string();
+        for (d, paths) in [
+            (&mut a, ["/in?x=1", "/in?x=1"]),
+            (&mut b, ["/other", "/in?x=1"]),
+        ] {
+            for path in paths {
+                let head = d.heads.recv().await.unwrap();
+                assert!(
+                    head.starts_with(&format!("post {path} http/1.1\r\n")),
+                    "{head}"
+                );
+                assert!(
+                    head.contains(&format!("host: {}\r\n", host(&d.url))),
+                    "{head}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
