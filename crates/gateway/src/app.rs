@@ -311,11 +311,8 @@ async fn compact(
             // whole spool for this round.
             let mut failed = None;
             for o in outputs.iter() {
-                match o
-                    .flush_cursor()
-                    .and_then(|(h, at)| h.sync_data().map(|()| at))
-                {
-                    Ok(written) => min = min.min(written.offset),
+                match o.save_cursor() {
+                    Ok(saved) => min = min.min(saved.offset),
                     Err(e) => {
                         tracing::error!(output = %o.name, error = %e, "could not save the cursor");
                         failed = Some(e);

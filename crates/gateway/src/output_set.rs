@@ -222,8 +222,7 @@ impl OutputSet {
             let _ = task.await;
             // The worker could not save its cursor; what it wrote lazily is saved here, so the
             // next worker under this name resends only what was unfinished.
-            let saved = running.status.flush_cursor();
-            if let Err(e) = saved.and_then(|(handle, _)| handle.sync_data()) {
+            if let Err(e) = running.status.save_cursor() {
                 tracing::error!(output = name, error = %e, "could not save the cursor");
             }
         }

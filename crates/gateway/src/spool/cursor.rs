@@ -174,11 +174,6 @@ impl CursorFile {
     pub fn sync_handle(&self) -> io::Result<File> {
         self.file.try_clone()
     }
-
-    /// Makes the last stored state survive a power loss.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
 }
 
 /// Whether `file` lies on a filesystem that writes every change to new blocks (btrfs, ZFS,

@@ -72,7 +72,7 @@ impl BacklogLimit {
     /// limit, so that a backlog at its limit sheds in chunks (one dead-letter write per chunk)
     /// rather than one alert per alert accepted.
     pub fn shed_before(&self, committed: u64, end: u64) -> Option<u64> {
-        if !self.sheds() {
+        if self.policy != BacklogPolicy::DeadLetterOldest {
             return None;
         }
         let max = self.max_bytes?;

@@ -82,7 +82,7 @@ impl OutputStatus {
     }
 
     /// Everything before this is finished. The cursor file may lag behind it until its next
-    /// write; [`flush_cursor`](Self::flush_cursor) says what the file holds.
+    /// write; [`save_cursor`](Self::save_cursor) says what the file holds.
     pub fn committed(&self) -> Position {
         self.tracker.lock().expect("tracker lock").committed()
     }
@@ -133,18 +133,22 @@ impl OutputStatus {
         Duration::from_nanos(now_ns().saturating_sub(oldest))
     }
 
-    /// Writes a moved cursor and returns a handle that can make it durable, with the position
-    /// the written cursor holds: what compaction may release before once the handle is synced
-    /// (the output's [`committed`](Self::committed) may be ahead of the file by then).
-    pub fn flush_cursor(&self) -> std::io::Result<(std::fs::File, Position)> {
-        let mut tracker = self.tracker.lock().expect("tracker lock");
-        if tracker.is_dirty() {
-            tracker.persist()?;
-        }
-        Ok((
-            tracker.cursor().sync_handle()?,
-            tracker.cursor().committed(),
-        ))
+    /// Writes a moved cursor and makes it durable (the sync runs without the tracker's lock).
+    /// Returns the position the saved cursor holds: what compaction may release before (the
+    /// output's [`committed`](Self::committed) may be ahead of the file by then).
+    pub fn save_cursor(&self) -> std::io::Result<Position> {
+        let (handle, saved) = {
+            let mut tracker = self.tracker.lock().expect("tracker lock");
+            if tracker.is_dirty() {
+                tracker.persist()?;
+            }
+            (
+                tracker.cursor().sync_handle()?,
+                tracker.cursor().committed(),
+            )
+        };
+        handle.sync_data()?;
+        Ok(saved)
     }
 }
 
@@ -311,8 +315,7 @@ impl Worker {
             );
             tasks.abort_all();
         }
-        let mut tracker = self.status.tracker.lock().expect("tracker lock");
-        if let Err(e) = tracker.persist().and_then(|()| tracker.cursor().sync()) {
+        if let Err(e) = self.status.save_cursor() {
             tracing::error!(output = %self.status.name, error = %e, "could not save the cursor");
         }
     }

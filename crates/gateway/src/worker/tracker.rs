@@ -251,7 +251,7 @@ mod tests {
             "the group of 10 written"
         );
         assert!(!t.is_dirty());
-        // The rest of a group is written by the next flush (`OutputStatus::flush_cursor`).
+        // The rest of a group is written by the next save (`OutputStatus::save_cursor`).
         t.finished([p(0)]).unwrap();
         assert_eq!(t.cursor().state().committed, p(0));
         t.persist().unwrap();
