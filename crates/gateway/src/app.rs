@@ -197,7 +197,7 @@ async fn serve(
     // alerts while in-flight deliveries get their grace period, side by side.
     let server = front::server::serve(
         listener,
-        front::router(state.clone()),
+        front::Routes::new(state.clone()),
         state.front.clone(),
         state.connections.clone(),
         stop.clone(),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{header, HeaderMap, StatusCode};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -24,6 +24,15 @@ const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 const ROOM_WAIT: Duration = Duration::from_secs(3);
 /// How often a waiting request looks again for bodies old enough to close.
 const EVICTION_RECHECK: Duration = Duration::from_millis(100);
+
+/// A request body as the router hands it over (`axum::body::Body`) or as hyper does, for the
+/// route the server answers without the router (`hyper::body::Incoming`).
+pub(super) trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin
+{
+}
+
+impl<B> RequestBody for B where B: hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin {}
 
 /// What a request needs to read its body.
 pub(super) struct Reader<'a> {
@@ -64,7 +73,7 @@ impl<'a> Reader<'a> {
     /// Reads the whole body. The budget it returns lasts as long as the body is kept.
     pub async fn read(
         &self,
-        mut body: Body,
+        mut body: impl RequestBody,
         headers: &HeaderMap,
     ) -> Result<(Bytes, Held<'a>), Rejection> {
         let limit = self.front.max_body_bytes;
@@ -97,7 +106,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next piece of data, `None` at the end of the body.
-    async fn next_chunk(&self, body: &mut Body) -> Result<Option<Bytes>, Rejection> {
+    async fn next_chunk(&self, body: &mut impl RequestBody) -> Result<Option<Bytes>, Rejection> {
         loop {
             let frame = match tokio::time::timeout_at(self.deadline, body.frame()).await {
                 Err(_) => return Err(self.timed_out()),

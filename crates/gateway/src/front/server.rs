@@ -16,7 +16,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::response::Response;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -26,17 +25,17 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conn::{ConnState, Connections, Phase, Registration, Watched};
-use super::Front;
+use super::{Front, Routes};
 
 /// The largest request head, and the most a connection buffers from its socket at once. Falco's
 /// headers are a few hundred bytes; a small buffer keeps ten thousand stalled connections cheap.
 const READ_BUFFER: usize = 16 * 1024;
 
-/// Serves `router` until `stop` is cancelled, then lets requests in progress finish and closes
+/// Serves `routes` until `stop` is cancelled, then lets requests in progress finish and closes
 /// idle keep-alive connections.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     front: Arc<ArcSwap<Front>>,
     connections: Arc<Connections>,
     stop: CancellationToken,
@@ -65,7 +64,7 @@ pub async fn serve(
             stream,
             registration,
             front.load_full(),
-            router.clone(),
+            routes.clone(),
             graceful.watcher(),
         ));
     }
@@ -90,7 +89,7 @@ async fn connection(
     stream: TcpStream,
     registration: Registration,
     front: Arc<Front>,
-    router: Router,
+    routes: Routes,
     graceful: Watcher,
 ) {
     let state = registration.state.clone();
@@ -131,7 +130,7 @@ async fn connection(
     // request head is: a client that connects and says nothing is not waiting politely.
     let io = Watched::new(io, state.clone(), limits);
     let service = Tracked {
-        router,
+        routes,
         state: state.clone(),
         peer,
         client_certificate,
@@ -150,11 +149,11 @@ async fn connection(
     drop(registration);
 }
 
-/// The router, telling the connection's state when a request starts and when its answer is
-/// ready. Handlers find the state in the request's extensions.
+/// The routes, telling the connection's state when a request starts and when its answer is
+/// ready. Handlers behind the router find the state in the request's extensions.
 #[derive(Clone)]
 struct Tracked {
-    router: Router,
+    routes: Routes,
     state: Arc<ConnState>,
     peer: Option<PeerAddr>,
     client_certificate: Option<ClientCertificate>,
@@ -188,6 +187,13 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.state.enter(Phase::Body);
+        if Routes::is_ingest(&request) {
+            let ingest = self.routes.clone().ingest(self.state.clone(), request);
+            return Answer {
+                inner: Box::pin(async move { Ok(ingest.await) }),
+                state: self.state.clone(),
+            };
+        }
         request.extensions_mut().insert(self.state.clone());
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(peer);
@@ -195,14 +201,15 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
         if let Some(cert) = &self.client_certificate {
             request.extensions_mut().insert(cert.clone());
         }
+        let router = self.routes.router().clone();
         Answer {
-            inner: Box::pin(self.router.clone().oneshot(request.map(Body::new))),
+            inner: Box::pin(router.oneshot(request.map(Body::new))),
             state: self.state.clone(),
         }
     }
 }
 
-/// The router's answer; once it is ready the connection waits for its next request.
+/// The answer; once it is ready the connection waits for its next request.
 struct Answer {
     inner: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
     state: Arc<ConnState>,
