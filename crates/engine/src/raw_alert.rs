@@ -74,11 +74,21 @@ impl<'a> RawAlert<'a> {
         }
         let tags = non_null(wire.tags);
         if let Some(tags) = tags {
-            serde_json::from_str::<StringArray>(tags.get()).ok()?;
+            match shape::array_of_strings(tags.get()) {
+                Some(ok) => ok.then_some(())?,
+                None => serde_json::from_str::<StringArray>(tags.get())
+                    .map(drop)
+                    .ok()?,
+            }
         }
         let output_fields = non_null(wire.output_fields);
         if let Some(fields) = output_fields {
-            serde_json::from_str::<ScalarObject>(fields.get()).ok()?;
+            match shape::object_of_scalars(fields.get()) {
+                Some(ok) => ok.then_some(())?,
+                None => serde_json::from_str::<ScalarObject>(fields.get())
+                    .map(drop)
+                    .ok()?,
+            }
         }
         Some(RawAlert {
             priority,
@@ -117,8 +127,9 @@ impl<'a> RawAlert<'a> {
         string(out, &self.source);
         out.extend_from_slice(b",\"tags\":");
         out.extend_from_slice(self.tags.map_or("[]", |t| t.get()).as_bytes());
-        out.extend_from_slice(b",\"time\":");
-        string(out, &self.time.to_string());
+        out.extend_from_slice(b",\"time\":\"");
+        out.extend_from_slice(&self.time.rfc3339());
+        out.push(b'"');
         out.extend_from_slice(b",\"uuid\":");
         string(out, uuid.as_str());
         out.push(b'}');
@@ -131,6 +142,73 @@ fn non_null(v: Option<&RawValue>) -> Option<&RawValue> {
 
 fn is_string(v: &RawValue) -> bool {
     v.get().starts_with('"')
+}
+
+/// The shape of JSON that serde_json has already read as valid (capturing it as a `RawValue`
+/// checks its syntax), told by one pass over its bytes instead of a second parse: the second parse
+/// of `output_fields` cost more than everything else the gateway checks in an alert.
+///
+/// Each answers `None` where serde_json's parse could still refuse what the bytes show as the
+/// right shape — a `\u` escape (a lone surrogate is refused only when the string is read), a
+/// number with an exponent or hundreds of digits (refused when out of range) — and the caller
+/// then parses.
+mod shape {
+    /// Whether `json` is an object whose values are strings, numbers, booleans or null.
+    pub fn object_of_scalars(json: &str) -> Option<bool> {
+        let bytes = json.as_bytes();
+        if bytes.first() != Some(&b'{') {
+            return Some(false);
+        }
+        let mut digits = 0;
+        let mut i = 1;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'"' => i = string_end(bytes, i)?,
+                b'{' | b'[' => return Some(false),
+                b'0'..=b'9' => {
+                    digits += 1;
+                    if digits > 300 {
+                        return None;
+                    }
+                }
+                b'e' | b'E' if bytes[i - 1].is_ascii_digit() => return None,
+                _ => digits = 0,
+            }
+            i += 1;
+        }
+        Some(true)
+    }
+
+    /// Whether `json` is an array of strings.
+    pub fn array_of_strings(json: &str) -> Option<bool> {
+        let bytes = json.as_bytes();
+        if bytes.first() != Some(&b'[') {
+            return Some(false);
+        }
+        let mut i = 1;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'"' => i = string_end(bytes, i)?,
+                b',' | b']' | b' ' | b'\t' | b'\n' | b'\r' => {}
+                _ => return Some(false),
+            }
+            i += 1;
+        }
+        Some(true)
+    }
+
+    /// The index of the quote that closes the string opening at `start`; `None` at a `\u`.
+    fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+        let mut i = start + 1;
+        loop {
+            match *bytes.get(i)? {
+                b'"' => return Some(i),
+                b'\\' if *bytes.get(i + 1)? == b'u' => return None,
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+    }
 }
 
 /// Accepts a JSON array of strings, reading nothing into memory.
@@ -244,6 +322,25 @@ mod tests {
     }
 
     #[test]
+    fn shapes_are_told_from_the_bytes_or_left_to_the_parser() {
+        use shape::{array_of_strings, object_of_scalars};
+        assert_eq!(
+            object_of_scalars(r#"{"a":"{[","b\"[":-1.5,"c":true,"d":null}"#),
+            Some(true)
+        );
+        assert_eq!(object_of_scalars(r#"{"a":{"b":1}}"#), Some(false));
+        assert_eq!(object_of_scalars(r#"{"a":[1]}"#), Some(false));
+        assert_eq!(object_of_scalars(r#"["a"]"#), Some(false));
+        assert_eq!(object_of_scalars(r#"{"a":1e3}"#), None);
+        assert_eq!(object_of_scalars(r#"{"a":"\u00e9"}"#), None);
+        assert_eq!(array_of_strings(r#"[ "a", "]\\", "" ]"#), Some(true));
+        assert_eq!(array_of_strings(r#"["a",1]"#), Some(false));
+        assert_eq!(array_of_strings(r#"["a",null]"#), Some(false));
+        assert_eq!(array_of_strings(r#"{"a":"b"}"#), Some(false));
+        assert_eq!(array_of_strings(r#"["\u0041"]"#), None);
+    }
+
+    #[test]
     fn accepts_and_rejects_what_the_full_decoder_does() {
         let base = r#""rule":"Read sensitive file","priority":"Warning","time":"2026-06-12T09:23:10.123456789Z""#;
         for body in [
@@ -254,6 +351,24 @@ mod tests {
             format!(r#"{{{base},"output":null,"output_fields":null,"tags":null,"hostname":null}}"#),
             format!(r#"{{{base},"unknown":{{"deep":[1,2]}}}}"#),
             r#"{"rule":"r","priority":"informational","time":"2026-06-12T09:23:10Z"}"#.to_string(),
+            // Scalars that look like containers, escapes, and numbers at their limits:
+            format!(
+                r#"{{{base},"output_fields":{{"a":"{{[","b\"[":"\\","c":-0.5,"d":1.5e3,"e":1E-2,"f":false}},"tags":["[{{","\"",""]}}"#
+            ),
+            format!(r#"{{{base},"output_fields":{{"a":"\u00e9\ud83d\ude00"}},"tags":["\u0041"]}}"#),
+            format!(
+                r#"{{{base},"output_fields":{{"big":{}}}}}"#,
+                "9".repeat(400)
+            ),
+            format!(
+                r#"{{{base},"output_fields":{{"big":{}}}}}"#,
+                "9".repeat(300)
+            ),
+            format!(
+                r#"{{{base},"output_fields":{{"frac":0.{}}}}}"#,
+                "1".repeat(400)
+            ),
+            format!(r#"{{{base},"output_fields":{{ }},"tags":[ ]}}"#),
             r#"{"rule":"r","priority":"  warning ","time":"2026-06-12T11:23:10+02:00"}"#
                 .to_string(),
             // Refused by both:
@@ -261,6 +376,14 @@ mod tests {
             format!(r#"{{{base},"output_fields":{{"a":{{"b":1}}}}}}"#),
             format!(r#"{{{base},"output_fields":[1]}}"#),
             format!(r#"{{{base},"tags":["a",1]}}"#),
+            format!(r#"{{{base},"tags":["a",null]}}"#),
+            format!(r#"{{{base},"tags":[["a"]]}}"#),
+            format!(r#"{{{base},"tags":{{"a":"b"}}}}"#),
+            format!(r#"{{{base},"output_fields":{{"a":1e400}}}}"#),
+            format!(r#"{{{base},"output_fields":{{"a":"\ud800"}}}}"#),
+            format!(r#"{{{base},"tags":["\udc00"]}}"#),
+            format!(r#"{{{base},"output_fields":"a"}}"#),
+            format!(r#"{{{base},"output_fields":{{"a":"x","b":{{}}}}}}"#),
             format!(r#"{{{base},"tags":"a"}}"#),
             format!(r#"{{{base},"output":42}}"#),
             format!(r#"{{{base},"hostname":["h"]}}"#),

@@ -44,20 +44,38 @@ impl EventTime {
     }
 }
 
+/// The length of [`EventTime::rfc3339`]: every `i64` of nanoseconds falls in the years 1677 to
+/// 2262, so the form never changes width.
+pub const RFC3339_LEN: usize = 30;
+
+impl EventTime {
+    /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, ASCII, written digit by digit: a gateway prints one per
+    /// stored alert, and `write!` with nine padded fields cost about as much as checking the rest
+    /// of the alert's fixed fields.
+    pub fn rfc3339(self) -> [u8; RFC3339_LEN] {
+        let dt = self.to_offset_date_time();
+        let mut out = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, dt.year().unsigned_abs());
+        put(5, 2, u8::from(dt.month()).into());
+        put(8, 2, dt.day().into());
+        put(11, 2, dt.hour().into());
+        put(14, 2, dt.minute().into());
+        put(17, 2, dt.second().into());
+        put(20, 9, dt.nanosecond());
+        out
+    }
+}
+
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dt = self.to_offset_date_time();
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.nanosecond()
-        )
+        let text = self.rfc3339();
+        f.write_str(std::str::from_utf8(&text).expect("ASCII digits and separators"))
     }
 }
 
@@ -77,6 +95,24 @@ impl<'de> serde::Deserialize<'de> for EventTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prints_the_whole_range_at_the_same_width() {
+        for nanos in [i64::MIN, -1, 0, 1, 1_781_256_190_123_456_789, i64::MAX] {
+            let t = EventTime::from_unix_nanos(nanos);
+            let printed = t.to_string();
+            assert_eq!(printed.len(), RFC3339_LEN, "{printed}");
+            assert_eq!(EventTime::parse_rfc3339(&printed), Ok(t), "{printed}");
+        }
+        assert_eq!(
+            EventTime::from_unix_nanos(i64::MIN).to_string(),
+            "1677-09-21T00:12:43.145224192Z"
+        );
+        assert_eq!(
+            EventTime::from_unix_nanos(-1).to_string(),
+            "1969-12-31T23:59:59.999999999Z"
+        );
+    }
 
     #[test]
     fn prints_nine_fractional_digits_in_utc() {
