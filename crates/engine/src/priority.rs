@@ -72,19 +72,23 @@ impl FromStr for Priority {
 
     /// Case-insensitive, accepting `info` as Falco does.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.trim().to_ascii_lowercase();
-        let p = match lower.as_str() {
-            "emergency" => Priority::Emergency,
-            "alert" => Priority::Alert,
-            "critical" => Priority::Critical,
-            "error" => Priority::Error,
-            "warning" => Priority::Warning,
-            "notice" => Priority::Notice,
-            "informational" | "info" => Priority::Informational,
-            "debug" => Priority::Debug,
-            _ => return Err(UnknownPriority(s.to_string())),
-        };
-        Ok(p)
+        const NAMES: [(&str, Priority); 9] = [
+            ("emergency", Priority::Emergency),
+            ("alert", Priority::Alert),
+            ("critical", Priority::Critical),
+            ("error", Priority::Error),
+            ("warning", Priority::Warning),
+            ("notice", Priority::Notice),
+            ("informational", Priority::Informational),
+            ("info", Priority::Informational),
+            ("debug", Priority::Debug),
+        ];
+        let name = s.trim();
+        NAMES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map(|&(_, p)| p)
+            .ok_or_else(|| UnknownPriority(s.to_string()))
     }
 }
 

@@ -36,15 +36,15 @@ pub struct RawAlert<'a> {
 #[derive(Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
-    rule: Option<Cow<'a, str>>,
+    rule: Option<Text<'a>>,
     #[serde(borrow)]
-    priority: Option<Cow<'a, str>>,
+    priority: Option<Text<'a>>,
     #[serde(borrow)]
-    time: Option<Cow<'a, str>>,
+    time: Option<Text<'a>>,
     #[serde(borrow)]
-    uuid: Option<Cow<'a, str>>,
+    uuid: Option<Text<'a>>,
     #[serde(borrow)]
-    source: Option<Cow<'a, str>>,
+    source: Option<Text<'a>>,
     #[serde(borrow)]
     hostname: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -60,11 +60,11 @@ impl<'a> RawAlert<'a> {
     /// then takes the slow path that says what is wrong.
     pub fn parse(bytes: &'a [u8]) -> Option<RawAlert<'a>> {
         let wire: Wire<'a> = serde_json::from_slice(bytes).ok()?;
-        let rule = wire.rule.filter(|r| !r.trim().is_empty())?;
-        let priority = wire.priority?.parse().ok()?;
-        let time = EventTime::parse_rfc3339(&wire.time?).ok()?;
+        let rule = wire.rule.map(|r| r.0).filter(|r| !r.trim().is_empty())?;
+        let priority = wire.priority?.0.parse().ok()?;
+        let time = EventTime::parse_rfc3339(&wire.time?.0).ok()?;
         let uuid = match wire.uuid {
-            Some(id) => Some(AlertId::parse(&id).ok()?),
+            Some(id) => Some(AlertId::parse(&id.0).ok()?),
             None => None,
         };
         let hostname = non_null(wire.hostname);
@@ -92,7 +92,7 @@ impl<'a> RawAlert<'a> {
         }
         Some(RawAlert {
             priority,
-            source: wire.source.unwrap_or(Cow::Borrowed("syscall")),
+            source: wire.source.map_or(Cow::Borrowed("syscall"), |s| s.0),
             uuid,
             rule,
             time,
@@ -201,13 +201,39 @@ mod shape {
     fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
         let mut i = start + 1;
         loop {
-            match *bytes.get(i)? {
+            i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+            match bytes[i] {
                 b'"' => return Some(i),
-                b'\\' if *bytes.get(i + 1)? == b'u' => return None,
-                b'\\' => i += 2,
-                _ => i += 1,
+                _ if *bytes.get(i + 1)? == b'u' => return None,
+                _ => i += 2,
             }
         }
+    }
+}
+
+/// A JSON string, borrowed from the body unless it has escapes. (serde's own `Cow<str>` is
+/// always owned inside an `Option`: `#[serde(borrow)]` reaches only a `Cow` field itself.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
