@@ -3,8 +3,10 @@
 //! registry exports `peregrine_build_info` and the standard `process_*` series (CPU, memory,
 //! descriptors, start time) that dashboards and the `up`-style alerts expect.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+
+use peregrine_engine::Priority;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -44,6 +46,11 @@ impl CappedLabel {
         }
     }
 }
+
+/// `peregrine_alerts_received_total`'s counter for each source, rule and priority seen, by the
+/// names as sent: finding it was two locked folds and the registry hashing three labels under
+/// its lock for every accepted alert, 3 % of ingest's instructions.
+type ReceivedCounters = HashMap<String, HashMap<String, [Option<IntCounter>; 8]>>;
 
 /// Makes one metric of its type; the labels are ignored by the unlabelled types.
 trait Make: Clone + prometheus::core::Collector + 'static {
@@ -121,6 +128,7 @@ macro_rules! metrics_table {
             registry: Registry,
             sources: CappedLabel,
             rules: CappedLabel,
+            received_by_name: Mutex<ReceivedCounters>,
             $($vis $field: $kind,)*
         }
 
@@ -133,6 +141,7 @@ macro_rules! metrics_table {
                     registry,
                     sources: CappedLabel::new(MAX_SOURCES),
                     rules: CappedLabel::new(MAX_RULES),
+                    received_by_name: Mutex::default(),
                 }
             }
         }
@@ -314,12 +323,29 @@ impl Metrics {
     }
 
     /// Counts accepted alerts, folding sources and rules beyond the first few into `other`.
-    pub fn received(&self, source: &str, priority: &str, rule: &str, n: u64) {
-        let source = self.sources.fold(source);
-        let rule = self.rules.fold(rule);
-        self.received
-            .with_label_values(&[source, priority, rule])
-            .inc_by(n);
+    pub fn received(&self, source: &str, priority: Priority, rule: &str, n: u64) {
+        let mut known = self
+            .received_by_name
+            .lock()
+            .expect("received counters lock");
+        let counters = known.get_mut(source).and_then(|rules| rules.get_mut(rule));
+        if let Some(counter) = counters
+            .as_ref()
+            .and_then(|c| c[priority as usize].as_ref())
+        {
+            counter.inc_by(n);
+            return;
+        }
+        let (folded_source, folded_rule) = (self.sources.fold(source), self.rules.fold(rule));
+        let counter =
+            self.received
+                .with_label_values(&[folded_source, priority.as_str(), folded_rule]);
+        counter.inc_by(n);
+        // Only names kept as labels are remembered, so the map is as bounded as the labels.
+        if folded_source == source && folded_rule == rule {
+            let by_rule = known.entry(source.to_string()).or_default();
+            by_rule.entry(rule.to_string()).or_default()[priority as usize] = Some(counter);
+        }
     }
 
     /// An output's dead letters counted by reason word since the start, most first.
@@ -360,5 +386,45 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `peregrine_alerts_received_total` for one set of labels, as scraped.
+    fn received(metrics: &Metrics, source: &str, priority: &str, rule: &str) -> Option<u64> {
+        let series = format!(
+            "peregrine_alerts_received_total{{priority=\"{priority}\",rule=\"{rule}\",source=\"{source}\"}} "
+        );
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&series))?;
+        line[series.len()..].parse().ok()
+    }
+
+    #[test]
+    fn received_alerts_are_counted_by_name_until_the_caps_then_as_other() {
+        let m = Metrics::new();
+        for i in 0..MAX_RULES + 10 {
+            m.received("syscall", Priority::Warning, &format!("rule {i}"), 1);
+        }
+        for _ in 0..3 {
+            m.received("syscall", Priority::Warning, "rule 0", 2);
+            m.received("syscall", Priority::Error, "rule 0", 1);
+            m.received("syscall", Priority::Warning, "rule 300", 1);
+        }
+        for i in 0..MAX_SOURCES + 1 {
+            m.received(&format!("source {i}"), Priority::Notice, "rule 1", 1);
+        }
+        assert_eq!(received(&m, "syscall", "Warning", "rule 0"), Some(7));
+        assert_eq!(received(&m, "syscall", "Error", "rule 0"), Some(3));
+        assert_eq!(received(&m, "syscall", "Warning", "rule 255"), Some(1));
+        assert_eq!(received(&m, "syscall", "Warning", "rule 256"), None);
+        assert_eq!(received(&m, "syscall", "Warning", "other"), Some(13));
+        // "syscall" took one of the source labels.
+        assert_eq!(received(&m, "source 30", "Notice", "rule 1"), Some(1));
+        assert_eq!(received(&m, "source 31", "Notice", "rule 1"), None);
+        assert_eq!(received(&m, "other", "Notice", "rule 1"), Some(2));
     }
 }
