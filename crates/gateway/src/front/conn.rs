@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use super::limits::Limits;
 
@@ -69,8 +69,9 @@ pub struct ConnState {
     /// Milliseconds after `origin` at which the phase began.
     since_ms: AtomicU64,
     origin: Instant,
+    /// Set once when the registry closes the connection; `close_waker` wakes its task.
     closing: AtomicBool,
-    close: CancellationToken,
+    close_waker: AtomicWaker,
     /// Bytes of the body budget its request holds.
     body_bytes: AtomicUsize,
 }
@@ -83,7 +84,7 @@ impl ConnState {
             since_ms: AtomicU64::new(0),
             origin,
             closing: AtomicBool::new(false),
-            close: CancellationToken::new(),
+            close_waker: AtomicWaker::new(),
             body_bytes: AtomicUsize::new(0),
         };
         state.enter(Phase::Head);
@@ -108,8 +109,16 @@ impl ConnState {
     }
 
     /// Resolves when the registry closes this connection to make room.
-    pub async fn evicted(&self) {
-        self.close.cancelled().await
+    ///
+    /// A flag and an `AtomicWaker` rather than a `CancellationToken`: the connection's task polls
+    /// this at every wake, and polling the token took a lock each time (1 % of the instructions
+    /// ingest spends per alert).
+    pub fn evicted(&self) -> Evicted<'_> {
+        Evicted(self)
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Records how much of the body budget the current request holds.
@@ -139,6 +148,26 @@ impl ConnState {
 /// How long after `body_timeout` the socket itself gives up, leaving the handler time to answer.
 const BODY_GRACE: Duration = Duration::from_secs(2);
 
+/// See [`ConnState::evicted`].
+pub struct Evicted<'a>(&'a ConnState);
+
+impl Future for Evicted<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.is_closing() {
+            return Poll::Ready(());
+        }
+        self.0.close_waker.register(cx.waker());
+        // Closed between the check and the registration: the wake may have gone to the old waker.
+        if self.0.is_closing() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// The open connections, and the choice of which to close when there are too many.
 pub struct Connections {
     open: Mutex<HashMap<u64, Arc<ConnState>>>,
@@ -162,7 +191,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut open = self.connections.open.lock().expect("connections lock");
         open.remove(&self.id);
-        if self.state.closing.load(Ordering::Relaxed) {
+        if self.state.is_closing() {
             self.connections.closing.fetch_sub(1, Ordering::Relaxed);
         }
         drop(open);
@@ -215,7 +244,7 @@ impl Connections {
         if counted >= self.max.load(Ordering::Relaxed) {
             let victim = open
                 .values()
-                .filter(|c| !c.closing.load(Ordering::Relaxed) && c.phase() < Phase::Working)
+                .filter(|c| !c.is_closing() && c.phase() < Phase::Working)
                 .min_by_key(|c| (c.phase(), c.since()))?;
             self.close(victim);
             tracing::debug!(phase = ?victim.phase(), "connection limit reached; closed the longest-waiting connection");
@@ -235,7 +264,7 @@ impl Connections {
         let open = self.open.lock().expect("connections lock");
         let victim = open
             .values()
-            .filter(|c| !c.closing.load(Ordering::Relaxed) && c.phase() <= Phase::Head)
+            .filter(|c| !c.is_closing() && c.phase() <= Phase::Head)
             .min_by_key(|c| (c.phase(), c.since()));
         match victim {
             Some(v) => {
@@ -258,7 +287,7 @@ impl Connections {
             .values()
             .filter(|c| {
                 !std::ptr::eq(c.as_ref(), me)
-                    && !c.closing.load(Ordering::Relaxed)
+                    && !c.is_closing()
                     && c.phase() == Phase::Body
                     && c.since() <= started_before
                     && c.body_bytes.load(Ordering::Relaxed) > 0
@@ -285,10 +314,10 @@ impl Connections {
     }
 
     fn close(&self, connection: &ConnState) {
-        connection.closing.store(true, Ordering::Relaxed);
+        connection.closing.store(true, Ordering::Release);
         self.closing.fetch_add(1, Ordering::Relaxed);
         self.closed.evicted.fetch_add(1, Ordering::Relaxed);
-        connection.close.cancel();
+        connection.close_waker.wake();
     }
 }
 
@@ -443,13 +472,13 @@ mod tests {
         // Full: the idle one goes first, though the head began later.
         tokio::time::advance(Duration::from_millis(10)).await;
         let fourth = connections.admit().await;
-        assert!(idle.state.close.is_cancelled());
-        assert!(!head.state.close.is_cancelled());
+        assert!(idle.state.is_closing());
+        assert!(!head.state.is_closing());
         drop(idle);
         // Then the stalled head; never the one storing alerts.
         let _fifth = connections.admit().await;
-        assert!(head.state.close.is_cancelled());
-        assert!(!storing.state.close.is_cancelled());
+        assert!(head.state.is_closing());
+        assert!(!storing.state.is_closing());
         drop(head);
         fourth.state.enter(Phase::Working);
         assert!(connections.try_admit().is_some_and(|r| {
@@ -476,10 +505,10 @@ mod tests {
 
         // Only the body older than a second may go, and it cannot free 1000 bytes alone.
         assert!(!connections.evict_for_body(1000, &me.state, age));
-        assert!(!slow.state.close.is_cancelled());
+        assert!(!slow.state.is_closing());
         assert!(connections.evict_for_body(500, &me.state, age));
-        assert!(slow.state.close.is_cancelled());
-        assert!(!slower_but_young.state.close.is_cancelled());
+        assert!(slow.state.is_closing());
+        assert!(!slower_but_young.state.is_closing());
         assert_eq!(connections.closed.evicted.load(Ordering::Relaxed), 1);
     }
 

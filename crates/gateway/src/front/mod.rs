@@ -205,16 +205,20 @@ async fn answer_ingest<B: RequestBody>(
 ) -> Response {
     let front = app.front.load_full();
     match accept(app, &front, headers, body, conn).await {
-        Ok(n) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            format!("{{\"accepted\":{n}}}"),
-        )
-            .into_response(),
+        Ok(n) => accepted(n),
         Err(rejection) => rejection.into_response(&app.intake.metrics),
     }
+}
+
+/// `{"accepted":N}`, built as it is sent: axum's conversion of a header array and a `String`
+/// writes the content type twice.
+fn accepted(n: usize) -> Response {
+    let mut response = Response::new(axum::body::Body::from(format!("{{\"accepted\":{n}}}")));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn accept<B: RequestBody>(
