@@ -3,8 +3,10 @@
 //!
 //! Why: a gateway stores every alert it accepts, and decoding `output_fields` into a map only to
 //! encode it again was a quarter of the gateway's ingest cost. [`RawAlert::parse`] accepts exactly
-//! what [`Alert::from_json_slice_fast`] accepts, and [`RawAlert::encode`] writes a record that
-//! decodes to the same [`Alert`] (the tests hold both to that).
+//! what [`Alert::from_json_slice_fast`] accepts, except bodies that are not UTF-8 throughout
+//! (which the full path accepts when the bad bytes are in a key it skips), and
+//! [`RawAlert::encode`] writes a record that decodes to the same [`Alert`] (the tests hold both
+//! to that).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -59,7 +61,11 @@ impl<'a> RawAlert<'a> {
     /// The alert in `bytes` (one JSON object), or `None` when it is not a valid alert; the caller
     /// then takes the slow path that says what is wrong.
     pub fn parse(bytes: &'a [u8]) -> Option<RawAlert<'a>> {
-        let wire: Wire<'a> = serde_json::from_slice(bytes).ok()?;
+        // One UTF-8 check of the whole alert; read as text, serde_json does not check each string
+        // again. (A body with invalid UTF-8 only where serde_json skips, in an unknown key's
+        // value, takes the caller's full path instead.)
+        let text = std::str::from_utf8(bytes).ok()?;
+        let wire: Wire<'a> = serde_json::from_str(text).ok()?;
         let rule = wire.rule.map(|r| r.0).filter(|r| !r.trim().is_empty())?;
         let priority = wire.priority?.0.parse().ok()?;
         let time = EventTime::parse_rfc3339(&wire.time?.0).ok()?;
@@ -364,6 +370,15 @@ mod tests {
         assert_eq!(array_of_strings(r#"["a",null]"#), Some(false));
         assert_eq!(array_of_strings(r#"{"a":"b"}"#), Some(false));
         assert_eq!(array_of_strings(r#"["\u0041"]"#), None);
+    }
+
+    #[test]
+    fn a_body_not_utf8_throughout_is_left_to_the_full_path() {
+        let mut body =
+            br#"{"rule":"r","priority":"Warning","time":"2026-06-12T09:23:10Z","x":""#.to_vec();
+        body.extend_from_slice(b"\xff\"}");
+        assert!(RawAlert::parse(&body).is_none());
+        assert!(Alert::from_json_slice_fast(&body).is_some());
     }
 
     #[test]
