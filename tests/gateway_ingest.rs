@@ -503,3 +503,64 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// Falco's route is `POST /` whatever the query string or the body's framing; other methods on
+/// `/` are told which one to use, and other paths do not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_route_is_post_slash_with_any_query_or_framing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(tmp.path(), "outputs: []\n").await;
+    let client = reqwest::Client::new();
+    let alert = falco_alert("Terminal shell in container", "Notice", &[]).to_string();
+    let r = client
+        .post(format!("{}/?from=falco", gw.base))
+        .body(alert.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.text().await.unwrap(), r#"{"accepted":1}"#);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::HEAD,
+        reqwest::Method::PUT,
+    ] {
+        let r = client
+            .request(method.clone(), format!("{}/", gw.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+        assert_eq!(r.headers()["allow"], "POST", "{method}");
+    }
+    let r = client
+        .post(format!("{}//", gw.base))
+        .body(alert.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // A chunked body, sent in two writes.
+    let addr = gw.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (head, tail) = alert.split_at(alert.len() / 2);
+    let first = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{head}\r\n",
+        head.len()
+    );
+    socket.write_all(first.as_bytes()).await.unwrap();
+    socket.flush().await.unwrap();
+    let rest = format!("{:x}\r\n{tail}\r\n0\r\n\r\n", tail.len());
+    socket.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"accepted":1}"#), "{answer}");
+    assert_eq!(stored(&gw).await, 2.0);
+}

@@ -4,7 +4,7 @@
 //! Why: a gateway stores every alert it accepts, and decoding `output_fields` into a map only to
 //! encode it again was a quarter of the gateway's ingest cost. [`RawAlert::parse`] accepts exactly
 //! what [`Alert::from_json_slice_fast`] accepts, except bodies that are not UTF-8 throughout
-//! (which the full path accepts when the bad bytes are in a key it skips), and
+//! (which the full path accepts when the bad bytes are in the value of a key it skips), and
 //! [`RawAlert::encode`] writes a record that decodes to the same [`Alert`] (the tests hold both
 //! to that).
 

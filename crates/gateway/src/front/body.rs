@@ -194,13 +194,18 @@ impl Collected {
     }
 
     fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
         match &mut self.rest {
             Some(rest) => rest.extend_from_slice(&data),
             None if self.first.is_empty() => self.first = data,
             None => {
-                let mut rest =
-                    BytesMut::with_capacity(self.expect.max(self.first.len() + data.len()));
-                rest.extend_from_slice(&self.first);
+                // `first` is a slice of hyper's read buffer: once copied, let it go, or a
+                // connection mid-body would hold that buffer beyond what the budget counts.
+                let first = std::mem::take(&mut self.first);
+                let mut rest = BytesMut::with_capacity(self.expect.max(first.len() + data.len()));
+                rest.extend_from_slice(&first);
                 rest.extend_from_slice(&data);
                 self.rest = Some(rest);
             }
@@ -245,6 +250,7 @@ mod tests {
             assert!(collected.len() <= 9);
         }
         assert_eq!(collected.len(), 9);
+        assert!(collected.first.is_empty(), "the first piece is still held");
         assert_eq!(&collected.into_bytes()[..], b"abcdefghi");
         assert!(Collected::default().into_bytes().is_empty());
     }

@@ -112,7 +112,8 @@ impl ConnState {
     ///
     /// A flag and an `AtomicWaker` rather than a `CancellationToken`: the connection's task polls
     /// this at every wake, and polling the token took a lock each time (1 % of the instructions
-    /// ingest spends per alert).
+    /// ingest spends per alert). The waker holds one task: only the connection's own task may
+    /// wait for this.
     pub fn evicted(&self) -> Evicted<'_> {
         Evicted(self)
     }
@@ -457,6 +458,30 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_for_its_eviction_is_woken_by_it() {
+        let connections = Connections::new(1);
+        let first = connections.admit().await;
+        first.state.enter(Phase::Idle);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut evicted = std::pin::pin!(first.state.evicted());
+        assert!(evicted.as_mut().poll(&mut cx).is_pending());
+        let _second = connections.admit().await;
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "not woken");
+        assert!(evicted.as_mut().poll(&mut cx).is_ready());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_longest_waiting_connection_without_work_makes_room() {

@@ -42,7 +42,8 @@ fn invalid(place: Place<'_>, e: peregrine_engine::AlertError) -> BodyError {
 }
 
 /// Checks a valid body's alerts in place (see [`RawAlert`]); `None` when any alert is not
-/// valid, and then [`decode`] says which and why.
+/// valid, and then [`decode`] says which and why (or, for a body that is not UTF-8 throughout,
+/// decodes it in full).
 fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return None;

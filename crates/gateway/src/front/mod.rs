@@ -8,6 +8,7 @@ pub mod limits;
 pub mod server;
 pub mod tls;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -86,7 +87,7 @@ pub struct AppState {
 /// Straight, because under ingest load the router took about 7 % of the gateway's CPU (route
 /// matching, the `MatchedPath` and URL-parameter extensions, a boxed service, body and future
 /// per request) for a route that uses none of it. The router keeps `POST /` with the same
-/// handler, for callers that use it without the server.
+/// handler: it is what answers other methods on `/` with 405 and `Allow: POST`.
 #[derive(Clone)]
 pub struct Routes {
     app: Arc<AppState>,
@@ -111,13 +112,16 @@ impl Routes {
     }
 
     /// Answers a `POST /` that arrived on `conn`, as the router's route would.
-    pub async fn ingest(
-        self,
+    pub fn ingest(
+        &self,
         conn: Arc<ConnState>,
         request: axum::http::Request<hyper::body::Incoming>,
-    ) -> Response {
-        let (parts, body) = request.into_parts();
-        answer_ingest(&self.app, &parts.headers, body, Some(&conn)).await
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let app = self.app.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            answer_ingest(&app, &parts.headers, body, Some(&conn)).await
+        }
     }
 }
 
@@ -188,8 +192,9 @@ impl Rejection {
     }
 }
 
-/// The hot path: the request is taken whole (a `HeaderMap` extractor would copy the headers)
-/// and the answer written without building a JSON value.
+/// `POST /` through the router, for requests that do not come through the server (the server
+/// answers it with [`Routes::ingest`]). The request is taken whole: a `HeaderMap` extractor
+/// would copy the headers.
 async fn ingest(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let conn = parts.extensions.get::<Arc<ConnState>>();

@@ -160,7 +160,8 @@ struct Tracked {
 }
 
 /// The SHA-256 of the client certificate a mutual-TLS connection presented (lower-case hex), in
-/// its requests' extensions: the console can sign a person in by it.
+/// the extensions of its requests that go through the router: the console can sign a person in
+/// by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
     pub sha256: String,
@@ -176,7 +177,8 @@ impl ClientCertificate {
     }
 }
 
-/// The client's address, in every request's extensions (the console throttles sign-ins by it).
+/// The client's address, in the extensions of every request that goes through the router (the
+/// console throttles sign-ins by it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
@@ -188,7 +190,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.state.enter(Phase::Body);
         if Routes::is_ingest(&request) {
-            let ingest = self.routes.clone().ingest(self.state.clone(), request);
+            let ingest = self.routes.ingest(self.state.clone(), request);
             return Answer {
                 inner: Box::pin(async move { Ok(ingest.await) }),
                 state: self.state.clone(),
