@@ -2,7 +2,7 @@
 CARGO ?= cargo
 COMPOSE ?= docker-compose
 
-.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-flaky bench-fanout bench-latency bench-engine check-compose deps-run deps-test clean
+.PHONY: run test build release lint bench-gateway bench-outputs bench-backlog bench-console bench-flaky bench-fanout bench-latency bench-ingest-instructions bench-engine check-compose deps-run deps-test clean
 
 ## run: set up what is missing, build, start the gateway with config/gateway.yaml and, as root,
 ## the eBPF sensor with Falco's stable rules feeding it
@@ -55,6 +55,10 @@ bench-fanout: release
 ## bench-latency: POST-to-delivery latency at a steady 1 000 alerts/s, three webhook outputs
 bench-latency: release
 	./target/release/peregrine-loadgen --latency 1000 --seconds 10 --rounds 3 --connections 8
+
+## bench-ingest-instructions: the gateway's instructions per accepted alert under callgrind (noise-free)
+bench-ingest-instructions: release
+	./scripts/ingest-instructions.sh
 
 ## bench-engine: the rule engine on Falco's stable rules (criterion)
 bench-engine:
