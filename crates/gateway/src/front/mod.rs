@@ -192,9 +192,9 @@ impl Rejection {
     }
 }
 
-/// `POST /` through the router, for requests that do not come through the server (the server
-/// answers it with [`Routes::ingest`]). The request is taken whole: a `HeaderMap` extractor
-/// would copy the headers.
+/// `POST /` through the router. The server answers `POST /` with [`Routes::ingest`] and never
+/// reaches this; the route is registered so that other methods on `/` get 405 with
+/// `Allow: POST`, and answers as the server does for a caller of the router itself.
 async fn ingest(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let conn = parts.extensions.get::<Arc<ConnState>>();
