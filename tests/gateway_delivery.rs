@@ -277,16 +277,16 @@ async fn a_400_dead_letters_the_alert_without_retrying() {
     assert!(entry["time"].as_str().unwrap().ends_with('Z'));
     // Dead-lettered means the retry core is done with it: no later request can come.
     assert_eq!(hook.requests().len(), 1, "a 400 is not retried");
-    assert_eq!(
-        gw.metric(r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        gw.metric(r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#)
-            .await,
-        0.0
-    );
+    // The counter and the cursor follow the dead-letter file by a moment: wait for them.
+    let dead = r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#;
+    assert_eq!(gw.wait_metric(dead, 1.0, Duration::from_secs(5)).await, 1.0);
+    let depth = r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.metric(depth).await != 0.0 {
+        assert!(Instant::now() < deadline, "the dead letter is still queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hook.requests().len(), 1, "a 400 is not retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
