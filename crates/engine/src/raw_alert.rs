@@ -372,6 +372,48 @@ mod tests {
         assert_eq!(array_of_strings(r#"["\u0041"]"#), None);
     }
 
+    /// Every pair of awkward values, as output fields and as tags, is accepted or refused by both
+    /// paths alike: the shape checks must never accept what serde_json would refuse, or a stored
+    /// record would not decode.
+    #[test]
+    fn awkward_values_in_pairs_are_judged_as_the_full_decoder_judges_them() {
+        let values = [
+            r#""""#,
+            r#""a\"b""#,
+            r#""\\""#,
+            r#""{[""#,
+            r#""\u0041""#,
+            r#""\ud800""#,
+            r#""\ud83d\ude00""#,
+            r#""tab\tnew\n""#,
+            "0",
+            "-0",
+            "-12.5",
+            "1e5",
+            "1E+2",
+            "0.1e-3",
+            "1e400",
+            "18446744073709551616",
+            "true",
+            "false",
+            "null",
+            "{}",
+            "[]",
+            r#"{"a":1}"#,
+            r#"["x"]"#,
+            r#" "spaced" "#,
+        ];
+        let base = r#""rule":"r","priority":"Warning","time":"2026-06-12T09:23:10Z""#;
+        for a in values {
+            for b in values {
+                same_as_full_path(&format!(
+                    r#"{{{base},"output_fields":{{"a":{a},"b":{b}}}}}"#
+                ));
+                same_as_full_path(&format!(r#"{{{base},"tags":[{a},{b}]}}"#));
+            }
+        }
+    }
+
     #[test]
     fn a_body_not_utf8_throughout_is_left_to_the_full_path() {
         let mut body =
