@@ -72,22 +72,14 @@ impl FromStr for Priority {
 
     /// Case-insensitive, accepting `info` as Falco does.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const NAMES: [(&str, Priority); 9] = [
-            ("emergency", Priority::Emergency),
-            ("alert", Priority::Alert),
-            ("critical", Priority::Critical),
-            ("error", Priority::Error),
-            ("warning", Priority::Warning),
-            ("notice", Priority::Notice),
-            ("informational", Priority::Informational),
-            ("info", Priority::Informational),
-            ("debug", Priority::Debug),
-        ];
         let name = s.trim();
-        NAMES
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
-            .map(|&(_, p)| p)
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(name))
+            .or_else(|| {
+                name.eq_ignore_ascii_case("info")
+                    .then_some(Priority::Informational)
+            })
             .ok_or_else(|| UnknownPriority(s.to_string()))
     }
 }

@@ -64,7 +64,12 @@ impl<'a> RawAlert<'a> {
         // One UTF-8 check of the whole alert; read as text, serde_json does not check each string
         // again. (A body with invalid UTF-8 only where serde_json skips, in an unknown key's
         // value, takes the caller's full path instead.)
-        let text = std::str::from_utf8(bytes).ok()?;
+        RawAlert::parse_str(std::str::from_utf8(bytes).ok()?)
+    }
+
+    /// [`RawAlert::parse`] for an alert already known to be UTF-8 (an item of a JSON array that
+    /// serde_json has read).
+    pub fn parse_str(text: &'a str) -> Option<RawAlert<'a>> {
         let wire: Wire<'a> = serde_json::from_str(text).ok()?;
         let rule = wire.rule.map(|r| r.0).filter(|r| !r.trim().is_empty())?;
         let priority = wire.priority?.0.parse().ok()?;

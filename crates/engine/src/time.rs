@@ -46,7 +46,7 @@ impl EventTime {
 
 /// The length of [`EventTime::rfc3339`]: every `i64` of nanoseconds falls in the years 1677 to
 /// 2262, so the form never changes width.
-pub const RFC3339_LEN: usize = 30;
+const RFC3339_LEN: usize = 30;
 
 impl EventTime {
     /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, ASCII, written digit by digit: a gateway prints one per

@@ -50,7 +50,7 @@ impl CappedLabel {
 /// `peregrine_alerts_received_total`'s counter for each source, rule and priority seen, by the
 /// names as sent: finding it was two locked folds and the registry hashing three labels under
 /// its lock for every accepted alert, 3 % of ingest's instructions.
-type ReceivedCounters = HashMap<String, HashMap<String, [Option<IntCounter>; 8]>>;
+type ReceivedCounters = HashMap<String, HashMap<String, [Option<IntCounter>; Priority::ALL.len()]>>;
 
 /// Makes one metric of its type; the labels are ignored by the unlabelled types.
 trait Make: Clone + prometheus::core::Collector + 'static {
@@ -328,11 +328,9 @@ impl Metrics {
             .received_by_name
             .lock()
             .expect("received counters lock");
-        let counters = known.get_mut(source).and_then(|rules| rules.get_mut(rule));
-        if let Some(counter) = counters
-            .as_ref()
-            .and_then(|c| c[priority as usize].as_ref())
-        {
+        let slot = usize::from(priority.level());
+        let counters = known.get(source).and_then(|rules| rules.get(rule));
+        if let Some(counter) = counters.and_then(|c| c[slot].as_ref()) {
             counter.inc_by(n);
             return;
         }
@@ -344,7 +342,7 @@ impl Metrics {
         // Only names kept as labels are remembered, so the map is as bounded as the labels.
         if folded_source == source && folded_rule == rule {
             let by_rule = known.entry(source.to_string()).or_default();
-            by_rule.entry(rule.to_string()).or_default()[priority as usize] = Some(counter);
+            by_rule.entry(rule.to_string()).or_default()[slot] = Some(counter);
         }
     }
 

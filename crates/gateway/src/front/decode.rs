@@ -59,7 +59,7 @@ fn decode_raw(body: &[u8], ndjson: bool) -> Option<Vec<RawAlert<'_>>> {
         Some(b'[') => serde_json::from_slice::<Vec<&RawValue>>(body)
             .ok()?
             .into_iter()
-            .map(|item| RawAlert::parse(item.get().as_bytes()))
+            .map(|item| RawAlert::parse_str(item.get()))
             .collect(),
         _ => RawAlert::parse(body).map(|a| vec![a]),
     }

@@ -67,12 +67,17 @@ impl BacklogLimit {
         self.policy == BacklogPolicy::DeadLetterOldest && self.max_bytes.is_some()
     }
 
+    /// Whether ingest can be refused for this output: `block` with a limit.
+    pub fn blocks(&self) -> bool {
+        self.policy == BacklogPolicy::Block && self.max_bytes.is_some()
+    }
+
     /// With `dead_letter_oldest`, and `committed` more than the limit behind `end`: the log
     /// offset before which records are dead-lettered. Shedding goes down to seven eighths of the
     /// limit, so that a backlog at its limit sheds in chunks (one dead-letter write per chunk)
     /// rather than one alert per alert accepted.
     pub fn shed_before(&self, committed: u64, end: u64) -> Option<u64> {
-        if self.policy != BacklogPolicy::DeadLetterOldest {
+        if !self.sheds() {
             return None;
         }
         let max = self.max_bytes?;

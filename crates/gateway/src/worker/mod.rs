@@ -91,7 +91,7 @@ impl OutputStatus {
     /// `max_backlog` (ingest then refuses alerts).
     pub fn blocking_backlog(&self, end: Position) -> Option<u64> {
         // Asked on every ingest request: outputs without a limit cost no tracker lock.
-        if self.backlog.policy != BacklogPolicy::Block || self.backlog.max_bytes.is_none() {
+        if !self.backlog.blocks() {
             return None;
         }
         self.backlog.excess(self.committed().offset, end.offset)
