@@ -20,6 +20,7 @@
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -278,13 +279,18 @@ struct FsyncCost {
     cpu_us: f64,
 }
 
-/// Times appends of one average group followed by `fdatasync`, as the spool writer does, in a
-/// scratch file on the spool's filesystem. CPU time is this thread's (user + system).
+/// Times writes of one average group followed by `fdatasync`, as the spool writer does, in a
+/// scratch file on the spool's filesystem: over zeros written (and synced) ahead, as the writer
+/// keeps them, so that an fsync need not make a new file size durable. CPU time is this
+/// thread's (user + system).
 fn fsync_cost(dir: &std::path::Path, alerts_per_group: f64) -> FsyncCost {
     const CALLS: usize = 1000;
     let path = dir.join("fsync-calibration");
     let mut file = std::fs::File::create(&path).expect("create the calibration file");
     let group = vec![b'x'; (alerts_per_group.max(1.0) * (ALERT.len() + 64) as f64) as usize];
+    file.write_all(&vec![0; group.len() * CALLS])
+        .and_then(|()| file.sync_data())
+        .expect("write zeros ahead in the calibration file");
     let thread_cpu = || {
         // SAFETY: getrusage fills the struct it is given.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -296,7 +302,8 @@ fn fsync_cost(dir: &std::path::Path, alerts_per_group: f64) -> FsyncCost {
     let cpu_before = thread_cpu();
     for _ in 0..CALLS {
         let started = Instant::now();
-        file.write_all(&group).expect("write the calibration file");
+        file.write_all_at(&group, (walls.len() * group.len()) as u64)
+            .expect("write the calibration file");
         file.sync_data().expect("fdatasync the calibration file");
         walls.push(started.elapsed().as_secs_f64() * 1e6);
     }

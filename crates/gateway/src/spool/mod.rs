@@ -165,8 +165,9 @@ impl Spool {
             );
         }
         let active = fs::OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(segments::path(&segments_dir, last))?;
+        let prepared = active.metadata()?.len();
 
         let (end, _) = watch::channel(recovered.end);
         let shared = Arc::new(Shared {
@@ -191,6 +192,7 @@ impl Spool {
             writer::ActiveSegment {
                 file: active,
                 len: recovered.end.offset - last.offset,
+                prepared,
             },
             options.segment_bytes,
         )?;

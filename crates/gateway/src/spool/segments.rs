@@ -39,7 +39,7 @@ pub fn list(dir: &Path) -> io::Result<BTreeMap<u64, Position>> {
 pub fn create(dir: &Path, start: Position) -> io::Result<File> {
     let file = OpenOptions::new()
         .create_new(true)
-        .append(true)
+        .write(true)
         .open(path(dir, start))?;
     sync_dir(dir)?;
     Ok(file)
@@ -56,7 +56,8 @@ pub struct Recovered {
     /// Position after the last complete record.
     pub end: Position,
     /// Bytes after it that were cut off: a write that never completed (its request was never
-    /// answered, so nothing acknowledged is lost).
+    /// answered, so nothing acknowledged is lost). The zeros the writer writes ahead of its
+    /// records are not counted, and are kept when nothing else follows the last record.
     pub discarded: u64,
     /// Damaged records skipped in the middle (intact records followed them, and were kept).
     pub corrupt: Vec<Damage>,
@@ -72,7 +73,8 @@ pub struct Damage {
 }
 
 /// Scans the last segment. Damage followed by intact records costs only the damaged records;
-/// damage at the very end is a torn write and is cut off.
+/// damage at the very end is a torn write and is cut off (with the zeros after it); zeros alone
+/// after the last record were written ahead by the writer and stay for it to write over.
 pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
     let p = path(dir, start);
     let mut bytes = Vec::new();
@@ -86,6 +88,7 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
                 at += len;
                 seq += 1;
             }
+            _ if bytes[at..].iter().all(|&b| b == 0) => break,
             _ => match record::resync(&bytes[at..], seq) {
                 Some((skip, next)) => {
                     corrupt.push(Damage {
@@ -100,7 +103,11 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
             },
         }
     }
-    let discarded = (bytes.len() - at) as u64;
+    let written = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    let discarded = written.saturating_sub(at) as u64;
     if discarded > 0 {
         let file = OpenOptions::new().write(true).open(&p)?;
         file.set_len(at as u64)?;
@@ -168,6 +175,50 @@ mod tests {
         assert_eq!(
             fs::metadata(path(tmp.path(), start)).unwrap().len(),
             whole as u64
+        );
+    }
+
+    /// The writer keeps zeros after the last record (written ahead, see the writer): they are
+    /// kept and not counted; a torn write among them is cut off, and only its bytes counted.
+    #[test]
+    fn recovery_keeps_zeros_written_ahead_and_cuts_a_torn_write_among_them() {
+        use std::os::unix::fs::FileExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let start = Position { offset: 0, seq: 0 };
+        let file = create(tmp.path(), start).unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..3 {
+            let h = record::Header {
+                seq,
+                accepted_at_ns: 0,
+                flags: 0,
+            };
+            record::encode(&mut buf, h, b"{}");
+        }
+        let whole = buf.len() as u64;
+        buf.resize(buf.len() + 1000, 0);
+        file.write_all_at(&buf, 0).unwrap();
+        let records_end = Position {
+            offset: whole,
+            seq: 3,
+        };
+        let file_len = || fs::metadata(path(tmp.path(), start)).unwrap().len();
+
+        let got = recover_tail(tmp.path(), start).unwrap();
+        assert_eq!((got.end, got.discarded), (records_end, 0));
+        assert_eq!(
+            file_len(),
+            whole + 1000,
+            "the zeros stay to be written over"
+        );
+
+        file.write_all_at(&[9, 0, 0, 0, 1, 2], whole).unwrap();
+        let got = recover_tail(tmp.path(), start).unwrap();
+        assert_eq!((got.end, got.discarded), (records_end, 6));
+        assert_eq!(
+            file_len(),
+            whole,
+            "the torn write is cut off with the zeros after it"
         );
     }
 }

@@ -123,6 +123,44 @@ async fn a_restart_keeps_every_acknowledged_record_and_cuts_a_torn_tail() {
     assert_eq!(got.last().unwrap().position.seq, 20);
 }
 
+/// The active segment is written ahead with zeros (so that a group commit's fsync need not
+/// make a new file size durable); appends write over them, and a restart, with or without a
+/// torn write among them, keeps every acknowledged record and appends right after it.
+#[tokio::test]
+async fn appends_write_over_the_zeros_ahead_of_them_across_restarts() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path(), 8 << 20);
+    let segment = segments::path(&tmp.path().join("segments"), Position::default());
+    let mut spool = Spool::open(&opts).unwrap();
+    for round in 0..3 {
+        for i in 0..10 {
+            spool.append(vec![rec(round * 10 + i)]).await.unwrap();
+        }
+        let end = spool.end();
+        let file_len = fs::metadata(&segment).unwrap().len();
+        assert!(
+            file_len >= end.offset + (1 << 19),
+            "written ahead: file {file_len}, records {}",
+            end.offset
+        );
+        drop(spool);
+        if round == 1 {
+            // A crash in the middle of a write: half a record among the zeros.
+            let file = fs::OpenOptions::new().write(true).open(&segment).unwrap();
+            file.write_all_at(&[9, 0, 0, 0, 1, 2], end.offset).unwrap();
+        }
+        spool = reopen(&opts).await;
+        assert_eq!(spool.end(), end, "round {round}");
+    }
+    spool.append(vec![rec(30)]).await.unwrap();
+    let got = read_all(&mut spool.reader(Position::default()), 31).await;
+    let payloads: Vec<_> = got.iter().map(|r| r.payload.to_vec()).collect();
+    let expected: Vec<_> = (0..31).map(|i| rec(i).payload).collect();
+    assert_eq!(payloads, expected);
+    assert_eq!(got.last().unwrap().position.seq, 30);
+}
+
 #[tokio::test]
 async fn a_full_spool_refuses_appends_and_stores_nothing_of_them() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,7 +6,8 @@
 //! a single client it costs one fsync of latency, as it must.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,15 @@ const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 /// The wait yields rather than sleeps: a 20 µs sleep took about 150 µs to return on these
 /// virtual machines (measured with strace), longer than the appends it waits for.
 const ARRIVAL_WAIT: Duration = Duration::from_micros(150);
+/// How far past its records the active segment is kept written with zeros and made durable.
+///
+/// Why: an `fdatasync` that must also make a file's new size durable commits the filesystem's
+/// journal; one that only overwrites blocks the file already has does not. On this machine's
+/// ext4 that halves each group commit's fsync, in time (about 230 to 120 µs) and in CPU (90 to
+/// 48 µs). Zeros are written a megabyte ahead, when half of that is used, in the same fsync as
+/// the group that needed them. Readers never see them (they read up to the log's end), and
+/// recovery tells them from a torn write.
+const PREPARE_AHEAD: u64 = 1 << 20;
 
 pub(super) struct AppendRequest {
     pub records: Vec<NewRecord>,
@@ -52,7 +62,10 @@ impl AppendRequest {
 
 pub(super) struct ActiveSegment {
     pub file: File,
+    /// Bytes of records in the file.
     pub len: u64,
+    /// Bytes of the file: its records, then zeros written ahead of them ([`PREPARE_AHEAD`]).
+    pub prepared: u64,
 }
 
 pub(super) fn start(
@@ -217,27 +230,37 @@ impl Writer {
         (accepted, end)
     }
 
-    /// Appends `self.buf` to the active segment and makes it durable. A failed write is cut
-    /// back off the file so the log stays a clean run of records; a failed fsync (or cut) leaves
-    /// the file's state unknown, so every later write is refused until a restart.
+    /// Writes `self.buf` after the active segment's records and makes it durable. A failed write
+    /// is cut back off the file so the log stays a clean run of records; a failed fsync (or cut)
+    /// leaves the file's state unknown, so every later write is refused until a restart.
     fn write_and_sync(&mut self) -> io::Result<()> {
-        if let Err(e) = self.active.file.write_all(&self.buf) {
+        let active = &mut self.active;
+        if let Err(e) = active.file.write_all_at(&self.buf, active.len) {
             tracing::error!(error = %e, "spool write failed");
-            if self.active.file.set_len(self.active.len).is_err() {
-                self.shared.failed.store(true, Ordering::Relaxed);
+            match active.file.set_len(active.len) {
+                Ok(()) => active.prepared = active.len,
+                Err(_) => self.shared.failed.store(true, Ordering::Relaxed),
             }
             return Err(e);
         }
-        if let Err(e) = self.active.file.sync_data() {
+        let end = active.len + self.buf.len() as u64;
+        active.prepare_ahead(end, self.segment_bytes);
+        if let Err(e) = active.file.sync_data() {
             tracing::error!(error = %e, "spool fsync failed; refusing writes until restart");
             self.shared.failed.store(true, Ordering::Relaxed);
             return Err(e);
         }
-        self.active.len += self.buf.len() as u64;
+        active.len = end;
+        active.prepared = active.prepared.max(end);
         Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
+        if self.active.prepared > self.active.len {
+            // Zeros nobody will write over (a segment closed early, the spool being full). They
+            // are harmless, so a failure to cut them is not one to stop for.
+            let _ = self.active.file.set_len(self.active.len);
+        }
         let start = *self.shared.end.borrow();
         let file = segments::create(&self.shared.segments_dir, start)?;
         self.shared
@@ -245,9 +268,36 @@ impl Writer {
             .write()
             .expect("segments lock")
             .insert(start.offset, start);
-        self.active = ActiveSegment { file, len: 0 };
+        self.active = ActiveSegment {
+            file,
+            len: 0,
+            prepared: 0,
+        };
         self.rotate_when_full = false;
         Ok(())
+    }
+}
+
+impl ActiveSegment {
+    /// Writes zeros after `end` when fewer than half of [`PREPARE_AHEAD`] are left, up to the
+    /// segment's size. Best effort: if it fails (a full disk), later fsyncs only cost what they
+    /// did before, and what was written is still zeros after the records.
+    fn prepare_ahead(&mut self, end: u64, segment_bytes: u64) {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        if self.prepared >= (end + PREPARE_AHEAD / 2).min(segment_bytes) {
+            return;
+        }
+        let mut at = self.prepared.max(end);
+        let to = (end + PREPARE_AHEAD).min(segment_bytes);
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64) as usize;
+            if let Err(e) = self.file.write_all_at(&ZEROS[..n], at) {
+                tracing::warn!(error = %e, "could not write ahead in the spool segment");
+                break;
+            }
+            at += n as u64;
+            self.prepared = at;
+        }
     }
 }
 
