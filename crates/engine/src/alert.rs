@@ -190,18 +190,42 @@ impl Alert {
     /// The typed fast path: `None` for anything it does not accept, which
     /// [`Alert::from_json`] then explains. It accepts exactly what `from_json` accepts.
     pub fn from_json_slice_fast(bytes: &[u8]) -> Option<Alert> {
-        serde_json::from_slice::<Wire<'_>>(bytes).ok()?.validate()
+        serde_json::from_slice::<ObjectOnly<Wire<'_>>>(bytes)
+            .ok()?
+            .0
+            .validate()
     }
 
     /// The fast path for a JSON array of alerts (see [`Alert::from_json_slice_fast`]).
     pub fn from_json_array_slice_fast(bytes: &[u8]) -> Option<Vec<Alert>> {
-        let wires = serde_json::from_slice::<Vec<Wire<'_>>>(bytes).ok()?;
-        wires.into_iter().map(Wire::validate).collect()
+        let wires = serde_json::from_slice::<Vec<ObjectOnly<Wire<'_>>>>(bytes).ok()?;
+        wires.into_iter().map(|w| w.0.validate()).collect()
     }
 
     /// The alert as one line of JSON, in Falco's key order.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an Alert always serialises")
+    }
+}
+
+/// A struct read only from a JSON object. (serde's derived `Deserialize` also reads a struct from
+/// an array of its fields in order, which no sender means and [`Alert::from_json`] refuses.)
+pub(crate) struct ObjectOnly<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
     }
 }
 

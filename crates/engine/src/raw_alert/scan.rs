@@ -9,7 +9,7 @@
 //! [`super::wire`] then decides. So it refuses, rather than judges: an escape other than the
 //! two-character ones (`\u` may hold a lone surrogate, which serde_json refuses when it reads the
 //! string), a number with an exponent or over 300 digits (serde_json may refuse it as out of
-//! range), nesting deeper than [`MAX_DEPTH`] (serde_json stops at 128), a known member given
+//! range), nesting deeper than [`MAX_DEPTH`], a known member given
 //! twice, null, or with an escape in its name or in a string the router reads; and anything
 //! invalid. What it accepts, serde_json reads to the same members (tested).
 
@@ -17,7 +17,8 @@ use std::borrow::Cow;
 
 use super::Members;
 
-/// Deepest nesting read in an unknown member's value, below serde_json's limit of 128.
+/// Deepest nesting read in an unknown member's value: this reader recurses, so it bounds its own
+/// stack; deeper values (serde_json skips them without recursing) are left to serde_json.
 const MAX_DEPTH: usize = 100;
 
 /// Longest number read (digits before and after the point): serde_json reads 400 nines as
@@ -185,7 +186,11 @@ impl<'a> Reader<'a> {
 
     fn word(&mut self, word: &str) -> Option<()> {
         let end = self.at + word.len();
-        (self.text.as_bytes().get(self.at..end)? == word.as_bytes()).then(|| self.at = end)
+        if self.text.as_bytes().get(self.at..end)? != word.as_bytes() {
+            return None;
+        }
+        self.at = end;
+        Some(())
     }
 
     /// A number without an exponent and of at most [`MAX_DIGITS`] digits.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Members;
+use crate::alert::ObjectOnly;
 
 #[derive(Deserialize)]
 struct Wire<'a> {
@@ -34,10 +35,10 @@ struct Wire<'a> {
 }
 
 /// The members of the alert in `text`, or `None` when it is not a JSON object, a member has the
-/// wrong type, or `output_fields` (an object of scalars) or `tags` (an array of strings) has the
+/// wrong type (or a string with a lone surrogate), or `output_fields` (an object of scalars) or `tags` (an array of strings) has the
 /// wrong shape.
 pub(super) fn members(text: &str) -> Option<Members<'_>> {
-    let wire: Wire<'_> = serde_json::from_str(text).ok()?;
+    let ObjectOnly(wire) = serde_json::from_str::<ObjectOnly<Wire<'_>>>(text).ok()?;
     let hostname = non_null(wire.hostname);
     let output = non_null(wire.output);
     if !hostname.is_none_or(is_string) || !output.is_none_or(is_string) {
@@ -68,8 +69,10 @@ fn non_null(v: Option<&RawValue>) -> Option<&str> {
     v.map(RawValue::get).filter(|v| *v != "null")
 }
 
+/// Whether `v` is a JSON string the full decoder reads: captured as raw JSON, a `\u` escape
+/// was not checked for a lone surrogate, which reading it as a string refuses.
 fn is_string(v: &str) -> bool {
-    v.starts_with('"')
+    v.starts_with('"') && (!v.contains("\\u") || serde_json::from_str::<Text<'_>>(v).is_ok())
 }
 
 /// A JSON string, borrowed from the body unless it has escapes. (serde's own `Cow<str>` is
