@@ -193,6 +193,7 @@ impl Spool {
                 file: active,
                 len: recovered.end.offset - last.offset,
                 prepared,
+                ahead_failed: false,
             },
             options.segment_bytes,
         )?;

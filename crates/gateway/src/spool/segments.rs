@@ -88,6 +88,8 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
                 at += len;
                 seq += 1;
             }
+            // Zeros written ahead, and nothing after them: the clean end. (A shortcut: resync
+            // would find no record in them either, after a pass over up to a megabyte.)
             _ if bytes[at..].iter().all(|&b| b == 0) => break,
             _ => match record::resync(&bytes[at..], seq) {
                 Some((skip, next)) => {

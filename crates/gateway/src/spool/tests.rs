@@ -108,11 +108,12 @@ async fn a_restart_keeps_every_acknowledged_record_and_cuts_a_torn_tail() {
         .into_values()
         .next_back()
         .unwrap();
-    let mut f = fs::OpenOptions::new()
-        .append(true)
+    let f = fs::OpenOptions::new()
+        .write(true)
         .open(segments::path(&tmp.path().join("segments"), last))
         .unwrap();
-    std::io::Write::write_all(&mut f, &[9, 0, 0, 0, 1, 2]).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[9, 0, 0, 0, 1, 2], end.offset - last.offset)
+        .unwrap();
     drop(f);
 
     let spool = reopen(&opts).await;
@@ -138,12 +139,20 @@ async fn appends_write_over_the_zeros_ahead_of_them_across_restarts() {
             spool.append(vec![rec(round * 10 + i)]).await.unwrap();
         }
         let end = spool.end();
-        let file_len = fs::metadata(&segment).unwrap().len();
-        assert!(
-            file_len >= end.offset + (1 << 19),
-            "written ahead: file {file_len}, records {}",
-            end.offset
-        );
+        // The zeros are written after the group is answered: wait for them.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let file_len = fs::metadata(&segment).unwrap().len();
+            if file_len >= end.offset + (1 << 19) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not written ahead: file {file_len}, records {}",
+                end.offset
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         drop(spool);
         if round == 1 {
             // A crash in the middle of a write: half a record among the zeros.
