@@ -42,13 +42,7 @@ impl EventTime {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
             .expect("every i64 nanosecond value is a valid date")
     }
-}
 
-/// The length of [`EventTime::rfc3339`]: every `i64` of nanoseconds falls in the years 1677 to
-/// 2262, so the form never changes width.
-const RFC3339_LEN: usize = 30;
-
-impl EventTime {
     /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, ASCII, written digit by digit: a gateway prints one per
     /// stored alert, and `write!` with nine padded fields cost about as much as checking the rest
     /// of the alert's fixed fields.
@@ -71,6 +65,10 @@ impl EventTime {
         out
     }
 }
+
+/// The length of [`EventTime::rfc3339`]: every `i64` of nanoseconds falls in the years 1677 to
+/// 2262, so the form never changes width.
+const RFC3339_LEN: usize = 30;
 
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

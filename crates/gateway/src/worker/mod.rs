@@ -258,7 +258,6 @@ impl Worker {
             dead_letters: self.dead_letters.clone(),
             metrics: self.metrics.clone(),
             status: self.status.clone(),
-            labels: [self.status.name.clone(), self.status.kind.to_string()],
             counters: DeliveryMetrics::new(&self.metrics, &self.status),
             logged: Mutex::new(HashSet::new()),
             stop: stop.clone(),
@@ -700,7 +699,6 @@ struct Delivering {
     dead_letters: Arc<DeadLetterFile>,
     metrics: Arc<Metrics>,
     status: Arc<OutputStatus>,
-    labels: [String; 2],
     counters: DeliveryMetrics,
     /// Dead-letter reasons already logged at warn level: a misconfigured destination
     /// (`channel_not_found`) says so once, not once per alert.
@@ -725,9 +723,14 @@ struct DeliveryMetrics {
     retries: IntCounter,
 }
 
+/// An output's metric labels: its name and kind.
+fn output_labels(status: &OutputStatus) -> [&str; 2] {
+    [status.name.as_str(), status.kind]
+}
+
 impl DeliveryMetrics {
     fn new(metrics: &Metrics, status: &OutputStatus) -> Self {
-        let labels = [status.name.as_str(), status.kind];
+        let labels = output_labels(status);
         DeliveryMetrics {
             sent: metrics.sent.with_label_values(&labels),
             delivery_seconds: metrics.delivery_seconds.with_label_values(&labels),
@@ -798,6 +801,10 @@ impl AttemptObserver for Delivering {
 }
 
 impl Delivering {
+    fn labels(&self) -> [&str; 2] {
+        output_labels(&self.status)
+    }
+
     /// Adds the output's restarts since the last look to `peregrine_output_plugin_restarts_total`
     /// (batches in flight at once may look together: each restart is added once).
     fn count_restarts(&self) {
@@ -806,7 +813,7 @@ impl Delivering {
         if restarts > counted {
             self.metrics
                 .plugin_restarts
-                .with_label_values(&self.labels)
+                .with_label_values(&self.labels())
                 .inc_by(restarts - counted);
         }
     }
@@ -860,7 +867,7 @@ impl Delivering {
                 Ok(outcomes) => return outcomes,
                 Err(message) => {
                     tracing::error!(output = %self.status.name, attempt, panic = ?message, alerts = envelopes.len(), "the output panicked delivering a batch");
-                    self.metrics.panics.with_label_values(&self.labels).inc();
+                    self.metrics.panics.with_label_values(&self.labels()).inc();
                     tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
                 }
             }
@@ -913,7 +920,7 @@ impl Delivering {
         for (item, outcome) in batch.zip(&outcomes) {
             match outcome {
                 Outcome::Delivered if item.position.is_none() => {
-                    self.metrics.digests.with_label_values(&self.labels).inc();
+                    self.metrics.digests.with_label_values(&self.labels()).inc();
                 }
                 Outcome::Delivered => {
                     self.counters.sent.inc();
@@ -930,7 +937,7 @@ impl Delivering {
                 let reason = reason_label(failure);
                 self.metrics
                     .dead_lettered_by_reason
-                    .with_label_values(&[&self.labels[0], &self.labels[1], &reason])
+                    .with_label_values(&[&self.status.name, self.status.kind, &reason])
                     .inc();
                 let first = self
                     .logged
@@ -953,7 +960,7 @@ impl Delivering {
             }
             self.metrics
                 .dead_lettered
-                .with_label_values(&self.labels)
+                .with_label_values(&self.labels())
                 .inc_by(dead.len() as u64);
         }
 
@@ -980,7 +987,7 @@ impl Delivering {
                     tracing::error!(output = %self.status.name, error = %e, path = %self.dead_letters.path().display(), retry_in = ?wait, "cannot write dead letters; the alerts stay in the spool until it works");
                     self.metrics
                         .dead_letter_write_errors
-                        .with_label_values(&self.labels)
+                        .with_label_values(&self.labels())
                         .inc();
                 }
             }
@@ -1103,7 +1110,6 @@ mod tests {
             counters: DeliveryMetrics::new(&metrics, &status),
             metrics,
             status,
-            labels: ["hook".into(), "webhook".into()],
             logged: Mutex::new(HashSet::new()),
             stop: CancellationToken::new(),
             slots: AttemptSlots::new(1),
@@ -1119,8 +1125,8 @@ mod tests {
         let slot = d.slots.take().await;
         d.clone().deliver(vec![item(0), item(1)], None, slot).await;
         assert_eq!(d.status.committed().seq, 2, "both alerts settled");
-        assert_eq!(d.metrics.sent.with_label_values(&d.labels).get(), 2);
-        assert_eq!(d.metrics.panics.with_label_values(&d.labels).get(), 1);
+        assert_eq!(d.metrics.sent.with_label_values(&d.labels()).get(), 2);
+        assert_eq!(d.metrics.panics.with_label_values(&d.labels()).get(), 1);
         assert_eq!(d.status.in_flight(), 0);
     }
 
