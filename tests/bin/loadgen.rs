@@ -68,6 +68,11 @@ struct Options {
     /// The gateway binary (by default the one beside this program).
     #[arg(long, default_value_os_t = peregrine_e2e::sibling_bin("peregrine-gateway"))]
     gateway_bin: PathBuf,
+    /// Post to a server already running at this address instead (a gateway under valgrind, for
+    /// `scripts/ingest-instructions.sh`): exactly `--max-requests` alerts over `--connections`
+    /// within `--seconds`, then exit, non-zero unless every one was accepted.
+    #[arg(long)]
+    post: Option<SocketAddr>,
 }
 
 fn main() {
@@ -79,6 +84,9 @@ fn main() {
         _ => {}
     }
     let o = <Options as clap::Parser>::parse();
+    if let Some(addr) = o.post {
+        return post_only(addr, &o);
+    }
     assert!(
         o.gateway_bin.exists(),
         "{} not found: run `cargo build --release --bins` first",
@@ -137,6 +145,24 @@ fn main() {
         let _ = child.wait();
     }
     print_fsync_cost(tmp.path(), &rounds.gateway, commits, records);
+}
+
+/// `--post`: the alert posted `--max-requests` times to a running server; exits non-zero unless
+/// every one was accepted.
+fn post_only(addr: SocketAddr, o: &Options) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = rt.block_on(load(addr, o));
+    println!(
+        "{} accepted, {} refused or failed, {:.0} alerts/s",
+        stats.ok, stats.errors, stats.rate
+    );
+    if stats.ok != o.max_requests {
+        std::process::exit(1);
+    }
 }
 
 /// The baseline's and the target's names in the report.
