@@ -387,6 +387,9 @@ async fn a_full_spool_of_delivered_alerts_takes_appends_again() {
     // Every output is past everything: compaction frees what it can.
     let refused = spool.append(vec![rec(stored)]).await;
     assert!(matches!(refused, Err(AppendError::Full { .. })));
+    // That append started a new segment, and cut the zeros written ahead in the full one.
+    let first = segments::path(&tmp.path().join("segments"), Position::default());
+    assert_eq!(fs::metadata(&first).unwrap().len(), spool.end().offset);
     spool.release_before(spool.end().offset).unwrap();
     assert!(
         spool.append(vec![rec(stored)]).await.is_ok(),
