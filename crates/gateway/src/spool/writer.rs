@@ -2,8 +2,9 @@
 //!
 //! Requests queue on a channel while an fsync is in progress; the writer then takes everything
 //! queued, writes it at the end of its records with one `pwrite`, makes it durable with one
-//! `fdatasync`, and answers every request. Under load one fsync covers many requests, so durability costs little throughput; with
-//! a single client it costs one fsync of latency, as it must.
+//! `fdatasync`, and answers every request. Under load one fsync covers many requests, so
+//! durability costs little throughput; with a single client it costs one fsync of latency, as it
+//! must.
 
 use std::fs::File;
 use std::io;
