@@ -35,8 +35,8 @@ struct Wire<'a> {
 }
 
 /// The members of the alert in `text`, or `None` when it is not a JSON object, a member has the
-/// wrong type (or a string with a lone surrogate), or `output_fields` (an object of scalars) or `tags` (an array of strings) has the
-/// wrong shape.
+/// wrong type (or is a string with a lone surrogate), or `output_fields` (an object of scalars)
+/// or `tags` (an array of strings) has the wrong shape.
 pub(super) fn members(text: &str) -> Option<Members<'_>> {
     let ObjectOnly(wire) = serde_json::from_str::<ObjectOnly<Wire<'_>>>(text).ok()?;
     let hostname = non_null(wire.hostname);
