@@ -539,8 +539,8 @@ async fn the_ingest_route_is_post_slash_with_any_query_or_framing() {
     assert_eq!(post("//").await.unwrap().status(), 404);
 
     // A chunked body, sent in two writes.
-    let addr = gw.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let addr = gw.addr();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let (head, tail) = alert.split_at(alert.len() / 2);
     let first = format!(
         "POST / HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{head}\r\n",

@@ -208,6 +208,13 @@ impl Alert {
     }
 }
 
+/// Whether every output field is a string, number, boolean or null, as Falco's are.
+pub(crate) fn scalars_only(fields: &OutputFields) -> bool {
+    !fields
+        .values()
+        .any(|v| matches!(v, Value::Array(_) | Value::Object(_)))
+}
+
 /// A struct read only from a JSON object. (serde's derived `Deserialize` also reads a struct from
 /// an array of its fields in order, which no sender means and [`Alert::from_json`] refuses.)
 pub(crate) struct ObjectOnly<T>(pub T);
@@ -258,10 +265,7 @@ impl Wire<'_> {
             None => None,
         };
         let output_fields = self.output_fields.unwrap_or_default();
-        if output_fields
-            .values()
-            .any(|v| matches!(v, Value::Array(_) | Value::Object(_)))
-        {
+        if !scalars_only(&output_fields) {
             return None;
         }
         Some(Alert {

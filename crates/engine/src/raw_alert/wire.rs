@@ -5,12 +5,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Members;
-use crate::alert::ObjectOnly;
+use crate::alert::{scalars_only, ObjectOnly, OutputFields};
 
 #[derive(Deserialize)]
 struct Wire<'a> {
@@ -44,13 +44,15 @@ pub(super) fn members(text: &str) -> Option<Members<'_>> {
     if !hostname.is_none_or(is_string) || !output.is_none_or(is_string) {
         return None;
     }
+    // The free-form members are read as the full decoder reads them (`alert::Wire`): this path
+    // takes only the alerts the one-pass reader leaves, so reading them twice costs little.
     let tags = non_null(wire.tags);
     if let Some(tags) = tags {
-        serde_json::from_str::<StringArray>(tags).ok()?;
+        serde_json::from_str::<Vec<String>>(tags).ok()?;
     }
     let output_fields = non_null(wire.output_fields);
     if let Some(fields) = output_fields {
-        serde_json::from_str::<ScalarObject>(fields).ok()?;
+        scalars_only(&serde_json::from_str::<OutputFields>(fields).ok()?).then_some(())?;
     }
     Some(Members {
         rule: wire.rule.map(|t| t.0),
@@ -69,10 +71,10 @@ fn non_null(v: Option<&RawValue>) -> Option<&str> {
     v.map(RawValue::get).filter(|v| *v != "null")
 }
 
-/// Whether `v` is a JSON string the full decoder reads: captured as raw JSON, a `\u` escape
-/// was not checked for a lone surrogate, which reading it as a string refuses.
+/// Whether `v` is a JSON string the full decoder reads (captured as raw JSON, a `\u` escape was
+/// not checked for a lone surrogate, which reading it as a string refuses).
 fn is_string(v: &str) -> bool {
-    v.starts_with('"') && (!v.contains("\\u") || serde_json::from_str::<Text<'_>>(v).is_ok())
+    serde_json::from_str::<Text<'_>>(v).is_ok()
 }
 
 /// A JSON string, borrowed from the body unless it has escapes. (serde's own `Cow<str>` is
@@ -98,81 +100,5 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-/// Accepts a JSON array of strings, reading nothing into memory.
-struct StringArray;
-
-impl<'de> Deserialize<'de> for StringArray {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StringArray;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of strings")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringArray, A::Error> {
-                while seq.next_element::<Cow<'de, str>>()?.is_some() {}
-                Ok(StringArray)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// Accepts a JSON object whose values are all scalars (no arrays or objects), as Falco's output
-/// fields are.
-struct ScalarObject;
-
-impl<'de> Deserialize<'de> for ScalarObject {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ScalarObject;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of scalars")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScalarObject, A::Error> {
-                while map.next_key::<IgnoredAny>()?.is_some() {
-                    map.next_value::<Scalar>()?;
-                }
-                Ok(ScalarObject)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-struct Scalar;
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number, boolean or null")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar)
-            }
-        }
-        d.deserialize_any(V)
     }
 }

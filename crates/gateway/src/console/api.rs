@@ -228,7 +228,7 @@ pub async fn outputs(State(console): State<Arc<Console>>, _signed: Signed) -> Js
         .load()
         .iter()
         .map(|o| {
-            let labels = [o.name.as_str(), o.kind];
+            let labels = o.labels();
             let latency = m.delivery_seconds.with_label_values(&labels);
             let (count, sum) = (latency.get_sample_count(), latency.get_sample_sum());
             json!({

@@ -435,7 +435,7 @@ fn refresh_gauges(app: &AppState) {
     let m = &app.intake.metrics;
     let end = app.intake.spool.end();
     for o in app.outputs.load().iter() {
-        let labels = [o.name.as_str(), o.kind];
+        let labels = o.labels();
         let depth = end.seq.saturating_sub(o.committed().seq);
         m.queue_depth.with_label_values(&labels).set(depth as i64);
         let backlog = end.offset.saturating_sub(o.committed().offset);

@@ -79,6 +79,11 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
     let p = path(dir, start);
     let mut bytes = Vec::new();
     File::open(&p)?.read_to_end(&mut bytes)?;
+    // The end of the last non-zero byte: after it, only zeros written ahead.
+    let written = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
     let mut at = 0usize;
     let mut seq = start.seq;
     let mut corrupt = Vec::new();
@@ -90,7 +95,7 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
             }
             // Zeros written ahead, and nothing after them: the clean end. (A shortcut: resync
             // would find no record in them either, after a pass over up to a megabyte.)
-            _ if bytes[at..].iter().all(|&b| b == 0) => break,
+            _ if at >= written => break,
             _ => match record::resync(&bytes[at..], seq) {
                 Some((skip, next)) => {
                     corrupt.push(Damage {
@@ -105,10 +110,6 @@ pub fn recover_tail(dir: &Path, start: Position) -> io::Result<Recovered> {
             },
         }
     }
-    let written = bytes
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(0, |last| last + 1);
     let discarded = written.saturating_sub(at) as u64;
     if discarded > 0 {
         let file = OpenOptions::new().write(true).open(&p)?;

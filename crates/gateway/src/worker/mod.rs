@@ -76,6 +76,11 @@ pub struct OutputStatus {
 }
 
 impl OutputStatus {
+    /// Its metric labels: `output` and `type`.
+    pub fn labels(&self) -> [&str; 2] {
+        [self.name.as_str(), self.kind]
+    }
+
     /// Where the record `seq` is for this output.
     pub fn progress_of(&self, seq: u64) -> Progress {
         self.tracker.lock().expect("tracker lock").progress_of(seq)
@@ -615,7 +620,7 @@ impl Worker {
         if !self.route.matches(alert) {
             self.metrics
                 .filtered
-                .with_label_values(&[&self.status.name, self.status.kind])
+                .with_label_values(&self.status.labels())
                 .inc();
             return false;
         }
@@ -623,7 +628,7 @@ impl Worker {
             if storm.admit(alert, accepted_at_ns) == Verdict::Suppress {
                 self.metrics
                     .suppressed
-                    .with_label_values(&[&self.status.name, self.status.kind])
+                    .with_label_values(&self.status.labels())
                     .inc();
                 return false;
             }
@@ -723,14 +728,9 @@ struct DeliveryMetrics {
     retries: IntCounter,
 }
 
-/// An output's metric labels: its name and kind.
-fn output_labels(status: &OutputStatus) -> [&str; 2] {
-    [status.name.as_str(), status.kind]
-}
-
 impl DeliveryMetrics {
     fn new(metrics: &Metrics, status: &OutputStatus) -> Self {
-        let labels = output_labels(status);
+        let labels = status.labels();
         DeliveryMetrics {
             sent: metrics.sent.with_label_values(&labels),
             delivery_seconds: metrics.delivery_seconds.with_label_values(&labels),
@@ -801,10 +801,6 @@ impl AttemptObserver for Delivering {
 }
 
 impl Delivering {
-    fn labels(&self) -> [&str; 2] {
-        output_labels(&self.status)
-    }
-
     /// Adds the output's restarts since the last look to `peregrine_output_plugin_restarts_total`
     /// (batches in flight at once may look together: each restart is added once).
     fn count_restarts(&self) {
@@ -813,7 +809,7 @@ impl Delivering {
         if restarts > counted {
             self.metrics
                 .plugin_restarts
-                .with_label_values(&self.labels())
+                .with_label_values(&self.status.labels())
                 .inc_by(restarts - counted);
         }
     }
@@ -867,7 +863,10 @@ impl Delivering {
                 Ok(outcomes) => return outcomes,
                 Err(message) => {
                     tracing::error!(output = %self.status.name, attempt, panic = ?message, alerts = envelopes.len(), "the output panicked delivering a batch");
-                    self.metrics.panics.with_label_values(&self.labels()).inc();
+                    self.metrics
+                        .panics
+                        .with_label_values(&self.status.labels())
+                        .inc();
                     tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
                 }
             }
@@ -920,7 +919,10 @@ impl Delivering {
         for (item, outcome) in batch.zip(&outcomes) {
             match outcome {
                 Outcome::Delivered if item.position.is_none() => {
-                    self.metrics.digests.with_label_values(&self.labels()).inc();
+                    self.metrics
+                        .digests
+                        .with_label_values(&self.status.labels())
+                        .inc();
                 }
                 Outcome::Delivered => {
                     self.counters.sent.inc();
@@ -935,9 +937,10 @@ impl Delivering {
         if !dead.is_empty() && self.write_dead_letters(&dead).await {
             for (item, failure, _) in &dead {
                 let reason = reason_label(failure);
+                let [name, kind] = self.status.labels();
                 self.metrics
                     .dead_lettered_by_reason
-                    .with_label_values(&[&self.status.name, self.status.kind, &reason])
+                    .with_label_values(&[name, kind, &reason])
                     .inc();
                 let first = self
                     .logged
@@ -960,7 +963,7 @@ impl Delivering {
             }
             self.metrics
                 .dead_lettered
-                .with_label_values(&self.labels())
+                .with_label_values(&self.status.labels())
                 .inc_by(dead.len() as u64);
         }
 
@@ -987,7 +990,7 @@ impl Delivering {
                     tracing::error!(output = %self.status.name, error = %e, path = %self.dead_letters.path().display(), retry_in = ?wait, "cannot write dead letters; the alerts stay in the spool until it works");
                     self.metrics
                         .dead_letter_write_errors
-                        .with_label_values(&self.labels())
+                        .with_label_values(&self.status.labels())
                         .inc();
                 }
             }
@@ -1125,8 +1128,14 @@ mod tests {
         let slot = d.slots.take().await;
         d.clone().deliver(vec![item(0), item(1)], None, slot).await;
         assert_eq!(d.status.committed().seq, 2, "both alerts settled");
-        assert_eq!(d.metrics.sent.with_label_values(&d.labels()).get(), 2);
-        assert_eq!(d.metrics.panics.with_label_values(&d.labels()).get(), 1);
+        assert_eq!(
+            d.metrics.sent.with_label_values(&d.status.labels()).get(),
+            2
+        );
+        assert_eq!(
+            d.metrics.panics.with_label_values(&d.status.labels()).get(),
+            1
+        );
         assert_eq!(d.status.in_flight(), 0);
     }
 
