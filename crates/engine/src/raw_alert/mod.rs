@@ -100,7 +100,13 @@ impl<'a> RawAlert<'a> {
     /// for the free-form parts, canonical spellings for priority and time.
     pub fn encode(&self, uuid: &AlertId, out: &mut Vec<u8>) {
         let string = |out: &mut Vec<u8>, s: &str| {
-            serde_json::to_writer(&mut *out, s).expect("a string always serialises")
+            if scan::needs_no_escape(s) {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            } else {
+                serde_json::to_writer(&mut *out, s).expect("a string always serialises")
+            }
         };
         out.push(b'{');
         if let Some(hostname) = self.hostname {

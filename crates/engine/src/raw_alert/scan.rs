@@ -244,6 +244,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether `s` can sit between quotes in JSON as it is: serde_json escapes only quotes,
+/// backslashes and control characters, the bytes [`plain_run`] stops at.
+pub(super) fn needs_no_escape(s: &str) -> bool {
+    plain_run(s.as_bytes()) == s.len()
+}
+
 /// How many bytes at the start of `bytes` can sit in a string as they are: up to the first
 /// quote, backslash or control character. Eight at a time, the way serde_json scans strings.
 fn plain_run(bytes: &[u8]) -> usize {
@@ -289,6 +295,21 @@ mod tests {
             ("abcdefgh ", 9),
         ] {
             assert_eq!(plain_run(text.as_bytes()), run, "{text:?}");
+        }
+    }
+
+    /// A string is written between quotes as it is exactly when serde_json would write it so.
+    #[test]
+    fn strings_need_no_escape_exactly_when_serde_json_writes_them_as_they_are() {
+        let mut texts: Vec<String> = (0..=0x7f_u8)
+            .map(|b| format!("Read sensitive file{}untrusted", b as char))
+            .collect();
+        texts.extend(
+            ["", "é", "日本語 \u{7f}", "\u{2028}", "a\u{0}", "\"quoted\""].map(String::from),
+        );
+        for text in texts {
+            let as_is = serde_json::to_string(&text).unwrap() == format!("\"{text}\"");
+            assert_eq!(needs_no_escape(&text), as_is, "{text:?}");
         }
     }
 

@@ -216,9 +216,14 @@ async fn answer_ingest<B: RequestBody>(
 }
 
 /// `{"accepted":N}`, built as it is sent: axum's conversion of a header array and a `String`
-/// writes the content type twice.
+/// writes the content type twice. The answer to one alert, which is what Falco's `http_output`
+/// posts, is a constant: formatting it was 1 % of the instructions of an accepted alert.
 fn accepted(n: usize) -> Response {
-    let mut response = Response::new(axum::body::Body::from(format!("{{\"accepted\":{n}}}")));
+    let body = match n {
+        1 => axum::body::Body::from(&b"{\"accepted\":1}"[..]),
+        n => axum::body::Body::from(format!("{{\"accepted\":{n}}}")),
+    };
+    let mut response = Response::new(body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
