@@ -281,11 +281,8 @@ async fn a_400_dead_letters_the_alert_without_retrying() {
     let dead = r#"peregrine_output_dead_lettered_total{output="hook",type="webhook"}"#;
     assert_eq!(gw.wait_metric(dead, 1.0, Duration::from_secs(5)).await, 1.0);
     let depth = r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric(depth).await != 0.0 {
-        assert!(Instant::now() < deadline, "the dead letter is still queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gw.wait_metric_at_most(depth, 0.0, Duration::from_secs(5))
+        .await;
     assert_eq!(hook.requests().len(), 1, "a 400 is not retried");
 }
 
@@ -337,17 +334,9 @@ async fn routing_sends_each_alert_only_where_it_matches() {
     all.wait_for(5, Duration::from_secs(10)).await;
     // Every output has passed every alert once `all` has them and the queues are empty.
     for name in ["warn", "sensitive", "k8s", "all"] {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while gw
-            .metric(&format!(
-                "peregrine_output_queue_depth{{output=\"{name}\",type=\"webhook\"}}"
-            ))
-            .await
-            > 0.0
-        {
-            assert!(Instant::now() < deadline, "{name} never drained");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let depth = format!("peregrine_output_queue_depth{{output=\"{name}\",type=\"webhook\"}}");
+        gw.wait_metric_at_most(&depth, 0.0, Duration::from_secs(5))
+            .await;
     }
     let rules = |r: &Receiver| -> Vec<(String, String)> {
         let mut v: Vec<_> = r

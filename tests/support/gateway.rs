@@ -225,19 +225,38 @@ impl GatewayProcess {
 
     /// Waits until a sample reaches `at_least` (or panics after `timeout` with the last value).
     pub async fn wait_metric(&self, series: &str, at_least: f64, timeout: Duration) -> f64 {
+        let wanted = format!("at least {at_least}");
+        self.wait_metric_until(series, &wanted, timeout, |v| v >= at_least)
+            .await
+    }
+
+    /// Waits until a sample falls to `at_most` (a queue drained), or panics after `timeout`.
+    pub async fn wait_metric_at_most(&self, series: &str, at_most: f64, timeout: Duration) -> f64 {
+        let wanted = format!("at most {at_most}");
+        self.wait_metric_until(series, &wanted, timeout, |v| v <= at_most)
+            .await
+    }
+
+    async fn wait_metric_until(
+        &self,
+        series: &str,
+        wanted: &str,
+        timeout: Duration,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // A labelled counter appears at its first increment: absent means not yet.
             let text = self.metrics().await;
             let v = metric_sample(&text, series);
-            if v.is_some_and(|v| v >= at_least) {
-                return v.unwrap_or_default();
+            if let Some(v) = v.filter(|v| done(*v)) {
+                return v;
             }
             if tokio::time::Instant::now() > deadline {
                 match v {
                     Some(v) => panic!(
-                        "{series} is {v} after {timeout:?}, expected at least {at_least}; the \
-                         gateway's log:\n{}",
+                        "{series} is {v} after {timeout:?}, expected {wanted}; the gateway's \
+                         log:\n{}",
                         self.logs()
                     ),
                     None => {
@@ -268,7 +287,6 @@ impl Drop for GatewayProcess {
     }
 }
 
-/// A sample's value in Prometheus text (0 when the series is absent).
 /// A sample's value in a `/metrics` text. Panics when the series is not there: a renamed or
 /// missing metric must fail a test, not read as 0 (use [`metric_sample`] where absence is the
 /// point).

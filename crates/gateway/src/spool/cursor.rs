@@ -114,9 +114,10 @@ impl CursorFile {
         decode_body(&self.body).expect("the body was encoded here")
     }
 
-    /// The position before which the last stored state has everything finished.
+    /// The position before which the last stored state has everything finished: the body's
+    /// first two words, read without decoding the outstanding list after them.
     pub fn committed(&self) -> Position {
-        self.state().committed
+        body_position(&self.body, 0).expect("the body was encoded here")
     }
 
     /// [`CursorFile::record`] of a whole state, as the tests build them.
@@ -360,21 +361,27 @@ fn decode(b: &[u8]) -> Option<(u64, CursorState)> {
     (generation > 0).then_some((generation, state))
 }
 
+/// The little-endian word at byte `at` of a slot's body.
+fn body_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The position at byte `at` of a slot's body: its offset, then its seq.
+fn body_position(b: &[u8], at: usize) -> Option<Position> {
+    Some(Position {
+        offset: body_u64(b, at)?,
+        seq: body_u64(b, at + 8)?,
+    })
+}
+
 /// The state in a slot's body (see [`encode_body`]).
 fn decode_body(b: &[u8]) -> Option<CursorState> {
-    let u64_at = |i: usize| Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?));
     let count = u32::from_le_bytes(b.get(32..36)?.try_into().ok()?) as usize;
     Some(CursorState {
-        committed: Position {
-            offset: u64_at(0)?,
-            seq: u64_at(8)?,
-        },
-        frontier: Position {
-            offset: u64_at(16)?,
-            seq: u64_at(24)?,
-        },
+        committed: body_position(b, 0)?,
+        frontier: body_position(b, 16)?,
         outstanding: (0..count)
-            .map(|k| u64_at(36 + 8 * k))
+            .map(|k| body_u64(b, 36 + 8 * k))
             .collect::<Option<_>>()?,
     })
 }
