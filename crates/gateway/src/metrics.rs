@@ -51,9 +51,9 @@ impl CappedLabel {
 /// names as sent: finding it was two locked folds and the registry hashing three labels under
 /// its lock for every accepted alert, 3 % of ingest's instructions.
 ///
-/// Hashed with foldhash rather than SipHash (half the instructions per accepted alert): the names
-/// come from senders, but only names kept as labels are inserted, a few hundred at most, so a
-/// sender cannot grow a chain worth defending against.
+/// Hashed with foldhash rather than SipHash (half the instructions of this lookup): the names come
+/// from senders, but only names kept as labels are inserted (`MAX_SOURCES` + 1 maps of at most
+/// `MAX_RULES` + 1 names), so colliding names can lengthen a probe by a few hundred at worst.
 type ReceivedCounters = HashMap<String, ReceivedByRule, foldhash::fast::RandomState>;
 type ReceivedByRule =
     HashMap<String, [Option<IntCounter>; Priority::ALL.len()], foldhash::fast::RandomState>;

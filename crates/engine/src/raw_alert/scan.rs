@@ -245,13 +245,13 @@ impl<'a> Reader<'a> {
 }
 
 /// Whether `s` can sit between quotes in JSON as it is: serde_json escapes only quotes,
-/// backslashes and control characters, the bytes [`plain_run`] stops at.
+/// backslashes and bytes below 0x20 (not DEL), the bytes [`plain_run`] stops at.
 pub(super) fn needs_no_escape(s: &str) -> bool {
     plain_run(s.as_bytes()) == s.len()
 }
 
 /// How many bytes at the start of `bytes` can sit in a string as they are: up to the first
-/// quote, backslash or control character. Eight at a time, the way serde_json scans strings.
+/// quote, backslash or byte below 0x20. Eight at a time, the way serde_json scans strings.
 fn plain_run(bytes: &[u8]) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGHS: u64 = ONES * 0x80;

@@ -352,8 +352,8 @@ impl<IO> Watched<IO> {
 ///
 /// The timer is moved only to an earlier deadline. A keep-alive connection's idle deadline moves
 /// later with every request, and moving the timer each time was 1 % of the instructions of an
-/// accepted alert; a timer left early fires, finds the deadline still ahead and is moved then,
-/// once per idle timeout at most.
+/// accepted alert; a timer left early fires, finds the deadline still ahead and is moved then:
+/// about once per timeout, not at every request.
 fn expired(
     timer: &mut Pin<Box<Sleep>>,
     armed: &mut Option<Instant>,
@@ -564,31 +564,43 @@ mod tests {
         assert!(waiting.await.is_ok());
     }
 
+    /// An idle connection watched with `limits`, and a task that sends its client's first byte
+    /// `after` from now and then hands the client back.
+    async fn idle_connection(
+        limits: Limits,
+        after: Duration,
+    ) -> (
+        Registration,
+        Watched<tokio::io::DuplexStream>,
+        tokio::task::JoinHandle<tokio::io::DuplexStream>,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64);
+        let reg = Connections::new(10).admit().await;
+        reg.state.enter(Phase::Idle);
+        let watched = Watched::new(server, reg.state.clone(), limits);
+        let first_byte = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            client.write_all(b"P").await.unwrap();
+            client
+        });
+        (reg, watched, first_byte)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn reads_time_out_by_phase() {
-        let (client, server) = tokio::io::duplex(64);
-        let connections = Connections::new(10);
-        let reg = connections.admit().await;
+        use tokio::io::AsyncReadExt;
         let limits = Limits {
             header_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(60),
             ..Limits::default()
         };
-        reg.state.enter(Phase::Idle);
-        let mut watched = Watched::new(server, reg.state.clone(), limits);
-        let mut buf = [0u8; 16];
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // Idle: 60 s allowed. A byte arrives after 30 s and starts a head.
-        let mut client = client;
-        let writer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            client.write_all(b"P").await.unwrap();
-            client
-        });
-        let n = watched.read(&mut buf).await.unwrap();
-        assert_eq!(n, 1);
+        let (reg, mut watched, first_byte) = idle_connection(limits, Duration::from_secs(30)).await;
+        let mut buf = [0u8; 16];
+        assert_eq!(watched.read(&mut buf).await.unwrap(), 1);
         assert_eq!(reg.state.phase(), Phase::Head);
-        let _client = writer.await.unwrap();
+        let _client = first_byte.await.unwrap();
         // The rest of the head never comes: 2 s later the read fails.
         let started = Instant::now();
         let e = watched.read(&mut buf).await.unwrap_err();
@@ -600,29 +612,25 @@ mod tests {
     /// deadline that fires meanwhile does not close the connection.
     #[tokio::test(start_paused = true)]
     async fn an_idle_keep_alive_connection_times_out_from_its_last_request() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut client, server) = tokio::io::duplex(64);
-        let connections = Connections::new(10);
-        let reg = connections.admit().await;
+        use tokio::io::AsyncReadExt;
         let limits = Limits {
             idle_timeout: Duration::from_secs(10),
             ..Limits::default()
         };
-        reg.state.enter(Phase::Idle);
-        let mut watched = Watched::new(server, reg.state.clone(), limits);
-        let mut buf = [0u8; 16];
         // A request's first byte 8 s into the idle time; its answer leaves the connection idle.
-        let writer = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(8)).await;
-            client.write_all(b"P").await.unwrap();
-            client
-        });
+        let (reg, mut watched, first_byte) = idle_connection(limits, Duration::from_secs(8)).await;
+        let mut buf = [0u8; 16];
         assert_eq!(watched.read(&mut buf).await.unwrap(), 1);
-        let _client = writer.await.unwrap();
+        let _client = first_byte.await.unwrap();
         reg.state.enter(Phase::Idle);
         let idle_since = Instant::now();
-        // The timer armed for the first deadline fires 2 s from now; the read fails at 10 s.
-        let e = watched.read(&mut buf).await.unwrap_err();
+        // The timer armed for the first deadline fires 2 s from now; the read fails at 10 s (and
+        // a timer never moved to the new deadline fails the test at 60 s rather than hang it).
+        let read = tokio::time::timeout(Duration::from_secs(60), watched.read(&mut buf));
+        let e = read
+            .await
+            .expect("the idle deadline closed the read")
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert_eq!(idle_since.elapsed(), Duration::from_secs(10));
     }

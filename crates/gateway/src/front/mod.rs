@@ -220,7 +220,7 @@ async fn answer_ingest<B: RequestBody>(
 /// posts, is a constant: formatting it was 1 % of the instructions of an accepted alert.
 fn accepted(n: usize) -> Response {
     let body = match n {
-        1 => axum::body::Body::from(&b"{\"accepted\":1}"[..]),
+        1 => axum::body::Body::from("{\"accepted\":1}"),
         n => axum::body::Body::from(format!("{{\"accepted\":{n}}}")),
     };
     let mut response = Response::new(body);

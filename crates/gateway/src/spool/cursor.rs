@@ -413,6 +413,7 @@ mod tests {
         assert_eq!(c.state(), CursorState::at(p(1)));
         c.store(&state(2, 6, &[2, 4])).unwrap();
         c.store(&state(4, 9, &[4, 7, 8])).unwrap();
+        assert_eq!(c.committed(), p(4), "read from the stored body alone");
         let newest_generation = c.generation;
         drop(c);
         let c = CursorFile::open_or_create(&path, Position::default(), 4).unwrap();
