@@ -1,11 +1,13 @@
 //! Nothing accepted is lost: `kill -9`, SIGTERM and restarts with the real binary.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use peregrine_e2e::falco_alert;
 use peregrine_e2e::gateway::GatewayProcess;
-use peregrine_e2e::receiver::{unused_port, Receiver, Reply};
+use peregrine_e2e::receiver::{unused_port, Received, Receiver, Reply};
 
 fn config(port: u16, grace: &str) -> String {
     format!(
@@ -91,6 +93,75 @@ async fn kill_9_mid_delivery_duplicates_at_most_what_was_in_flight() {
         "{duplicates} duplicates ({before_restart} before the restart, {total} in all)"
     );
     drop(gw);
+}
+
+/// The number at the end of an alert's uuid (`tag-N`).
+fn uuid_number(r: &Received) -> u64 {
+    let uuid = r.json()["uuid"].as_str().expect("uuid").to_string();
+    uuid.rsplit('-').next().unwrap().parse().expect("tag-N")
+}
+
+/// A `kill -9` with hundreds of alerts waiting for retries (more than 64: the cursor is then
+/// written once per 1/64 of them finished, not at each) loses none of those still waiting and
+/// sends again at most the documented few of those delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_hundreds_waiting_for_retries_loses_none_and_resends_a_bounded_few() {
+    const SENT: usize = 600;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = unused_port();
+    let config = format!(
+        "outputs:\n  - name: hook\n    type: webhook\n    url: \"http://127.0.0.1:{port}/hook\"\n    max_in_flight: 4\n    retry: {{ max_attempts: 1000, initial_backoff: 1s, max_backoff: 1s }}\n"
+    );
+    // Until the kill, odd alerts are taken and even ones refused with 500: half of them wait for
+    // retries. After it, everything is taken.
+    let odd = |r: &Received| uuid_number(r) % 2 == 1;
+    let killed = Arc::new(AtomicBool::new(false));
+    let refusing = killed.clone();
+    let hook = Receiver::scripted_on(port, move |_, r| {
+        let taken = odd(r) || refusing.load(Ordering::SeqCst);
+        Reply::status(if taken { 200 } else { 500 })
+    })
+    .await;
+    let gw = GatewayProcess::start(tmp.path(), &config).await;
+    let sent = post_many(&gw, SENT, "wait").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let odd_taken = |requests: &[Received]| requests.iter().filter(|r| odd(r)).count();
+    while odd_taken(&hook.requests()) < SENT / 2 {
+        let n = odd_taken(&hook.requests());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} odd alerts delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every odd alert is delivered; the 300 even ones wait, far more than 64.
+    gw.kill9();
+    killed.store(true, Ordering::SeqCst);
+    let before = hook.requests().len();
+    assert_eq!(
+        odd_taken(&hook.requests()),
+        SENT / 2,
+        "each delivered once before the kill"
+    );
+
+    let _gw = GatewayProcess::start(tmp.path(), &config).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let got = || -> BTreeSet<String> { hook.uuids().into_iter().collect() };
+    while got() != sent {
+        let missing = sent.difference(&got()).count();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} alerts never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resent_odd = odd_taken(&hook.requests()[before..]);
+    // Delivered but not yet in the cursor: the 4 in flight, and 1/64 of those outstanding.
+    let bound = 4 + SENT.div_ceil(64);
+    assert!(
+        resent_odd <= bound,
+        "{resent_odd} delivered alerts sent again after the restart (bound {bound})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
