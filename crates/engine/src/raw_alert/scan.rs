@@ -258,8 +258,9 @@ fn plain_run(bytes: &[u8]) -> usize {
     // The high bit of each byte that is zero, and perhaps of bytes above one that is: the lowest
     // bit set is always a zero byte.
     let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
     let mut run = 0;
-    while let Some(chunk) = bytes.get(run..run + 8) {
+    for chunk in &mut chunks {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
         let stops = zeros(x ^ (ONES * u64::from(b'"')))
@@ -270,10 +271,11 @@ fn plain_run(bytes: &[u8]) -> usize {
         }
         run += 8;
     }
-    run + bytes[run..]
+    let rest = chunks.remainder();
+    run + rest
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .unwrap_or(bytes.len() - run)
+        .unwrap_or(rest.len())
 }
 
 #[cfg(test)]
