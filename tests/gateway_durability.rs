@@ -8,6 +8,7 @@ use std::time::Duration;
 use peregrine_e2e::falco_alert;
 use peregrine_e2e::gateway::GatewayProcess;
 use peregrine_e2e::receiver::{unused_port, Received, Receiver, Reply};
+use peregrine_e2e::wait_until;
 
 fn config(port: u16, grace: &str) -> String {
     format!(
@@ -95,10 +96,9 @@ async fn kill_9_mid_delivery_duplicates_at_most_what_was_in_flight() {
     drop(gw);
 }
 
-/// The number at the end of an alert's uuid (`tag-N`).
-fn uuid_number(r: &Received) -> u64 {
-    let uuid = r.json()["uuid"].as_str().expect("uuid").to_string();
-    uuid.rsplit('-').next().unwrap().parse().expect("tag-N")
+/// The uuid of the alert a webhook request carries.
+fn uuid_of(r: &Received) -> String {
+    r.json()["uuid"].as_str().expect("uuid").to_string()
 }
 
 /// A `kill -9` with hundreds of alerts waiting for retries (more than 64: the cursor is then
@@ -115,17 +115,17 @@ async fn kill_9_with_hundreds_waiting_for_retries_loses_none_and_resends_a_bound
     // Until the kill, odd alerts are taken and even ones refused with 500: half of them wait for
     // retries. After it, everything is taken. `accepted` holds each uuid answered 200, `taken`
     // counts those answers.
-    let odd = |r: &Received| uuid_number(r) % 2 == 1;
+    let odd = |uuid: &str| uuid.ends_with(['1', '3', '5', '7', '9']);
     let accept_all = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(Mutex::new(BTreeSet::new()));
     let taken = Arc::new(AtomicUsize::new(0));
     let _hook = Receiver::scripted_on(port, {
         let (accept_all, accepted, taken) = (accept_all.clone(), accepted.clone(), taken.clone());
         move |_, r| {
-            if !(odd(r) || accept_all.load(Ordering::SeqCst)) {
+            let uuid = uuid_of(r);
+            if !(odd(&uuid) || accept_all.load(Ordering::SeqCst)) {
                 return Reply::status(500);
             }
-            let uuid = r.json()["uuid"].as_str().expect("uuid").to_string();
             accepted.lock().unwrap().insert(uuid);
             taken.fetch_add(1, Ordering::SeqCst);
             Reply::status(200)
@@ -134,15 +134,12 @@ async fn kill_9_with_hundreds_waiting_for_retries_loses_none_and_resends_a_bound
     .await;
     let gw = GatewayProcess::start(tmp.path(), &config).await;
     let sent = post_many(&gw, SENT, "wait").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while taken.load(Ordering::SeqCst) < SENT / 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} odd alerts delivered",
-            taken.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "every odd alert is delivered",
+        Duration::from_secs(30),
+        || taken.load(Ordering::SeqCst) >= SENT / 2,
+    )
+    .await;
     // Every odd alert is delivered, once; the 300 even ones wait, far more than 64.
     gw.kill9();
     accept_all.store(true, Ordering::SeqCst);
@@ -151,15 +148,10 @@ async fn kill_9_with_hundreds_waiting_for_retries_loses_none_and_resends_a_bound
     assert_eq!(accepted.lock().unwrap().len(), SENT / 2);
 
     let gw = GatewayProcess::start(tmp.path(), &config).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while *accepted.lock().unwrap() != sent {
-        let missing = sent.len() - accepted.lock().unwrap().len();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} alerts never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("every alert is delivered", Duration::from_secs(30), || {
+        *accepted.lock().unwrap() == sent
+    })
+    .await;
     // Nothing left to resend once the queue is empty (its depth is the log's end minus the
     // cursor's committed position).
     let depth = r#"peregrine_output_queue_depth{output="hook",type="webhook"}"#;

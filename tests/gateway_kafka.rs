@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use peregrine_e2e::falco_alert;
 use peregrine_e2e::gateway::GatewayProcess;
 use peregrine_e2e::receiver::{Receiver, Reply};
+use peregrine_e2e::wait_until;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -70,15 +71,6 @@ fn deliveries(hook: &Receiver) -> BTreeMap<String, Vec<String>> {
             .push(v["output_fields"]["gateway"].as_str().unwrap().to_string());
     }
     by_id
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("{what}: {:.1}s", start.elapsed().as_secs_f64());
 }
 
 /// The offsets group `replicas` has committed on `falco`'s six partitions, by partition.

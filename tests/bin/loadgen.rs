@@ -95,11 +95,7 @@ fn main() {
     if let Some(rate) = o.latency {
         return latency::run(&o, rate);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
 
     let (mut receiver, receiver_addr) = spawn_self("serve-receiver");
     let tmp = tempfile::tempdir().unwrap();
@@ -147,14 +143,20 @@ fn main() {
     print_fsync_cost(tmp.path(), &rounds.gateway, commits, records);
 }
 
-/// `--post`: the alert posted `--max-requests` times to a running server; exits non-zero unless
-/// every one was accepted.
-fn post_only(addr: SocketAddr, o: &Options) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of each of this program's processes: two workers, like the gateway's on these
+/// two-core machines.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// `--post`: the alert posted `--max-requests` times to a running server; exits non-zero unless
+/// every one was accepted.
+fn post_only(addr: SocketAddr, o: &Options) {
+    let rt = runtime();
     let stats = rt.block_on(load(addr, o));
     println!(
         "{} accepted, {} refused or failed, {:.0} alerts/s",
@@ -583,11 +585,7 @@ async fn received(addr: SocketAddr) -> u64 {
 /// A hyper server on 127.0.0.1 that answers 200 to everything. As a receiver it also counts the
 /// requests it got and reports the count on `GET /count`.
 fn serve(count: bool) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());

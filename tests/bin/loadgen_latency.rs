@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::{get, spawn_gateway, spawn_self, Options, ALERT};
+use super::{get, runtime, spawn_gateway, spawn_self, Options, ALERT};
 
 /// The field carrying an alert's scheduled send time (ns since the Unix epoch).
 const STAMP: &str = "\"bench.sent_ns\":";
@@ -59,11 +59,7 @@ impl Distribution {
 }
 
 pub fn run(o: &Options, rate: u32) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (mut receiver, receiver_addr) = spawn_self("serve-latency");
     let tmp = tempfile::tempdir().unwrap();
     let (mut gateway, gateway_addr) = spawn_gateway(o, tmp.path(), receiver_addr, false);
@@ -222,11 +218,7 @@ fn age_micros(body: &[u8], now: u64) -> Option<u64> {
 /// many arrived, `GET /take` hands over the ages recorded so far (one per line) and forgets them
 /// and the count.
 pub fn serve() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());

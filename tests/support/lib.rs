@@ -35,6 +35,15 @@ pub fn sibling_bin(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/release").join(name))
 }
 
+/// Waits until `done` holds, checking every 50 ms; panics naming `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -217,9 +217,14 @@ impl Alert {
 
 /// Whether every output field is a string, number, boolean or null, as Falco's are.
 pub(crate) fn scalars_only(fields: &OutputFields) -> bool {
-    !fields
-        .values()
-        .any(|v| matches!(v, Value::Array(_) | Value::Object(_)))
+    first_non_scalar(fields).is_none()
+}
+
+/// The first output field whose value is an array or an object, which Falco's never are.
+fn first_non_scalar(fields: &OutputFields) -> Option<(&String, &Value)> {
+    fields
+        .iter()
+        .find(|(_, v)| matches!(v, Value::Array(_) | Value::Object(_)))
 }
 
 /// A struct read only from a JSON object. (serde's derived `Deserialize` also reads a struct from
@@ -403,10 +408,7 @@ fn take_output_fields(obj: &mut Map<String, Value>) -> Result<OutputFields, Aler
             ))
         }
     };
-    if let Some((name, v)) = fields
-        .iter()
-        .find(|(_, v)| matches!(v, Value::Array(_) | Value::Object(_)))
-    {
+    if let Some((name, v)) = first_non_scalar(&fields) {
         return Err(wrong_type(
             format!("output_fields.{name}"),
             AlertErrorKind::BadField,

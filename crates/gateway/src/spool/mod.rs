@@ -189,12 +189,7 @@ impl Spool {
         }
         let appends = writer::start(
             shared.clone(),
-            writer::ActiveSegment {
-                file: active,
-                len: recovered.end.offset - last.offset,
-                prepared,
-                ahead_failed: false,
-            },
+            writer::ActiveSegment::new(active, recovered.end.offset - last.offset, prepared),
             options.segment_bytes,
         )?;
         Ok(Spool { shared, appends })

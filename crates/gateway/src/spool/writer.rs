@@ -278,18 +278,24 @@ impl Writer {
             .write()
             .expect("segments lock")
             .insert(start.offset, start);
-        self.active = ActiveSegment {
-            file,
-            len: 0,
-            prepared: 0,
-            ahead_failed: false,
-        };
+        self.active = ActiveSegment::new(file, 0, 0);
         self.rotate_when_full = false;
         Ok(())
     }
 }
 
 impl ActiveSegment {
+    /// The segment being written: `file` holds `len` bytes of records and `prepared` bytes in
+    /// all (records, then zeros written ahead).
+    pub fn new(file: File, len: u64, prepared: u64) -> Self {
+        ActiveSegment {
+            file,
+            len,
+            prepared,
+            ahead_failed: false,
+        }
+    }
+
     /// Writes zeros after the records, and makes them durable, when fewer than half of
     /// [`PREPARE_AHEAD`] are left; never past the segment's size. Best effort, with an fsync of
     /// its own: a failure (a full disk) is only logged, and later group commits cost what they
