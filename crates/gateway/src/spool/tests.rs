@@ -19,19 +19,34 @@ fn rec(i: usize) -> NewRecord {
     }
 }
 
-/// Reopens after the previous instance's writer thread let go of the lock.
-async fn reopen(options: &SpoolOptions) -> Spool {
+/// Polls `attempt` until it gives a value, for at most 5 seconds.
+async fn within_5s<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match Spool::open(options) {
-            Ok(s) => return s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => panic!("{e}"),
+        if let Some(value) = attempt() {
+            return value;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 5 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Reopens after the previous instance's writer thread let go of the lock.
+async fn reopen(options: &SpoolOptions) -> Spool {
+    within_5s(
+        "the previous writer lets go of the lock",
+        || match Spool::open(options) {
+            Ok(spool) => Some(spool),
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+                None
+            }
+        },
+    )
+    .await
 }
 
 async fn read_all(reader: &mut Reader, count: usize) -> Vec<StoredRecord> {
@@ -140,19 +155,11 @@ async fn appends_write_over_the_zeros_ahead_of_them_across_restarts() {
         }
         let end = spool.end();
         // The zeros are written after the group is answered: wait for them.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
+        within_5s("zeros written a megabyte ahead", || {
             let file_len = fs::metadata(&segment).unwrap().len();
-            if file_len >= end.offset + (1 << 19) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not written ahead: file {file_len}, records {}",
-                end.offset
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+            (file_len >= end.offset + (1 << 19)).then_some(())
+        })
+        .await;
         drop(spool);
         if round == 1 {
             // A crash in the middle of a write: half a record among the zeros.

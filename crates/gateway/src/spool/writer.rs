@@ -326,6 +326,36 @@ impl ActiveSegment {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::*;
+
     /// A payload that makes the writer thread panic, to test what happens when it dies.
     pub const PANIC: &[u8] = b"__spool_writer_panic__";
+
+    /// A write ahead that fails (here the file is read-only; on a full disk, ENOSPC) leaves the
+    /// records as they were and is not tried again in that segment.
+    #[test]
+    fn a_failed_write_ahead_changes_nothing_and_is_given_up_for_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        std::fs::write(&path, b"records").unwrap();
+        let read_only = File::open(&path).unwrap();
+        let mut active = ActiveSegment::new(read_only, 7, 7);
+
+        active.prepare_ahead(64 * PREPARE_AHEAD);
+        assert!(active.ahead_failed);
+        assert_eq!(active.prepared, 7);
+        assert_eq!(std::fs::read(&path).unwrap(), b"records");
+
+        // Writable again, but given up: a full disk costs one warning per segment.
+        active.file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        active.prepare_ahead(64 * PREPARE_AHEAD);
+        assert_eq!(active.prepared, 7);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 7);
+
+        // The next segment (`rotate` makes a new `ActiveSegment`) tries again.
+        let mut active = ActiveSegment::new(active.file, 7, 7);
+        active.prepare_ahead(64 * PREPARE_AHEAD);
+        assert_eq!(active.prepared, 7 + PREPARE_AHEAD);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 7 + PREPARE_AHEAD);
+    }
 }
