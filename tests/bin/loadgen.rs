@@ -257,6 +257,7 @@ impl Rounds {
             "ratio {target}/{baseline} (accept rate): {:.2}",
             g.rate / b.rate
         );
+        println!("{}", per_round_ratios(&self.bare, &self.gateway));
         println!(
             "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
             o.outputs,
@@ -284,6 +285,23 @@ impl Rounds {
         );
         (commits, records)
     }
+}
+
+/// Each round's ratio of its two phases, which ran seconds apart: on a shared host whose speed
+/// drifts, these say how far apart the two medians' ratio could land.
+fn per_round_ratios(baseline: &[Stats], target: &[Stats]) -> String {
+    let mut ratios: Vec<f64> = baseline
+        .iter()
+        .zip(target)
+        .map(|(b, t)| t.rate / b.rate)
+        .collect();
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    ratios.sort_by(f64::total_cmp);
+    format!(
+        "per round: {} (median {:.2})",
+        listed.join(" / "),
+        ratios[ratios.len() / 2]
+    )
 }
 
 /// What durability costs on this disk, measured on the now idle machine: the gateway's CPU
