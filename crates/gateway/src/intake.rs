@@ -72,7 +72,7 @@ impl Intake {
         }
         pending.append(records).await?;
         for (source, priority, rule) in counts {
-            self.metrics.received(&source, priority, &rule, 1);
+            self.metrics.received(&source, priority, &rule);
         }
         Ok(n)
     }
@@ -112,7 +112,7 @@ impl Intake {
         pending.append(records).await?;
         for alert in &alerts {
             self.metrics
-                .received(&alert.source, alert.priority, &alert.rule, 1);
+                .received(&alert.source, alert.priority, &alert.rule);
         }
         Ok(n)
     }

@@ -328,8 +328,8 @@ impl Metrics {
         }
     }
 
-    /// Counts accepted alerts, folding sources and rules beyond the first few into `other`.
-    pub fn received(&self, source: &str, priority: Priority, rule: &str, n: u64) {
+    /// Counts one accepted alert, folding sources and rules beyond the first few into `other`.
+    pub fn received(&self, source: &str, priority: Priority, rule: &str) {
         let mut known = self
             .received_by_name
             .lock()
@@ -337,14 +337,14 @@ impl Metrics {
         let slot = usize::from(priority.level());
         let counters = known.get(source).and_then(|rules| rules.get(rule));
         if let Some(counter) = counters.and_then(|c| c[slot].as_ref()) {
-            counter.inc_by(n);
+            counter.inc();
             return;
         }
         let (folded_source, folded_rule) = (self.sources.fold(source), self.rules.fold(rule));
         let counter =
             self.received
                 .with_label_values(&[folded_source, priority.as_str(), folded_rule]);
-        counter.inc_by(n);
+        counter.inc();
         // Only names kept as labels are remembered, so the map is as bounded as the labels.
         if folded_source == source && folded_rule == rule {
             let by_rule = known.entry(source.to_string()).or_default();
@@ -411,15 +411,16 @@ mod tests {
     fn received_alerts_are_counted_by_name_until_the_caps_then_as_other() {
         let m = Metrics::new();
         for i in 0..MAX_RULES + 10 {
-            m.received("syscall", Priority::Warning, &format!("rule {i}"), 1);
+            m.received("syscall", Priority::Warning, &format!("rule {i}"));
         }
         for _ in 0..3 {
-            m.received("syscall", Priority::Warning, "rule 0", 2);
-            m.received("syscall", Priority::Error, "rule 0", 1);
-            m.received("syscall", Priority::Warning, "rule 300", 1);
+            m.received("syscall", Priority::Warning, "rule 0");
+            m.received("syscall", Priority::Warning, "rule 0");
+            m.received("syscall", Priority::Error, "rule 0");
+            m.received("syscall", Priority::Warning, "rule 300");
         }
         for i in 0..MAX_SOURCES + 1 {
-            m.received(&format!("source {i}"), Priority::Notice, "rule 1", 1);
+            m.received(&format!("source {i}"), Priority::Notice, "rule 1");
         }
         assert_eq!(received(&m, "syscall", "Warning", "rule 0"), Some(7));
         assert_eq!(received(&m, "syscall", "Error", "rule 0"), Some(3));
