@@ -6,7 +6,8 @@
 //!    local receiver,
 //!
 //! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
-//! latency and the ratio gateway/bare. It then waits until the three outputs have delivered every
+//! latency, the ratio gateway/bare of the median rounds and each round's own ratio (the host's speed
+//! can drift within a run). It then waits until the three outputs have delivered every
 //! accepted alert and reports that end-to-end rate too. Rounds alternate bare and gateway so
 //! machine noise hits both; the median round is reported. Last, it times what one group commit
 //! costs on this disk (write + `fdatasync`), so the run says how much of the machine durability took.
@@ -51,8 +52,8 @@ struct Options {
     /// Requests at most per round.
     #[arg(long, default_value_t = 2_000_000)]
     max_requests: u64,
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Outputs configured on the gateway.
     #[arg(long, default_value_t = 3)]
     outputs: usize,
@@ -196,7 +197,7 @@ struct Rounds {
 
 impl Rounds {
     /// One round: the bare server, then the gateway until every output has every alert.
-    fn run(&mut self, rt: &tokio::runtime::Runtime, o: &Options, to: Targets, round: usize) {
+    fn run(&mut self, rt: &tokio::runtime::Runtime, o: &Options, to: Targets, round: u16) {
         let b = rt.block_on(load(to.bare, o));
         print_row(names(o).0, round, &b);
         self.bare.push(b);
@@ -372,7 +373,7 @@ struct Stats {
     p99_ms: f64,
 }
 
-fn print_row(target: &str, round: usize, s: &Stats) {
+fn print_row(target: &str, round: u16, s: &Stats) {
     println!(
         "{target:<10} {round:>6} {:>12.0} {:>10.2} {:>10.2} {:>10}",
         s.rate, s.p50_ms, s.p99_ms, s.errors

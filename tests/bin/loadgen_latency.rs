@@ -41,7 +41,7 @@ impl Distribution {
             .map_or(f64::NAN, |&us| us as f64 / 1000.0)
     }
 
-    fn print(&self, target: &str, round: usize) {
+    fn print(&self, target: &str, round: u16) {
         println!(
             "{target:<10} {round:>5} {:>7} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6}",
             self.posted,

@@ -155,7 +155,7 @@ async fn appends_write_over_the_zeros_ahead_of_them_across_restarts() {
         }
         let end = spool.end();
         // The zeros are written after the group is answered: wait for them.
-        within_5s("zeros written a megabyte ahead", || {
+        within_5s("zeros written at least half a megabyte ahead", || {
             let file_len = fs::metadata(&segment).unwrap().len();
             (file_len >= end.offset + (1 << 19)).then_some(())
         })

@@ -299,7 +299,9 @@ impl ActiveSegment {
     /// Writes zeros after the records, and makes them durable, when fewer than half of
     /// [`PREPARE_AHEAD`] are left; never past the segment's size. Best effort, with an fsync of
     /// its own: a failure (a full disk) is only logged, and later group commits cost what they
-    /// did before; zeros written or not, the records are already durable.
+    /// did before; zeros written or not, the records are already durable. Zeros partly written
+    /// before a failure stay past `prepared`, which is harmless: records overwrite them, and
+    /// recovery keeps zeros after the last record, written ahead or not.
     fn prepare_ahead(&mut self, segment_bytes: u64) {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let end = self.len;
@@ -338,6 +340,7 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("segment");
         std::fs::write(&path, b"records").unwrap();
+        // The handle is read-only, so every write ahead fails, as on a full disk.
         let read_only = File::open(&path).unwrap();
         let mut active = ActiveSegment::new(read_only, 7, 7);
 
@@ -352,10 +355,16 @@ pub(super) mod tests {
         assert_eq!(active.prepared, 7);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 7);
 
-        // The next segment (`rotate` makes a new `ActiveSegment`) tries again.
+        // A new `ActiveSegment`, as `rotate` and a restart make, tries again.
         let mut active = ActiveSegment::new(active.file, 7, 7);
         active.prepare_ahead(64 * PREPARE_AHEAD);
         assert_eq!(active.prepared, 7 + PREPARE_AHEAD);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 7 + PREPARE_AHEAD);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, 7 + PREPARE_AHEAD);
+        assert_eq!(&bytes[..7], b"records");
+        assert!(
+            bytes[7..].iter().all(|&b| b == 0),
+            "only zeros after the records"
+        );
     }
 }
