@@ -5,6 +5,7 @@
 //! about the fields a router depends on (`rule`, `priority`, `time`) and names the offending field,
 //! because a gateway must reject a bad alert with a message its sender can act on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -253,29 +254,23 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> 
 #[derive(serde::Deserialize)]
 struct Wire<'a> {
     #[serde(borrow)]
-    rule: Option<std::borrow::Cow<'a, str>>,
+    rule: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    priority: Option<std::borrow::Cow<'a, str>>,
+    priority: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    time: Option<std::borrow::Cow<'a, str>>,
+    time: Option<Cow<'a, str>>,
     output: Option<String>,
     source: Option<String>,
     hostname: Option<String>,
     #[serde(borrow)]
-    uuid: Option<std::borrow::Cow<'a, str>>,
+    uuid: Option<Cow<'a, str>>,
     tags: Option<Vec<String>>,
     output_fields: Option<OutputFields>,
 }
 
 impl Wire<'_> {
     fn validate(self) -> Option<Alert> {
-        let rule = self.rule.filter(|r| !r.trim().is_empty())?.into_owned();
-        let priority = self.priority?.parse().ok()?;
-        let time = EventTime::parse_rfc3339(&self.time?).ok()?;
-        let uuid = match self.uuid {
-            Some(id) => Some(AlertId::parse(&id).ok()?),
-            None => None,
-        };
+        let typed = TypedMembers::check(self.rule, self.priority, self.time, self.uuid)?;
         let output_fields = self.output_fields.unwrap_or_default();
         if !scalars_only(&output_fields) {
             return None;
@@ -284,12 +279,44 @@ impl Wire<'_> {
             hostname: self.hostname,
             output: self.output.unwrap_or_default(),
             output_fields,
-            priority,
-            rule,
+            priority: typed.priority,
+            rule: typed.rule.into_owned(),
             source: self.source.unwrap_or_else(|| "syscall".to_string()),
             tags: self.tags.unwrap_or_default(),
-            time,
-            uuid,
+            time: typed.time,
+            uuid: typed.uuid,
+        })
+    }
+}
+
+/// The members of an alert that are checked and decoded rather than kept as sent, as both fast
+/// readers ([`Alert::from_json_slice_fast`] and `RawAlert::parse`) check them, so that the two
+/// accept the same alerts. ([`Alert::from_json`] checks the same things one by one, to say
+/// which member is wrong.)
+pub(crate) struct TypedMembers<'a> {
+    pub rule: Cow<'a, str>,
+    pub priority: Priority,
+    pub time: EventTime,
+    pub uuid: Option<AlertId>,
+}
+
+impl<'a> TypedMembers<'a> {
+    /// `None` unless `rule` is present and not blank, `priority` one of Falco's names, `time`
+    /// RFC 3339, and `uuid`, when present, an id.
+    pub(crate) fn check(
+        rule: Option<Cow<'a, str>>,
+        priority: Option<Cow<'_, str>>,
+        time: Option<Cow<'_, str>>,
+        uuid: Option<Cow<'_, str>>,
+    ) -> Option<Self> {
+        Some(TypedMembers {
+            rule: rule.filter(|r| !r.trim().is_empty())?,
+            priority: priority?.parse().ok()?,
+            time: EventTime::parse_rfc3339(&time?).ok()?,
+            uuid: match uuid {
+                Some(id) => Some(AlertId::parse(&id).ok()?),
+                None => None,
+            },
         })
     }
 }

@@ -22,7 +22,7 @@ use std::borrow::Cow;
 
 #[cfg(doc)]
 use crate::alert::Alert;
-use crate::alert::AlertId;
+use crate::alert::{AlertId, TypedMembers};
 use crate::priority::Priority;
 use crate::time::EventTime;
 
@@ -76,19 +76,13 @@ impl<'a> RawAlert<'a> {
 
     /// The alert whose members these are, if their values are valid.
     fn judge(m: Members<'a>) -> Option<RawAlert<'a>> {
-        let rule = m.rule.filter(|r| !r.trim().is_empty())?;
-        let priority = m.priority?.parse().ok()?;
-        let time = EventTime::parse_rfc3339(&m.time?).ok()?;
-        let uuid = match m.uuid {
-            Some(id) => Some(AlertId::parse(&id).ok()?),
-            None => None,
-        };
+        let typed = TypedMembers::check(m.rule, m.priority, m.time, m.uuid)?;
         Some(RawAlert {
-            priority,
+            priority: typed.priority,
             source: m.source.unwrap_or(Cow::Borrowed("syscall")),
-            uuid,
-            rule,
-            time,
+            uuid: typed.uuid,
+            rule: typed.rule,
+            time: typed.time,
             hostname: m.hostname,
             output: m.output,
             output_fields: m.output_fields,
