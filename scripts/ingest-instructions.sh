@@ -33,4 +33,5 @@ callgrind_control --zero "$vg" >/dev/null 2>&1
 "$loadgen" --post 127.0.0.1:"$port" --connections 16 --max-requests 8000 --seconds 600 >/dev/null
 callgrind_control --dump "$vg" >/dev/null 2>&1
 total=$(callgrind_annotate "$work/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
+[[ -n $total ]] || { echo "callgrind_annotate printed no PROGRAM TOTALS" >&2; exit 1; }
 echo "$gateway: $((total / 8000)) instructions per accepted alert (callgrind, user space, 8 000 alerts)"

@@ -6,10 +6,10 @@
 //!    local receiver,
 //!
 //! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
-//! latency, the ratio gateway/bare of the median rounds and each round's own ratio (the host's speed
-//! can drift within a run). It then waits until the three outputs have delivered every
+//! latency, the ratio of the two median rates and each round's own ratio (the host's speed can
+//! drift within a run). It then waits until the three outputs have delivered every
 //! accepted alert and reports that end-to-end rate too. Rounds alternate bare and gateway so
-//! machine noise hits both; the median round is reported. Last, it times what one group commit
+//! machine noise hits both; each target's median round is reported. Last, it times what one group commit
 //! costs on this disk (write + `fdatasync`), so the run says how much of the machine durability took.
 //!
 //! Everything binds 127.0.0.1; each load phase is bounded in time and request count.
@@ -52,6 +52,7 @@ struct Options {
     /// Requests at most per round.
     #[arg(long, default_value_t = 2_000_000)]
     max_requests: u64,
+    /// Rounds of each phase, alternated (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
     /// Outputs configured on the gateway.

@@ -70,8 +70,8 @@ struct Options {
     /// Instead: three webhook outputs draining a backlog of `--alerts` into one sink, against a
     /// lean client posting the same bodies into the same sink over as many connections; this
     /// many rounds of both, alternated.
-    #[arg(long)]
-    fanout: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    fanout: Option<u16>,
 }
 
 fn main() {
@@ -160,7 +160,7 @@ const FANOUT_CONNECTIONS: usize = FANOUT_OUTPUTS * 4;
 /// Deliveries per second of three webhook outputs draining a backlog into one sink, against a
 /// lean HTTP/1.1 client (hyper, keep-alive, one request at a time per connection) posting the
 /// same alert bodies into the same sink over as many connections; `rounds` of each, alternated.
-async fn fanout(o: &Options, rounds: usize) {
+async fn fanout(o: &Options, rounds: u16) {
     println!(
         "peregrine-outbench --fanout: {} alerts to {FANOUT_OUTPUTS} webhook outputs ({} deliveries) \
          against a lean client on {FANOUT_CONNECTIONS} connections",

@@ -289,10 +289,10 @@ impl Wire<'_> {
     }
 }
 
-/// The members of an alert that are checked and decoded rather than kept as sent, as both fast
-/// readers ([`Alert::from_json_slice_fast`] and `RawAlert::parse`) check them, so that the two
-/// accept the same alerts. ([`Alert::from_json`] checks the same things one by one, to say
-/// which member is wrong.)
+/// The members of an alert that both fast readers ([`Alert::from_json_slice_fast`] and
+/// `RawAlert::parse`) check, and decode all but `rule`, in this one place so that the two accept
+/// the same alerts. ([`Alert::from_json`] checks the same things one by one, to say which member
+/// is wrong.)
 pub(crate) struct TypedMembers<'a> {
     pub rule: Cow<'a, str>,
     pub priority: Priority,
@@ -303,6 +303,7 @@ pub(crate) struct TypedMembers<'a> {
 impl<'a> TypedMembers<'a> {
     /// `None` unless `rule` is present and not blank, `priority` one of Falco's names, `time`
     /// RFC 3339, and `uuid`, when present, an id.
+    #[inline]
     pub(crate) fn check(
         rule: Option<Cow<'a, str>>,
         priority: Option<Cow<'_, str>>,

@@ -263,9 +263,10 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        if self.active.prepared > self.active.len {
-            // Zeros nobody will write over (a segment closed early, the spool being full). They
-            // are harmless, so a failure to cut them is not one to stop for.
+        if self.active.prepared > self.active.len || self.active.ahead_failed {
+            // Zeros nobody will write over (a segment closed early, the spool being full, or
+            // zeros partly written before a write ahead failed). They are harmless, so a failure
+            // to cut them is not one to stop for.
             match self.active.file.set_len(self.active.len) {
                 Ok(()) => self.active.prepared = self.active.len,
                 Err(e) => tracing::warn!(error = %e, "could not cut the zeros of a spool segment"),
@@ -300,8 +301,9 @@ impl ActiveSegment {
     /// [`PREPARE_AHEAD`] are left; never past the segment's size. Best effort, with an fsync of
     /// its own: a failure (a full disk) is only logged, and later group commits cost what they
     /// did before; zeros written or not, the records are already durable. Zeros partly written
-    /// before a failure stay past `prepared`, which is harmless: records overwrite them, and
-    /// recovery keeps zeros after the last record, written ahead or not.
+    /// before a failure stay past `prepared`, which is harmless: records overwrite them, recovery
+    /// keeps zeros that alone follow the last record whether `prepared` counted them or not, and
+    /// a segment closed early cuts them.
     fn prepare_ahead(&mut self, segment_bytes: u64) {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let end = self.len;
@@ -328,6 +330,8 @@ impl ActiveSegment {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     /// A payload that makes the writer thread panic, to test what happens when it dies.
@@ -366,5 +370,8 @@ pub(super) mod tests {
             bytes[7..].iter().all(|&b| b == 0),
             "only zeros after the records"
         );
+        // Written, not a hole: the blocks are the point of writing ahead.
+        let blocks = std::fs::metadata(&path).unwrap().blocks();
+        assert!(blocks * 512 >= 7 + PREPARE_AHEAD, "{blocks} blocks");
     }
 }
