@@ -325,6 +325,7 @@ pub async fn redrive(
     let now = EventTime::now().unix_nanos();
     blocking(move || {
         for uuid in &uuids {
+            // An alert trimmed from the index has no row to note it on; the redrive stands.
             index.record_outcome(uuid, &output_name, "redriven", &note, now)?;
         }
         Ok(())

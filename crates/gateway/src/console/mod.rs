@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod index;
 mod live;
+mod outcomes;
 mod session;
 
 use std::sync::Arc;
@@ -69,8 +70,13 @@ impl Console {
             position.clone(),
             stop.clone(),
         ));
-        runtime.spawn(record_dead_letters(
-            index.clone(),
+        let notes = outcomes::Notes {
+            index: index.clone(),
+            spool: parts.spool.clone(),
+            position: position.clone(),
+        };
+        runtime.spawn(outcomes::record_dead_letters(
+            notes,
             parts.dead_lettered,
             stop,
         ));
@@ -85,41 +91,6 @@ impl Console {
             spool: parts.spool,
             position,
         }))
-    }
-}
-
-/// Notes each dead-lettered alert on its indexed row, with the reason.
-async fn record_dead_letters(
-    index: Arc<AlertIndex>,
-    mut events: broadcast::Receiver<DeadLettered>,
-    stop: CancellationToken,
-) {
-    loop {
-        let event = tokio::select! {
-            _ = stop.cancelled() => return,
-            e = events.recv() => e,
-        };
-        let event = match event {
-            Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    missed = n,
-                    "the console missed dead-letter events; the dead-letter files still have them"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let idx = index.clone();
-        let now = peregrine_engine::EventTime::now().unix_nanos();
-        let reason = format!("{}: {}", event.code, event.reason);
-        let written = tokio::task::spawn_blocking(move || {
-            idx.record_outcome(&event.uuid, &event.output, "dead_lettered", &reason, now)
-        })
-        .await;
-        if let Ok(Err(e)) = written {
-            tracing::warn!(error = %e, "cannot note a dead letter in the alert index");
-        }
     }
 }
 

@@ -218,7 +218,8 @@ impl AlertIndex {
     }
 
     /// Records what happened to an alert at an output that its cursor cannot tell: it was
-    /// dead-lettered, and why.
+    /// dead-lettered, and why. False when the alert is not in the index (not read yet, or
+    /// trimmed).
     pub fn record_outcome(
         &self,
         uuid: &str,
@@ -226,14 +227,14 @@ impl AlertIndex {
         state: &str,
         reason: &str,
         at_ns: i64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<bool, IndexError> {
         self.lock()
             .execute(
                 "INSERT OR REPLACE INTO outcomes (seq, output, state, reason, at_ns)
                  SELECT seq, ?2, ?3, ?4, ?5 FROM alerts WHERE uuid = ?1",
                 params![uuid, output, state, reason, at_ns],
             )
-            .map(|_| ())
+            .map(|rows| rows > 0)
             .map_err(|e| self.err(e))
     }
 

@@ -259,15 +259,9 @@ fn search_text_is_never_syntax() {
 fn an_alert_opens_with_its_fields_and_what_its_outputs_reported() {
     let (_dir, index) = filled();
     let uuid = "00000000-0000-4000-8000-000000000001";
-    index
-        .record_outcome(
-            uuid,
-            "slack",
-            "dead_lettered",
-            "channel_not_found: the channel is gone",
-            T0,
-        )
-        .unwrap();
+    let reason = "channel_not_found: the channel is gone";
+    let noted = index.record_outcome(uuid, "slack", "dead_lettered", reason, T0);
+    assert!(noted.unwrap(), "the alert is indexed");
     let found = index.get(uuid).unwrap().expect("indexed");
     assert_eq!(found.row.rule, "Terminal shell in container");
     assert_eq!(found.alert["output_fields"]["container.id"], "bbbbbbbbbbbb");
@@ -281,6 +275,12 @@ fn an_alert_opens_with_its_fields_and_what_its_outputs_reported() {
         }]
     );
     assert!(index.get("no-such-uuid").unwrap().is_none());
+    assert!(
+        !index
+            .record_outcome("no-such-uuid", "slack", "dead_lettered", "x", T0)
+            .unwrap(),
+        "an alert not indexed is told apart"
+    );
 }
 
 #[test]
