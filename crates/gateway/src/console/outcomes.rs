@@ -1,10 +1,11 @@
 //! Notes each dead-lettered alert on its indexed row, with the reason.
 //!
 //! An output can dead-letter an alert before the index has read it: a `400` answer comes back
-//! within a millisecond, while the index reads the spool in batches on the delivery runtime. A
-//! note whose alert is not indexed yet therefore waits until the index has read as far as the
-//! spool reached when the alert was dead-lettered, and is written then. Written too early, it
-//! would change nothing and the console would show the alert as sent.
+//! within a millisecond, while the index reads the spool in batches on the delivery runtime.
+//! Written then, a note would find no row (or an older alert's row, should a sender have reused
+//! the uuid) and the console would show the alert as sent. So each note waits until the index
+//! has read as far as the spool reached when the note came (the alert lies before that): at
+//! once when the index is caught up, as it is unless the gateway is busy.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,12 +25,21 @@ const MAX_WAITING: usize = 10_000;
 /// How often waiting notes look at how far the index has read.
 const RECHECK: Duration = Duration::from_millis(50);
 
-/// A dead letter whose alert the index had not read yet.
+/// A dead letter waiting for the index to read its alert.
 struct Waiting {
-    /// The spool's end when the alert was dead-lettered: the alert lies before it.
+    /// The spool's end when the note came: the alert lies before it.
     until_offset: u64,
     event: DeadLettered,
     at_ns: i64,
+}
+
+/// The notes waiting, oldest first (and so by `until_offset`, which only grows).
+#[derive(Default)]
+struct Backlog {
+    notes: VecDeque<Waiting>,
+    /// Notes dropped for want of room, warned about at 1, 2, 4, 8… so a stalled index cannot
+    /// flood the log.
+    dropped: u64,
 }
 
 /// What the console's dead-letter notes read and write.
@@ -45,15 +55,18 @@ pub(super) async fn record_dead_letters(
     mut events: broadcast::Receiver<DeadLettered>,
     stop: CancellationToken,
 ) {
-    let mut waiting = VecDeque::new();
+    let mut backlog = Backlog::default();
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = recheck.tick(), if !waiting.is_empty() => notes.write_reached(&mut waiting).await,
+            _ = recheck.tick(), if !backlog.notes.is_empty() => notes.write_reached(&mut backlog).await,
             event = events.recv() => match event {
-                Ok(event) => notes.write_or_wait(event, &mut waiting).await,
+                Ok(event) => {
+                    notes.take(event, &mut backlog);
+                    notes.write_reached(&mut backlog).await;
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(
                     missed = n,
                     "the console missed dead-letter events; the dead-letter files still have them"
@@ -65,55 +78,65 @@ pub(super) async fn record_dead_letters(
 }
 
 impl Notes {
-    async fn write_or_wait(&self, event: DeadLettered, waiting: &mut VecDeque<Waiting>) {
-        // Read before writing: whatever the index has not read by now, it will by this offset.
-        let until_offset = self.spool.end().offset;
-        let at_ns = peregrine_engine::EventTime::now().unix_nanos();
-        if let Some(event) = self.write(event, at_ns).await {
-            if waiting.len() == MAX_WAITING {
-                tracing::warn!("too many dead letters wait for the console's index; the oldest is not noted on its alert");
-                waiting.pop_front();
+    /// Queues a note until the index has read as far as the spool reaches now.
+    fn take(&self, event: DeadLettered, backlog: &mut Backlog) {
+        if backlog.notes.len() == MAX_WAITING {
+            backlog.notes.pop_front();
+            backlog.dropped += 1;
+            if backlog.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = backlog.dropped,
+                    "dead letters wait for the console's index, which is not reading; the oldest are not noted on their alerts"
+                );
             }
-            waiting.push_back(Waiting {
-                until_offset,
-                event,
-                at_ns,
-            });
         }
+        backlog.notes.push_back(Waiting {
+            until_offset: self.spool.end().offset,
+            event,
+            at_ns: peregrine_engine::EventTime::now().unix_nanos(),
+        });
     }
 
-    /// Writes the waiting notes the index has now read far enough for (they are in spool order).
-    async fn write_reached(&self, waiting: &mut VecDeque<Waiting>) {
+    /// Writes, in one blocking task, the notes whose alerts the index has now read.
+    async fn write_reached(&self, backlog: &mut Backlog) {
         let reached = self.position.offset();
-        while waiting.front().is_some_and(|w| w.until_offset <= reached) {
-            let w = waiting.pop_front().expect("it has a front");
-            if self.write(w.event, w.at_ns).await.is_some() {
-                tracing::debug!("a dead-lettered alert is not in the console's index (trimmed, or skipped when the spool was full)");
-            }
+        let due = backlog
+            .notes
+            .iter()
+            .take_while(|w| w.until_offset <= reached)
+            .count();
+        if due == 0 {
+            return;
         }
-    }
-
-    /// Writes the note; gives the event back if its alert is not indexed (yet).
-    async fn write(&self, event: DeadLettered, at_ns: i64) -> Option<DeadLettered> {
+        let due: Vec<Waiting> = backlog.notes.drain(..due).collect();
         let index = self.index.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let reason = format!("{}: {}", event.code, event.reason);
-            let noted =
-                index.record_outcome(&event.uuid, &event.output, "dead_lettered", &reason, at_ns);
-            (event, noted)
+            let (mut missing, mut failed) = (0, None);
+            for w in due {
+                let reason = format!("{}: {}", w.event.code, w.event.reason);
+                let (uuid, output) = (&w.event.uuid, &w.event.output);
+                match index.record_outcome(uuid, output, "dead_lettered", &reason, w.at_ns) {
+                    Ok(true) => {}
+                    Ok(false) => missing += 1,
+                    Err(e) => failed = Some(e),
+                }
+            }
+            (missing, failed)
         })
         .await;
         match written {
-            Ok((_, Ok(true))) => None,
-            Ok((event, Ok(false))) => Some(event),
-            Ok((_, Err(e))) => {
-                tracing::warn!(error = %e, "cannot note a dead letter in the alert index");
-                None
+            Ok((missing, failed)) => {
+                if missing > 0 {
+                    tracing::debug!(
+                        missing,
+                        "dead-lettered alerts not in the console's index (trimmed, or skipped when the spool was full)"
+                    );
+                }
+                if let Some(e) = failed {
+                    tracing::warn!(error = %e, "cannot note a dead letter in the alert index");
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "alert index task failed");
-                None
-            }
+            Err(e) => tracing::error!(error = %e, "alert index task failed"),
         }
     }
 }
@@ -144,8 +167,23 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_dead_letter_before_its_alert_is_indexed_is_noted_once_it_is() {
+    fn dead_letter() -> DeadLettered {
+        DeadLettered {
+            output: "hook".into(),
+            uuid: UUID.into(),
+            code: "http_400".into(),
+            reason: "Bad Request".into(),
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        spool: Spool,
+        index: Arc<AlertIndex>,
+        notes: Notes,
+    }
+
+    fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(&SpoolOptions {
             dir: dir.path().join("spool"),
@@ -153,52 +191,96 @@ mod tests {
             segment_bytes: 1 << 20,
         })
         .unwrap();
-        spool.append(vec![alert()]).await.unwrap();
         let index = Arc::new(
             AlertIndex::open(&dir.path().join("index.sqlite"), Retention::default()).unwrap(),
         );
-        let position = Arc::new(IndexPosition::default());
         let notes = Notes {
             index: index.clone(),
             spool: spool.clone(),
-            position: position.clone(),
+            position: Arc::default(),
         };
-        let event = DeadLettered {
-            output: "hook".into(),
-            uuid: UUID.into(),
-            code: "http_400".into(),
-            reason: "Bad Request".into(),
-        };
-        let mut waiting = VecDeque::new();
-        notes.write_or_wait(event, &mut waiting).await;
-        assert_eq!(waiting.len(), 1, "the index has read nothing yet");
-        notes.write_reached(&mut waiting).await;
-        assert_eq!(waiting.len(), 1, "still nothing read");
+        Setup {
+            _dir: dir,
+            spool,
+            index,
+            notes,
+        }
+    }
 
+    /// Runs the index's feed until it has read the whole spool and the waiting notes are written.
+    async fn index_everything(s: &Setup, backlog: &mut Backlog) {
         let stop = CancellationToken::new();
         let (live, _) = broadcast::channel(4);
         let feeding = tokio::spawn(feed::run(
-            index.clone(),
-            spool,
+            s.index.clone(),
+            s.spool.clone(),
             live,
-            position,
+            s.notes.position.clone(),
             stop.clone(),
         ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !waiting.is_empty() {
+        while s.notes.position.offset() < s.spool.end().offset || !backlog.notes.is_empty() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the index reads the alert"
+                "the index reads the spool"
             );
             tokio::time::sleep(RECHECK).await;
-            notes.write_reached(&mut waiting).await;
+            s.notes.write_reached(backlog).await;
         }
-        let noted = index.get(UUID).unwrap().expect("indexed").outcomes;
+        stop.cancel();
+        feeding.await.unwrap();
+    }
+
+    fn noted(index: &AlertIndex) -> Vec<crate::console::index::Outcome> {
+        index.get(UUID).unwrap().expect("indexed").outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_letter_before_its_alert_is_indexed_is_noted_once_it_is() {
+        let s = setup();
+        s.spool.append(vec![alert()]).await.unwrap();
+        let mut backlog = Backlog::default();
+        s.notes.take(dead_letter(), &mut backlog);
+        s.notes.write_reached(&mut backlog).await;
+        assert_eq!(backlog.notes.len(), 1, "the index has read nothing yet");
+
+        index_everything(&s, &mut backlog).await;
+        let noted = noted(&s.index);
         assert_eq!(noted.len(), 1, "{noted:?}");
         assert_eq!(noted[0].output, "hook");
         assert_eq!(noted[0].state, "dead_lettered");
         assert_eq!(noted[0].reason, "http_400: Bad Request");
-        stop.cancel();
-        feeding.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reused_uuid_is_noted_on_the_newest_alert_not_on_the_indexed_one() {
+        let s = setup();
+        let mut backlog = Backlog::default();
+        s.spool.append(vec![alert()]).await.unwrap();
+        index_everything(&s, &mut backlog).await;
+        // The same uuid again, dead-lettered before the index has read it.
+        s.spool.append(vec![alert()]).await.unwrap();
+        s.notes.take(dead_letter(), &mut backlog);
+        s.notes.write_reached(&mut backlog).await;
+        assert_eq!(backlog.notes.len(), 1, "waits though a row has the uuid");
+        assert!(noted(&s.index).is_empty());
+
+        index_everything(&s, &mut backlog).await;
+        let newest = s.index.get(UUID).unwrap().expect("indexed");
+        assert_eq!(newest.row.seq, 1, "the second alert");
+        assert_eq!(newest.outcomes.len(), 1, "{:?}", newest.outcomes);
+        assert_eq!(newest.outcomes[0].state, "dead_lettered");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_index_keeps_the_newest_notes_within_the_bound() {
+        let s = setup();
+        s.spool.append(vec![alert()]).await.unwrap();
+        let mut backlog = Backlog::default();
+        for _ in 0..MAX_WAITING + 3 {
+            s.notes.take(dead_letter(), &mut backlog);
+        }
+        assert_eq!(backlog.notes.len(), MAX_WAITING);
+        assert_eq!(backlog.dropped, 3);
     }
 }

@@ -27,8 +27,9 @@ const AFTER_FAILURE: Duration = Duration::from_secs(1);
 pub struct IndexPosition(AtomicU64);
 
 impl IndexPosition {
+    /// Acquire: the alerts before it are committed to the index (dead-letter notes rely on it).
     pub fn offset(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 
     /// The offset compaction may release segments before: everything, once the spool is half
@@ -42,7 +43,7 @@ impl IndexPosition {
     }
 
     fn set(&self, p: Position) {
-        self.0.store(p.offset, Ordering::Relaxed);
+        self.0.store(p.offset, Ordering::Release);
     }
 }
 

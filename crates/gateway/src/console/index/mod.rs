@@ -218,8 +218,8 @@ impl AlertIndex {
     }
 
     /// Records what happened to an alert at an output that its cursor cannot tell: it was
-    /// dead-lettered, and why. False when the alert is not in the index (not read yet, or
-    /// trimmed).
+    /// dead-lettered, and why; on the newest alert with that uuid, as [`AlertIndex::get`] shows.
+    /// False when the alert is not in the index (not read yet, or trimmed).
     pub fn record_outcome(
         &self,
         uuid: &str,
@@ -231,7 +231,8 @@ impl AlertIndex {
         self.lock()
             .execute(
                 "INSERT OR REPLACE INTO outcomes (seq, output, state, reason, at_ns)
-                 SELECT seq, ?2, ?3, ?4, ?5 FROM alerts WHERE uuid = ?1",
+                 SELECT seq, ?2, ?3, ?4, ?5 FROM alerts WHERE uuid = ?1
+                 ORDER BY seq DESC LIMIT 1",
                 params![uuid, output, state, reason, at_ns],
             )
             .map(|rows| rows > 0)
