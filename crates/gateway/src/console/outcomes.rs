@@ -144,25 +144,16 @@ impl Notes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::index::tests::{alert_json, open_spool, samples};
     use crate::console::index::{feed, Retention};
-    use crate::spool::{NewRecord, SpoolOptions};
+    use crate::spool::NewRecord;
 
+    /// The uuid of `alert()`.
     const UUID: &str = "00000000-0000-4000-8000-000000000007";
 
     fn alert() -> NewRecord {
-        let alert = serde_json::json!({
-            "uuid": UUID,
-            "time": "2026-12-07T10:00:00.000000000Z",
-            "priority": "Error",
-            "rule": "Write below etc",
-            "source": "syscall",
-            "hostname": "node-1",
-            "tags": [],
-            "output": "10:00:00.000000000: Error Write below etc",
-            "output_fields": {},
-        });
         NewRecord {
-            payload: serde_json::to_vec(&alert).unwrap(),
+            payload: alert_json(7, &samples()[0]),
             flags: 0,
         }
     }
@@ -176,56 +167,38 @@ mod tests {
         }
     }
 
-    struct Setup {
-        _dir: tempfile::TempDir,
-        spool: Spool,
-        index: Arc<AlertIndex>,
-        notes: Notes,
-    }
-
-    fn setup() -> Setup {
+    /// Notes on a new spool and index; the directory lives as long as they do.
+    fn setup() -> (tempfile::TempDir, Notes) {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(&SpoolOptions {
-            dir: dir.path().join("spool"),
-            max_bytes: 1 << 30,
-            segment_bytes: 1 << 20,
-        })
-        .unwrap();
-        let index = Arc::new(
-            AlertIndex::open(&dir.path().join("index.sqlite"), Retention::default()).unwrap(),
-        );
         let notes = Notes {
-            index: index.clone(),
-            spool: spool.clone(),
+            spool: open_spool(dir.path()),
+            index: Arc::new(
+                AlertIndex::open(&dir.path().join("index.sqlite"), Retention::default()).unwrap(),
+            ),
             position: Arc::default(),
         };
-        Setup {
-            _dir: dir,
-            spool,
-            index,
-            notes,
-        }
+        (dir, notes)
     }
 
     /// Runs the index's feed until it has read the whole spool and the waiting notes are written.
-    async fn index_everything(s: &Setup, backlog: &mut Backlog) {
+    async fn index_everything(s: &Notes, backlog: &mut Backlog) {
         let stop = CancellationToken::new();
         let (live, _) = broadcast::channel(4);
         let feeding = tokio::spawn(feed::run(
             s.index.clone(),
             s.spool.clone(),
             live,
-            s.notes.position.clone(),
+            s.position.clone(),
             stop.clone(),
         ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while s.notes.position.offset() < s.spool.end().offset || !backlog.notes.is_empty() {
+        while s.position.offset() < s.spool.end().offset || !backlog.notes.is_empty() {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the index reads the spool"
             );
             tokio::time::sleep(RECHECK).await;
-            s.notes.write_reached(backlog).await;
+            s.write_reached(backlog).await;
         }
         stop.cancel();
         feeding.await.unwrap();
@@ -237,11 +210,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dead_letter_before_its_alert_is_indexed_is_noted_once_it_is() {
-        let s = setup();
+        let (_dir, s) = setup();
         s.spool.append(vec![alert()]).await.unwrap();
         let mut backlog = Backlog::default();
-        s.notes.take(dead_letter(), &mut backlog);
-        s.notes.write_reached(&mut backlog).await;
+        s.take(dead_letter(), &mut backlog);
+        s.write_reached(&mut backlog).await;
         assert_eq!(backlog.notes.len(), 1, "the index has read nothing yet");
 
         index_everything(&s, &mut backlog).await;
@@ -254,14 +227,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reused_uuid_is_noted_on_the_newest_alert_not_on_the_indexed_one() {
-        let s = setup();
+        let (_dir, s) = setup();
         let mut backlog = Backlog::default();
         s.spool.append(vec![alert()]).await.unwrap();
         index_everything(&s, &mut backlog).await;
         // The same uuid again, dead-lettered before the index has read it.
         s.spool.append(vec![alert()]).await.unwrap();
-        s.notes.take(dead_letter(), &mut backlog);
-        s.notes.write_reached(&mut backlog).await;
+        s.take(dead_letter(), &mut backlog);
+        s.write_reached(&mut backlog).await;
         assert_eq!(backlog.notes.len(), 1, "waits though a row has the uuid");
         assert!(noted(&s.index).is_empty());
 
@@ -274,11 +247,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_index_keeps_the_newest_notes_within_the_bound() {
-        let s = setup();
+        let (_dir, s) = setup();
         s.spool.append(vec![alert()]).await.unwrap();
         let mut backlog = Backlog::default();
         for _ in 0..MAX_WAITING + 3 {
-            s.notes.take(dead_letter(), &mut backlog);
+            s.take(dead_letter(), &mut backlog);
         }
         assert_eq!(backlog.notes.len(), MAX_WAITING);
         assert_eq!(backlog.dropped, 3);

@@ -6,7 +6,7 @@ pub mod feed;
 mod query;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

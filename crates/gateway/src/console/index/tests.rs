@@ -14,7 +14,7 @@ const SECOND: i64 = 1_000_000_000;
 /// 2026-12-04T10:00:00Z.
 const T0: i64 = 1_796_378_400 * SECOND;
 
-struct Sample {
+pub(crate) struct Sample {
     priority: &'static str,
     rule: &'static str,
     host: &'static str,
@@ -23,7 +23,8 @@ struct Sample {
     output: &'static str,
 }
 
-fn alert_json(i: u64, s: &Sample) -> Vec<u8> {
+/// An alert as Falco sends it, with uuid `00000000-0000-4000-8000-<i as 12 digits>`.
+pub(crate) fn alert_json(i: u64, s: &Sample) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "uuid": format!("00000000-0000-4000-8000-{i:012}"),
         "time": peregrine_engine::EventTime::from_unix_nanos(T0 + i as i64 * SECOND).to_string(),
@@ -55,7 +56,7 @@ fn records(samples: &[Sample]) -> (Vec<StoredRecord>, Position) {
     (out, at)
 }
 
-fn samples() -> Vec<Sample> {
+pub(crate) fn samples() -> Vec<Sample> {
     vec![
         Sample {
             priority: "Warning",
@@ -410,6 +411,16 @@ fn the_overview_counts_by_minute_priority_rule_and_host() {
     assert_eq!(index.overview(T0 + 10 * SECOND, 60).unwrap().total, 0);
 }
 
+/// A spool under `dir/spool` with room for every test.
+pub(crate) fn open_spool(dir: &std::path::Path) -> Spool {
+    Spool::open(&SpoolOptions {
+        dir: dir.join("spool"),
+        max_bytes: 1 << 30,
+        segment_bytes: 1 << 20,
+    })
+    .unwrap()
+}
+
 /// Waits until the index holds `n` alerts.
 async fn until_count(index: &AlertIndex, n: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -426,12 +437,7 @@ async fn until_count(index: &AlertIndex, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_index_is_rebuilt_from_the_spool_and_new_alerts_reach_the_live_view() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(&SpoolOptions {
-        dir: dir.path().join("spool"),
-        max_bytes: 1 << 30,
-        segment_bytes: 1 << 20,
-    })
-    .unwrap();
+    let spool = open_spool(dir.path());
     let all = samples();
     let append = |i: u64, s: &Sample| NewRecord {
         payload: alert_json(i, s),
