@@ -1,12 +1,14 @@
 //! `peregrine-loadgen`: the gateway's ingest benchmark.
 //!
 //! In one run it measures, over the same keep-alive HTTP/1.1 client:
-//! 1. a bare hyper server that only answers 200 (the baseline), and
-//! 2. `peregrine-gateway` (release build) with its durable spool and three webhook outputs to a
+//! 1. a bare hyper server that only answers 200 (the baseline),
+//! 2. the durable floor: the same server answering only after each body is written and
+//!    `fdatasync`ed by a group commit, and nothing else (`loadgen_durable.rs`), and
+//! 3. `peregrine-gateway` (release build) with its durable spool and three webhook outputs to a
 //!    local receiver,
 //!
 //! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
-//! latency, the ratio of the two median rates and each round's own ratio (the host's speed can
+//! latency, the ratios of the median rates and each round's own ratios (the host's speed can
 //! drift within a run). It then waits until the three outputs have delivered every accepted alert
 //! and reports that end-to-end rate too. Rounds alternate bare and gateway so machine noise hits
 //! both; each target's median round is reported. Last, it times what one group commit costs on
@@ -34,6 +36,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+#[path = "loadgen_durable.rs"]
+mod durable;
 #[path = "loadgen_latency.rs"]
 mod latency;
 
@@ -82,6 +86,7 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("serve-bare") => return serve(false),
         Some("serve-receiver") => return serve(true),
+        Some("serve-durable") => return durable::serve(std::env::args().nth(2).unwrap().into()),
         Some("serve-latency") => return latency::serve(),
         _ => {}
     }
@@ -99,17 +104,19 @@ fn main() {
     }
     let rt = runtime();
 
-    let (mut receiver, receiver_addr) = spawn_self("serve-receiver");
+    let (mut receiver, receiver_addr) = spawn_self("serve-receiver", &[]);
     let tmp = tempfile::tempdir().unwrap();
     let (mut bare, bare_addr) = if o.console {
         spawn_gateway(&o, &tmp.path().join("ui-off"), receiver_addr, false)
     } else {
-        spawn_self("serve-bare")
+        spawn_self("serve-bare", &[])
     };
+    let mut floor = (!o.console).then(|| spawn_self("serve-durable", &[tmp.path().as_os_str()]));
     let (mut gateway, gateway_addr) =
         spawn_gateway(&o, &tmp.path().join("gw"), receiver_addr, o.console);
     let targets = Targets {
         bare: bare_addr,
+        durable: floor.as_ref().map(|(_, addr)| *addr),
         gateway: gateway_addr,
         receiver: receiver_addr,
     };
@@ -138,7 +145,16 @@ fn main() {
             records,
         ));
     }
-    for child in [&mut gateway, &mut bare, &mut receiver] {
+    let floor = floor.as_mut().map(|(child, _)| child);
+    for child in [
+        Some(&mut gateway),
+        Some(&mut bare),
+        Some(&mut receiver),
+        floor,
+    ]
+    .into_iter()
+    .flatten()
+    {
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -178,10 +194,12 @@ fn names(o: &Options) -> (&'static str, &'static str) {
     }
 }
 
-/// Where the load goes: the bare server, the gateway, and the receiver behind its outputs.
+/// Where the load goes: the bare server, the durable floor (not with `--console`), the gateway,
+/// and the receiver behind its outputs.
 #[derive(Clone, Copy)]
 struct Targets {
     bare: SocketAddr,
+    durable: Option<SocketAddr>,
     gateway: SocketAddr,
     receiver: SocketAddr,
 }
@@ -190,6 +208,7 @@ struct Targets {
 #[derive(Default)]
 struct Rounds {
     bare: Vec<Stats>,
+    durable: Vec<Stats>,
     gateway: Vec<Stats>,
     /// Alerts per second accepted and delivered to every output, per round.
     end_to_end: Vec<f64>,
@@ -197,11 +216,17 @@ struct Rounds {
 }
 
 impl Rounds {
-    /// One round: the bare server, then the gateway until every output has every alert.
+    /// One round: the bare server, the durable floor, then the gateway until every output has
+    /// every alert.
     fn run(&mut self, rt: &tokio::runtime::Runtime, o: &Options, to: Targets, round: u16) {
         let b = rt.block_on(load(to.bare, o));
         print_row(names(o).0, round, &b);
         self.bare.push(b);
+        if let Some(durable) = to.durable {
+            let d = rt.block_on(load(durable, o));
+            print_row("durable", round, &d);
+            self.durable.push(d);
+        }
         let before = rt.block_on(received(to.receiver));
         let started = Instant::now();
         let g = rt.block_on(load(to.gateway, o));
@@ -260,6 +285,9 @@ impl Rounds {
             g.rate / b.rate
         );
         println!("{}", per_round_ratios(&self.bare, &self.gateway));
+        if !self.durable.is_empty() {
+            self.report_floor(&b, &g);
+        }
         println!(
             "end to end (accepted and delivered to all {} outputs): {:.0} alerts/s, ratio to bare {:.2}",
             o.outputs,
@@ -286,6 +314,30 @@ impl Rounds {
             self.accepted
         );
         (commits, records)
+    }
+}
+
+impl Rounds {
+    /// The durable floor's median, and both ratios it splits the gateway's into: what
+    /// durability itself leaves of the bare server's rate, and what the gateway reaches of that.
+    fn report_floor(&self, bare: &Stats, gateway: &Stats) {
+        let mut durable = self.durable.clone();
+        durable.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let d = &durable[durable.len() / 2];
+        println!(
+            "median durable  {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms  (hyper + group commit, nothing else)",
+            d.rate, d.p50_ms, d.p99_ms
+        );
+        println!(
+            "ratio durable/bare: {:.2}; {}",
+            d.rate / bare.rate,
+            per_round_ratios(&self.bare, &self.durable)
+        );
+        println!(
+            "ratio gateway/durable: {:.2}; {}",
+            gateway.rate / d.rate,
+            per_round_ratios(&self.durable, &self.gateway)
+        );
     }
 }
 
@@ -442,10 +494,11 @@ async fn load(addr: SocketAddr, o: &Options) -> Stats {
     }
 }
 
-/// Starts this binary in a server mode and reads the address it prints.
-fn spawn_self(mode: &str) -> (Child, SocketAddr) {
+/// Starts this binary in a server mode (with its arguments) and reads the address it prints.
+fn spawn_self(mode: &str, args: &[&std::ffi::OsStr]) -> (Child, SocketAddr) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg(mode)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn a server");

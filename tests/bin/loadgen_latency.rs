@@ -60,7 +60,7 @@ impl Distribution {
 
 pub fn run(o: &Options, rate: u32) {
     let rt = runtime();
-    let (mut receiver, receiver_addr) = spawn_self("serve-latency");
+    let (mut receiver, receiver_addr) = spawn_self("serve-latency", &[]);
     let tmp = tempfile::tempdir().unwrap();
     let (mut gateway, gateway_addr) = spawn_gateway(o, tmp.path(), receiver_addr, false);
     println!(
