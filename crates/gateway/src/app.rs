@@ -227,6 +227,9 @@ async fn serve(
         _ = tokio::time::sleep(grace) => {}
     }
     reloader.stop_all().await;
+    if let Some(console) = &state.console {
+        console.finish().await;
+    }
     tracing::info!("gateway stopped; undelivered alerts stay in the spool");
     if failed {
         return Err(GatewayError::WriterStopped);

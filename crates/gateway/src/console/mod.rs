@@ -41,7 +41,18 @@ pub struct Console {
     pub spool: Spool,
     /// How far the index has read, for compaction.
     pub position: Arc<index::feed::IndexPosition>,
+    /// The dead-letter notes' task, told to finish by [`Console::finish`].
+    notes: NotesTask,
 }
+
+/// The dead-letter notes' task and its own stop (see [`outcomes::record_dead_letters`]).
+struct NotesTask {
+    finish: CancellationToken,
+    done: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long [`Console::finish`] waits for the notes to be written or kept.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the console needs from the running gateway.
 pub struct Parts {
@@ -75,10 +86,11 @@ impl Console {
             spool: parts.spool.clone(),
             position: position.clone(),
         };
-        runtime.spawn(outcomes::record_dead_letters(
+        let finish = CancellationToken::new();
+        let done = runtime.spawn(outcomes::record_dead_letters(
             notes,
             parts.dead_lettered,
-            stop,
+            finish.clone(),
         ));
         let auth = auth::Auth::new(ui.users.clone(), ui.proxy_auth.clone(), ui.session_ttl);
         auth.replace_certificates(ui.client_certificates.clone());
@@ -90,7 +102,25 @@ impl Console {
             metrics: parts.metrics,
             spool: parts.spool,
             position,
+            notes: NotesTask {
+                finish,
+                done: std::sync::Mutex::new(Some(done)),
+            },
         }))
+    }
+
+    /// Once the outputs have stopped: writes the dead-letter notes whose alerts are indexed and
+    /// keeps the others in the index for the next start (waiting at most [`FINISH_WAIT`]).
+    pub async fn finish(&self) {
+        self.notes.finish.cancel();
+        let done = self.notes.done.lock().ok().and_then(|mut d| d.take());
+        if let Some(done) = done {
+            if tokio::time::timeout(FINISH_WAIT, done).await.is_err() {
+                tracing::warn!(
+                    "the console's dead-letter notes were not all kept for the next start"
+                );
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::index::feed::IndexPosition;
-use super::index::AlertIndex;
+use super::index::{AlertIndex, PendingOutcome};
 use crate::deadletter::DeadLettered;
 use crate::spool::Spool;
 
@@ -31,6 +31,34 @@ struct Waiting {
     until_offset: u64,
     event: DeadLettered,
     at_ns: i64,
+}
+
+impl From<PendingOutcome> for Waiting {
+    fn from(kept: PendingOutcome) -> Self {
+        Waiting {
+            until_offset: kept.until_offset,
+            event: DeadLettered {
+                output: kept.output,
+                uuid: kept.uuid,
+                code: kept.code,
+                reason: kept.reason,
+            },
+            at_ns: kept.at_ns,
+        }
+    }
+}
+
+impl From<Waiting> for PendingOutcome {
+    fn from(w: Waiting) -> Self {
+        PendingOutcome {
+            until_offset: w.until_offset,
+            uuid: w.event.uuid,
+            output: w.event.output,
+            code: w.event.code,
+            reason: w.event.reason,
+            at_ns: w.at_ns,
+        }
+    }
 }
 
 /// The notes waiting, oldest first (and so by `until_offset`, which only grows).
@@ -49,32 +77,53 @@ pub(super) struct Notes {
     pub position: Arc<IndexPosition>,
 }
 
-/// Notes each event from `events` on its alert's row until `stop`.
+/// Notes each event from `events` on its alert's row, until `finish`: then the events already
+/// sent are taken too, and the notes still waiting are kept in the index for the next start,
+/// which takes them up first.
+///
+/// Why its own signal rather than the gateway's stop: outputs still dead-letter alerts during
+/// their shutdown grace, after the stop; the gateway calls [`super::Console::finish`] once they
+/// have stopped.
 pub(super) async fn record_dead_letters(
     notes: Notes,
     mut events: broadcast::Receiver<DeadLettered>,
-    stop: CancellationToken,
+    finish: CancellationToken,
 ) {
-    let mut backlog = Backlog::default();
+    let mut backlog = notes.load_kept().await;
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut open = true;
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            biased;
+            _ = finish.cancelled() => break,
             _ = recheck.tick(), if !backlog.notes.is_empty() => notes.write_reached(&mut backlog).await,
-            event = events.recv() => match event {
+            event = events.recv(), if open => match event {
                 Ok(event) => {
                     notes.take(event, &mut backlog);
                     notes.write_reached(&mut backlog).await;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(
-                    missed = n,
-                    "the console missed dead-letter events; the dead-letter files still have them"
-                ),
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Lagged(n)) => warn_missed(n),
+                Err(broadcast::error::RecvError::Closed) => open = false,
             },
         }
     }
+    loop {
+        match events.try_recv() {
+            Ok(event) => notes.take(event, &mut backlog),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => warn_missed(n),
+            Err(_) => break,
+        }
+    }
+    notes.write_reached(&mut backlog).await;
+    notes.keep_waiting(backlog).await;
+}
+
+fn warn_missed(n: u64) {
+    tracing::warn!(
+        missed = n,
+        "the console missed dead-letter events; the dead-letter files still have them"
+    );
 }
 
 impl Notes {
@@ -95,6 +144,41 @@ impl Notes {
             event,
             at_ns: peregrine_engine::EventTime::now().unix_nanos(),
         });
+    }
+
+    /// The notes kept at the last stop (see [`record_dead_letters`]), to wait as they did.
+    async fn load_kept(&self) -> Backlog {
+        let index = self.index.clone();
+        let kept = tokio::task::spawn_blocking(move || index.take_pending_outcomes(MAX_WAITING));
+        let kept = match kept.await {
+            Ok(Ok(kept)) => kept,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the dead-letter notes kept at the last stop");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert index task failed");
+                Vec::new()
+            }
+        };
+        let notes = kept.into_iter().map(Waiting::from).collect();
+        Backlog { notes, dropped: 0 }
+    }
+
+    /// Keeps the notes still waiting in the index for the next start.
+    async fn keep_waiting(&self, backlog: Backlog) {
+        if backlog.notes.is_empty() {
+            return;
+        }
+        let kept: Vec<PendingOutcome> = backlog.notes.into_iter().map(Waiting::into).collect();
+        let index = self.index.clone();
+        match tokio::task::spawn_blocking(move || index.keep_pending_outcomes(&kept)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot keep dead-letter notes for the next start")
+            }
+            Err(e) => tracing::error!(error = %e, "alert index task failed"),
+        }
     }
 
     /// Writes, in one blocking task, the notes whose alerts the index has now read.
@@ -243,6 +327,46 @@ mod tests {
         assert_eq!(newest.row.seq, 1, "the second alert");
         assert_eq!(newest.outcomes.len(), 1, "{:?}", newest.outcomes);
         assert_eq!(newest.outcomes[0].state, "dead_lettered");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notes_still_waiting_at_a_stop_are_noted_after_the_next_start() {
+        let (dir, s) = setup();
+        s.spool.append(vec![alert()]).await.unwrap();
+        let path = dir.path().join("index.sqlite");
+        let spool = s.spool.clone();
+
+        // The index reads nothing before the stop. The dead letter comes just before it, so it
+        // is still in the channel when the task hears of the stop (which it hears first).
+        let (events, receiver) = broadcast::channel(4);
+        let finish = CancellationToken::new();
+        events.send(dead_letter()).unwrap();
+        finish.cancel();
+        let running = tokio::spawn(record_dead_letters(s, receiver, finish));
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("finishes")
+            .unwrap();
+
+        // The next start: a new index handle on the same file, the feed reading the spool.
+        let restarted = Notes {
+            spool,
+            index: Arc::new(AlertIndex::open(&path, Retention::default()).unwrap()),
+            position: Arc::default(),
+        };
+        let index = restarted.index.clone();
+        assert!(index.get(UUID).unwrap().is_none(), "not indexed before");
+        let mut backlog = restarted.load_kept().await;
+        assert_eq!(backlog.notes.len(), 1, "kept at the stop");
+        index_everything(&restarted, &mut backlog).await;
+        let noted = noted(&index);
+        assert_eq!(noted.len(), 1, "{noted:?}");
+        assert_eq!(noted[0].state, "dead_lettered");
+        assert_eq!(noted[0].reason, "http_400: Bad Request");
+        assert!(
+            index.take_pending_outcomes(MAX_WAITING).unwrap().is_empty(),
+            "taken up once"
+        );
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! loses no alert, and a new one is filled again from what the spool still holds.
 
 pub mod feed;
+mod pending;
 mod query;
 mod schema;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::spool::{flags, Position, StoredRecord};
+pub use pending::PendingOutcome;
 pub use query::{Overview, Query, MAX_PAGE};
 
 /// How long and how much the index keeps (`ui.retention`).

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS outcomes (
     at_ns INTEGER NOT NULL,
     PRIMARY KEY (seq, output)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_outcomes (
+    until_offset INTEGER NOT NULL,
+    uuid TEXT NOT NULL,
+    output TEXT NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at_ns INTEGER NOT NULL
+);
 ";
 
 /// Sets the database up; returns false when it holds another version's tables (the caller
