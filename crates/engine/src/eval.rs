@@ -325,7 +325,14 @@ pub struct Comparison {
     ty: FieldType,
     /// An `in` on a list field: every value must be in the set, not one.
     every_value: bool,
+    /// Where a ruleset keeps this comparison's result while it evaluates one event
+    /// ([`crate::memo`]): the same for every equal comparison of its rules. [`NO_SLOT`] outside
+    /// a ruleset.
+    pub(crate) slot: u32,
 }
+
+/// The slot of a comparison that no ruleset has numbered.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -354,6 +361,7 @@ impl Comparison {
         Comparison {
             ty: lhs.ty(),
             every_value: op == Op::In && lhs.is_list(),
+            slot: NO_SLOT,
             lhs,
             op,
             rhs,

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod filter;
 mod fold;
 pub mod matchers;
+mod memo;
 pub mod output;
 pub mod prefilter;
 pub mod priority;

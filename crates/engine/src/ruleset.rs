@@ -7,6 +7,7 @@ use crate::eval::{Event, Extracted, Node, Val};
 use crate::event_types::{EventTypeSet, EVENT_TYPES};
 use crate::fields::{self, FieldArg, ResolvedField};
 use crate::fold;
+use crate::memo::{number_comparisons, Memo};
 use crate::output::{clock_time, OutputFormat};
 use crate::priority::Priority;
 use crate::time::EventTime;
@@ -48,11 +49,18 @@ pub struct Ruleset {
     folded: Vec<Vec<Node>>,
     /// Rules that apply to every type: checked for events of unknown type.
     every_type: Vec<u32>,
+    /// Distinct comparisons in all the conditions above (see [`crate::memo`]).
+    pub(crate) slots: usize,
     pub matching: Matching,
 }
 
+thread_local! {
+    /// The comparison results of the event being evaluated on this thread.
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::default();
+}
+
 impl Ruleset {
-    pub fn new(rules: Vec<CompiledRule>) -> Self {
+    pub fn new(mut rules: Vec<CompiledRule>) -> Self {
         let mut buckets = vec![Vec::new(); EVENT_TYPES.len()];
         let mut every_type = Vec::new();
         for (i, r) in rules.iter().enumerate() {
@@ -66,7 +74,7 @@ impl Ruleset {
                 every_type.push(i as u32);
             }
         }
-        let folded = buckets
+        let mut folded: Vec<Vec<Node>> = buckets
             .iter()
             .enumerate()
             .map(|(t, bucket)| {
@@ -76,11 +84,18 @@ impl Ruleset {
                     .collect()
             })
             .collect();
+        let slots = number_comparisons(
+            rules
+                .iter_mut()
+                .map(|r| &mut r.filter)
+                .chain(folded.iter_mut().flatten()),
+        );
         Ruleset {
             rules,
             buckets,
             folded,
             every_type,
+            slots,
             matching: Matching::First,
         }
     }
@@ -110,16 +125,19 @@ impl Ruleset {
             ),
             None => (&self.every_type, None),
         };
-        for (k, &i) in candidates.iter().enumerate() {
-            let rule = &self.rules[i as usize];
-            let filter = folded.map_or(&rule.filter, |f| &f[k]);
-            if filter.eval(event) {
-                out.push(rule);
-                if self.matching == Matching::First {
-                    return;
+        MEMO.with_borrow_mut(|memo| {
+            memo.reset(self.slots);
+            for (k, &i) in candidates.iter().enumerate() {
+                let rule = &self.rules[i as usize];
+                let filter = folded.map_or(&rule.filter, |f| &f[k]);
+                if filter.eval_memo(event, memo) {
+                    out.push(rule);
+                    if self.matching == Matching::First {
+                        return;
+                    }
                 }
             }
-        }
+        });
     }
 
     /// How many enabled rules could match an event of type `t`.
