@@ -47,8 +47,8 @@ pub struct Console {
 
 /// The dead-letter notes' task and its own stop (see [`outcomes::record_dead_letters`]).
 struct NotesTask {
-    finish: CancellationToken,
-    done: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: CancellationToken,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// How long [`Console::finish`] waits for the notes to be written or kept.
@@ -86,11 +86,11 @@ impl Console {
             spool: parts.spool.clone(),
             position: position.clone(),
         };
-        let finish = CancellationToken::new();
-        let done = runtime.spawn(outcomes::record_dead_letters(
+        let notes_stop = CancellationToken::new();
+        let notes_task = runtime.spawn(outcomes::record_dead_letters(
             notes,
             parts.dead_lettered,
-            finish.clone(),
+            notes_stop.clone(),
         ));
         let auth = auth::Auth::new(ui.users.clone(), ui.proxy_auth.clone(), ui.session_ttl);
         auth.replace_certificates(ui.client_certificates.clone());
@@ -103,8 +103,8 @@ impl Console {
             spool: parts.spool,
             position,
             notes: NotesTask {
-                finish,
-                done: std::sync::Mutex::new(Some(done)),
+                stop: notes_stop,
+                task: std::sync::Mutex::new(Some(notes_task)),
             },
         }))
     }
@@ -112,10 +112,10 @@ impl Console {
     /// Once the outputs have stopped: writes the dead-letter notes whose alerts are indexed and
     /// keeps the others in the index for the next start (waiting at most [`FINISH_WAIT`]).
     pub async fn finish(&self) {
-        self.notes.finish.cancel();
-        let done = self.notes.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
-            if tokio::time::timeout(FINISH_WAIT, done).await.is_err() {
+        self.notes.stop.cancel();
+        let task = self.notes.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            if tokio::time::timeout(FINISH_WAIT, task).await.is_err() {
                 tracing::warn!(
                     "the console's dead-letter notes were not all kept for the next start"
                 );

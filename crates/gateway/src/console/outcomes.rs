@@ -161,7 +161,14 @@ impl Notes {
                 Vec::new()
             }
         };
-        let notes = kept.into_iter().map(Waiting::from).collect();
+        // A note from beyond the spool's end came from another spool (the index, cleared for a
+        // new one, may not have been yet): it would hold up every note behind it.
+        let end = self.spool.end().offset;
+        let notes = kept
+            .into_iter()
+            .filter(|k| k.until_offset <= end)
+            .map(Waiting::from)
+            .collect();
         Backlog { notes, dropped: 0 }
     }
 
@@ -264,6 +271,17 @@ mod tests {
         (dir, notes)
     }
 
+    impl Notes {
+        /// Another handle on the same spool, index and position.
+        fn clone_handles(&self) -> Notes {
+            Notes {
+                index: self.index.clone(),
+                spool: self.spool.clone(),
+                position: self.position.clone(),
+            }
+        }
+    }
+
     /// Runs the index's feed until it has read the whole spool and the waiting notes are written.
     async fn index_everything(s: &Notes, backlog: &mut Backlog) {
         let stop = CancellationToken::new();
@@ -336,8 +354,8 @@ mod tests {
         let path = dir.path().join("index.sqlite");
         let spool = s.spool.clone();
 
-        // The index reads nothing before the stop. The dead letter comes just before it, so it
-        // is still in the channel when the task hears of the stop (which it hears first).
+        // The index reads nothing before the stop. The dead letter comes just before it and is
+        // still in the channel when the task hears of the stop.
         let (events, receiver) = broadcast::channel(4);
         let finish = CancellationToken::new();
         events.send(dead_letter()).unwrap();
@@ -348,7 +366,7 @@ mod tests {
             .expect("finishes")
             .unwrap();
 
-        // The next start: a new index handle on the same file, the feed reading the spool.
+        // The next start: a new index handle on the same file, the notes' task, the feed.
         let restarted = Notes {
             spool,
             index: Arc::new(AlertIndex::open(&path, Retention::default()).unwrap()),
@@ -356,9 +374,26 @@ mod tests {
         };
         let index = restarted.index.clone();
         assert!(index.get(UUID).unwrap().is_none(), "not indexed before");
-        let mut backlog = restarted.load_kept().await;
-        assert_eq!(backlog.notes.len(), 1, "kept at the stop");
-        index_everything(&restarted, &mut backlog).await;
+        let (feeding, noting) = (restarted.clone_handles(), restarted.clone_handles());
+        let (_events, receiver) = broadcast::channel(4);
+        let finish = CancellationToken::new();
+        let running = tokio::spawn(record_dead_letters(noting, receiver, finish.clone()));
+        let mut nothing_new = Backlog::default();
+        index_everything(&feeding, &mut nothing_new).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while index
+            .get(UUID)
+            .unwrap()
+            .is_none_or(|a| a.outcomes.is_empty())
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "noted after the start"
+            );
+            tokio::time::sleep(RECHECK).await;
+        }
+        finish.cancel();
+        running.await.unwrap();
         let noted = noted(&index);
         assert_eq!(noted.len(), 1, "{noted:?}");
         assert_eq!(noted[0].state, "dead_lettered");
@@ -367,6 +402,26 @@ mod tests {
             index.take_pending_outcomes(MAX_WAITING).unwrap().is_empty(),
             "taken up once"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notes_kept_from_another_spool_do_not_hold_up_new_ones() {
+        let (_dir, s) = setup();
+        s.spool.append(vec![alert()]).await.unwrap();
+        let beyond = s.spool.end().offset + 1;
+        let from_before = Waiting {
+            until_offset: beyond,
+            event: dead_letter(),
+            at_ns: 1,
+        };
+        s.index
+            .keep_pending_outcomes(&[from_before.into()])
+            .unwrap();
+        let mut backlog = s.load_kept().await;
+        assert!(backlog.notes.is_empty(), "dropped at the start");
+        s.take(dead_letter(), &mut backlog);
+        index_everything(&s, &mut backlog).await;
+        assert_eq!(noted(&s.index).len(), 1);
     }
 
     #[tokio::test]

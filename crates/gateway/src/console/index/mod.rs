@@ -183,7 +183,8 @@ impl AlertIndex {
         let conn = self.lock();
         conn.execute_batch(
             "BEGIN; DELETE FROM alerts; DELETE FROM tags; DELETE FROM alerts_text;
-             DELETE FROM outcomes; DELETE FROM meta WHERE key IN ('next_offset', 'next_seq'); COMMIT;",
+             DELETE FROM outcomes; DELETE FROM pending_outcomes;
+             DELETE FROM meta WHERE key IN ('next_offset', 'next_seq'); COMMIT;",
         )
         .map_err(|e| self.err(e))
     }

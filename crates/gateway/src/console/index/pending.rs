@@ -42,7 +42,7 @@ impl AlertIndex {
     }
 
     /// Takes the notes kept at the last stop, oldest first: the newest `max` of them, should
-    /// there be more. None are kept after this.
+    /// there be more (the others are counted in a warning). None are kept after this.
     pub fn take_pending_outcomes(&self, max: usize) -> Result<Vec<PendingOutcome>, IndexError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
@@ -56,7 +56,7 @@ impl AlertIndex {
             let rows = select
                 .query_map([i64::try_from(max).unwrap_or(i64::MAX)], |r| {
                     Ok(PendingOutcome {
-                        until_offset: r.get::<_, i64>(0)? as u64,
+                        until_offset: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
                         uuid: r.get(1)?,
                         output: r.get(2)?,
                         code: r.get(3)?,
@@ -68,9 +68,16 @@ impl AlertIndex {
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| self.err(e))?
         };
-        tx.execute("DELETE FROM pending_outcomes", [])
+        let deleted = tx
+            .execute("DELETE FROM pending_outcomes", [])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        if deleted > notes.len() {
+            tracing::warn!(
+                dropped = deleted - notes.len(),
+                "more dead-letter notes were kept at the last stop than wait at once; the oldest are not noted on their alerts"
+            );
+        }
         notes.reverse();
         Ok(notes)
     }
