@@ -10,8 +10,8 @@
 //! each over N connections posting single Falco alerts, and prints alerts/s, p50/p99 accept
 //! latency, the ratios of the median rates and each round's own ratios (the host's speed can
 //! drift within a run). It then waits until the three outputs have delivered every accepted alert
-//! and reports that end-to-end rate too. Rounds alternate bare and gateway so machine noise hits
-//! both; each target's median round is reported. Last, it times what one group commit costs on
+//! and reports that end-to-end rate too. Rounds alternate the three so machine noise hits all of
+//! them; each target's median round is reported. Last, it times what one group commit costs on
 //! this disk (write + `fdatasync`), so the run says how much of the machine durability took.
 //!
 //! Everything binds 127.0.0.1; each load phase is bounded in time and request count.
