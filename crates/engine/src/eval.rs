@@ -70,7 +70,8 @@ pub trait Event {
     /// Index of the event type in [`crate::event_types::EVENT_TYPES`], if it is a known one.
     fn event_type(&self) -> Option<usize>;
 
-    /// The field's value(s) for this event.
+    /// The field's value(s) for this event. The same for every call on one event: a ruleset
+    /// evaluates each distinct comparison once per event ([`crate::memo`]).
     fn extract(&self, field: &ResolvedField) -> Extracted<'_>;
 }
 

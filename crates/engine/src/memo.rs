@@ -4,7 +4,9 @@
 //! rules an event reaches test the same comparisons again and again, each time extracting the
 //! field anew. A ruleset numbers its distinct comparisons ([`number_comparisons`]) and keeps, while
 //! it evaluates one event, each one's result in a slot ([`Memo`]). Conditions are pure functions
-//! of the event, so a result found once holds for every rule that asks again.
+//! of the event (what [`crate::eval::Event::extract`] promises), so a result found once holds for
+//! every rule that asks again. Comparisons equal only up to the order of a small list keep
+//! separate slots: that costs sharing, never correctness.
 
 use std::collections::HashMap;
 
@@ -136,6 +138,48 @@ mod tests {
         let mut out = Vec::new();
         ruleset.evaluate(event, &mut out);
         out.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// An event that evaluates the ruleset on another event while it is itself evaluated.
+    struct Nested<'a> {
+        ruleset: &'a Ruleset,
+        outer: Counted,
+        inner_matched: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Event for Nested<'_> {
+        fn event_type(&self) -> Option<usize> {
+            None
+        }
+
+        fn extract(&self, field: &ResolvedField) -> Extracted<'_> {
+            let inner = Counted {
+                proc_name: "zz",
+                fd_name: "/y",
+                extracted: Cell::new(0),
+            };
+            *self.inner_matched.borrow_mut() = matches(self.ruleset, &inner);
+            self.outer.extract(field)
+        }
+    }
+
+    #[test]
+    fn an_evaluation_inside_an_evaluation_gets_its_own_answers() {
+        let ruleset = ruleset();
+        let nested = Nested {
+            ruleset: &ruleset,
+            outer: Counted {
+                proc_name: "c",
+                fd_name: "/y",
+                extracted: Cell::new(0),
+            },
+            inner_matched: Default::default(),
+        };
+        let mut out = Vec::new();
+        ruleset.evaluate(&nested, &mut out);
+        let outer: Vec<&str> = out.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(outer, ["r2"]);
+        assert!(nested.inner_matched.borrow().is_empty());
     }
 
     #[test]

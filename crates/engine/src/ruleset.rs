@@ -74,7 +74,14 @@ impl Ruleset {
                 every_type.push(i as u32);
             }
         }
-        let mut folded: Vec<Vec<Node>> = buckets
+        // Numbered before folding, so that the folded copies keep their comparisons' slots.
+        let slots = number_comparisons(
+            rules
+                .iter_mut()
+                .filter(|r| r.enabled)
+                .map(|r| &mut r.filter),
+        );
+        let folded = buckets
             .iter()
             .enumerate()
             .map(|(t, bucket)| {
@@ -84,12 +91,6 @@ impl Ruleset {
                     .collect()
             })
             .collect();
-        let slots = number_comparisons(
-            rules
-                .iter_mut()
-                .map(|r| &mut r.filter)
-                .chain(folded.iter_mut().flatten()),
-        );
         Ruleset {
             rules,
             buckets,
@@ -118,26 +119,43 @@ impl Ruleset {
 
     /// The rules `event` matches, in definition order (only the first under [`Matching::First`]).
     pub fn evaluate<'r>(&'r self, event: &dyn Event, out: &mut Vec<&'r CompiledRule>) {
-        let (candidates, folded) = match event.event_type() {
-            Some(t) => (
-                &self.buckets[t],
-                self.folded.get(t).filter(|_| has_type_name(event, t)),
-            ),
-            None => (&self.every_type, None),
-        };
-        MEMO.with_borrow_mut(|memo| {
-            memo.reset(self.slots);
-            for (k, &i) in candidates.iter().enumerate() {
-                let rule = &self.rules[i as usize];
-                let filter = folded.map_or(&rule.filter, |f| &f[k]);
-                if filter.eval_memo(event, memo) {
-                    out.push(rule);
-                    if self.matching == Matching::First {
-                        return;
-                    }
-                }
+        let t = event.event_type();
+        let candidates = t.map_or(&self.every_type, |t| &self.buckets[t]);
+        if candidates.is_empty() {
+            return;
+        }
+        let folded = t.and_then(|t| self.folded.get(t).filter(|_| has_type_name(event, t)));
+        MEMO.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut memo) => {
+                memo.reset(self.slots);
+                self.evaluate_candidates(event, candidates, folded, out, &mut memo);
+            }
+            // Evaluating from inside an evaluation (an `Event` that evaluates a ruleset): an
+            // empty table, which remembers nothing.
+            Err(_) => {
+                self.evaluate_candidates(event, candidates, folded, out, &mut Memo::default())
             }
         });
+    }
+
+    fn evaluate_candidates<'r>(
+        &'r self,
+        event: &dyn Event,
+        candidates: &[u32],
+        folded: Option<&Vec<Node>>,
+        out: &mut Vec<&'r CompiledRule>,
+        memo: &mut Memo,
+    ) {
+        for (k, &i) in candidates.iter().enumerate() {
+            let rule = &self.rules[i as usize];
+            let filter = folded.map_or(&rule.filter, |f| &f[k]);
+            if filter.eval_memo(event, memo) {
+                out.push(rule);
+                if self.matching == Matching::First {
+                    return;
+                }
+            }
+        }
     }
 
     /// How many enabled rules could match an event of type `t`.
