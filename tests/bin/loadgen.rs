@@ -262,11 +262,6 @@ impl Rounds {
         o: &Options,
         gateway: SocketAddr,
     ) -> (f64, f64) {
-        let median = |runs: &[Stats]| {
-            let mut runs = runs.to_vec();
-            runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-            runs[runs.len() / 2].clone()
-        };
         let (b, g) = (median(&self.bare), median(&self.gateway));
         self.end_to_end.sort_by(|a, b| a.total_cmp(b));
         let e2e = self.end_to_end[self.end_to_end.len() / 2];
@@ -315,15 +310,11 @@ impl Rounds {
         );
         (commits, records)
     }
-}
 
-impl Rounds {
     /// The durable floor's median, and both ratios it splits the gateway's into: what
     /// durability itself leaves of the bare server's rate, and what the gateway reaches of that.
     fn report_floor(&self, bare: &Stats, gateway: &Stats) {
-        let mut durable = self.durable.clone();
-        durable.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        let d = &durable[durable.len() / 2];
+        let d = median(&self.durable);
         println!(
             "median durable  {:>9.0} alerts/s  p50 {:.2} ms  p99 {:.2} ms  (hyper + group commit, nothing else)",
             d.rate, d.p50_ms, d.p99_ms
@@ -339,6 +330,13 @@ impl Rounds {
             per_round_ratios(&self.durable, &self.gateway)
         );
     }
+}
+
+/// The round of median rate.
+fn median(runs: &[Stats]) -> Stats {
+    let mut runs = runs.to_vec();
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs[runs.len() / 2].clone()
 }
 
 /// Each round's ratio of its two phases, which ran seconds apart: on a shared host whose speed
@@ -658,31 +656,43 @@ async fn received(addr: SocketAddr) -> u64 {
 /// A hyper server on 127.0.0.1 that answers 200 to everything. As a receiver it also counts the
 /// requests it got and reports the count on `GET /count`.
 fn serve(count: bool) {
-    let rt = runtime();
-    rt.block_on(async move {
+    let counter = Arc::new(AtomicU64::new(0));
+    serve_http(move |req| {
+        let counter = counter.clone();
+        async move {
+            let is_count = count && req.uri().path() == "/count";
+            let _ = req.into_body().collect().await;
+            let body = if is_count {
+                counter.load(Ordering::Relaxed).to_string()
+            } else {
+                if count {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                String::new()
+            };
+            Response::new(Full::new(Bytes::from(body)))
+        }
+    });
+}
+
+/// Serves HTTP/1.1 on 127.0.0.1 on this program's runtime, printing the address first; `handle`
+/// answers every request.
+fn serve_http<F, A>(handle: F)
+where
+    F: Fn(Request<Incoming>) -> A + Clone + Send + Sync + 'static,
+    A: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
-        let counter = Arc::new(AtomicU64::new(0));
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(true).unwrap();
-            let counter = counter.clone();
+            let handle = handle.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let counter = counter.clone();
-                    async move {
-                        let is_count = count && req.uri().path() == "/count";
-                        let _ = req.into_body().collect().await;
-                        let body = if is_count {
-                            counter.load(Ordering::Relaxed).to_string()
-                        } else {
-                            if count {
-                                counter.fetch_add(1, Ordering::Relaxed);
-                            }
-                            String::new()
-                        };
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-                    }
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = handle(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

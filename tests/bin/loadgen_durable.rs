@@ -11,19 +11,16 @@
 //! The design is the spool's (one writer thread, group commit, zeros written ahead so that an
 //! `fdatasync` commits no new file size), without the spool's wait for announced appends.
 
-use std::convert::Infallible;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::Response;
 use tokio::sync::{mpsc, oneshot};
 
-use super::runtime;
+use super::serve_http;
 
 /// A body waiting for its group's fsync, and whom to tell.
 type Waiting = (Bytes, oneshot::Sender<()>);
@@ -42,28 +39,14 @@ pub fn serve(dir: PathBuf) {
         .name("floor-writer".into())
         .spawn(move || write_groups(&file, rx))
         .unwrap();
-    runtime().block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap());
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let (done, durable) = oneshot::channel();
-                        tx.send((body, done)).await.unwrap();
-                        durable.await.unwrap();
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    serve_http(move |req| {
+        let tx = tx.clone();
+        async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let (done, durable) = oneshot::channel();
+            tx.send((body, done)).await.unwrap();
+            durable.await.unwrap();
+            Response::new(Full::new(Bytes::new()))
         }
     });
 }

@@ -346,14 +346,10 @@ pub enum Node {
 }
 
 impl Node {
+    /// Whether `event` satisfies this condition (evaluated as a ruleset does, with an empty table
+    /// of results: see [`crate::memo`]).
     pub fn eval(&self, event: &dyn Event) -> bool {
-        match self {
-            Node::And(children) => children.iter().all(|c| c.eval(event)),
-            Node::Or(children) => children.iter().any(|c| c.eval(event)),
-            Node::Not(inner) => !inner.eval(event),
-            Node::Compare(c) => c.eval(event),
-            Node::Const(b) => *b,
-        }
+        self.eval_memo(event, &mut crate::memo::Memo::default())
     }
 }
 

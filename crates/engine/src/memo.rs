@@ -27,7 +27,8 @@ impl Memo {
 }
 
 impl Node {
-    /// As [`Node::eval`], taking and keeping each numbered comparison's result in `memo`.
+    /// Whether `event` satisfies this condition, taking and keeping each numbered comparison's
+    /// result in `memo` (a comparison without a slot in it is evaluated every time).
     pub(crate) fn eval_memo(&self, event: &dyn Event, memo: &mut Memo) -> bool {
         match self {
             Node::And(children) => children.iter().all(|c| c.eval_memo(event, memo)),
